@@ -1,0 +1,36 @@
+# make demo: run every runbook on the embedded sandbox.  make test: the test suite.
+# Both create .venv and install the project on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: demo test lab bench lint sandbox-down clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing aias-runbooks into $(VENV) (first run only)..."
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[sandbox,dev]'
+	@touch $@
+
+demo: $(STAMP)
+	@$(BIN)/aias-runbooks demo
+
+test: $(STAMP)
+	@$(BIN)/python -m pytest -q
+
+lab: $(STAMP)
+	@$(BIN)/aias-runbooks sandbox up
+	@$(BIN)/jupyter lab notebooks/
+
+bench: $(STAMP)
+	@$(BIN)/python benchmarks/overhead.py
+
+lint: $(STAMP)
+	@$(BIN)/ruff check .
+
+sandbox-down: $(STAMP)
+	@$(BIN)/aias-runbooks sandbox down
+
+clean:
+	rm -rf $(VENV) .sandbox

@@ -1,0 +1,123 @@
+"""Finding, Severity and Verdict: what a runbook concluded, for people (HTML) and machines (JSON)."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+VERDICT_MIME = "application/vnd.aias-runbooks.verdict+json"
+FINDINGS_MIME = "application/vnd.aias-runbooks.findings+json"
+
+
+class Severity(str, Enum):
+    """Monitoring-plugin states; the exit code of `aias-runbooks run` is the verdict's state."""
+
+    OK = "OK"
+    WARNING = "WARNING"
+    CRITICAL = "CRITICAL"
+    UNKNOWN = "UNKNOWN"
+
+    @property
+    def exit_code(self) -> int:
+        return {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}[self.value]
+
+    @property
+    def rank(self) -> int:
+        """Worst-first order: a known problem outranks a blind spot, which outranks OK."""
+        return {"OK": 0, "UNKNOWN": 1, "WARNING": 2, "CRITICAL": 3}[self.value]
+
+
+_COLOURS = {"OK": "#1a7f37", "WARNING": "#9a6700", "CRITICAL": "#cf222e", "UNKNOWN": "#57606a"}
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+@dataclass
+class Finding:
+    """One conclusion: a stable code naming the cause, how bad, the evidence and what to do next."""
+
+    code: str
+    severity: Severity
+    title: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    next_steps: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.severity = Severity(self.severity)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "severity": self.severity.value, "title": self.title,
+                "evidence": _jsonable(self.evidence), "next_steps": list(self.next_steps)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        return cls(data["code"], Severity(data["severity"]), data["title"],
+                   data.get("evidence", {}), data.get("next_steps", []))
+
+    def _repr_html_(self) -> str:
+        colour = _COLOURS[self.severity.value]
+        evidence = "".join(f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
+                           f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>"
+                           for k, v in self.evidence.items())
+        steps = "".join(f"<li>{html.escape(s)}</li>" for s in self.next_steps)
+        return (f"<div style='border-left:4px solid {colour};padding:4px 10px;margin:6px 0'>"
+                f"<b style='color:{colour}'>{self.severity.value}</b> <code>{html.escape(self.code)}</code> "
+                f"{html.escape(self.title)}"
+                + (f"<table style='margin:4px 0'>{evidence}</table>" if evidence else "")
+                + (f"<div>Next steps:<ol style='margin:2px 0'>{steps}</ol></div>" if steps else "")
+                + "</div>")
+
+    def __str__(self) -> str:
+        return f"{self.severity.value} {self.code}: {self.title}"
+
+
+def worst(findings: list[Finding]) -> Severity:
+    return max((f.severity for f in findings), key=lambda s: s.rank, default=Severity.OK)
+
+
+@dataclass
+class Verdict:
+    """The runbook's overall state: its worst finding, with every finding behind it."""
+
+    runbook: str
+    env: str
+    run_id: str
+    findings: list[Finding]
+
+    @property
+    def status(self) -> Severity:
+        return worst(self.findings)
+
+    @property
+    def top(self) -> Finding | None:
+        ranked = sorted(self.findings, key=lambda f: f.severity.rank, reverse=True)
+        return ranked[0] if ranked and ranked[0].severity is not Severity.OK else None
+
+    @property
+    def summary(self) -> str:
+        problems = [f for f in self.findings if f.severity is not Severity.OK]
+        if not problems:
+            codes = ", ".join(f.code for f in self.findings)
+            return f"OK: {len(self.findings)} check(s) passed ({codes})" if codes else "OK: no checks ran"
+        top = self.top
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        return f"{self.status.value}: {top.code} - {top.title}{more}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"runbook": self.runbook, "env": self.env, "run_id": self.run_id,
+                "status": self.status.value, "exit_code": self.status.exit_code, "summary": self.summary,
+                "findings": [f.to_dict() for f in self.findings]}
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, Any]:
+        colour = _COLOURS[self.status.value]
+        ordered = sorted(self.findings, key=lambda f: f.severity.rank, reverse=True)
+        body = "".join(f._repr_html_() for f in ordered)
+        head = (f"<h3 style='color:{colour}'>Verdict: {self.status.value}</h3>"
+                f"<p>{html.escape(self.summary)}</p>")
+        return {VERDICT_MIME: self.to_dict(), "text/html": head + body,
+                "text/plain": "\n".join([f"Verdict: {self.summary}", *map(str, ordered)])}

@@ -1,0 +1,1 @@
+"""Run a runbook notebook headlessly with papermill and archive its report."""

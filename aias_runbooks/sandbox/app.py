@@ -1,0 +1,134 @@
+"""The sandbox AIAS API: /api/healthz (which checks its database), every request logged to api_requests.
+
+Run as `python -m aias_runbooks.sandbox.app --port N --state-dir D`; the database URL comes from the
+AIAS_SANDBOX_DATABASE_URL environment variable, never the command line. The active scenario is read
+from D/scenario.json, so `sandbox up --scenario` changes behaviour without a restart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from aiohttp import web
+from psycopg_pool import AsyncConnectionPool
+
+log = logging.getLogger("aias-sandbox-api")
+SLOW_EVERY = 4          # api-slow: every 4th request waits SLOW_DELAY_S (a quarter of traffic: P95 crosses 1 s)
+SLOW_DELAY_S = 1.2
+DB_CHECK_TIMEOUT_S = 2.0
+
+
+class Scenario:
+    """The scenario file, re-read only when it changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self._mtime, self._data = path, None, {}
+
+    def get(self) -> dict:
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return {}
+        if mtime != self._mtime:
+            self._data, self._mtime = json.loads(self.path.read_text() or "{}"), mtime
+        return self._data
+
+
+@web.middleware
+async def scenario_and_request_log(request: web.Request, handler) -> web.StreamResponse:
+    app = request.app
+    app["requests"] += 1
+    start = time.perf_counter()
+    if app["scenario"].get().get("api") == "slow" and app["requests"] % SLOW_EVERY == 0:
+        await asyncio.sleep(SLOW_DELAY_S)
+    status, error = 500, None
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        log.exception("unhandled error on %s", request.path)
+        return web.json_response({"ok": False, "error": "internal error"}, status=500)
+    finally:
+        duration_ms = (time.perf_counter() - start) * 1000
+        task = asyncio.create_task(_log_request(app, request, status, duration_ms, error))
+        app["pending"].add(task)
+        task.add_done_callback(app["pending"].discard)
+
+
+async def _log_request(app: web.Application, request: web.Request, status: int, duration_ms: float,
+                       error: str | None) -> None:
+    try:
+        async with app["pool"].connection(timeout=2) as conn:
+            await conn.execute(
+                "INSERT INTO api_requests (method, path, status, duration_ms, ip, request_id, error) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (request.method, request.path, status, duration_ms, request.remote, request["request_id"], error))
+    except Exception as exc:  # the API keeps serving when its request log cannot be written
+        log.warning("could not log request: %s", exc)
+
+
+@web.middleware
+async def request_id(request: web.Request, handler) -> web.StreamResponse:
+    request["request_id"] = request.headers.get("x-request-id") or uuid.uuid4().hex
+    response = await handler(request)
+    response.headers["x-request-id"] = request["request_id"]
+    return response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """{"ok": true} when the API can reach its database, else 503 with the reason."""
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    try:
+        await asyncio.wait_for(_select_one(request.app["pool"]), DB_CHECK_TIMEOUT_S)
+    except Exception as exc:
+        return web.json_response({"ok": False, "db": f"unreachable: {type(exc).__name__}", "time": now},
+                                 status=503)
+    return web.json_response({"ok": True, "db": "ok", "service": "aias-api (sandbox)", "time": now})
+
+
+async def _select_one(pool: AsyncConnectionPool) -> None:
+    async with pool.connection() as conn:
+        await conn.execute("SELECT 1")
+
+
+async def _open_pool(app: web.Application):
+    app["pool"] = AsyncConnectionPool(os.environ["AIAS_SANDBOX_DATABASE_URL"], min_size=1, max_size=4,
+                                      kwargs={"application_name": "aias-api"}, open=False)
+    await app["pool"].open(wait=False)
+    yield
+    await asyncio.gather(*app["pending"], return_exceptions=True)
+    await app["pool"].close()
+
+
+def make_app(state_dir: Path) -> web.Application:
+    app = web.Application(middlewares=[request_id, scenario_and_request_log])
+    app.update(scenario=Scenario(state_dir / "scenario.json"), requests=0, pending=set())
+    app.cleanup_ctx.append(_open_pool)
+    app.router.add_get("/api/healthz", healthz)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--state-dir", type=Path, required=True)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    web.run_app(make_app(args.state_dir), host="127.0.0.1", port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""`aias-runbooks sandbox up|down|status`: start, stop and describe the embedded AIAS Platform.
+
+Everything lives in the sandbox folder (AIAS_SANDBOX_DIR, default .sandbox/): state.json records what `up`
+started (pid and start time of each process), sandbox.env holds the generated URLs and secrets that the
+`sandbox` environment profile reads, logs/ holds each component's output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .. import paths
+from ..errors import UsageError
+from . import postgres, processes, scenarios, schema
+
+DEFAULT_PORT_BASE = 54330          # api = base, localstripe = base + 1, postgres = base + 2
+
+
+def state_path() -> Path:
+    return paths.sandbox_dir() / "state.json"
+
+
+def read_state() -> dict[str, Any] | None:
+    try:
+        return json.loads(state_path().read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _write_state(state: dict[str, Any]) -> None:
+    tmp = state_path().with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(state_path())
+
+
+def component_alive(state: dict[str, Any], name: str) -> bool:
+    return processes.alive(state.get("components", {}).get(name))
+
+
+def is_up(state: dict[str, Any] | None) -> bool:
+    """Postgres and localstripe running (the API may be down on purpose: scenario api-down)."""
+    return bool(state) and all(component_alive(state, c) for c in ("postgres", "stripe"))
+
+
+def port_base() -> int:
+    value = os.environ.get("AIAS_SANDBOX_PORT_BASE", str(DEFAULT_PORT_BASE))
+    if not value.isdigit() or not 1024 <= int(value) <= 65530:
+        raise UsageError(f"AIAS_SANDBOX_PORT_BASE must be a port number 1024-65530, got {value!r}")
+    return int(value)
+
+
+def up(scenario: str = "healthy", say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Start the sandbox (or reuse the running one) and put it in the scenario."""
+    wanted = scenarios.get(scenario)
+    state = read_state()
+    if is_up(state):
+        say(f"sandbox already up in {paths.sandbox_dir()}; switching to scenario '{wanted.name}'")
+        return apply_scenario(state, wanted.name, say)
+    if state:
+        say("found state from a sandbox that is no longer running; cleaning it up")
+        down(say=lambda _: None)
+    base = port_base()
+    ports = {"api": base, "stripe": base + 1, "postgres": base + 2}
+    for name, port in ports.items():
+        if not processes.port_free(port):
+            raise UsageError(f"port {port} (sandbox {name}) is in use by another program; stop it or set "
+                             f"AIAS_SANDBOX_PORT_BASE to another base (uses base..base+2)")
+    folder = paths.sandbox_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {"folder": str(folder), "ports": ports, "components": {}, "scenario": None}
+    try:
+        _start_all(state, say)
+    except BaseException:
+        _write_state(state)
+        down(say=lambda _: None)
+        raise
+    return apply_scenario(state, wanted.name, say)
+
+
+def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
+    folder, ports = paths.sandbox_dir(), state["ports"]
+    secrets_ = {"password": secrets.token_urlsafe(18), "stripe_key": "sk_test_" + secrets.token_hex(16),
+                "webhook_secret": "whsec_" + secrets.token_hex(24)}
+    dsn = f"postgresql://postgres:{secrets_['password']}@127.0.0.1:{ports['postgres']}/postgres"
+    t0 = time.monotonic()
+    binaries = postgres.find_binaries()
+    data_dir = folder / "pgdata"
+    postgres.init(binaries, data_dir, secrets_["password"])
+    postgres.configure(binaries, data_dir, ports["postgres"])
+    pid = postgres.start(binaries, data_dir, folder / "logs" / "postgres.log")
+    state["components"]["postgres"] = {
+        "pid": pid, "create_time": processes.psutil.Process(pid).create_time(), "port": ports["postgres"],
+        "data_dir": str(data_dir), "bindir": str(binaries.bindir), "version": binaries.version,
+        "source": binaries.source, "pg_stat_statements": binaries.has_pg_stat_statements}
+    _write_state(state)
+    say(f"  postgres {binaries.version} ({binaries.source}) on 127.0.0.1:{ports['postgres']} "
+        f"[{time.monotonic() - t0:.1f}s]")
+    t0 = time.monotonic()
+    if binaries.has_pg_stat_statements:
+        schema.enable_pg_stat_statements(dsn)
+    applied = schema.migrate(dsn)
+    schema.seed(dsn)
+    say(f"  schema: {len(applied)} migrations applied, history seeded [{time.monotonic() - t0:.1f}s]")
+    env_file = {
+        "AIAS_SANDBOX_API_URL": f"http://127.0.0.1:{ports['api']}",
+        "AIAS_SANDBOX_STRIPE_API_BASE": f"http://127.0.0.1:{ports['stripe']}",
+        "AIAS_SANDBOX_DATABASE_URL": dsn,
+        "AIAS_SANDBOX_STRIPE_SECRET_KEY": secrets_["stripe_key"],
+        "AIAS_SANDBOX_STRIPE_WEBHOOK_SECRET": secrets_["webhook_secret"],
+    }
+    env_path = folder / "sandbox.env"
+    env_path.touch(mode=0o600)
+    env_path.write_text("".join(f"{k}={v}\n" for k, v in env_file.items()))
+    t0 = time.monotonic()
+    state["components"]["stripe"] = _start_stripe(folder, ports["stripe"])
+    _write_state(state)
+    say(f"  localstripe on 127.0.0.1:{ports['stripe']} [{time.monotonic() - t0:.1f}s]")
+
+
+def _start_stripe(folder: Path, port: int) -> dict[str, Any]:
+    record = processes.spawn([sys.executable, "-m", "localstripe", "--port", str(port), "--from-scratch"],
+                             folder / "logs" / "localstripe.log", cwd=folder)
+    url = f"http://127.0.0.1:{port}/v1/customers"
+    processes.wait_until(lambda: _http_ok(url, auth=("sk_test_ready", "")), record, "localstripe")
+    return record | {"port": port, "url": f"http://127.0.0.1:{port}"}
+
+
+def _start_api(state: dict[str, Any]) -> dict[str, Any]:
+    folder, port = Path(state["folder"]), state["ports"]["api"]
+    env = os.environ | _sandbox_env(folder)
+    record = processes.spawn([sys.executable, "-m", "aias_runbooks.sandbox.app", "--port", str(port),
+                              "--state-dir", str(folder)], folder / "logs" / "api.log", env=env)
+    processes.wait_until(lambda: _http_ok(f"http://127.0.0.1:{port}/api/healthz"), record, "sandbox API")
+    return record | {"port": port, "url": f"http://127.0.0.1:{port}"}
+
+
+def _sandbox_env(folder: Path) -> dict[str, str]:
+    from dotenv import dotenv_values
+    return {k: v for k, v in dotenv_values(folder / "sandbox.env").items() if v is not None}
+
+
+def _http_ok(url: str, auth: tuple[str, str] | None = None) -> bool:
+    try:
+        return httpx.get(url, auth=auth, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Reset to normal, then inject the scenario's faults."""
+    wanted = scenarios.get(name)
+    folder = Path(state["folder"])
+    (folder / "scenario.json").write_text(json.dumps({"name": wanted.name, "api": wanted.api}))
+    api = state["components"].get("api")
+    if wanted.api == "down":
+        processes.stop(api)
+        state["components"].pop("api", None)
+    elif not processes.alive(api):
+        state["components"]["api"] = _start_api(state)
+    state["scenario"] = wanted.name
+    _write_state(state)
+    say(f"sandbox up in {folder}: scenario '{wanted.name}': {wanted.description}")
+    return state
+
+
+def down(say: Callable[[str], None] = print) -> bool:
+    """Stop exactly what `up` started; False if nothing was running."""
+    state = read_state()
+    if not state:
+        say("sandbox is not up (no state file)")
+        return False
+    stopped = []
+    components = state.get("components", {})
+    for name in ("api", "stripe"):
+        if processes.stop(components.get(name)):
+            stopped.append(name)
+    pg = components.get("postgres")
+    if pg and processes.alive(pg) and postgres.stop(Path(pg["bindir"]), Path(pg["data_dir"])):
+        stopped.append("postgres")
+    state_path().unlink(missing_ok=True)
+    (Path(state["folder"]) / "sandbox.env").unlink(missing_ok=True)
+    say(f"sandbox down: stopped {', '.join(stopped) or 'nothing (already stopped)'}")
+    return bool(stopped)
+
+
+def status() -> list[dict[str, Any]]:
+    """One row per component: whether it runs and where."""
+    state = read_state() or {}
+    rows = []
+    for name in ("postgres", "api", "stripe"):
+        record = state.get("components", {}).get(name, {})
+        port = state.get("ports", {}).get(name)
+        rows.append({"component": name, "running": processes.alive(record), "port": port,
+                     "detail": _detail(name, record)})
+    return rows
+
+
+def _detail(name: str, record: dict[str, Any]) -> str:
+    if name == "postgres" and record:
+        pgss = "pg_stat_statements" if record.get("pg_stat_statements") else "no pg_stat_statements"
+        return f"PostgreSQL {record.get('version')} ({record.get('source')}, {pgss})"
+    return record.get("url", "") if record else ""

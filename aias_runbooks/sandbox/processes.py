@@ -1,0 +1,75 @@
+"""Background processes the sandbox starts, recorded so that `down` stops exactly those and nothing else."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+
+def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Start argv detached, output to log; returns the record (pid + create time) that identifies it later."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, start_new_session=True, **kwargs)
+    return {"pid": proc.pid, "create_time": psutil.Process(proc.pid).create_time(), "log": str(log)}
+
+
+def alive(record: dict[str, Any] | None) -> bool:
+    """True when the recorded process still runs (same pid *and* start time, so a reused pid is not ours)."""
+    if not record or not record.get("pid"):
+        return False
+    try:
+        proc = psutil.Process(record["pid"])
+        return abs(proc.create_time() - record["create_time"]) < 1 and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def stop(record: dict[str, Any] | None, timeout: float = 10) -> bool:
+    """SIGTERM the recorded process (then SIGKILL after timeout); False if it was not running."""
+    if not alive(record):
+        return False
+    proc = psutil.Process(record["pid"])
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except psutil.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+    return True
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_until(ready: Callable[[], bool], record: dict[str, Any] | None, what: str, timeout: float = 30) -> None:
+    """Poll ready() until true; fail fast with the log's tail if the process dies first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        if record is not None and not alive(record):
+            raise RuntimeError(f"{what} exited during start-up:\n{tail(record.get('log'))}")
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not become ready within {timeout:.0f} s:\n{tail(record and record.get('log'))}")
+
+
+def tail(log: str | None, lines: int = 15) -> str:
+    if not log or not os.path.exists(log):
+        return "(no log)"
+    return "\n".join(Path(log).read_text(errors="replace").splitlines()[-lines:])

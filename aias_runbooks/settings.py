@@ -1,0 +1,115 @@
+"""Environment profiles (params/environments/<name>.yaml) and the secrets they name.
+
+A profile holds only non-secret settings and the *names* of the environment variables that hold
+secrets. Values come from the process environment, then the profile's env_file, then the project .env.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from dotenv import dotenv_values
+
+from . import paths
+from .errors import UsageError
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class Secret:
+    """A secret value that never prints itself; call reveal() at the point of use."""
+
+    __slots__ = ("name", "_value")
+
+    def __init__(self, name: str, value: str) -> None:
+        self.name = name
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({self.name}=***)"
+
+    __str__ = __repr__
+
+    def __reduce__(self):
+        raise TypeError("secrets are not pickled")
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One target platform: where its API lives and which env vars hold its secrets."""
+
+    name: str
+    description: str
+    api_base_url: str
+    stripe_api_base: str | None
+    secret_vars: Mapping[str, str]
+    thresholds: Mapping[str, Any]
+    is_sandbox: bool
+    _values: Mapping[str, str] = field(repr=False)
+
+    def secret(self, role: str) -> Secret | None:
+        """The secret for a role such as 'database_url', or None when it is not set."""
+        var = self.secret_vars.get(role)
+        value = self._values.get(var) if var else None
+        return Secret(var, value) if value else None
+
+    def secrets(self) -> dict[str, Secret]:
+        return {role: s for role in self.secret_vars if (s := self.secret(role))}
+
+    def missing_secret_message(self, role: str) -> str:
+        var = self.secret_vars.get(role, f"<no variable named for '{role}' in the profile>")
+        hint = "run `aias-runbooks sandbox up`" if self.is_sandbox else f"set {var} in the environment or .env"
+        return f"{role} is not configured for environment '{self.name}': {hint}"
+
+
+def environment_names() -> list[str]:
+    folder = paths.params_dir() / "environments"
+    return sorted(p.stem for p in folder.glob("*.yaml") if not p.name.endswith(".example.yaml"))
+
+
+def load_environment(name: str) -> Environment:
+    """Load a profile by name; UsageError names the valid ones."""
+    path = paths.params_dir() / "environments" / f"{name}.yaml"
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or not path.is_file():
+        valid = ", ".join(environment_names()) or "none"
+        raise UsageError(f"unknown environment '{name}'; valid: {valid} (profiles live in {path.parent})")
+    raw = yaml.safe_load(path.read_text()) or {}
+    values = _values(raw.get("env_file"))
+    return Environment(
+        name=name,
+        description=raw.get("description", ""),
+        api_base_url=_expand(raw.get("api_base_url", ""), values).rstrip("/"),
+        stripe_api_base=_expand(raw.get("stripe_api_base"), values) or None,
+        secret_vars=dict(raw.get("secrets") or {}),
+        thresholds=raw.get("thresholds") or {},
+        is_sandbox=bool(raw.get("sandbox", False)),
+        _values=values,
+    )
+
+
+def _values(env_file: str | None) -> dict[str, str]:
+    """Process environment over the profile's env_file over the project .env."""
+    merged: dict[str, str] = {}
+    files = [paths.project_root() / ".env"]
+    if env_file:
+        files.append(Path(env_file.format(sandbox_dir=paths.sandbox_dir(), root=paths.project_root())))
+    for file in files:
+        if file.is_file():
+            merged.update({k: v for k, v in dotenv_values(file).items() if v is not None})
+    merged.update(os.environ)
+    return merged
+
+
+def _expand(value: str | None, values: Mapping[str, str]) -> str:
+    if not value:
+        return ""
+    return _VAR.sub(lambda m: values.get(m.group(1), ""), str(value))

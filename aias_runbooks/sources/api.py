@@ -1,0 +1,73 @@
+"""The AIAS API over HTTP: sample an endpoint and summarise what came back."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+import httpx
+import pandas as pd
+
+from ..thresholds import percentiles
+
+COLUMNS = ["sample", "sent_at", "status", "latency_ms", "ok", "error"]
+
+
+def probe(base_url: str, path: str = "/api/healthz", samples: int = 20, interval_ms: int = 100,
+          timeout_s: float = 5.0, max_consecutive_failures: int = 3) -> pd.DataFrame:
+    """GET base_url+path `samples` times; one row per sample with status, latency and whether the body said ok.
+
+    Stops early after `max_consecutive_failures` samples in a row got no answer: a dead API is
+    established by then, and more waiting only delays the page.
+    """
+    url = base_url.rstrip("/") + path
+    rows: list[dict] = []
+    failures_in_a_row = 0
+    with httpx.Client(timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0))) as client:
+        for i in range(1, samples + 1):
+            rows.append(_sample(client, url, i))
+            failures_in_a_row = failures_in_a_row + 1 if rows[-1]["status"] is None else 0
+            if failures_in_a_row >= max_consecutive_failures:
+                break
+            if i < samples and interval_ms:
+                time.sleep(interval_ms / 1000)
+    frame = pd.DataFrame(rows, columns=COLUMNS).astype({"status": "Int64"})
+    frame.attrs.update(url=url, requested=samples, stopped_early=len(rows) < samples)
+    return frame
+
+
+def _sample(client: httpx.Client, url: str, index: int) -> dict:
+    sent_at = datetime.now(timezone.utc)
+    start = time.perf_counter()
+    try:
+        response = client.get(url, headers={"User-Agent": "aias-runbooks"})
+    except httpx.HTTPError as exc:
+        return {"sample": index, "sent_at": sent_at, "status": None,
+                "latency_ms": (time.perf_counter() - start) * 1000, "ok": False,
+                "error": f"{type(exc).__name__}: {exc}".rstrip(": ")}
+    latency = (time.perf_counter() - start) * 1000
+    ok, error = _body_ok(response)
+    return {"sample": index, "sent_at": sent_at, "status": response.status_code,
+            "latency_ms": round(latency, 2), "ok": ok, "error": error}
+
+
+def _body_ok(response: httpx.Response) -> tuple[bool, str | None]:
+    try:
+        body = response.json()
+    except ValueError:
+        return False, f"HTTP {response.status_code}, body is not JSON: {response.text[:120]!r}"
+    if response.is_success and isinstance(body, dict) and body.get("ok") is True:
+        return True, None
+    return False, f"HTTP {response.status_code}, body: {str(body)[:200]}"
+
+
+def latency_summary(samples: pd.DataFrame, method: str = "inverted_cdf") -> pd.DataFrame:
+    """One row: how many samples were answered, P50/P95/P99 and max latency of the answered ones."""
+    answered = samples[samples["status"].notna()]
+    stats = percentiles(answered["latency_ms"], method=method)
+    return pd.DataFrame([{
+        "samples": len(samples), "answered": len(answered), "healthy": int(samples["ok"].sum()),
+        "p50_ms": stats["p50"], "p95_ms": stats["p95"], "p99_ms": stats["p99"],
+        "max_ms": answered["latency_ms"].max() if len(answered) else None,
+        "method": f"{method} (nearest rank)",
+    }])

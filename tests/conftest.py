@@ -1,0 +1,96 @@
+"""One real sandbox per test session (its own folder and ports), and helpers to run the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from aias_runbooks.sandbox import processes
+
+CLI = [sys.executable, "-m", "aias_runbooks.cli"]
+
+
+def free_port_base() -> int:
+    for _ in range(200):
+        base = random.randrange(40000, 60000, 10)
+        if all(processes.port_free(base + i) for i in range(3)):
+            return base
+    raise RuntimeError("no three consecutive free ports found")
+
+
+def cli(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout,
+                          env=env or os.environ.copy())
+
+
+@dataclass
+class Run:
+    proc: subprocess.CompletedProcess
+    output: Path
+
+    @property
+    def folders(self) -> list[Path]:
+        return sorted(p.parent for p in self.output.glob("*/*/verdict.json"))
+
+    @property
+    def folder(self) -> Path:
+        assert len(self.folders) == 1, f"expected one report folder, found {self.folders}\n{self.proc.stderr}"
+        return self.folders[0]
+
+    @property
+    def verdict(self) -> dict:
+        return json.loads((self.folder / "verdict.json").read_text())
+
+    @property
+    def codes(self) -> dict[str, str]:
+        return {f["code"]: f["severity"] for f in self.verdict["findings"]}
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    """A real sandbox (Postgres, API, localstripe) in a temporary folder; stopped after the session."""
+    folder = Path(tempfile.mkdtemp(prefix="aias-test-sandbox-"))
+    folder.chmod(0o755)
+    saved = {k: os.environ.get(k) for k in ("AIAS_SANDBOX_DIR", "AIAS_SANDBOX_PORT_BASE")}
+    os.environ["AIAS_SANDBOX_DIR"] = str(folder)
+    os.environ["AIAS_SANDBOX_PORT_BASE"] = str(free_port_base())
+    started = cli("sandbox", "up")
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        yield folder
+    finally:
+        cli("sandbox", "down")
+        shutil.rmtree(folder, ignore_errors=True)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def scenario(sandbox):
+    """Switch the session's sandbox to a scenario; back to healthy afterwards."""
+    def switch(name: str) -> None:
+        result = cli("sandbox", "up", "--scenario", name)
+        assert result.returncode == 0, result.stdout + result.stderr
+    yield switch
+    switch("healthy")
+
+
+@pytest.fixture
+def run(sandbox, tmp_path):
+    """Run `aias-runbooks run ...` into a fresh output folder."""
+    def go(*args: str, env: dict | None = None) -> Run:
+        output = tmp_path / "output"
+        return Run(cli("run", *args, "--output", str(output), env=env), output)
+    return go

@@ -1,0 +1,53 @@
+"""The runner's promises: secrets never reach a report, failed runs keep their partial notebook."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from aias_runbooks.settings import load_environment
+
+FIXTURES = Path(__file__).parent / "notebooks"
+
+
+def _fixture_env(**extra: str) -> dict[str, str]:
+    return os.environ | {"AIAS_NOTEBOOKS_DIR": str(FIXTURES)} | extra
+
+
+def _all_text(folder: Path) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file())
+
+
+def test_canary_secret_is_redacted_everywhere(run):
+    canary = "canary-" + secrets.token_hex(12)
+    password = load_environment("sandbox").secret("database_url").reveal().split(":")[2].split("@")[0]
+    result = run("leaky-check", env=_fixture_env(AIAS_SANDBOX_STRIPE_SECRET_KEY=canary))
+    assert result.proc.returncode == 0, result.proc.stderr
+    text = _all_text(result.output)
+    assert canary not in text and password not in text
+    assert "[REDACTED]" in (result.folder / "notebook.ipynb").read_text()
+    assert result.verdict["redactions"] >= 4
+    assert json.loads((result.output / "runs.jsonl").read_text())["redactions"] == result.verdict["redactions"]
+    assert "redacted" in result.proc.stderr
+
+
+def test_health_check_report_holds_no_secret(run):
+    dsn = load_environment("sandbox").secret("database_url").reveal()
+    result = run("health-check", "-p", "samples=10")
+    assert result.proc.returncode == 0
+    assert dsn.split(":")[2].split("@")[0] not in _all_text(result.output)
+    assert result.verdict["redactions"] == 0
+
+
+def test_failed_run_keeps_partial_notebook_and_findings(run):
+    result = run("crashing-check", env=_fixture_env())
+    assert result.codes == {"CHECK_BEFORE_CRASH": "WARNING", "RUNBOOK_ERROR": "UNKNOWN"}
+    assert result.proc.returncode == 1, "the worst known finding decides, even when the run failed"
+    error = next(f for f in result.verdict["findings"] if f["code"] == "RUNBOOK_ERROR")
+    assert "RuntimeError: boom" in error["evidence"]["error"]
+    nb = json.loads((result.folder / "notebook.ipynb").read_text())
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert any(o.get("ename") == "RuntimeError" for o in outputs), "the traceback stays in the notebook"
+    assert (result.folder / "report.html").is_file()
