@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import nbformat
 import pytest
+from nbclient import NotebookClient
 
+from aias_runbooks.findings import VERDICT_MIME
+from aias_runbooks.runner.execute import KERNEL_CONFIG
 from aias_runbooks.runner.parameterize import load_runbook
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
@@ -26,3 +30,15 @@ def test_parameters_are_typed_and_documented(path):
     assert info.parameters["environment"].default == "sandbox"
     for param in info.parameters.values():
         assert param.type in {"int", "float", "str", "bool"} and param.help, param
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_runs_top_to_bottom_with_defaults_as_in_jupyterlab(sandbox, path):
+    """No runner, no injected parameters: what an engineer gets from Run All in JupyterLab."""
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
+                   config=KERNEL_CONFIG).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    verdict = next(o["data"][VERDICT_MIME] for o in outputs if VERDICT_MIME in o.get("data", {}))
+    assert verdict["run_id"].startswith("interactive-") and verdict["status"] == "OK"
