@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,8 +29,6 @@ from .parameterize import ENV_PARAM, RunbookInfo, load_runbook, validate
 from .redact import redact_folder
 from .report import make_run_dir, provenance, read_verdict, write_report
 
-# Kernel traffic over private Unix sockets, not loopback TCP: the kernel holds the run's secrets.
-KERNEL_CONFIG = Config({"KernelManager": {"transport": "ipc"}})
 INCIDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -82,13 +81,13 @@ def execute(request: RunRequest, output_root: Path | None = None, operator: str 
     notebook = folder / "notebook.ipynb"
     error = None
     logging.getLogger("papermill").setLevel(logging.WARNING)
-    with _kernel_env(AIAS_RUN_ID=run_id, AIAS_RUNBOOK=slug, AIAS_OPERATOR=operator):
+    with _kernel_env(AIAS_RUN_ID=run_id, AIAS_RUNBOOK=slug, AIAS_OPERATOR=operator), kernel_sockets() as config:
         try:
             papermill.execute_notebook(
                 str(request.info.path), str(notebook), parameters=request.parameters | {ENV_PARAM: env},
                 kernel_name="python3", progress_bar=sys.stderr.isatty() if progress is None else progress,
                 log_output=False, execution_timeout=cell_timeout, cwd=str(request.info.path.parent),
-                config=KERNEL_CONFIG)
+                config=config)
         except Exception as exc:  # the run is reported as RUNBOOK_ERROR, never lost
             error = _describe(exc)
     nb = nbformat.read(notebook if notebook.is_file() else request.info.path, as_version=4)
@@ -127,6 +126,13 @@ def _describe(exc: Exception) -> str:
     else:
         text = f"{type(exc).__name__}: {exc}"
     return text.strip()[:500]
+
+
+@contextmanager
+def kernel_sockets() -> Iterator[Config]:
+    """Kernel traffic over Unix sockets in a private folder, not loopback TCP: the kernel holds the run's secrets."""
+    with tempfile.TemporaryDirectory(prefix="aias-kernel-") as folder:
+        yield Config({"KernelManager": {"transport": "ipc", "ip": f"{folder}/kernel"}})
 
 
 @contextmanager
