@@ -14,8 +14,10 @@ from matplotlib.ticker import MaxNLocator
 def latency(samples: pd.DataFrame, rule: dict[str, Any], title: str = "Latency") -> Figure:
     """Per-sample latency (failures marked) and its histogram, on a log scale so that 5 ms and the
     1000 ms alert line are both readable."""
+    if samples.empty:
+        return _nothing(f"{title}: no samples (target unreachable)")
     fig, (series, hist) = plt.subplots(1, 2, figsize=(11, 3.4), gridspec_kw={"width_ratios": [2, 1]})
-    answered = samples[samples["status"].notna()]
+    answered = samples[samples["answered"]]
     failed = samples[~samples["ok"]]
     series.plot(answered["sample"], answered["latency_ms"], marker="o", ms=3, lw=1, label="answered")
     if not failed.empty:
@@ -36,5 +38,55 @@ def latency(samples: pd.DataFrame, rule: dict[str, Any], title: str = "Latency")
     hist.yaxis.set_major_locator(MaxNLocator(integer=True))
     series.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+STATE_COLOURS = {"active": "#1a7f37", "idle": "#8c959f", "idle in transaction": "#cf222e",
+                 "idle in transaction (aborted)": "#82071e", "unknown": "#d0d7de"}
+
+
+def pool_usage(by_state: pd.DataFrame, limits: pd.DataFrame, rule: dict[str, Any]) -> Figure:
+    """Connections stacked by state, overall and per application, against the usable slots and 80/95 % lines."""
+    if by_state.empty or limits.empty:
+        return _nothing("Connection pool: no data (database unreachable)")
+    usable = int(limits.iloc[0]["usable"])
+    table = by_state.pivot_table(index="application", columns="state", values="connections", aggfunc="sum",
+                                 fill_value=0)
+    table = table.loc[table.sum(axis=1).sort_values().index]
+    fig, (total, apps) = plt.subplots(1, 2, figsize=(11, max(2.6, 0.35 * len(table) + 1.4)),
+                                      gridspec_kw={"width_ratios": [1, 1.4]})
+    table.sum().to_frame("all").T.plot.barh(stacked=True, ax=total, legend=False,
+                                            color=[STATE_COLOURS.get(c, "#4c72b0") for c in table.columns])
+    for share, colour in ((rule["warning_usage"], "#9a6700"), (rule["critical_usage"], "#cf222e"), (1, "black")):
+        total.axvline(share * usable, color=colour, ls="--", lw=1, label=f"{share:.0%} of {usable} usable")
+    total.set(title="all client connections", xlabel="connections", xlim=(0, max(usable, table.values.sum()) * 1.05))
+    total.legend(fontsize=8, loc="lower right")
+    table.plot.barh(stacked=True, ax=apps, color=[STATE_COLOURS.get(c, "#4c72b0") for c in table.columns])
+    apps.set(title="by application", xlabel="connections", ylabel="")
+    apps.legend(fontsize=8, title="state", loc="lower right")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def table_sizes(sizes: pd.DataFrame) -> Figure:
+    """The largest tables, total size in MB (table, indexes and TOAST)."""
+    if sizes.empty:
+        return _nothing("Table sizes: no data")
+    data = sizes.set_index("table_name")["total_bytes"].sort_values() / 1e6
+    fig, axis = plt.subplots(figsize=(9, max(2.5, 0.3 * len(data) + 1)))
+    data.plot.barh(ax=axis, color="#4c72b0")
+    axis.set(title="largest tables (with indexes)", xlabel="MB", ylabel="")
+    axis.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def _nothing(message: str) -> Figure:
+    fig, axis = plt.subplots(figsize=(6, 0.8))
+    axis.axis("off")
+    axis.text(0.01, 0.5, message, va="center")
     plt.close(fig)
     return fig

@@ -38,7 +38,8 @@ def build_parser() -> Parser:
     run.add_argument("-f", "--params-file", type=Path, help="YAML file of parameters (-p wins over it)")
     run.add_argument("--incident", help="incident id, added to the report folder name (e.g. INC-1234)")
     run.add_argument("--output", type=Path, help="report root (default: output/ or AIAS_OUTPUT_DIR)")
-    run.add_argument("--operator", help="who runs it, for the report (default: the login name)")
+    run.add_argument("--operator", help="who runs it, for the report and audit (default: the login name); "
+                     "required with apply=true")
     run.add_argument("--cell-timeout", type=int, default=300, help="seconds one cell may run (default: 300)")
     demo = sub.add_parser("demo", help="bring up the sandbox and run every runbook against it")
     demo.add_argument("--output", type=Path, help="report root (default: output/)")
@@ -78,8 +79,9 @@ def cmd_list() -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .runner.execute import execute, prepare
-    request = prepare(args.runbook, args.env, parse_params(args.param, args.params_file), args.incident)
-    result = execute(request, args.output, args.operator, args.cell_timeout)
+    request = prepare(args.runbook, args.env, parse_params(args.param, args.params_file), args.incident,
+                      args.operator)
+    result = execute(request, args.output, args.cell_timeout)
     print(f"{result.verdict.summary}\n  report: {result.folder / 'report.html'}")
     if result.redactions:
         print(f"  warning: {result.redactions} secret(s) were found in the report and redacted", file=sys.stderr)

@@ -13,9 +13,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
-from .findings import FINDINGS_MIME, Finding, Verdict
+from .checks import connections
+from .findings import FINDINGS_MIME, Finding, Severity, Verdict
 from .settings import Environment, load_environment
 from .sources import database
 from .thresholds import load_thresholds
@@ -27,8 +29,10 @@ class Runbook:
     env: Environment
     run_id: str
     thresholds: dict[str, Any]
+    incident: str | None = None
     findings: list[Finding] = field(default_factory=list)
-    _engine: Engine | None = None
+    _conn: Connection | None = None
+    _db_problem: str | None = None
 
     def record(self, findings: Finding | list[Finding]) -> FindingList:
         """Add findings to the verdict and show them."""
@@ -40,18 +44,51 @@ class Runbook:
         """The verdict so far; as a cell's last expression it is what the runner reads back."""
         return Verdict(self.slug, self.env.name, self.run_id, list(self.findings))
 
-    @property
-    def db(self) -> Engine:
-        """The read-only engine for this environment's database (opened on first use)."""
-        if self._engine is None:
+    def connection(self) -> Connection | None:
+        """The run's one read-only database connection, opened on first use.
+
+        When the server cannot be reached or refuses the connection, that is recorded once as a finding
+        (DB_UNREACHABLE or DB_POOL_SATURATED) and None is returned from then on: a diagnosis never retries
+        against a server that is out of connections.
+        """
+        if self._conn is None and self._db_problem is None:
             dsn = self.env.secret("database_url")
             if dsn is None:
-                raise RuntimeError(self.env.missing_secret_message("database_url"))
-            self._engine = database.connect(dsn, f"aias-runbooks/{self.slug}/{self.run_id}")
-        return self._engine
+                self._db_problem = self.env.missing_secret_message("database_url")
+                self._show(self.record(Finding("DB_NOT_CONFIGURED", Severity.UNKNOWN, self._db_problem)))
+                return None
+            engine = database.connect(dsn, f"aias-runbooks/{self.slug}/{self.run_id}")
+            try:
+                self._conn = engine.connect()
+            except DBAPIError as exc:
+                self._db_problem = str(exc.orig).strip()
+                self._show(self.record(connections.unreachable(self._db_problem)))
+        return self._conn
 
     def query(self, name: str, **params) -> pd.DataFrame:
-        return database.query(self.db, name, **params)
+        """The named query as a DataFrame; empty (with attrs["error"]) when the database could not answer."""
+        conn = self.connection()
+        if conn is None:
+            return _empty(name, f"skipped: {self._db_problem}")
+        try:
+            return database.query(conn, name, **params)
+        except DBAPIError as exc:
+            message = str(exc.orig).strip().splitlines()[0]
+            self._show(self.record(Finding("DB_QUERY_FAILED", Severity.UNKNOWN, f"Query '{name}' failed: {message}",
+                                           {"query": name}, ["Re-run; if it persists, run the query by hand."])))
+            return _empty(name, message)
+
+    def ping(self, samples: int = 20, interval_ms: int = 50) -> pd.DataFrame:
+        """Database round-trip samples (see sources.database.ping); no rows when it cannot be reached."""
+        conn = self.connection()
+        if conn is None:
+            return database.ping_frame([])
+        return database.ping(conn, samples, interval_ms)
+
+    @staticmethod
+    def _show(findings: FindingList) -> None:
+        from IPython.display import display
+        display(findings)
 
     def _repr_html_(self) -> str:
         rows = {"runbook": self.slug, "environment": f"{self.env.name} ({self.env.description})",
@@ -77,5 +114,11 @@ class FindingList:
 def start(slug: str, env: str = "sandbox") -> Runbook:
     """Open a runbook against an environment profile; the runner's run id is used when there is one."""
     profile = load_environment(env)
-    run_id = os.environ.get("AIAS_RUN_ID") or "interactive-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return Runbook(slug, profile, run_id, load_thresholds(profile.thresholds))
+    run_id = os.environ.get("AIAS_RUN_ID") or "interactive-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Runbook(slug, profile, run_id, load_thresholds(profile.thresholds), os.environ.get("AIAS_INCIDENT"))
+
+
+def _empty(name: str, error: str) -> pd.DataFrame:
+    frame = pd.DataFrame()
+    frame.attrs.update(query=name, error=error)
+    return frame

@@ -43,8 +43,10 @@ class Run:
 
     @property
     def folder(self) -> Path:
-        assert len(self.folders) == 1, f"expected one report folder, found {self.folders}\n{self.proc.stderr}"
-        return self.folders[0]
+        """This run's report folder, as the CLI printed it."""
+        reports = [line.split("report: ", 1)[1] for line in self.proc.stdout.splitlines() if "report: " in line]
+        assert len(reports) == 1, f"no report printed\n{self.proc.stdout}\n{self.proc.stderr}"
+        return Path(reports[0]).parent
 
     @property
     def verdict(self) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 BAD = [
-    (["nope"], "unknown runbook 'nope'; valid: health-check"),
+    (["nope"], "unknown runbook 'nope'; valid: database-connection-errors, database-health, health-check"),
     (["health-check", "-p", "samples=abc"], "parameter 'samples' must be an integer, got 'abc'"),
     (["health-check", "-p", "samples=0"], "parameter 'samples' must be between 1 and 500"),
     (["health-check", "-p", "colour=red"], "no parameter 'colour'; valid: environment, samples"),

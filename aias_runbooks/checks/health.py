@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 
 from ..findings import Finding, Severity
-from ..thresholds import grade, percentiles
+from .latency import p95
 
 SYSTEM_DOWN_STEPS = [
     "Check Vercel status and the latest deployment (was something just deployed? roll back if so).",
@@ -25,7 +25,7 @@ SLOW_STEPS = [
 def availability(samples: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
     """API_DOWN when nothing answered, API_UNHEALTHY when answers are not {"ok": true}, else API_HEALTHY."""
     url = samples.attrs.get("url", "/api/healthz")
-    if samples["status"].isna().all():
+    if not samples["answered"].any():
         last_error = samples["error"].iloc[-1] if len(samples) else "no sample sent"
         return [Finding("API_DOWN", Severity.CRITICAL, "The API is not answering: every request failed.",
                         {"url": url, "attempts": len(samples), "last_error": last_error}, SYSTEM_DOWN_STEPS)]
@@ -34,8 +34,7 @@ def availability(samples: pd.DataFrame, thresholds: dict[str, Any]) -> list[Find
 
 def latency(samples: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
     """API_LATENCY_P95_HIGH against the playbook's 500 ms target and 1000 ms alert (answered samples only)."""
-    answered = samples[samples["status"].notna()]
-    return [_latency(answered, thresholds)] if len(answered) else []
+    return p95(samples, thresholds, "api_response_ms", "API", SLOW_STEPS)
 
 
 def _health(samples: pd.DataFrame, url: str, thresholds: dict[str, Any]) -> Finding:
@@ -52,22 +51,3 @@ def _health(samples: pd.DataFrame, url: str, thresholds: dict[str, Any]) -> Find
                     "statuses": sorted({str(s) for s in bad["status"]}), "example": bad["error"].iloc[0]},
                    SYSTEM_DOWN_STEPS)
 
-
-def _latency(answered: pd.DataFrame, thresholds: dict[str, Any]) -> Finding:
-    rule, pct = thresholds["api_response_ms"], thresholds["percentiles"]
-    stats = percentiles(answered["latency_ms"], method=pct["method"])
-    evidence = {"p50_ms": round(stats["p50"], 1), "p95_ms": round(stats["p95"], 1),
-                "p99_ms": round(stats["p99"], 1), "samples": stats["count"], "method": stats["method"],
-                "target_p95_ms": rule["warning_p95"], "alert_p95_ms": rule["critical_p95"]}
-    if stats["count"] < pct["min_samples"]:
-        return Finding("API_LATENCY_UNKNOWN", Severity.UNKNOWN,
-                       f"Too few answered samples ({stats['count']} < {pct['min_samples']}) to judge P95.",
-                       evidence, ["Re-run with more samples (the `samples` parameter)."])
-    severity = grade(stats["p95"], rule["warning_p95"], rule["critical_p95"])
-    if severity is Severity.OK:
-        return Finding("API_LATENCY_OK", Severity.OK,
-                       f"P95 latency {stats['p95']:.0f} ms is within the {rule['warning_p95']} ms target.",
-                       evidence)
-    limit = rule["critical_p95"] if severity is Severity.CRITICAL else rule["warning_p95"]
-    return Finding("API_LATENCY_P95_HIGH", severity,
-                   f"P95 latency {stats['p95']:.0f} ms is above {limit} ms.", evidence, SLOW_STEPS)

@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-import fcntl
-import json
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+
+from ..records import append_jsonl, read_jsonl
 
 _templates = Environment(loader=PackageLoader("aias_runbooks.runner", "templates"),
                          autoescape=select_autoescape(["html", "j2"]))
 
 
 def append_run(output_root: Path, record: dict[str, Any]) -> None:
-    """Append one line under an exclusive lock, so concurrent schedulers never interleave lines."""
-    output_root.mkdir(parents=True, exist_ok=True)
-    with open(output_root / "runs.jsonl", "a", encoding="utf-8") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        fh.write(json.dumps(record, sort_keys=True) + "\n")
-        fh.flush()
+    append_jsonl(output_root / "runs.jsonl", record)
 
 
 def read_runs(output_root: Path) -> list[dict[str, Any]]:
-    path = output_root / "runs.jsonl"
-    if not path.is_file():
-        return []
-    runs = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            runs.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return runs
+    return read_jsonl(output_root / "runs.jsonl")
 
 
 def write_index(output_root: Path) -> Path:

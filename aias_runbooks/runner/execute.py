@@ -52,11 +52,16 @@ class RunRequest:
     env: str
     parameters: dict[str, Any]
     incident: str | None
+    operator: str | None = None
 
 
 def prepare(slug: str, env: str = "sandbox", params: dict[str, Any] | None = None,
-            incident: str | None = None) -> RunRequest:
-    """Check runbook, environment, parameters and incident id; UsageError on the first problem."""
+            incident: str | None = None, operator: str | None = None) -> RunRequest:
+    """Check runbook, environment, parameters and incident id; UsageError on the first problem.
+
+    A runbook with a guarded action takes `apply` and `operator` parameters: --operator fills `operator`,
+    and apply=true without an operator is refused here, before anything runs.
+    """
     info = load_runbook(slug)
     load_environment(env)
     given = dict(params or {})
@@ -67,21 +72,27 @@ def prepare(slug: str, env: str = "sandbox", params: dict[str, Any] | None = Non
                          "(at most 64, e.g. INC-1234)")
     if ENV_PARAM not in info.parameters:
         raise UsageError(f"runbook '{slug}' has no `{ENV_PARAM}` parameter; every runbook needs one")
-    return RunRequest(info, env, validate(info, given), incident)
+    if operator and "operator" in info.parameters:
+        given.setdefault("operator", operator)
+    checked = validate(info, given)
+    if checked.get("apply") is True and not str(checked.get("operator", "")).strip():
+        raise UsageError("apply=true needs an operator for the audit record: add --operator NAME; nothing was run")
+    return RunRequest(info, env, checked, incident, operator or checked.get("operator") or None)
 
 
-def execute(request: RunRequest, output_root: Path | None = None, operator: str | None = None,
-            cell_timeout: int = 300, progress: bool | None = None) -> RunResult:
+def execute(request: RunRequest, output_root: Path | None = None, cell_timeout: int = 300,
+            progress: bool | None = None) -> RunResult:
     """Execute the notebook and archive its report; a failed run still leaves its partial notebook."""
     root = Path(output_root or paths.output_dir())
     slug, env = request.info.slug, request.env
     started = datetime.now(timezone.utc)
-    run_id = f"{started:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    run_id = f"{started:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"   # UTC; short enough for application_name
     folder = make_run_dir(root, started, slug, env, request.incident)
     notebook = folder / "notebook.ipynb"
     error = None
     logging.getLogger("papermill").setLevel(logging.WARNING)
-    with _kernel_env(AIAS_RUN_ID=run_id, AIAS_RUNBOOK=slug, AIAS_OPERATOR=operator), kernel_sockets() as config:
+    with _kernel_env(AIAS_RUN_ID=run_id, AIAS_INCIDENT=request.incident, AIAS_OUTPUT_DIR=str(root)), \
+            kernel_sockets() as config:
         try:
             papermill.execute_notebook(
                 str(request.info.path), str(notebook), parameters=request.parameters | {ENV_PARAM: env},
@@ -94,7 +105,7 @@ def execute(request: RunRequest, output_root: Path | None = None, operator: str 
     finished = datetime.now(timezone.utc)
     verdict = read_verdict(nb, slug, env, run_id, error)
     effective = {n: p.default for n, p in request.info.parameters.items()} | request.parameters | {ENV_PARAM: env}
-    prov = provenance(run_id, slug, env, request.incident, operator, started, finished, effective)
+    prov = provenance(run_id, slug, env, request.incident, request.operator, started, finished, effective)
     write_report(folder, nb, verdict, prov)
     redactions = _scan(folder, env)
     record = {"run_id": run_id, "runbook": slug, "env": env, "incident": request.incident,

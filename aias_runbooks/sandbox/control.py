@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 
 from .. import paths
 from ..errors import UsageError
@@ -156,9 +157,14 @@ def _http_ok(url: str, auth: tuple[str, str] | None = None) -> bool:
 
 
 def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """Reset to normal, then inject the scenario's faults."""
+    """Undo the previous scenario (stop its fault helper, reset schema and statistics), then inject this one."""
     wanted = scenarios.get(name)
     folder = Path(state["folder"])
+    processes.stop(state["components"].pop("fault", None))
+    with _admin_connection(folder) as conn:
+        conn.execute(scenarios.RESET_SQL)
+        if wanted.setup_sql:
+            conn.execute(wanted.setup_sql)
     (folder / "scenario.json").write_text(json.dumps({"name": wanted.name, "api": wanted.api}))
     api = state["components"].get("api")
     if wanted.api == "down":
@@ -166,10 +172,34 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
         state["components"].pop("api", None)
     elif not processes.alive(api):
         state["components"]["api"] = _start_api(state)
+    if wanted.fault:
+        state["components"]["fault"] = _start_fault(folder, wanted.fault)
     state["scenario"] = wanted.name
     _write_state(state)
     say(f"sandbox up in {folder}: scenario '{wanted.name}': {wanted.description}")
     return state
+
+
+def _admin_connection(folder: Path, timeout: float = 15) -> psycopg.Connection:
+    """A superuser connection; retried briefly because a stopped fault helper's slots free up asynchronously."""
+    dsn = _sandbox_env(folder)["AIAS_SANDBOX_DATABASE_URL"]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return psycopg.connect(dsn, autocommit=True, application_name="aias-sandbox/control")
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _start_fault(folder: Path, kind: str) -> dict[str, Any]:
+    ready = folder / "fault.ready"
+    ready.unlink(missing_ok=True)
+    record = processes.spawn([sys.executable, "-m", "aias_runbooks.sandbox.faults", kind, str(ready)],
+                             folder / "logs" / "faults.log", env=os.environ | _sandbox_env(folder))
+    processes.wait_until(ready.exists, record, f"fault helper '{kind}'", timeout=60)
+    return record | {"kind": kind}
 
 
 def down(say: Callable[[str], None] = print) -> bool:
@@ -180,7 +210,7 @@ def down(say: Callable[[str], None] = print) -> bool:
         return False
     stopped = []
     components = state.get("components", {})
-    for name in ("api", "stripe"):
+    for name in ("fault", "api", "stripe"):
         if processes.stop(components.get(name)):
             stopped.append(name)
     pg = components.get("postgres")

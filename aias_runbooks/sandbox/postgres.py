@@ -114,6 +114,7 @@ def configure(binaries: Binaries, data_dir: Path, port: int, max_connections: in
         "max_connections": str(max_connections), "superuser_reserved_connections": "3",
         "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
         "shared_buffers": "'128MB'", "log_min_messages": "warning", "track_io_timing": "on",
+        "log_connections": "on",
     }
     if binaries.has_pg_stat_statements:
         settings |= {"shared_preload_libraries": "'pg_stat_statements'", "pg_stat_statements.track": "all"}

@@ -12,8 +12,29 @@ class Scenario:
     name: str
     description: str
     api: str = "normal"      # normal | slow | down
+    fault: str | None = None  # a faults.py helper that holds the fault while the scenario lasts
+    setup_sql: str = ""      # run once when the scenario starts; RESET_SQL undoes it
     diagnosed_by: str = ""   # the runbook and finding codes that must catch it
 
+
+# Run before every scenario (after its fault helper is stopped): back to the healthy schema, fresh statistics.
+RESET_SQL = """
+CREATE INDEX IF NOT EXISTS workflow_executions_workflow_id_idx ON public.workflow_executions (workflow_id);
+DROP TABLE IF EXISTS public.debug_webhook_payloads, public.feature_flags;
+SELECT pg_stat_reset();
+DO $$ BEGIN
+  IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements') THEN
+    PERFORM extensions.pg_stat_statements_reset();
+  END IF;
+END $$;
+"""
+RLS_GAP_SQL = """
+CREATE TABLE public.debug_webhook_payloads (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    received_at timestamptz DEFAULT now(), payload jsonb);
+CREATE TABLE public.feature_flags (key text PRIMARY KEY, enabled boolean NOT NULL DEFAULT false);
+ALTER TABLE public.feature_flags ENABLE ROW LEVEL SECURITY;
+GRANT SELECT ON public.debug_webhook_payloads, public.feature_flags TO anon, authenticated;
+"""
 
 SCENARIOS = {s.name: s for s in [
     Scenario("healthy", "Everything normal: no runbook should report WARNING or CRITICAL."),
@@ -21,6 +42,17 @@ SCENARIOS = {s.name: s for s in [
              api="slow", diagnosed_by="health-check: API_LATENCY_P95_HIGH"),
     Scenario("api-down", "The API process is stopped: connections to it are refused.",
              api="down", diagnosed_by="health-check: API_DOWN"),
+    Scenario("db-connection-leak", "A worker leaked 8 sessions idle in transaction.", fault="leak",
+             diagnosed_by="database-connection-errors: DB_CONNECTION_LEAK"),
+    Scenario("db-pool-exhaustion", "Connections opened until the server refuses: 'too many clients already'.",
+             fault="exhaust", diagnosed_by="database-connection-errors: DB_POOL_SATURATED"),
+    Scenario("blocking-locks", "An open transaction holds a row; an UPDATE, a migration and reads queue behind it.",
+             fault="block", diagnosed_by="database-connection-errors: DB_BLOCKING_LOCKS"),
+    Scenario("slow-queries", "The index on workflow_executions(workflow_id) is gone and a dashboard query "
+             "runs in a loop.", fault="slow-workload",
+             diagnosed_by="database-connection-errors: DB_SLOW_QUERY; database-health: DB_SEQ_SCAN_HOT_TABLE"),
+    Scenario("rls-gap", "A table without RLS and a table with RLS but no policy appeared in public.",
+             setup_sql=RLS_GAP_SQL, diagnosed_by="database-health: RLS_DISABLED, RLS_NO_POLICY"),
 ]}
 
 

@@ -8,9 +8,7 @@ from datetime import datetime, timezone
 import httpx
 import pandas as pd
 
-from ..thresholds import percentiles
-
-COLUMNS = ["sample", "sent_at", "status", "latency_ms", "ok", "error"]
+COLUMNS = ["sample", "sent_at", "status", "answered", "latency_ms", "ok", "error"]
 
 
 def probe(base_url: str, path: str = "/api/healthz", samples: int = 20, interval_ms: int = 100,
@@ -26,7 +24,7 @@ def probe(base_url: str, path: str = "/api/healthz", samples: int = 20, interval
     with httpx.Client(timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0))) as client:
         for i in range(1, samples + 1):
             rows.append(_sample(client, url, i))
-            failures_in_a_row = failures_in_a_row + 1 if rows[-1]["status"] is None else 0
+            failures_in_a_row = 0 if rows[-1]["answered"] else failures_in_a_row + 1
             if failures_in_a_row >= max_consecutive_failures:
                 break
             if i < samples and interval_ms:
@@ -42,12 +40,12 @@ def _sample(client: httpx.Client, url: str, index: int) -> dict:
     try:
         response = client.get(url, headers={"User-Agent": "aias-runbooks"})
     except httpx.HTTPError as exc:
-        return {"sample": index, "sent_at": sent_at, "status": None,
+        return {"sample": index, "sent_at": sent_at, "status": None, "answered": False,
                 "latency_ms": (time.perf_counter() - start) * 1000, "ok": False,
                 "error": f"{type(exc).__name__}: {exc}".rstrip(": ")}
     latency = (time.perf_counter() - start) * 1000
     ok, error = _body_ok(response)
-    return {"sample": index, "sent_at": sent_at, "status": response.status_code,
+    return {"sample": index, "sent_at": sent_at, "status": response.status_code, "answered": True,
             "latency_ms": round(latency, 2), "ok": ok, "error": error}
 
 
@@ -60,14 +58,3 @@ def _body_ok(response: httpx.Response) -> tuple[bool, str | None]:
         return True, None
     return False, f"HTTP {response.status_code}, body: {str(body)[:200]}"
 
-
-def latency_summary(samples: pd.DataFrame, method: str = "inverted_cdf") -> pd.DataFrame:
-    """One row: how many samples were answered, P50/P95/P99 and max latency of the answered ones."""
-    answered = samples[samples["status"].notna()]
-    stats = percentiles(answered["latency_ms"], method=method)
-    return pd.DataFrame([{
-        "samples": len(samples), "answered": len(answered), "healthy": int(samples["ok"].sum()),
-        "p50_ms": stats["p50"], "p95_ms": stats["p95"], "p99_ms": stats["p99"],
-        "max_ms": answered["latency_ms"].max() if len(answered) else None,
-        "method": f"{method} (nearest rank)",
-    }])

@@ -2,52 +2,95 @@
 
 from __future__ import annotations
 
+import re
+import time
+from datetime import datetime, timezone
 from functools import cache
 
 import pandas as pd
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
 from .. import paths
 from ..settings import Secret
 
+_VARIANT = re.compile(r"\.pg(\d+)$")
+PING_COLUMNS = ["sample", "sent_at", "answered", "latency_ms", "ok", "error"]
+
 
 def connect(dsn: Secret, application_name: str, statement_timeout_ms: int = 5000,
             lock_timeout_ms: int = 1000, connect_timeout_s: int = 5) -> Engine:
-    """A read-only engine that never holds more than one connection.
+    """A read-only, autocommit engine that never holds more than one connection.
 
-    Every session starts read-only with statement and lock timeouts, and names itself so it can be
-    found (and told apart from the application) in pg_stat_activity.
+    Every statement runs read-only with statement and lock timeouts, outside any lingering transaction (so
+    the diagnosis never shows up as idle in transaction itself), and the session names itself so it can
+    be found, and told apart from the application, in pg_stat_activity.
     """
     url = make_url(dsn.reveal()).set(drivername="postgresql+psycopg")
     options = " ".join([
         "-c default_transaction_read_only=on",
         f"-c statement_timeout={statement_timeout_ms}",
         f"-c lock_timeout={lock_timeout_ms}",
-        f"-c idle_in_transaction_session_timeout={max(statement_timeout_ms * 2, 10000)}",
+        "-c search_path=public,extensions",
     ])
     return create_engine(url, poolclass=QueuePool, pool_size=1, max_overflow=0, pool_timeout=connect_timeout_s,
+                         isolation_level="AUTOCOMMIT",
                          connect_args={"application_name": application_name[:63], "options": options,
                                        "connect_timeout": connect_timeout_s})
 
 
+def sql_names() -> list[str]:
+    return sorted({_VARIANT.sub("", p.stem) for p in paths.sql_dir().glob("*.sql")})
+
+
 @cache
-def load_sql(name: str) -> tuple[str, str]:
-    """(description, text) of aias_runbooks/sql/<name>.sql; the first line is `-- description`."""
-    path = paths.sql_dir() / f"{name}.sql"
+def load_sql(name: str, server_major: int = 0) -> tuple[str, str]:
+    """(description, text) of sql/<name>.sql, or of the newest sql/<name>.pgNN.sql with NN <= server_major.
+
+    Version variants hold the queries whose columns changed between PostgreSQL releases.
+    """
+    variants = sorted((int(m.group(1)), p) for p in paths.sql_dir().glob(f"{name}.pg*.sql")
+                      if (m := _VARIANT.search(p.stem)) and int(m.group(1)) <= server_major)
+    path = variants[-1][1] if variants else paths.sql_dir() / f"{name}.sql"
     if not path.is_file():
-        valid = ", ".join(sorted(p.stem for p in paths.sql_dir().glob("*.sql")))
-        raise KeyError(f"no query named '{name}'; valid: {valid}")
+        raise KeyError(f"no query named '{name}'; valid: {', '.join(sql_names())}")
     sql = path.read_text()
-    first = sql.splitlines()[0] if sql else ""
-    return first.removeprefix("--").strip(), sql
+    return sql.splitlines()[0].removeprefix("--").strip(), sql
 
 
-def query(engine: Engine, name: str, **params) -> pd.DataFrame:
+def query(connection: Connection | Engine, name: str, **params) -> pd.DataFrame:
     """Run the named query with bound parameters; the frame's attrs carry its name and description."""
-    description, sql = load_sql(name)
-    with engine.connect() as conn:
-        frame = pd.read_sql_query(text(sql), conn, params=params)
+    if isinstance(connection, Engine):
+        with connection.connect() as conn:
+            return query(conn, name, **params)
+    major = (connection.dialect.server_version_info or (0,))[0]
+    description, sql = load_sql(name, major)
+    result = connection.execute(text(sql), params)
+    frame = pd.DataFrame.from_records(result.fetchall(), columns=list(result.keys()), coerce_float=True)
     frame.attrs.update(query=name, description=description)
     return frame
+
+
+def ping(connection: Connection, samples: int = 20, interval_ms: int = 50) -> pd.DataFrame:
+    """Round-trip time of `SELECT 1`, `samples` times: what every application query pays at least."""
+    rows = []
+    for i in range(1, samples + 1):
+        sent_at = datetime.now(timezone.utc)
+        start = time.perf_counter()
+        try:
+            connection.execute(text("SELECT 1"))
+            error = None
+        except Exception as exc:  # a failed round trip is a sample, not a crash
+            error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        rows.append({"sample": i, "sent_at": sent_at, "answered": error is None,
+                     "latency_ms": round((time.perf_counter() - start) * 1000, 2), "ok": error is None,
+                     "error": error})
+        if i < samples and interval_ms:
+            time.sleep(interval_ms / 1000)
+    return ping_frame(rows)
+
+
+def ping_frame(rows: list[dict]) -> pd.DataFrame:
+    """Ping samples with fixed columns and types, so an empty probe (database unreachable) still filters."""
+    return pd.DataFrame(rows, columns=PING_COLUMNS).astype({"answered": bool, "ok": bool, "latency_ms": float})

@@ -1,0 +1,88 @@
+"""Check Database Health: cache hit ratio, tables read by sequential scans, vacuum lag, row level security."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ..findings import Finding, Severity
+
+
+def cache_hit(cache: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
+    """DB_CACHE_HIT_LOW when table or index reads miss the 99 % buffer cache target."""
+    if cache.empty:
+        return []
+    rule = thresholds["db_health"]
+    evidence = {f"{r.kind}_hit_pct": (float(r.hit_pct) if pd.notna(r.hit_pct) else None) for r in cache.itertuples()}
+    blocks = int((cache["hits"].fillna(0) + cache["reads"].fillna(0)).sum())
+    evidence["block_reads_since_reset"] = blocks
+    if blocks < rule["cache_min_blocks"]:
+        return [Finding("DB_CACHE_HIT_OK", Severity.OK,
+                        f"Too little traffic since the statistics reset to judge the cache ({blocks} block reads).",
+                        evidence)]
+    low = cache[cache["hit_pct"].fillna(100) < rule["cache_hit_pct"]]
+    if low.empty:
+        return [Finding("DB_CACHE_HIT_OK", Severity.OK, f"Cache hit ratio is at or above {rule['cache_hit_pct']} %.",
+                        evidence)]
+    return [Finding("DB_CACHE_HIT_LOW", Severity.WARNING,
+                    f"{', '.join(low['kind'])} cache hit ratio below {rule['cache_hit_pct']} %: reads go to disk.",
+                    evidence,
+                    ["Look for sequential scans on large tables (next section): they evict the working set.",
+                     "If the working set simply outgrew memory, move to a larger Supabase compute size."])]
+
+
+def seq_scans(usage: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
+    """DB_SEQ_SCAN_HOT_TABLE: large tables read mostly by sequential scans (a missing index)."""
+    if usage.empty:
+        return []
+    rule = thresholds["db_health"]
+    hot = usage[(usage["live_rows"] >= rule["seq_scan_min_rows"]) & (usage["seq_scan"] >= rule["seq_scan_min_scans"])
+                & (usage["index_use_pct"].fillna(0) < rule["seq_scan_max_index_pct"])]
+    if hot.empty:
+        return [Finding("DB_INDEX_USE_OK", Severity.OK, "No large table is read mostly by sequential scans.")]
+    top = hot.iloc[0]
+    return [Finding("DB_SEQ_SCAN_HOT_TABLE", Severity.WARNING,
+                    f"{top['table_name']} ({top['live_rows']:,} rows) was read by {top['seq_scan']:,} sequential "
+                    f"scans; only {top['index_use_pct'] or 0:.0f} % of its scans used an index.",
+                    {"tables": hot["table_name"].tolist(), "seq_tup_read": int(top["seq_tup_read"])},
+                    ["Find the statements that scan it: `database-connection-errors`, section Slow queries.",
+                     "EXPLAIN them and add the missing index (CREATE INDEX CONCURRENTLY, through a migration)."])]
+
+
+def vacuum(stats: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
+    """DB_VACUUM_LAG: dead rows well past the autovacuum trigger point (autovacuum is not keeping up)."""
+    if stats.empty:
+        return []
+    factor = thresholds["db_health"]["vacuum_lag_factor"]
+    lagging = stats[stats["dead_rows"] > factor * stats["autovacuum_at"]]
+    if lagging.empty:
+        return [Finding("DB_VACUUM_OK", Severity.OK, "Autovacuum keeps up: no table far past its trigger point.")]
+    top = lagging.iloc[0]
+    return [Finding("DB_VACUUM_LAG", Severity.WARNING,
+                    f"{top['table_name']} holds {top['dead_rows']:,} dead rows, over {factor}x its autovacuum "
+                    "trigger point.", {"tables": lagging["table_name"].tolist()},
+                    ["Check for long transactions and leaked sessions: they stop vacuum from removing rows.",
+                     "Run VACUUM (ANALYZE) on the table off-peak; tune its autovacuum_vacuum_scale_factor."])]
+
+
+def rls(lint: pd.DataFrame) -> list[Finding]:
+    """RLS_DISABLED (CRITICAL: exposed to every API key) and RLS_NO_POLICY (WARNING: nobody can read it)."""
+    if lint.attrs.get("error"):
+        return []
+    findings = []
+    disabled = lint[lint["issue"] == "RLS_DISABLED"]
+    if not disabled.empty:
+        findings.append(Finding("RLS_DISABLED", Severity.CRITICAL,
+                                f"{len(disabled)} exposed table(s) have row level security disabled.",
+                                {"tables": (disabled["schema"] + "." + disabled["table_name"]).tolist()},
+                                ["ALTER TABLE ... ENABLE ROW LEVEL SECURITY and add policies, through a migration.",
+                                 "Until then anyone with the anon key can read and write these tables: "
+                                 "check access logs (playbook: Data Breach) if they hold user data."]))
+    no_policy = lint[lint["issue"] == "RLS_NO_POLICY"]
+    if not no_policy.empty:
+        findings.append(Finding("RLS_NO_POLICY", Severity.WARNING,
+                                f"{len(no_policy)} table(s) have RLS enabled but no policy: nobody can read them.",
+                                {"tables": (no_policy["schema"] + "." + no_policy["table_name"]).tolist()},
+                                ["Add the intended policies (playbook, User Support: 'I can not access my data')."]))
+    return findings or [Finding("RLS_OK", Severity.OK, "Every exposed table has RLS enabled with a policy.")]

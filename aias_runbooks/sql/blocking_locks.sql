@@ -1,0 +1,16 @@
+-- Who waits on whom, from pg_blocking_pids: catches relation-level waits (DDL, LOCK TABLE), not only row locks.
+SELECT blocked.pid                                                              AS blocked_pid,
+       coalesce(nullif(blocked.application_name, ''), '(none)')                 AS blocked_application,
+       round(extract(epoch FROM now() - blocked.query_start)::numeric, 1)       AS waiting_s,
+       (SELECT string_agg(DISTINCT l.mode || ' on ' || coalesce(l.relation::regclass::text, l.locktype), ', ')
+          FROM pg_locks l WHERE l.pid = blocked.pid AND NOT l.granted)         AS waiting_for,
+       left(blocked.query, 160)                                                 AS blocked_query,
+       blocker.pid                                                              AS blocking_pid,
+       coalesce(nullif(blocker.application_name, ''), '(none)')                 AS blocking_application,
+       blocker.state                                                            AS blocking_state,
+       round(extract(epoch FROM now() - blocker.xact_start)::numeric, 1)        AS blocking_transaction_s,
+       left(blocker.query, 160)                                                 AS blocking_query
+FROM pg_stat_activity blocked
+CROSS JOIN LATERAL unnest(pg_blocking_pids(blocked.pid)) AS b(pid)
+JOIN pg_stat_activity blocker ON blocker.pid = b.pid
+ORDER BY waiting_s DESC, blocked.pid

@@ -1,0 +1,16 @@
+-- Statements by total execution time from pg_stat_statements (PostgreSQL 17+: shared_blk_*_time replaced blk_*_time).
+SELECT queryid::text                                                             AS queryid,
+       calls,
+       round(total_exec_time::numeric, 1)                                        AS total_ms,
+       round(mean_exec_time::numeric, 1)                                         AS mean_ms,
+       round((100 * total_exec_time / nullif(sum(total_exec_time) OVER (), 0))::numeric, 1) AS share_pct,
+       rows,
+       round((shared_blk_read_time + shared_blk_write_time)::numeric, 1)                       AS sync_io_ms,
+       round((100.0 * shared_blks_hit / nullif(shared_blks_hit + shared_blks_read, 0))::numeric, 1) AS cache_hit_pct,
+       left(regexp_replace(query, '\s+', ' ', 'g'), 300)                         AS query
+FROM pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND calls >= :min_calls
+  AND query NOT LIKE '%pg_stat_statements%'
+ORDER BY total_exec_time DESC
+LIMIT :limit

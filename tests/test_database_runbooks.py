@@ -1,0 +1,127 @@
+"""database-connection-errors and database-health, run through the runner against real faults in the sandbox."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import psycopg
+import pytest
+
+from aias_runbooks.settings import load_environment
+
+PROBLEMS = {"WARNING", "CRITICAL"}
+
+
+def _dsn() -> str:
+    return load_environment("sandbox").secret("database_url").reveal()
+
+
+def _sessions(app: str) -> int:
+    with psycopg.connect(_dsn(), autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,)).fetchone()[0]
+
+
+@pytest.mark.parametrize("runbook", ["database-connection-errors", "database-health"])
+def test_healthy_sandbox_has_no_database_problem(run, runbook):
+    result = run(runbook)
+    assert result.proc.returncode == 0, result.codes
+    assert not PROBLEMS & set(result.codes.values())
+
+
+def test_connection_leak_is_found_and_dry_run_changes_nothing(run, scenario):
+    scenario("db-connection-leak")
+    time.sleep(2.5)
+    result = run("database-connection-errors", "-p", "leak_min_idle_s=2")
+    assert result.codes["DB_CONNECTION_LEAK"] == "CRITICAL", result.codes
+    assert result.proc.returncode == 2
+    leak = next(f for f in result.verdict["findings"] if f["code"] == "DB_CONNECTION_LEAK")
+    assert leak["evidence"]["sessions"] == 8 and leak["evidence"]["applications"] == {"aias-api/export-worker": 8}
+    assert _sessions("aias-api/export-worker") == 8, "a dry run terminates nothing"
+    assert not (result.output / "audit.jsonl").exists()
+
+
+def test_apply_terminates_only_the_leaked_sessions_and_audits(run, scenario):
+    with psycopg.connect(_dsn(), application_name="bystander-idle", autocommit=True), \
+            psycopg.connect(_dsn(), application_name="bystander-other-app") as other:
+        other.execute("SELECT 1")            # idle in transaction too, but not the application named
+        scenario("db-connection-leak")
+        time.sleep(2.5)
+        result = run("database-connection-errors", "-p", "leak_min_idle_s=2", "-p", "apply=true",
+                     "-p", "only_application=aias-api/export-worker", "--operator", "alice", "--incident", "INC-7")
+        assert _sessions("bystander-idle") == 1 and _sessions("bystander-other-app") == 1
+    assert result.proc.returncode == 2, "the verdict is what was diagnosed before the action"
+    assert _sessions("aias-api/export-worker") == 0
+    records = [json.loads(line) for line in (result.output / "audit.jsonl").read_text().splitlines()]
+    assert len(records) == 1
+    record = records[0]
+    assert record["operator"] == "alice" and record["incident"] == "INC-7" and record["terminated"] == 8
+    assert {t["application"] for t in record["targets"]} == {"aias-api/export-worker"}
+    assert record["run_id"] == result.verdict["run_id"]
+
+
+def test_apply_without_operator_is_refused_before_running(run):
+    result = run("database-connection-errors", "-p", "apply=true")
+    assert result.proc.returncode == 3
+    assert "needs an operator" in result.proc.stderr and not result.output.exists()
+
+
+def test_pool_exhaustion_is_reported_not_crashed(run, scenario):
+    scenario("db-pool-exhaustion")
+    result = run("database-connection-errors")
+    assert result.proc.returncode == 2
+    assert result.codes == {"DB_POOL_SATURATED": "CRITICAL"}, result.codes
+    finding = result.verdict["findings"][0]
+    assert "too many clients" in finding["evidence"]["server_message"]
+    assert (result.folder / "report.html").is_file()
+
+
+def test_blocking_chain_names_the_root_blocker_and_the_ddl_wait(run, scenario):
+    scenario("blocking-locks")
+    result = run("database-connection-errors", "-p", "long_running_s=1")
+    assert result.codes["DB_BLOCKING_LOCKS"] == "CRITICAL" and result.codes["DB_LONG_RUNNING_QUERY"] == "WARNING"
+    blocking = next(f for f in result.verdict["findings"] if f["code"] == "DB_BLOCKING_LOCKS")
+    assert blocking["evidence"]["blocked_sessions"] == 3 and len(blocking["evidence"]["root_blockers"]) == 1
+    assert "aias-api/billing-job" in blocking["title"]
+    assert "AccessExclusiveLock on workflows" in blocking["evidence"]["waits"], "relation-level (DDL) waits count"
+
+
+def test_slow_queries_found_from_pg_stat_statements_and_seq_scans(run, scenario):
+    scenario("slow-queries")
+    errors = run("database-connection-errors")
+    assert errors.codes.get("DB_SLOW_QUERY") in PROBLEMS, errors.codes
+    slow = next(f for f in errors.verdict["findings"] if f["code"] == "DB_SLOW_QUERY")
+    assert "workflow_executions" in slow["evidence"]["query"]
+    health = run("database-health")
+    assert health.codes.get("DB_SEQ_SCAN_HOT_TABLE") == "WARNING", health.codes
+    hot = next(f for f in health.verdict["findings"] if f["code"] == "DB_SEQ_SCAN_HOT_TABLE")
+    assert "public.workflow_executions" in hot["evidence"]["tables"]
+
+
+def test_without_pg_stat_statements_slow_queries_are_unknown_and_the_rest_runs(run, sandbox):
+    with psycopg.connect(_dsn(), autocommit=True) as conn:
+        conn.execute("DROP EXTENSION pg_stat_statements")
+        try:
+            result = run("database-connection-errors")
+        finally:
+            conn.execute("CREATE EXTENSION pg_stat_statements WITH SCHEMA extensions")
+    assert result.codes["DB_SLOW_QUERY_UNKNOWN"] == "UNKNOWN"
+    assert {"DB_POOL_OK", "DB_NO_LEAKS", "DB_LATENCY_OK"} <= result.codes.keys()
+    assert result.proc.returncode == 3
+
+
+def test_rls_gaps_are_linted(run, scenario):
+    scenario("rls-gap")
+    result = run("database-health")
+    assert result.codes["RLS_DISABLED"] == "CRITICAL" and result.codes["RLS_NO_POLICY"] == "WARNING"
+    assert result.proc.returncode == 2
+    disabled = next(f for f in result.verdict["findings"] if f["code"] == "RLS_DISABLED")
+    assert disabled["evidence"]["tables"] == ["public.debug_webhook_payloads"]
+
+
+@pytest.mark.parametrize("runbook", ["database-connection-errors", "database-health"])
+def test_a_diagnosis_run_opens_exactly_one_connection(run, sandbox, runbook):
+    result = run(runbook)
+    app = f"aias-runbooks/{runbook}/{result.verdict['run_id']}"[:63]
+    log = (sandbox / "logs" / "postgres.log").read_text()
+    assert log.count(f"connection authorized: user=postgres database=postgres application_name={app}\n") == 1
