@@ -25,6 +25,7 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	@$(BIN)/python benchmarks/overhead.py
+	@$(BIN)/python benchmarks/runbooks.py
 
 lint: $(STAMP)
 	@$(BIN)/ruff check .

@@ -30,14 +30,20 @@ def timed(argv: list[str], cwd: Path = ROOT) -> float:
     return elapsed
 
 
+def one_cell_notebook(folder: Path) -> Path:
+    """The baseline: papermill starting a kernel and running `print('hello')`."""
+    path = folder / "one-cell.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hello')")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
 def main() -> None:
     n = int(next((a for a in sys.argv[1:] if a.isdigit()), 3))
     subprocess.run([BIN / "aias-runbooks", "sandbox", "up"], cwd=ROOT, check=True, capture_output=True)
     work = Path(tempfile.mkdtemp(prefix="aias-bench-"))
-    one_cell = work / "one-cell.ipynb"
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hello')")])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, one_cell)
+    one_cell = one_cell_notebook(work)
     cases = {
         "bare papermill, one-cell notebook": [BIN / "papermill", one_cell, work / "out.ipynb", "-k", "python3"],
         "run health-check (defaults: 20 samples, 100 ms apart)":
