@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-PROBLEMS = {"WARNING", "CRITICAL"}
-
 
 def test_healthy_sandbox_is_ok(run):
     result = run("health-check", "--env", "sandbox")

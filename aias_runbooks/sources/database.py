@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from datetime import datetime, timezone
 from functools import cache
@@ -15,7 +14,6 @@ from sqlalchemy.pool import QueuePool
 from .. import paths
 from ..settings import Secret
 
-_VARIANT = re.compile(r"\.pg(\d+)$")
 PING_COLUMNS = ["sample", "sent_at", "answered", "latency_ms", "ok", "error"]
 
 
@@ -40,21 +38,13 @@ def connect(dsn: Secret, application_name: str, statement_timeout_ms: int = 5000
                                        "connect_timeout": connect_timeout_s})
 
 
-def sql_names() -> list[str]:
-    return sorted({_VARIANT.sub("", p.stem) for p in paths.sql_dir().glob("*.sql")})
-
-
 @cache
-def load_sql(name: str, server_major: int = 0) -> tuple[str, str]:
-    """(description, text) of sql/<name>.sql, or of the newest sql/<name>.pgNN.sql with NN <= server_major.
-
-    Version variants hold the queries whose columns changed between PostgreSQL releases.
-    """
-    variants = sorted((int(m.group(1)), p) for p in paths.sql_dir().glob(f"{name}.pg*.sql")
-                      if (m := _VARIANT.search(p.stem)) and int(m.group(1)) <= server_major)
-    path = variants[-1][1] if variants else paths.sql_dir() / f"{name}.sql"
+def load_sql(name: str) -> tuple[str, str]:
+    """(description, text) of aias_runbooks/sql/<name>.sql; the first line is `-- description`."""
+    path = paths.sql_dir() / f"{name}.sql"
     if not path.is_file():
-        raise KeyError(f"no query named '{name}'; valid: {', '.join(sql_names())}")
+        valid = ", ".join(sorted(p.stem for p in paths.sql_dir().glob("*.sql")))
+        raise KeyError(f"no query named '{name}'; valid: {valid}")
     sql = path.read_text()
     return sql.splitlines()[0].removeprefix("--").strip(), sql
 
@@ -64,8 +54,7 @@ def query(connection: Connection | Engine, name: str, **params) -> pd.DataFrame:
     if isinstance(connection, Engine):
         with connection.connect() as conn:
             return query(conn, name, **params)
-    major = (connection.dialect.server_version_info or (0,))[0]
-    description, sql = load_sql(name, major)
+    description, sql = load_sql(name)
     result = connection.execute(text(sql), params)
     frame = pd.DataFrame.from_records(result.fetchall(), columns=list(result.keys()), coerce_float=True)
     frame.attrs.update(query=name, description=description)
