@@ -83,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     request = prepare(args.runbook, args.env, parse_params(args.param, args.params_file), args.incident,
                       args.operator)
     result = execute(request, args.output, args.cell_timeout)
-    print(f"{result.verdict.summary}\n  report: {result.folder / 'report.html'}")
+    print(f"{result.record['summary']}\n  report: {result.folder / 'report.html'}")   # the redacted summary
     if result.redactions:
         print(f"  warning: {result.redactions} secret(s) were found in the report and redacted", file=sys.stderr)
     return result.exit_code

@@ -26,7 +26,7 @@ from ..findings import Verdict
 from ..settings import load_environment
 from .catalog import append_run, write_index
 from .parameterize import ENV_PARAM, RunbookInfo, load_runbook, validate
-from .redact import redact_folder
+from .redact import redact_folder, redact_text
 from .report import make_run_dir, provenance, read_verdict, write_report
 
 INCIDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -107,21 +107,23 @@ def execute(request: RunRequest, output_root: Path | None = None, cell_timeout: 
     effective = {n: p.default for n, p in request.info.parameters.items()} | request.parameters | {ENV_PARAM: env}
     prov = provenance(run_id, slug, env, request.incident, request.operator, started, finished, effective)
     write_report(folder, nb, verdict, prov)
-    redactions = _scan(folder, env)
+    secrets_in_use = [s.reveal() for s in load_environment(env).secrets().values()]
+    redactions = _scan(folder, secrets_in_use)
     record = {"run_id": run_id, "runbook": slug, "env": env, "incident": request.incident,
               "status": verdict.status.value, "exit_code": verdict.status.exit_code, "summary": verdict.summary,
               "top_finding": verdict.top.code if verdict.top else None, "started_at": prov["started_at"],
               "finished_at": prov["finished_at"], "duration_s": prov["duration_s"],
               "report_dir": folder.relative_to(root).as_posix(), "redactions": redactions, "error": error}
+    cleaned, leaked = redact_text(json.dumps(record), secrets_in_use)   # error text may quote a secret too
+    record = json.loads(cleaned) | {"redactions": redactions + leaked}
     append_run(root, record)
     write_index(root)
     return RunResult(folder, verdict, redactions, record)
 
 
-def _scan(folder: Path, env: str) -> int:
+def _scan(folder: Path, secrets_in_use: list[str]) -> int:
     """Redact secrets across the folder; the count is recorded in verdict.json."""
-    values = [s.reveal() for s in load_environment(env).secrets().values()]
-    found = redact_folder(folder, values)
+    found = redact_folder(folder, secrets_in_use)
     total = sum(found.values())
     if total:
         path = folder / "verdict.json"
