@@ -43,3 +43,10 @@ def test_engine_holds_at_most_one_connection(engine):
         n = conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :a"),
                          {"a": "aias-runbooks/test/ro"}).scalar()
     assert n == 1
+
+
+def test_secret_never_prints_itself(sandbox):
+    secret = load_environment("sandbox").secret("database_url")
+    password = secret.reveal().split(":")[2].split("@")[0]
+    assert password not in repr(secret) and password not in str(secret) and password not in f"{secret}"
+    assert repr(secret) == "Secret(AIAS_SANDBOX_DATABASE_URL=***)"

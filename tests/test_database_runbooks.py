@@ -125,3 +125,22 @@ def test_a_diagnosis_run_opens_exactly_one_connection(run, sandbox, runbook):
     app = f"aias-runbooks/{runbook}/{result.verdict['run_id']}"[:63]
     log = (sandbox / "logs" / "postgres.log").read_text()
     assert log.count(f"connection authorized: user=postgres database=postgres application_name={app}\n") == 1
+
+
+def test_pool_at_80_percent_of_usable_slots_is_a_warning(run, sandbox):
+    """The measured path: 40 of 47 usable slots taken by an application is past 80 % but short of 95 %."""
+    with psycopg.connect(_dsn(), autocommit=True) as probe:
+        in_use = probe.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                               ).fetchone()[0]
+        held = [psycopg.connect(_dsn(), application_name="aias-api/oversized-pool", autocommit=True)
+                for _ in range(38 - in_use)]
+        try:
+            result = run("database-connection-errors")
+        finally:
+            for conn in held:
+                conn.close()
+    assert result.codes["DB_POOL_SATURATED"] == "WARNING", result.codes
+    pool = next(f for f in result.verdict["findings"] if f["code"] == "DB_POOL_SATURATED")
+    assert pool["evidence"]["usable"] == 47 and 80 <= pool["evidence"]["usage_pct"] < 95
+    assert "aias-api/oversized-pool" in pool["evidence"]["top_applications"]
+    assert result.proc.returncode == 1

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 
+import psycopg
+
+from aias_runbooks.settings import load_environment
+
 
 def test_healthy_sandbox_is_ok(run):
     result = run("health-check", "--env", "sandbox")
@@ -11,6 +15,10 @@ def test_healthy_sandbox_is_ok(run):
     assert result.codes == {"API_HEALTHY": "OK", "API_LATENCY_OK": "OK"}
     assert result.verdict["status"] == "OK"
     assert result.proc.stdout.startswith("OK:")
+    with psycopg.connect(load_environment("sandbox").secret("database_url").reveal()) as conn:
+        logged = conn.execute("SELECT count(*) FROM api_requests WHERE path = '/api/healthz' AND status = 200 "
+                              "AND created_at >= %s", (result.verdict["provenance"]["started_at"],)).fetchone()[0]
+    assert logged >= 20, "the sandbox API logs every request to api_requests"
 
 
 def test_api_slow_is_latency_critical(run, scenario):

@@ -27,6 +27,7 @@ def test_canary_secret_is_redacted_everywhere(run):
     assert result.proc.returncode == 3, "the notebook fails on purpose, quoting the key in its error"
     text = _all_text(result.output)
     assert canary not in text and password not in text, "not in the report, runs.jsonl or index.html"
+    assert canary not in result.proc.stdout + result.proc.stderr, "nor in what the CLI prints"
     assert "[REDACTED]" in (result.folder / "notebook.ipynb").read_text()
     assert result.verdict["redactions"] >= 4
     record = json.loads((result.output / "runs.jsonl").read_text())
