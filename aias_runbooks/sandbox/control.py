@@ -125,6 +125,11 @@ def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
     state["components"]["stripe"] = _start_stripe(folder, ports["stripe"])
     _write_state(state)
     say(f"  localstripe on 127.0.0.1:{ports['stripe']} [{time.monotonic() - t0:.1f}s]")
+    state["components"]["traffic"] = _start_workload(folder, "traffic")
+    _write_state(state)
+    with psycopg.connect(dsn, autocommit=True) as conn:   # statistics describe the running platform, not the load
+        conn.execute(scenarios.STATS_RESET_SQL)
+    say("  application traffic: a few dozen index-backed reads a second (application_name aias-api)")
 
 
 def _start_stripe(folder: Path, port: int) -> dict[str, Any]:
@@ -160,9 +165,14 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
     """Undo the previous scenario (stop its fault helper, reset schema and statistics), then inject this one."""
     wanted = scenarios.get(name)
     folder = Path(state["folder"])
+    previous = scenarios.SCENARIOS.get(state.get("scenario") or "healthy")
     processes.stop(state["components"].pop("fault", None))
     with _admin_connection(folder) as conn:
         conn.execute(scenarios.RESET_SQL)
+        if previous and previous.dirties_stats:
+            conn.execute(scenarios.WARM_SQL)
+            conn.execute(scenarios.FLUSH_STATS_SQL)
+            conn.execute(scenarios.STATS_RESET_SQL)
         if wanted.setup_sql:
             conn.execute(wanted.setup_sql)
     (folder / "scenario.json").write_text(json.dumps({"name": wanted.name, "api": wanted.api}))
@@ -173,7 +183,7 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
     elif not processes.alive(api):
         state["components"]["api"] = _start_api(state)
     if wanted.fault:
-        state["components"]["fault"] = _start_fault(folder, wanted.fault)
+        state["components"]["fault"] = _start_workload(folder, wanted.fault)
     state["scenario"] = wanted.name
     _write_state(state)
     say(f"sandbox up in {folder}: scenario '{wanted.name}': {wanted.description}")
@@ -193,12 +203,13 @@ def _admin_connection(folder: Path, timeout: float = 15) -> psycopg.Connection:
             time.sleep(0.2)
 
 
-def _start_fault(folder: Path, kind: str) -> dict[str, Any]:
-    ready = folder / "fault.ready"
+def _start_workload(folder: Path, kind: str) -> dict[str, Any]:
+    """Start a workloads.py process and wait until its sessions are in place."""
+    ready = folder / f"{kind}.ready"
     ready.unlink(missing_ok=True)
-    record = processes.spawn([sys.executable, "-m", "aias_runbooks.sandbox.faults", kind, str(ready)],
-                             folder / "logs" / "faults.log", env=os.environ | _sandbox_env(folder))
-    processes.wait_until(ready.exists, record, f"fault helper '{kind}'", timeout=60)
+    record = processes.spawn([sys.executable, "-m", "aias_runbooks.sandbox.workloads", kind, str(ready)],
+                             folder / "logs" / f"{kind}.log", env=os.environ | _sandbox_env(folder))
+    processes.wait_until(ready.exists, record, f"sandbox workload '{kind}'", timeout=60)
     return record | {"kind": kind}
 
 
@@ -210,7 +221,7 @@ def down(say: Callable[[str], None] = print) -> bool:
         return False
     stopped = []
     components = state.get("components", {})
-    for name in ("fault", "api", "stripe"):
+    for name in ("fault", "traffic", "api", "stripe"):
         if processes.stop(components.get(name)):
             stopped.append(name)
     pg = components.get("postgres")
@@ -226,7 +237,7 @@ def status() -> list[dict[str, Any]]:
     """One row per component: whether it runs and where."""
     state = read_state() or {}
     rows = []
-    for name in ("postgres", "api", "stripe"):
+    for name in ("postgres", "api", "stripe", "traffic"):
         record = state.get("components", {}).get(name, {})
         port = state.get("ports", {}).get(name)
         rows.append({"component": name, "running": processes.alive(record), "port": port,
@@ -238,4 +249,6 @@ def _detail(name: str, record: dict[str, Any]) -> str:
     if name == "postgres" and record:
         pgss = "pg_stat_statements" if record.get("pg_stat_statements") else "no pg_stat_statements"
         return f"PostgreSQL {record.get('version')} ({record.get('source')}, {pgss})"
+    if name == "traffic" and record:
+        return "application reads (workloads.py traffic)"
     return record.get("url", "") if record else ""

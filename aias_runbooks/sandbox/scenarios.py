@@ -12,15 +12,28 @@ class Scenario:
     name: str
     description: str
     api: str = "normal"      # normal | slow | down
-    fault: str | None = None  # a faults.py helper that holds the fault while the scenario lasts
+    fault: str | None = None  # a workloads.py kind that holds the fault while the scenario lasts
     setup_sql: str = ""      # run once when the scenario starts; RESET_SQL undoes it
+    dirties_stats: bool = False  # leaves evidence in the statistics: reset them when the scenario ends
     diagnosed_by: str = ""   # the runbook and finding codes that must catch it
 
 
-# Run before every scenario (after its fault helper is stopped): back to the healthy schema, fresh statistics.
+# Run before every scenario (after the previous fault helper is stopped): back to the healthy schema.
 RESET_SQL = """
 CREATE INDEX IF NOT EXISTS workflow_executions_workflow_id_idx ON public.workflow_executions (workflow_id);
 DROP TABLE IF EXISTS public.debug_webhook_payloads, public.feature_flags;
+"""
+# After a scenario that recreated an index: read it into memory, as the application's traffic would have it.
+WARM_SQL = """
+SET enable_seqscan = off;
+SELECT count(*) FROM (SELECT workflow_id FROM public.workflow_executions ORDER BY workflow_id) AS warm;
+RESET enable_seqscan;
+"""
+# Flush this session's pending statistics now (PostgreSQL 15+), so work done before a reset is not
+# counted after it.
+FLUSH_STATS_SQL = "SELECT pg_stat_force_next_flush() WHERE current_setting('server_version_num')::int >= 150000"
+# Run after a scenario that left evidence in the statistics, so the next one starts from a clean baseline.
+STATS_RESET_SQL = """
 SELECT pg_stat_reset();
 DO $$ BEGIN
   IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements') THEN
@@ -49,7 +62,7 @@ SCENARIOS = {s.name: s for s in [
     Scenario("blocking-locks", "An open transaction holds a row; an UPDATE, a migration and reads queue behind it.",
              fault="block", diagnosed_by="database-connection-errors: DB_BLOCKING_LOCKS"),
     Scenario("slow-queries", "The index on workflow_executions(workflow_id) is gone and a dashboard query "
-             "runs in a loop.", fault="slow-workload",
+             "runs in a loop.", fault="slow-workload", dirties_stats=True,
              diagnosed_by="database-connection-errors: DB_SLOW_QUERY; database-health: DB_SEQ_SCAN_HOT_TABLE"),
     Scenario("rls-gap", "A table without RLS and a table with RLS but no policy appeared in public.",
              setup_sql=RLS_GAP_SQL, diagnosed_by="database-health: RLS_DISABLED, RLS_NO_POLICY"),

@@ -1,8 +1,9 @@
-"""Fault helpers that make scenarios real: leaked transactions, exhausted slots, lock queues, a slow workload.
+"""Database sessions that make the sandbox real: the application's everyday read traffic, and the faults
+of scenarios (leaked transactions, exhausted slots, lock queues, a slow workload).
 
-Run as `python -m aias_runbooks.sandbox.faults KIND READY_FILE` with AIAS_SANDBOX_DATABASE_URL set. It
-establishes the fault, touches READY_FILE, and holds the fault until it is terminated; its connections
-close with it, so stopping the process undoes the fault.
+Run as `python -m aias_runbooks.sandbox.workloads KIND READY_FILE` with AIAS_SANDBOX_DATABASE_URL set. It
+sets up its sessions, touches READY_FILE, and keeps them until it is terminated; its connections close with
+it, so stopping the process undoes the fault.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import psycopg
 
+from .scenarios import FLUSH_STATS_SQL
+
 LEAKED_SESSIONS = 8
 DASHBOARD_QUERY = """
 SELECT w.id, w.name,
@@ -30,6 +33,37 @@ LIMIT 20
 
 def _connect(app: str, autocommit: bool = False) -> psycopg.Connection:
     return psycopg.connect(os.environ["AIAS_SANDBOX_DATABASE_URL"], application_name=app, autocommit=autocommit)
+
+
+APP_QUERIES = [
+    ("profile", "SELECT id, email, full_name, tenant_id FROM profiles WHERE id = %s"),
+    ("tenant", "SELECT id, name, status FROM workflows WHERE tenant_id = %s ORDER BY created_at DESC LIMIT 20"),
+    ("workflow", "SELECT status, count(*) FROM workflow_executions WHERE workflow_id = %s GROUP BY status"),
+    ("profile", "SELECT tier, status, current_period_end FROM subscription_tiers WHERE user_id = %s"),
+]
+
+
+def traffic(ready: Path) -> None:
+    """The application's everyday reads, index-backed, a few dozen a second: live statistics for the runbooks.
+
+    Its statements time out after 2 s, so during a lock incident it stalls and retries like a real app.
+    """
+    conn = _connect("aias-api", autocommit=True)
+    conn.execute("SET statement_timeout = '2s'")
+    ids = {kind: [row[0] for row in conn.execute(sql).fetchall()] for kind, sql in [
+        ("profile", "SELECT id FROM profiles"), ("tenant", "SELECT id FROM tenants"),
+        ("workflow", "SELECT id FROM workflows")]}
+    for kind, sql in APP_QUERIES:   # a platform that has been running has its working set in memory
+        for key in ids[kind]:
+            conn.execute(sql, (key,)).fetchall()
+    conn.execute(FLUSH_STATS_SQL)   # the warm-up is counted now, before `sandbox up` resets the statistics
+    conn.execute("SELECT 1")
+    ready.touch()
+    while True:
+        for kind, sql in APP_QUERIES:
+            with contextlib.suppress(psycopg.errors.QueryCanceled):   # stalled behind a lock: retry
+                conn.execute(sql, (random.choice(ids[kind]),)).fetchall()
+        time.sleep(0.1)
 
 
 def leak(held: list) -> None:
@@ -74,7 +108,7 @@ def _wait_on(conn: psycopg.Connection, sql: str, params) -> None:
 
 def _until_waiting(sessions: int, timeout: float = 10) -> None:
     """Queue the waiters in order: each must be waiting before the next one starts."""
-    with _connect("aias-sandbox/faults", autocommit=True) as probe:
+    with _connect("aias-sandbox/workloads", autocommit=True) as probe:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if probe.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchone()[0] \
@@ -86,7 +120,7 @@ def _until_waiting(sessions: int, timeout: float = 10) -> None:
 
 def slow_workload(held: list, ready: Path) -> None:
     """Drop the index behind a dashboard query and run it in a loop: real seq scans, real pg_stat_statements."""
-    with _connect("aias-sandbox/faults", autocommit=True) as admin:
+    with _connect("aias-sandbox/workloads", autocommit=True) as admin:
         admin.execute("DROP INDEX IF EXISTS workflow_executions_workflow_id_idx")
     conn = _connect("aias-api/dashboard", autocommit=True)
     held.append(conn)
@@ -102,6 +136,9 @@ def slow_workload(held: list, ready: Path) -> None:
 def main() -> None:
     kind, ready = sys.argv[1], Path(sys.argv[2])
     held: list = []
+    if kind == "traffic":
+        traffic(ready)
+        return
     if kind == "slow-workload":
         slow_workload(held, ready)
         return
