@@ -88,48 +88,56 @@ def up(scenario: str = "healthy", say: Callable[[str], None] = print) -> dict[st
 
 
 def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
+    """Postgres with schema and history, the sandbox.env the profile reads, localstripe, the app's traffic."""
     folder, ports = paths.sandbox_dir(), state["ports"]
-    secrets_ = {"password": secrets.token_urlsafe(18), "stripe_key": "sk_test_" + secrets.token_hex(16),
-                "webhook_secret": "whsec_" + secrets.token_hex(24)}
-    dsn = f"postgresql://postgres:{secrets_['password']}@127.0.0.1:{ports['postgres']}/postgres"
+    password = secrets.token_urlsafe(18)
+    dsn = f"postgresql://postgres:{password}@127.0.0.1:{ports['postgres']}/postgres"
     t0 = time.monotonic()
-    binaries = postgres.find_binaries()
-    data_dir = folder / "pgdata"
-    postgres.init(binaries, data_dir, secrets_["password"])
-    postgres.configure(binaries, data_dir, ports["postgres"])
-    pid = postgres.start(binaries, data_dir, folder / "logs" / "postgres.log")
-    state["components"]["postgres"] = {
-        "pid": pid, "create_time": processes.psutil.Process(pid).create_time(), "port": ports["postgres"],
-        "data_dir": str(data_dir), "bindir": str(binaries.bindir), "version": binaries.version,
-        "source": binaries.source, "pg_stat_statements": binaries.has_pg_stat_statements}
+    state["components"]["postgres"] = _start_postgres(folder, ports["postgres"], password)
     _write_state(state)
-    say(f"  postgres {binaries.version} ({binaries.source}) on 127.0.0.1:{ports['postgres']} "
-        f"[{time.monotonic() - t0:.1f}s]")
+    pg = state["components"]["postgres"]
+    say(f"  postgres {pg['version']} ({pg['source']}) on 127.0.0.1:{pg['port']} [{time.monotonic() - t0:.1f}s]")
     t0 = time.monotonic()
-    if binaries.has_pg_stat_statements:
+    if pg["pg_stat_statements"]:
         schema.enable_pg_stat_statements(dsn)
     applied = schema.migrate(dsn)
     schema.seed(dsn)
     say(f"  schema: {len(applied)} migrations applied, history seeded [{time.monotonic() - t0:.1f}s]")
-    env_file = {
+    _write_env_file(folder, {
         "AIAS_SANDBOX_API_URL": f"http://127.0.0.1:{ports['api']}",
         "AIAS_SANDBOX_STRIPE_API_BASE": f"http://127.0.0.1:{ports['stripe']}",
         "AIAS_SANDBOX_DATABASE_URL": dsn,
-        "AIAS_SANDBOX_STRIPE_SECRET_KEY": secrets_["stripe_key"],
-        "AIAS_SANDBOX_STRIPE_WEBHOOK_SECRET": secrets_["webhook_secret"],
-    }
-    env_path = folder / "sandbox.env"
-    env_path.touch(mode=0o600)
-    env_path.write_text("".join(f"{k}={v}\n" for k, v in env_file.items()))
+        "AIAS_SANDBOX_STRIPE_SECRET_KEY": "sk_test_" + secrets.token_hex(16),
+        "AIAS_SANDBOX_STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(24),
+    })
     t0 = time.monotonic()
     state["components"]["stripe"] = _start_stripe(folder, ports["stripe"])
     _write_state(state)
     say(f"  localstripe on 127.0.0.1:{ports['stripe']} [{time.monotonic() - t0:.1f}s]")
     state["components"]["traffic"] = _start_workload(folder, "traffic")
     _write_state(state)
-    with psycopg.connect(dsn, autocommit=True) as conn:   # statistics describe the running platform, not the load
+    with _admin_connection(folder) as conn:   # statistics describe the running platform, not the bulk load
         conn.execute(scenarios.STATS_RESET_SQL)
     say("  application traffic: a few dozen index-backed reads a second (application_name aias-api)")
+
+
+def _start_postgres(folder: Path, port: int, password: str) -> dict[str, Any]:
+    binaries = postgres.find_binaries()
+    data_dir = folder / "pgdata"
+    postgres.init(binaries, data_dir, password)
+    postgres.configure(binaries, data_dir, port)
+    pid = postgres.start(binaries, data_dir, folder / "logs" / "postgres.log")
+    return processes.record_of(pid) | {
+        "port": port, "data_dir": str(data_dir), "bindir": str(binaries.bindir), "version": binaries.version,
+        "source": binaries.source, "pg_stat_statements": binaries.has_pg_stat_statements}
+
+
+def _write_env_file(folder: Path, values: dict[str, str]) -> None:
+    """sandbox.env, readable by its owner only: it holds the sandbox's generated secrets."""
+    path = folder / "sandbox.env"
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
 
 
 def _start_stripe(folder: Path, port: int) -> dict[str, Any]:

@@ -19,7 +19,12 @@ def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None, **kwarg
     with open(log, "ab") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True, **kwargs)
-    return {"pid": proc.pid, "create_time": psutil.Process(proc.pid).create_time(), "log": str(log)}
+    return record_of(proc.pid) | {"log": str(log)}
+
+
+def record_of(pid: int) -> dict[str, Any]:
+    """What identifies a process later: its pid and start time (a reused pid has another start time)."""
+    return {"pid": pid, "create_time": psutil.Process(pid).create_time()}
 
 
 def alive(record: dict[str, Any] | None) -> bool:
