@@ -114,6 +114,7 @@ class FindingList:
 def start(slug: str, env: str = "sandbox") -> Runbook:
     """Open a runbook against an environment profile; the runner's run id is used when there is one."""
     profile = load_environment(env)
+    profile.check_ready()
     run_id = os.environ.get("AIAS_RUN_ID") or "interactive-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     return Runbook(slug, profile, run_id, load_thresholds(profile.thresholds), os.environ.get("AIAS_INCIDENT"))
 

@@ -71,6 +71,15 @@ class Environment:
         return f"{role} is not configured for environment '{self.name}': {hint}"
 
 
+    def check_ready(self) -> None:
+        """UsageError when the target cannot even be addressed: the sandbox is not up, or no API URL is set."""
+        if self.is_sandbox and not self.api_base_url:
+            raise UsageError("the sandbox is not running: start it with `aias-runbooks sandbox up` (or `make demo`)")
+        if not self.api_base_url:
+            raise UsageError(f"environment '{self.name}' has no api_base_url; set it in "
+                             f"params/environments/{self.name}.yaml")
+
+
 def environment_names() -> list[str]:
     folder = paths.params_dir() / "environments"
     return sorted(p.stem for p in folder.glob("*.yaml") if not p.name.endswith(".example.yaml"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 BAD = [
@@ -22,3 +24,14 @@ def test_bad_input_exits_3_without_running(run, args, message):
     lines = result.proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.proc.stderr
     assert not result.output.exists(), "nothing may be written for bad input"
+
+
+def test_sandbox_not_running_is_a_clear_error(run, tmp_path):
+    """No sandbox.env in the sandbox folder: say how to start it instead of probing an empty URL."""
+    empty = tmp_path / "no-sandbox"
+    empty.mkdir()
+    result = run("health-check", env=os.environ | {"AIAS_SANDBOX_DIR": str(empty)})
+    assert result.proc.returncode == 3
+    assert result.proc.stderr.strip() == ("aias-runbooks: error: the sandbox is not running: start it with "
+                                          "`aias-runbooks sandbox up` (or `make demo`)")
+    assert not result.output.exists()

@@ -63,7 +63,7 @@ def prepare(slug: str, env: str = "sandbox", params: dict[str, Any] | None = Non
     and apply=true without an operator is refused here, before anything runs.
     """
     info = load_runbook(slug)
-    load_environment(env)
+    load_environment(env).check_ready()
     given = dict(params or {})
     if ENV_PARAM in given and given.pop(ENV_PARAM) != env:
         raise UsageError(f"set the environment with --env, not -p {ENV_PARAM}=...")
