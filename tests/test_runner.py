@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 from aias_runbooks.settings import load_environment
+
+from .conftest import CLI
 
 FIXTURES = Path(__file__).parent / "notebooks"
 
@@ -53,3 +58,22 @@ def test_failed_run_keeps_partial_notebook_and_findings(run):
     outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
     assert any(o.get("ename") == "RuntimeError" for o in outputs), "the traceback stays in the notebook"
     assert (result.folder / "report.html").is_file()
+
+
+def test_a_run_stopped_by_the_scheduler_still_leaves_its_report(sandbox, tmp_path):
+    """SIGTERM (a scheduler's timeout) mid-run: exit 3, and the partial report is written and catalogued."""
+    output = tmp_path / "output"
+    proc = subprocess.Popen([*CLI, "run", "health-check", "-p", "samples=300", "--output", str(output)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(output.glob("*/*/notebook.ipynb")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)                      # inside the probe by now
+    proc.send_signal(signal.SIGTERM)
+    stdout, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 3
+    verdict = json.loads(next(output.glob("*/*/verdict.json")).read_text())
+    assert [f["code"] for f in verdict["findings"]] == ["RUNBOOK_ERROR"]
+    assert "interrupted" in verdict["findings"][0]["evidence"]["error"]
+    assert json.loads((output / "runs.jsonl").read_text())["status"] == "UNKNOWN"
+    assert "report: " in stdout

@@ -101,6 +101,8 @@ def execute(request: RunRequest, output_root: Path | None = None, cell_timeout: 
                 config=config)
         except Exception as exc:  # the run is reported as RUNBOOK_ERROR, never lost
             error = _describe(exc)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from a scheduler's timeout (see cli.py): still reported
+            error = "interrupted before the runbook finished (SIGINT or SIGTERM)"
     nb = nbformat.read(notebook if notebook.is_file() else request.info.path, as_version=4)
     finished = datetime.now(timezone.utc)
     verdict = read_verdict(nb, slug, env, run_id, error)
