@@ -16,6 +16,13 @@ POOL_STEPS = [
     "Use the Supabase pooler (transaction mode) for serverless functions; increase the pool size only after.",
     "Check if Supabase is down (status page) before changing anything.",
 ]
+REFUSED_STEPS = [
+    "The server refused even this one diagnostic connection: see who holds the slots in the Supabase dashboard "
+    "(Reports > Database), or from a superuser session using a reserved slot.",
+    "Restart or scale down what holds them (usually the API's connection pool); ending sessions needs a slot too.",
+    "Use the Supabase pooler (transaction mode) for serverless functions; increase the pool size only after.",
+    "Check if Supabase is down (status page).",
+]
 LEAK_STEPS = [
     "Find the code path that opens a transaction and does not commit or roll back (the last_query shows where).",
     "Terminate the leaked sessions with this runbook's guarded action (dry run first; apply=true, operator=<you>).",
@@ -28,7 +35,7 @@ def unreachable(message: str) -> Finding:
     if any(marker in message for marker in REFUSED_FOR_SLOTS):
         return Finding("DB_POOL_SATURATED", Severity.CRITICAL,
                        "The database refuses new connections: every connection slot is taken.",
-                       {"server_message": message}, POOL_STEPS)
+                       {"server_message": message}, REFUSED_STEPS)
     return Finding("DB_UNREACHABLE", Severity.CRITICAL, "The database cannot be reached.",
                    {"error": message},
                    ["Check if Supabase is down (status page) and the project is not paused.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import html
 import json
 import platform
 import socket
@@ -87,14 +88,14 @@ def read_verdict(nb: nbformat.NotebookNode, slug: str, env: str, run_id: str, er
 def header_cell(verdict: Verdict, prov: dict[str, Any]) -> nbformat.NotebookNode:
     """A markdown cell that puts the verdict and provenance first in the notebook and the HTML."""
     ordered = sorted(verdict.findings, key=lambda f: f.severity.rank, reverse=True)
-    lines = [f"# {verdict.status.value}: {prov['runbook']} on {prov['env']}", "", f"**{verdict.summary}**", ""]
+    lines = [f"# {verdict.status.value}: {prov['runbook']} on {prov['env']}", "", f"**{_cell(verdict.summary)}**", ""]
     if ordered:
         lines += ["| severity | code | finding |", "|---|---|---|"]
         lines += [f"| {f.severity.value} | `{f.code}` | {_cell(f.title)} |" for f in ordered]
         lines.append("")
     top = verdict.top
     if top and top.next_steps:
-        lines += [f"**Next steps ({top.code}):**", ""] + [f"{i}. {s}" for i, s in enumerate(top.next_steps, 1)]
+        lines += [f"**Next steps ({top.code}):**", ""] + [f"{i}. {_cell(s)}" for i, s in enumerate(top.next_steps, 1)]
         lines.append("")
     params = ", ".join(f"`{k}={v!r}`" for k, v in prov["parameters"].items()) or "defaults"
     versions = ", ".join(f"{k} {v}" for k, v in prov["versions"].items())
@@ -109,7 +110,8 @@ def header_cell(verdict: Verdict, prov: dict[str, Any]) -> nbformat.NotebookNode
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Text safe inside a markdown table cell: no pipes, no newlines, no HTML."""
+    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
 
 
 def write_report(folder: Path, nb: nbformat.NotebookNode, verdict: Verdict, prov: dict[str, Any]) -> None:
