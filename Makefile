@@ -21,7 +21,7 @@ test: $(STAMP)
 
 lab: $(STAMP)
 	@$(BIN)/aias-runbooks sandbox up
-	@$(BIN)/jupyter lab notebooks/
+	@$(BIN)/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 bench: $(STAMP)
 	@$(BIN)/python benchmarks/overhead.py
