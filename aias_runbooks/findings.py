@@ -33,6 +33,13 @@ class Severity(str, Enum):
 _COLOURS = {"OK": "#1a7f37", "WARNING": "#9a6700", "CRITICAL": "#cf222e", "UNKNOWN": "#57606a"}
 
 
+def html_table(rows: dict[str, Any], style: str = "") -> str:
+    """A two-column key/value table, escaped; empty string when there are no rows."""
+    body = "".join(f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
+                   f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>" for k, v in rows.items())
+    return f"<table style='{style}'>{body}</table>" if body else ""
+
+
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
@@ -61,14 +68,11 @@ class Finding:
 
     def _repr_html_(self) -> str:
         colour = _COLOURS[self.severity.value]
-        evidence = "".join(f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
-                           f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>"
-                           for k, v in self.evidence.items())
         steps = "".join(f"<li>{html.escape(s)}</li>" for s in self.next_steps)
         return (f"<div style='border-left:4px solid {colour};padding:4px 10px;margin:6px 0'>"
                 f"<b style='color:{colour}'>{self.severity.value}</b> <code>{html.escape(self.code)}</code> "
                 f"{html.escape(self.title)}"
-                + (f"<table style='margin:4px 0'>{evidence}</table>" if evidence else "")
+                + html_table(self.evidence, "margin:4px 0")
                 + (f"<div>Next steps:<ol style='margin:2px 0'>{steps}</ol></div>" if steps else "")
                 + "</div>")
 

@@ -6,7 +6,6 @@ A notebook starts with `rb = runbook.start("<slug>", environment)`, records find
 
 from __future__ import annotations
 
-import html
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,7 +16,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from .checks import connections
-from .findings import FINDINGS_MIME, Finding, Severity, Verdict
+from .findings import FINDINGS_MIME, Finding, Severity, Verdict, html_table
 from .settings import Environment, load_environment
 from .sources import database
 from .thresholds import load_thresholds
@@ -93,9 +92,7 @@ class Runbook:
     def _repr_html_(self) -> str:
         rows = {"runbook": self.slug, "environment": f"{self.env.name} ({self.env.description})",
                 "API": self.env.api_base_url or "(not configured)", "run id": self.run_id}
-        cells = "".join(f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>"
-                        f"{html.escape(str(v))}</td></tr>" for k, v in rows.items())
-        return f"<table>{cells}</table>"
+        return html_table(rows)
 
 
 @dataclass

@@ -115,12 +115,17 @@ def blocking(chains: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
                      "Otherwise cancel the blocker: SELECT pg_cancel_backend(<root pid>)."])]
 
 
+def statements_available(status: pd.DataFrame) -> bool:
+    """pg_stat_statements is installed and preloaded, so the slow_queries query can run."""
+    return not status.empty and bool(status.iloc[0]["version"]) and bool(status.iloc[0]["preloaded"])
+
+
 def slow_queries(status: pd.DataFrame, statements: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
     """DB_SLOW_QUERY: statements whose mean time misses the 100 ms target (CRITICAL past the 500 ms alert)."""
     if status.empty:
         return []
     row = status.iloc[0]
-    if not row["version"] or not row["preloaded"]:
+    if not statements_available(status):
         return [Finding("DB_SLOW_QUERY_UNKNOWN", Severity.UNKNOWN,
                         "pg_stat_statements is not available, so slow queries cannot be listed.",
                         {"installed": bool(row["version"]), "preloaded": bool(row["preloaded"])},
