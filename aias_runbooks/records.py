@@ -1,9 +1,12 @@
-"""Append-only JSON-lines files (runs.jsonl, audit.jsonl): one locked write per record."""
+"""Files other processes read while we write them: append-only JSON lines (runs.jsonl, audit.jsonl) under a
+lock, and whole files (state.json, index.html, verdict.json) replaced atomically."""
 
 from __future__ import annotations
 
 import fcntl
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,3 +31,18 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return records
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace path's content in one step: readers see the old file or the new one, never half of it.
+
+    The temporary file is unique, so concurrent writers (two scheduled runs) never trip over each other.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

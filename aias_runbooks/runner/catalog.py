@@ -7,7 +7,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from ..records import append_jsonl, read_jsonl
+from ..records import append_jsonl, read_jsonl, write_atomic
 
 _templates = Environment(loader=PackageLoader("aias_runbooks.runner", "templates"),
                          autoescape=select_autoescape(["html", "j2"]))
@@ -26,7 +26,5 @@ def write_index(output_root: Path) -> Path:
     runs = sorted(read_runs(output_root), key=lambda r: r.get("started_at", ""), reverse=True)
     page = _templates.get_template("index.html.j2").render(runs=runs)
     index = output_root / "index.html"
-    tmp = index.with_suffix(".html.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(index)
+    write_atomic(index, page)
     return index

@@ -23,6 +23,7 @@ from traitlets.config import Config
 from .. import paths
 from ..errors import UsageError
 from ..findings import Verdict
+from ..records import write_atomic
 from ..settings import load_environment
 from .catalog import append_run, write_index
 from .parameterize import ENV_PARAM, RunbookInfo, load_runbook, validate
@@ -131,7 +132,7 @@ def _scan(folder: Path, secrets_in_use: list[str]) -> int:
         path = folder / "verdict.json"
         data = json.loads(path.read_text())
         data["redactions"] = total
-        path.write_text(json.dumps(data, indent=2) + "\n")
+        write_atomic(path, json.dumps(data, indent=2) + "\n")
     return total
 
 

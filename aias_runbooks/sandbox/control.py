@@ -21,6 +21,7 @@ import psycopg
 
 from .. import paths
 from ..errors import UsageError
+from ..records import write_atomic
 from . import postgres, processes, scenarios, schema
 
 DEFAULT_PORT_BASE = 54330          # api = base, localstripe = base + 1, postgres = base + 2
@@ -38,9 +39,7 @@ def read_state() -> dict[str, Any] | None:
 
 
 def _write_state(state: dict[str, Any]) -> None:
-    tmp = state_path().with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2))
-    tmp.replace(state_path())
+    write_atomic(state_path(), json.dumps(state, indent=2))
 
 
 def component_alive(state: dict[str, Any], name: str) -> bool:
