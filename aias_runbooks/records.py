@@ -38,10 +38,12 @@ def write_atomic(path: Path, text: str) -> None:
 
     The temporary file is unique, so concurrent writers (two scheduled runs) never trip over each other.
     """
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644   # mkstemp's 0600 would hide reports
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
