@@ -95,10 +95,15 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """Rows as a left-aligned text table (a DataFrame, rendered for a terminal)."""
     import pandas as pd
+    table = pd.DataFrame(rows).astype(str)
+    left = {c: f"{{:<{max(table[c].str.len().max(), len(c))}}}".format for c in table.columns}
+    print(table.to_string(index=False, justify="left", formatters=left))
 
-    from .runner.catalog import write_index
+
+def cmd_demo(args: argparse.Namespace) -> int:
     from .runner.execute import execute, prepare
     from .runner.parameterize import runbook_slugs
     from .sandbox import control
@@ -109,13 +114,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"running {slug}...", flush=True)
         result = execute(prepare(slug, "sandbox"), args.output)
         broken += any(f.code == "RUNBOOK_ERROR" for f in result.verdict.findings)
-        rows.append((slug, result.verdict.status.value, result.record["top_finding"] or "-",
-                     str(result.folder / "report.html")))
-    table = pd.DataFrame(rows, columns=["runbook", "status", "top finding", "report"])
-    left = {c: f"{{:<{max(table[c].str.len().max(), len(c))}}}".format for c in table.columns}
-    print("\n" + table.to_string(index=False, justify="left", formatters=left))
-    root = Path(args.output or paths.output_dir())
-    print(f"\nAll reports: {write_index(root)}")
+        rows.append({"runbook": slug, "status": result.verdict.status.value,
+                     "top finding": result.record["top_finding"] or "-", "report": result.folder / "report.html"})
+    print()
+    print_table(rows)
+    print(f"\nAll reports: {Path(args.output or paths.output_dir()) / 'index.html'}")
     print("Step through a runbook yourself: `make lab` (the sandbox stays up; `aias-runbooks sandbox down` stops it).")
     return 1 if broken else 0
 
@@ -128,10 +131,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     if args.action == "down":
         control.down()
         return 0
-    rows = control.status()
-    for row in rows:
-        state = "running" if row["running"] else "stopped"
-        print(f"{row['component']:<9} {state:<8} {row['port'] or '-':<6} {row['detail']}")
+    print_table([{"component": row["component"], "state": "running" if row["running"] else "stopped",
+                  "port": row["port"] or "-", "detail": row["detail"]} for row in control.status()])
     state = control.read_state()
     print(f"scenario: {state.get('scenario') if state else '-'}   folder: {paths.sandbox_dir()}")
     return 0 if control.is_up(state) else 1

@@ -30,8 +30,10 @@ def plan(rb: Runbook, min_idle_s: int, application: str = "") -> pd.DataFrame:
 
 def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str) -> pd.DataFrame:
     """Dry run: returns the plan unchanged. Apply: terminates exactly those sessions and writes the audit record."""
-    if not apply or targets.empty:
-        return targets.assign(action="dry run: would terminate") if not targets.empty else targets
+    if targets.empty:
+        return targets
+    if not apply:
+        return targets.assign(action="dry run: would terminate")
     if not operator.strip():
         raise ValueError("apply=True needs the operator's name (the `operator` parameter) for the audit record")
     conn = rb.connection()
