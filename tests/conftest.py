@@ -11,10 +11,12 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from aias_runbooks.sandbox import processes
+from aias_runbooks.settings import load_environment
 
 CLI = [sys.executable, "-m", "aias_runbooks.cli"]
 
@@ -25,6 +27,15 @@ def free_port_base() -> int:
         if all(processes.port_free(base + i) for i in range(3)):
             return base
     raise RuntimeError("no three consecutive free ports found")
+
+
+def sandbox_dsn() -> str:
+    """The running sandbox's superuser connection string (the test session's sandbox)."""
+    return load_environment("sandbox").secret("database_url").reveal()
+
+
+def sandbox_password() -> str:
+    return urlsplit(sandbox_dsn()).password
 
 
 def cli(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -9,6 +9,8 @@ from sqlalchemy.exc import DBAPIError
 from aias_runbooks.settings import load_environment
 from aias_runbooks.sources import database
 
+from .conftest import sandbox_password
+
 
 @pytest.fixture
 def engine(sandbox):
@@ -47,6 +49,6 @@ def test_engine_holds_at_most_one_connection(engine):
 
 def test_secret_never_prints_itself(sandbox):
     secret = load_environment("sandbox").secret("database_url")
-    password = secret.reveal().split(":")[2].split("@")[0]
+    password = sandbox_password()
     assert password not in repr(secret) and password not in str(secret) and password not in f"{secret}"
     assert repr(secret) == "Secret(AIAS_SANDBOX_DATABASE_URL=***)"

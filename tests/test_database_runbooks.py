@@ -8,17 +8,13 @@ import time
 import psycopg
 import pytest
 
-from aias_runbooks.settings import load_environment
+from .conftest import sandbox_dsn
 
 PROBLEMS = {"WARNING", "CRITICAL"}
 
 
-def _dsn() -> str:
-    return load_environment("sandbox").secret("database_url").reveal()
-
-
 def _sessions(app: str) -> int:
-    with psycopg.connect(_dsn(), autocommit=True) as conn:
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
         return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,)).fetchone()[0]
 
 
@@ -42,8 +38,8 @@ def test_connection_leak_is_found_and_dry_run_changes_nothing(run, scenario):
 
 
 def test_apply_terminates_only_the_leaked_sessions_and_audits(run, scenario):
-    with psycopg.connect(_dsn(), application_name="bystander-idle", autocommit=True), \
-            psycopg.connect(_dsn(), application_name="bystander-other-app") as other:
+    with psycopg.connect(sandbox_dsn(), application_name="bystander-idle", autocommit=True), \
+            psycopg.connect(sandbox_dsn(), application_name="bystander-other-app") as other:
         other.execute("SELECT 1")            # idle in transaction too, but not the application named
         scenario("db-connection-leak")
         time.sleep(2.5)
@@ -100,7 +96,7 @@ def test_slow_queries_found_from_pg_stat_statements_and_seq_scans(run, scenario)
 
 
 def test_without_pg_stat_statements_slow_queries_are_unknown_and_the_rest_runs(run, sandbox):
-    with psycopg.connect(_dsn(), autocommit=True) as conn:
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
         conn.execute("DROP EXTENSION pg_stat_statements")
         try:
             result = run("database-connection-errors")
@@ -130,10 +126,10 @@ def test_a_diagnosis_run_opens_exactly_one_connection(run, sandbox, runbook):
 
 def test_pool_at_80_percent_of_usable_slots_is_a_warning(run, sandbox):
     """The measured path: 40 of 47 usable slots taken by an application is past 80 % but short of 95 %."""
-    with psycopg.connect(_dsn(), autocommit=True) as probe:
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as probe:
         in_use = probe.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
                                ).fetchone()[0]
-        held = [psycopg.connect(_dsn(), application_name="aias-api/oversized-pool", autocommit=True)
+        held = [psycopg.connect(sandbox_dsn(), application_name="aias-api/oversized-pool", autocommit=True)
                 for _ in range(38 - in_use)]
         try:
             result = run("database-connection-errors")

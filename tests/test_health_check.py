@@ -6,7 +6,7 @@ import json
 
 import psycopg
 
-from aias_runbooks.settings import load_environment
+from .conftest import sandbox_dsn
 
 
 def test_healthy_sandbox_is_ok(run):
@@ -15,7 +15,7 @@ def test_healthy_sandbox_is_ok(run):
     assert result.codes == {"API_HEALTHY": "OK", "API_LATENCY_OK": "OK"}
     assert result.verdict["status"] == "OK"
     assert result.proc.stdout.startswith("OK:")
-    with psycopg.connect(load_environment("sandbox").secret("database_url").reveal()) as conn:
+    with psycopg.connect(sandbox_dsn()) as conn:
         logged = conn.execute("SELECT count(*) FROM api_requests WHERE path = '/api/healthz' AND status = 200 "
                               "AND created_at >= %s", (result.verdict["provenance"]["started_at"],)).fetchone()[0]
     assert logged >= 20, "the sandbox API logs every request to api_requests"

@@ -10,9 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from aias_runbooks.settings import load_environment
-
-from .conftest import CLI
+from .conftest import CLI, sandbox_password
 
 FIXTURES = Path(__file__).parent / "notebooks"
 
@@ -27,7 +25,7 @@ def _all_text(folder: Path) -> str:
 
 def test_canary_secret_is_redacted_everywhere(run):
     canary = "canary-" + secrets.token_hex(12)
-    password = load_environment("sandbox").secret("database_url").reveal().split(":")[2].split("@")[0]
+    password = sandbox_password()
     result = run("leaky-check", env=_fixture_env(AIAS_SANDBOX_STRIPE_SECRET_KEY=canary))
     assert result.proc.returncode == 3, "the notebook fails on purpose, quoting the key in its error"
     text = _all_text(result.output)
@@ -41,10 +39,9 @@ def test_canary_secret_is_redacted_everywhere(run):
 
 
 def test_health_check_report_holds_no_secret(run):
-    dsn = load_environment("sandbox").secret("database_url").reveal()
     result = run("health-check", "-p", "samples=10")
     assert result.proc.returncode == 0
-    assert dsn.split(":")[2].split("@")[0] not in _all_text(result.output)
+    assert sandbox_password() not in _all_text(result.output)
     assert result.verdict["redactions"] == 0
 
 
