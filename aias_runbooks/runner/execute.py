@@ -24,7 +24,7 @@ from .. import paths
 from ..errors import UsageError
 from ..findings import Verdict
 from ..records import write_atomic
-from ..settings import load_environment
+from ..settings import Environment, load_environment
 from .catalog import append_run, write_index
 from .parameterize import ENV_PARAM, RunbookInfo, load_runbook, validate
 from .redact import redact_folder, redact_text
@@ -50,7 +50,7 @@ class RunRequest:
     """A checked request to run a runbook: everything that could be wrong with it was found already."""
 
     info: RunbookInfo
-    env: str
+    profile: Environment
     parameters: dict[str, Any]
     incident: str | None
     operator: str | None = None
@@ -64,7 +64,8 @@ def prepare(slug: str, env: str = "sandbox", params: dict[str, Any] | None = Non
     and apply=true without an operator is refused here, before anything runs.
     """
     info = load_runbook(slug)
-    load_environment(env).check_ready()
+    profile = load_environment(env)
+    profile.check_ready()
     given = dict(params or {})
     if ENV_PARAM in given and given.pop(ENV_PARAM) != env:
         raise UsageError(f"set the environment with --env, not -p {ENV_PARAM}=...")
@@ -78,14 +79,14 @@ def prepare(slug: str, env: str = "sandbox", params: dict[str, Any] | None = Non
     checked = validate(info, given)
     if checked.get("apply") is True and not str(checked.get("operator", "")).strip():
         raise UsageError("apply=true needs an operator for the audit record: add --operator NAME; nothing was run")
-    return RunRequest(info, env, checked, incident, operator or checked.get("operator") or None)
+    return RunRequest(info, profile, checked, incident, operator or checked.get("operator") or None)
 
 
 def execute(request: RunRequest, output_root: Path | None = None, cell_timeout: int = 300,
             progress: bool | None = None) -> RunResult:
     """Execute the notebook and archive its report; a failed run still leaves its partial notebook."""
     root = Path(output_root or paths.output_dir())
-    slug, env = request.info.slug, request.env
+    slug, env = request.info.slug, request.profile.name
     started = datetime.now(timezone.utc)
     run_id = f"{started:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"   # UTC; short enough for application_name
     folder = make_run_dir(root, started, slug, env, request.incident)
@@ -110,7 +111,7 @@ def execute(request: RunRequest, output_root: Path | None = None, cell_timeout: 
     effective = {n: p.default for n, p in request.info.parameters.items()} | request.parameters | {ENV_PARAM: env}
     prov = provenance(run_id, slug, env, request.incident, request.operator, started, finished, effective)
     write_report(folder, nb, verdict, prov)
-    secrets_in_use = [s.reveal() for s in load_environment(env).secrets().values()]
+    secrets_in_use = [s.reveal() for s in request.profile.secrets().values()]
     redactions = _scan(folder, secrets_in_use)
     record = {"run_id": run_id, "runbook": slug, "env": env, "incident": request.incident,
               "status": verdict.status.value, "exit_code": verdict.status.exit_code, "summary": verdict.summary,
