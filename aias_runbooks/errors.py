@@ -1,5 +1,17 @@
-"""Errors the CLI turns into one clear line on stderr and exit code 3."""
+"""Every error the CLI turns into one clear line on stderr and exit code 3 (UNKNOWN)."""
 
 
-class UsageError(Exception):
+class AiasError(Exception):
+    """Base of our own errors: the message is one line, fit to show as it is."""
+
+
+class UsageError(AiasError):
     """Bad input: names what is wrong and what is valid."""
+
+
+class OutputError(AiasError):
+    """The report archive cannot be written (folder missing, not a folder, not writable, disk full)."""
+
+
+class SandboxError(AiasError, RuntimeError):
+    """The embedded sandbox could not be started, changed or stopped."""
