@@ -7,7 +7,6 @@ Exit codes of `run` follow the monitoring-plugin convention: 0 OK, 1 WARNING, 2 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -81,7 +80,6 @@ def cmd_list() -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .runner.execute import execute, prepare
-    signal.signal(signal.SIGTERM, _interrupt)   # a scheduler's timeout still gets a report and exit 3
     request = prepare(args.runbook, args.env, parse_params(args.param, args.params_file), args.incident,
                       args.operator)
     result = execute(request, args.output, args.cell_timeout)
@@ -89,10 +87,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result.redactions:
         print(f"  warning: {result.redactions} secret(s) were found in the report and redacted", file=sys.stderr)
     return result.exit_code
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -113,6 +107,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for slug in runbook_slugs():
         print(f"running {slug}...", flush=True)
         result = execute(prepare(slug, "sandbox"), args.output)
+        if result.interrupted:
+            raise KeyboardInterrupt
         broken += any(f.code == "RUNBOOK_ERROR" for f in result.verdict.findings)
         rows.append({"runbook": slug, "status": result.verdict.status.value,
                      "top finding": result.record["top_finding"] or "-", "report": result.folder / "report.html"})

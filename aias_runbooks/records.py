@@ -3,6 +3,7 @@ lock, and whole files (state.json, index.html, verdict.json) replaced atomically
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -33,12 +34,16 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
     """Replace path's content in one step: readers see the old file or the new one, never half of it.
 
-    The temporary file is unique, so concurrent writers (two scheduled runs) never trip over each other.
+    The temporary file is unique, so concurrent writers (two scheduled runs) never trip over each other. The
+    file keeps its mode; a new one gets `mode`, else what the umask gives a plain write (mkstemp's is 0600).
     """
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644   # mkstemp's 0600 would hide reports
+    if path.exists():
+        mode = path.stat().st_mode & 0o777
+    elif mode is None:
+        mode = 0o666 & ~umask()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -46,5 +51,13 @@ def write_atomic(path: Path, text: str) -> None:
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
+
+
+def umask() -> int:
+    """The process umask (reading it means setting it, so it is set straight back)."""
+    current = os.umask(0o022)
+    os.umask(current)
+    return current

@@ -6,6 +6,8 @@ A notebook starts with `rb = runbook.start("<slug>", environment)`, records find
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -13,10 +15,11 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from .checks import connections
 from .findings import FINDINGS_MIME, Finding, Severity, Verdict, html_table
+from .runner.redact import redact_text, secret_values
 from .settings import Environment, load_environment
 from .sources import database
 from .thresholds import load_thresholds
@@ -34,9 +37,17 @@ class Runbook:
     _db_problem: str | None = None
 
     def record(self, findings: Finding | list[Finding]) -> FindingList:
-        """Add findings to the verdict and show them."""
+        """Add findings to the verdict and show them.
+
+        Under the runner each finding is also appended, redacted, to the run's journal at once, so it reaches
+        the verdict however the run ends (a later cell failing, a timeout, SIGTERM, a dead kernel).
+        """
         batch = [findings] if isinstance(findings, Finding) else list(findings)
         self.findings.extend(batch)
+        if journal := os.environ.get("AIAS_FINDINGS_JOURNAL"):
+            secrets = secret_values(s.reveal() for s in self.env.secrets().values())
+            with open(journal, "a", encoding="utf-8") as fh:
+                fh.writelines(redact_text(json.dumps(f.to_dict()), secrets)[0] + "\n" for f in batch)
         return FindingList(batch)
 
     def verdict(self) -> Verdict:
@@ -65,14 +76,20 @@ class Runbook:
         return self._conn
 
     def query(self, name: str, **params) -> pd.DataFrame:
-        """The named query as a DataFrame; empty (with attrs["error"]) when the database could not answer."""
+        """The named query as a DataFrame; empty (with attrs["error"]) when the database could not answer.
+
+        A lost connection is recorded once as DB_UNREACHABLE and every later query is skipped; any other
+        failure of this one query is DB_QUERY_FAILED.
+        """
         conn = self.connection()
         if conn is None:
             return _empty(name, f"skipped: {self._db_problem}")
         try:
             return database.query(conn, name, **params)
-        except DBAPIError as exc:
-            message = str(exc.orig).strip().splitlines()[0]
+        except SQLAlchemyError as exc:
+            message = _first_line(exc)
+            if self._lost(exc):
+                return _empty(name, f"skipped: {self._db_problem}")
             self._show(self.record(Finding("DB_QUERY_FAILED", Severity.UNKNOWN, f"Query '{name}' failed: {message}",
                                            {"query": name}, ["Re-run; if it persists, run the query by hand."])))
             return _empty(name, message)
@@ -82,7 +99,23 @@ class Runbook:
         conn = self.connection()
         if conn is None:
             return database.ping_frame([])
-        return database.ping(conn, samples, interval_ms)
+        frame = database.ping(conn, samples, interval_ms)
+        if not frame["answered"].all() and (conn.invalidated or conn.closed):
+            self._lost(None, frame.loc[~frame["answered"], "error"].iloc[0])
+        return frame
+
+    def _lost(self, exc: SQLAlchemyError | None, message: str | None = None) -> bool:
+        """When the connection broke (server gone, killed backend, network), record DB_UNREACHABLE once."""
+        conn = self._conn
+        broken = exc is None or not isinstance(exc, DBAPIError) or exc.connection_invalidated
+        if conn is None or not (broken or conn.invalidated or conn.closed):
+            return False
+        self._db_problem = f"the connection was lost during the run: {message or _first_line(exc)}"
+        self._conn = None
+        with contextlib.suppress(SQLAlchemyError):
+            conn.close()
+        self._show(self.record(connections.unreachable(self._db_problem)))
+        return True
 
     @staticmethod
     def _show(findings: FindingList) -> None:
@@ -114,6 +147,11 @@ def start(slug: str, env: str = "sandbox") -> Runbook:
     profile.check_ready()
     run_id = os.environ.get("AIAS_RUN_ID") or "interactive-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     return Runbook(slug, profile, run_id, load_thresholds(profile.thresholds), os.environ.get("AIAS_INCIDENT"))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _empty(name: str, error: str) -> pd.DataFrame:

@@ -7,9 +7,11 @@ import logging
 import os
 import re
 import secrets
+import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,16 +20,18 @@ from typing import Any
 
 import nbformat
 import papermill
+from papermill.exceptions import PapermillExecutionError
 from traitlets.config import Config
 
 from .. import paths
-from ..errors import UsageError
+from ..errors import OutputError, UsageError
 from ..findings import Verdict
 from ..records import write_atomic
 from ..settings import Environment, load_environment
+from . import workspace
 from .catalog import append_run, write_index
 from .parameterize import ENV_PARAM, RunbookInfo, load_runbook, validate
-from .redact import redact_folder, redact_text
+from .redact import redact_folder, redact_text, secret_values
 from .report import make_run_dir, provenance, read_verdict, write_report
 
 INCIDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -39,6 +43,7 @@ class RunResult:
     verdict: Verdict
     redactions: int
     record: dict[str, Any]
+    interrupted: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -84,45 +89,101 @@ def prepare(slug: str, env: str = "sandbox", params: dict[str, Any] | None = Non
 
 def execute(request: RunRequest, output_root: Path | None = None, cell_timeout: int = 300,
             progress: bool | None = None) -> RunResult:
-    """Execute the notebook and archive its report; a failed run still leaves its partial notebook."""
+    """Run the notebook in a private workspace, then archive its scanned report.
+
+    A failed or interrupted run (SIGTERM, Ctrl-C) still leaves its partial notebook and every finding recorded
+    before it stopped; a run whose runner was killed outright is filed by the next run. OutputError when the
+    archive cannot be written.
+    """
     root = Path(output_root or paths.output_dir())
+    finish_orphans(root)
     slug, env = request.info.slug, request.profile.name
     started = datetime.now(timezone.utc)
     run_id = f"{started:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"   # UTC; short enough for application_name
-    folder = make_run_dir(root, started, slug, env, request.incident)
-    notebook = folder / "notebook.ipynb"
+    effective = {n: p.default for n, p in request.info.parameters.items()} | request.parameters | {ENV_PARAM: env}
+    space = workspace.create(root, run_id, {
+        "run_id": run_id, "runbook": slug, "env": env, "incident": request.incident, "operator": request.operator,
+        "started_at": started.isoformat(), "parameters": effective, "input": str(request.info.path)})
+    secrets_in_use = _secrets(request.profile)
     error = None
     logging.getLogger("papermill").setLevel(logging.WARNING)
-    with _kernel_env(AIAS_RUN_ID=run_id, AIAS_INCIDENT=request.incident, AIAS_OUTPUT_DIR=str(root)), \
-            kernel_sockets() as config:
-        try:
-            papermill.execute_notebook(
-                str(request.info.path), str(notebook), parameters=request.parameters | {ENV_PARAM: env},
-                kernel_name="python3", progress_bar=sys.stderr.isatty() if progress is None else progress,
-                log_output=False, execution_timeout=cell_timeout, cwd=str(request.info.path.parent),
-                config=config)
-        except Exception as exc:  # the run is reported as RUNBOOK_ERROR, never lost
-            error = _describe(exc)
-        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from a scheduler's timeout (see cli.py): still reported
-            error = "interrupted before the runbook finished (SIGINT or SIGTERM)"
-    nb = nbformat.read(notebook if notebook.is_file() else request.info.path, as_version=4)
-    finished = datetime.now(timezone.utc)
-    verdict = read_verdict(nb, slug, env, run_id, error)
-    effective = {n: p.default for n, p in request.info.parameters.items()} | request.parameters | {ENV_PARAM: env}
-    prov = provenance(run_id, slug, env, request.incident, request.operator, started, finished, effective)
-    write_report(folder, nb, verdict, prov)
-    secrets_in_use = [s.reveal() for s in request.profile.secrets().values()]
-    redactions = _scan(folder, secrets_in_use)
-    record = {"run_id": run_id, "runbook": slug, "env": env, "incident": request.incident,
+    with stop_signals() as stopped:
+        with _kernel_env(AIAS_RUN_ID=run_id, AIAS_INCIDENT=request.incident, AIAS_OUTPUT_DIR=str(root),
+                         AIAS_FINDINGS_JOURNAL=str(space.journal)), workspace.kernel_config(space) as config:
+            try:
+                papermill.execute_notebook(
+                    str(request.info.path), workspace.private_target(space, secrets_in_use),
+                    parameters=request.parameters | {ENV_PARAM: env}, kernel_name="python3",
+                    progress_bar=sys.stderr.isatty() if progress is None else progress, log_output=False,
+                    execution_timeout=cell_timeout, cwd=str(request.info.path.parent), config=config)
+            except Exception as exc:  # the run is reported as RUNBOOK_ERROR, never lost
+                error = _describe(exc)
+            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from a scheduler's timeout: still reported
+                error = INTERRUPTED
+        result = finish(root, space, secrets_in_use, error)
+    result.interrupted = stopped()
+    return result
+
+
+INTERRUPTED = "interrupted before the runbook finished (SIGTERM, SIGINT or SIGHUP)"
+ORPHANED = "the runner stopped before the run finished (killed, or the machine went down); the next run filed this"
+
+
+def finish(root: Path, space: workspace.Workspace, secrets_in_use: list[str], error: str | None) -> RunResult:
+    """Write, scan and move the report into the archive, catalogue it and remove the workspace.
+
+    On a write failure (disk full) the workspace is kept for the next run to finish, and OutputError says so.
+    """
+    meta = space.meta()
+    slug, env, run_id = meta["runbook"], meta["env"], meta["run_id"]
+    started = datetime.fromisoformat(meta["started_at"])
+    try:
+        source = space.notebook if space.notebook.is_file() else Path(meta["input"])
+        nb = nbformat.read(source, as_version=4)
+        verdict = read_verdict(nb, slug, env, run_id, error, space.findings())
+        prov = provenance(run_id, slug, env, meta["incident"], meta["operator"], started,
+                          datetime.now(timezone.utc), meta["parameters"])
+        staged = space.path / "report"
+        staged.mkdir(mode=0o750, exist_ok=True)
+        write_report(staged, nb, verdict, prov)
+        redactions = _scan(staged, secrets_in_use)
+        folder = make_run_dir(root, started, slug, env, meta["incident"])
+        os.replace(staged, folder)   # onto the new, empty folder: readers never see half a report
+    except OSError as exc:
+        space.release()
+        raise OutputError(f"could not write the report under {root}: {exc.strerror or exc}; the partial run is "
+                          f"kept in {space.path} and the next run files it") from None
+    record = {"run_id": run_id, "runbook": slug, "env": env, "incident": meta["incident"],
               "status": verdict.status.value, "exit_code": verdict.status.exit_code, "summary": verdict.summary,
               "top_finding": verdict.top.code if verdict.top else None, "started_at": prov["started_at"],
               "finished_at": prov["finished_at"], "duration_s": prov["duration_s"],
               "report_dir": folder.relative_to(root).as_posix(), "redactions": redactions, "error": error}
-    cleaned, leaked = redact_text(json.dumps(record), secrets_in_use)   # error text may quote a secret too
+    cleaned, leaked = redact_text(json.dumps(record), secret_values(secrets_in_use))   # errors may quote one
     record = json.loads(cleaned) | {"redactions": redactions + leaked}
     append_run(root, record)
     write_index(root)
+    space.remove()
     return RunResult(folder, verdict, redactions, record)
+
+
+def finish_orphans(root: Path) -> list[RunResult]:
+    """File the reports of runs whose runner died (their workspace lock is free); never fails a new run."""
+    done = []
+    for space in workspace.orphans(root):
+        try:
+            meta = space.meta()
+        except (OSError, ValueError):   # killed before it wrote anything worth keeping
+            space.remove()
+            continue
+        try:
+            done.append(finish(root, space, _secrets(load_environment(meta["env"])), ORPHANED))
+        except Exception:  # noqa: BLE001 - an old run must not stop a new one; it stays for a later try
+            space.release()
+    return done
+
+
+def _secrets(profile: Environment) -> list[str]:
+    return [s.reveal() for s in profile.secrets().values()]
 
 
 def _scan(folder: Path, secrets_in_use: list[str]) -> int:
@@ -138,11 +199,33 @@ def _scan(folder: Path, secrets_in_use: list[str]) -> int:
 
 
 def _describe(exc: Exception) -> str:
-    if hasattr(exc, "ename"):
-        text = f"cell [{getattr(exc, 'exec_count', '?')}] raised {exc.ename}: {exc.evalue}"
+    if isinstance(exc, PapermillExecutionError):
+        text = f"cell [{exc.exec_count}] raised {exc.ename}: {exc.evalue}"
     else:
         text = f"{type(exc).__name__}: {exc}"
     return text.strip()[:500]
+
+
+@contextmanager
+def stop_signals() -> Iterator[Callable[[], bool]]:
+    """SIGTERM, SIGINT and SIGHUP stop the notebook once (as KeyboardInterrupt); any further one is ignored
+    until the report is filed, so a scheduler's second SIGTERM cannot lose it. Yields 'was it stopped?'."""
+    caught: list[int] = []
+
+    def stop(signum, frame) -> None:
+        caught.append(signum)
+        if len(caught) == 1:
+            raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        yield lambda: bool(caught)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextmanager

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import getpass
-import html
 import json
 import platform
+import re
 import socket
 import subprocess
 from datetime import datetime
@@ -19,6 +19,8 @@ from nbconvert import HTMLExporter
 from .. import paths
 from ..findings import FINDINGS_MIME, VERDICT_MIME, Finding, Severity, Verdict
 
+# Reports hold other sessions' queries and client addresses: owner and group only (the umask may narrow it).
+REPORT_MODE = 0o750
 PACKAGES = ["aias-runbooks", "papermill", "nbclient", "pandas", "sqlalchemy", "psycopg", "httpx", "stripe",
             "matplotlib"]
 
@@ -26,16 +28,16 @@ PACKAGES = ["aias-runbooks", "papermill", "nbclient", "pandas", "sqlalchemy", "p
 def make_run_dir(output_root: Path, started: datetime, slug: str, env: str, incident: str | None) -> Path:
     """Create a new, never reused folder for this run (a suffix is added if the second is taken)."""
     day = output_root / started.strftime("%Y-%m-%d")
-    day.mkdir(parents=True, exist_ok=True)
+    day.mkdir(parents=True, exist_ok=True, mode=REPORT_MODE)
     base = "_".join(filter(None, [started.strftime("%H%M%S"), slug, env, incident]))
     for n in range(1, 1000):
         folder = day / (base if n == 1 else f"{base}-{n}")
         try:
-            folder.mkdir()
+            folder.mkdir(mode=REPORT_MODE)
             return folder
         except FileExistsError:
             continue
-    raise RuntimeError(f"could not create a new run folder under {day}")
+    raise FileExistsError(f"could not create a new run folder under {day}")
 
 
 def provenance(run_id: str, slug: str, env: str, incident: str | None, operator: str | None,
@@ -69,14 +71,21 @@ def _git() -> str:
     return (sha + (" (uncommitted changes)" if dirty else "")) if sha else "unknown"
 
 
-def read_verdict(nb: nbformat.NotebookNode, slug: str, env: str, run_id: str, error: str | None) -> Verdict:
-    """The verdict the notebook displayed; after a failure, the findings recorded so far plus RUNBOOK_ERROR."""
+def read_verdict(nb: nbformat.NotebookNode, slug: str, env: str, run_id: str, error: str | None,
+                 journal: list[dict[str, Any]] | None = None) -> Verdict:
+    """The verdict the notebook displayed; after a failure, every finding recorded so far plus RUNBOOK_ERROR.
+
+    Recorded findings come from the kernel's journal (written as each is recorded, so none is lost however
+    the run ends); without one (a kernel that never started it), from the findings the notebook displayed.
+    """
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
                if o.get("output_type") in ("display_data", "execute_result")]
     verdicts = [o["data"][VERDICT_MIME] for o in outputs if VERDICT_MIME in o.get("data", {})]
     if verdicts and not error:
         return Verdict(slug, env, run_id, [Finding.from_dict(f) for f in verdicts[-1]["findings"]])
-    findings = [Finding.from_dict(f) for o in outputs for f in o.get("data", {}).get(FINDINGS_MIME, [])]
+    if journal is None:
+        journal = [f for o in outputs for f in o.get("data", {}).get(FINDINGS_MIME, [])]
+    findings = [Finding.from_dict(f) for f in journal]
     findings.append(Finding("RUNBOOK_ERROR", Severity.UNKNOWN,
                             "The runbook stopped before reaching its verdict.",
                             {"error": error or "the notebook displayed no verdict"},
@@ -91,13 +100,14 @@ def header_cell(verdict: Verdict, prov: dict[str, Any]) -> nbformat.NotebookNode
     lines = [f"# {verdict.status.value}: {prov['runbook']} on {prov['env']}", "", f"**{_cell(verdict.summary)}**", ""]
     if ordered:
         lines += ["| severity | code | finding |", "|---|---|---|"]
-        lines += [f"| {f.severity.value} | `{f.code}` | {_cell(f.title)} |" for f in ordered]
+        lines += [f"| {f.severity.value} | {_cell(f.code)} | {_cell(f.title)} |" for f in ordered]
         lines.append("")
     top = verdict.top
     if top and top.next_steps:
-        lines += [f"**Next steps ({top.code}):**", ""] + [f"{i}. {_cell(s)}" for i, s in enumerate(top.next_steps, 1)]
+        lines += [f"**Next steps ({_cell(top.code)}):**", ""]
+        lines += [f"{i}. {_cell(s)}" for i, s in enumerate(top.next_steps, 1)]
         lines.append("")
-    params = ", ".join(f"`{k}={v!r}`" for k, v in prov["parameters"].items()) or "defaults"
+    params = ", ".join(f"{k}={v!r}" for k, v in prov["parameters"].items()) or "defaults"
     versions = ", ".join(f"{k} {v}" for k, v in prov["versions"].items())
     rows = [("run id", prov["run_id"]), ("incident", prov["incident"] or "–"), ("operator", prov["operator"]),
             ("host", prov["host"]), ("started (UTC)", prov["started_at"]), ("finished (UTC)", prov["finished_at"]),
@@ -109,9 +119,16 @@ def header_cell(verdict: Verdict, prov: dict[str, Any]) -> nbformat.NotebookNode
     return cell
 
 
+_MARKDOWN = re.compile(r"([!-/:-@\[-`{-~])")   # every ASCII punctuation character: CommonMark escapes them all
+
+
 def _cell(text: str) -> str:
-    """Text safe inside a markdown table cell: no pipes, no newlines, no HTML."""
-    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
+    """Untrusted text (an application_name, an operator) as literal text in a markdown table cell.
+
+    Every ASCII punctuation character is backslash-escaped, so no link, image, emphasis, autolink or HTML tag
+    can form, and a pipe cannot end the cell; newlines become spaces.
+    """
+    return _MARKDOWN.sub(r"\\\1", " ".join(str(text).split()))
 
 
 def write_report(folder: Path, nb: nbformat.NotebookNode, verdict: Verdict, prov: dict[str, Any]) -> None:

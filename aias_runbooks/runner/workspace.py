@@ -1,0 +1,184 @@
+"""A run's private working folder: output/.work/<run id>/, owner-only while the run lasts.
+
+papermill writes the notebook there through a handler that redacts every save before it reaches disk; the
+kernel's connection file and the findings journal live there too. When the run ends its scanned report is
+moved into the archive and the folder is removed. If the runner itself died (SIGKILL, power loss), the
+folder's lock is free: the next run finishes that report (see execute.finish_orphans).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.manager import AsyncKernelManager
+from papermill.iorw import papermill_io
+from traitlets import Unicode
+from traitlets.config import Config
+
+from ..errors import OutputError
+from ..records import write_atomic
+from .redact import secret_values
+
+try:
+    from .redact import redact_notebook_text
+except ImportError:  # TEMPORARY until redact.py grows it
+    from .redact import redact_text as redact_notebook_text
+
+WORK = ".work"
+SCHEME = "aias-private://"
+
+
+@dataclass
+class Workspace:
+    """The private folder of one run, locked by the runner for as long as it lives."""
+
+    path: Path
+    _lock: int | None = None
+
+    @property
+    def notebook(self) -> Path:
+        return self.path / "notebook.ipynb"
+
+    @property
+    def journal(self) -> Path:
+        """Findings as the kernel records them, one JSON line each: they survive any way the run ends."""
+        return self.path / "findings.jsonl"
+
+    @property
+    def log(self) -> Path:
+        return self.path / "kernel.log"
+
+    @property
+    def meta_path(self) -> Path:
+        return self.path / "run.json"
+
+    def meta(self) -> dict[str, Any]:
+        return json.loads(self.meta_path.read_text(encoding="utf-8"))
+
+    def findings(self) -> list[dict[str, Any]] | None:
+        """The journal's findings, or None when the kernel never opened it."""
+        if not self.journal.is_file():
+            return None
+        lines = self.journal.read_text(encoding="utf-8", errors="replace").splitlines()
+        found = []
+        for line in lines:
+            with suppress(json.JSONDecodeError):
+                found.append(json.loads(line))
+        return found
+
+    def release(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def remove(self) -> None:
+        self.release()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def create(root: Path, run_id: str, meta: dict[str, Any]) -> Workspace:
+    """output/.work/<run_id>/ (0700), locked by this process; OutputError when the archive cannot be written."""
+    try:
+        root.mkdir(parents=True, exist_ok=True, mode=0o750)
+        base = root / WORK
+        base.mkdir(exist_ok=True, mode=0o700)
+        path = base / run_id
+        path.mkdir(mode=0o700)
+        path.chmod(0o700)
+        space = Workspace(path, _lock=os.open(path / "run.lock", os.O_CREAT | os.O_RDWR, 0o600))
+        fcntl.flock(space._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        write_atomic(space.meta_path, json.dumps(meta, default=str))
+    except OSError as exc:
+        raise OutputError(f"cannot write reports under {root}: {exc.strerror or exc}") from None
+    return space
+
+
+def orphans(root: Path) -> Iterator[Workspace]:
+    """Working folders whose runner is gone (their lock is free), each locked by us while yielded."""
+    base = root / WORK
+    if not base.is_dir():
+        return
+    for path in sorted(p for p in base.iterdir() if p.is_dir()):
+        try:
+            fd = os.open(path / "run.lock", os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)   # a live run holds it
+            continue
+        yield Workspace(path, _lock=fd)
+
+
+class RedactingWriter:
+    """A papermill I/O handler: every notebook save is redacted, then replaced atomically."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self.secrets = secret_values(secrets)
+
+    def write(self, buf: str, path: str) -> None:
+        text, _ = redact_notebook_text(buf, self.secrets)
+        write_atomic(Path(path.removeprefix(SCHEME)), text, mode=0o600)
+
+    def read(self, path: str) -> str:
+        return Path(path.removeprefix(SCHEME)).read_text(encoding="utf-8")
+
+    def listdir(self, path: str) -> list[str]:
+        return [SCHEME + str(p) for p in Path(path.removeprefix(SCHEME)).iterdir()]
+
+    def pretty_path(self, path: str) -> str:
+        return path.removeprefix(SCHEME)
+
+
+def private_target(space: Workspace, secrets: Iterable[str]) -> str:
+    """The output path to hand papermill: its saves land redacted in the workspace."""
+    prefix = f"{SCHEME}{space.path}/"
+    papermill_io.register(prefix, RedactingWriter(secrets))
+    return prefix + space.notebook.name
+
+
+class KernelManager(AsyncKernelManager):
+    """The kernel process's own output (ipykernel's warnings, its shutdown errors after an interrupt) goes to
+    kernel.log in the workspace, not to the scheduler's stderr; cells' output is captured as always."""
+
+    log_file = Unicode("", config=True, help="where the kernel process's stdout and stderr go")
+
+    async def start_kernel(self, **kw) -> None:
+        if sys.platform == "linux":
+            kw.setdefault("preexec_fn", _die_with_parent)
+        if self.log_file:
+            with open(self.log_file, "ab") as log:
+                return await super().start_kernel(**kw, stdout=log, stderr=log)
+        return await super().start_kernel(**kw)
+
+
+def _die_with_parent() -> None:
+    """In the kernel process, before it starts: SIGKILL it when the runner dies, however the runner dies, so no
+    kernel is left holding the run's secrets and a database connection (prctl PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+
+
+@contextmanager
+def kernel_config(space: Workspace) -> Iterator[Config]:
+    """Kernel traffic over Unix sockets in a private temp folder (short path: socket names are limited to
+    107 bytes); its connection file (HMAC key) and its log in the workspace, not in the user's runtime folder."""
+    sockets = tempfile.mkdtemp(prefix="aias-kernel-")
+    try:
+        yield Config({"NotebookClient": {"kernel_manager_class": f"{__name__}.KernelManager"},
+                      "KernelManager": {"transport": "ipc", "ip": f"{sockets}/kernel", "log_file": str(space.log),
+                                        "connection_file": str(space.path / "kernel.json")}})
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
