@@ -49,8 +49,8 @@ def test_apply_terminates_only_the_leaked_sessions_and_audits(run, scenario):
     assert result.proc.returncode == 2, "the verdict is what was diagnosed before the action"
     assert _sessions("aias-api/export-worker") == 0
     records = [json.loads(line) for line in (result.output / "audit.jsonl").read_text().splitlines()]
-    assert len(records) == 1
-    record = records[0]
+    assert [r["phase"] for r in records] == ["started", "finished"]   # one apply: the attempt, then its outcome
+    record = records[1]
     assert record["operator"] == "alice" and record["incident"] == "INC-7" and record["terminated"] == 8
     assert {t["application"] for t in record["targets"]} == {"aias-api/export-worker"}
     assert record["run_id"] == result.verdict["run_id"]

@@ -1,17 +1,25 @@
-"""Guarded action: terminate leaked sessions (idle in transaction). Dry run unless apply; every apply is audited.
+"""Guarded action: terminate leaked sessions (idle in transaction). Dry run unless apply; every attempt is audited.
 
-Only the sessions listed in the plan are touched, and each only if it is still the same session (pid and
-backend_start) and still idle in transaction when the action runs.
+Only the sessions listed in the plan are touched, one statement per session, and each only if that same
+statement finds it unchanged since the plan: the same session (pid + backend_start), still idle in transaction,
+in the same transaction (xact_start), nothing run since (state_change), idle longer than the criterion (and of
+the named application, when one was given). See sql/terminate_backends.sql.
+
+Apply writes two records to output/audit.jsonl, sharing an `attempt` id: `phase: started` (operator, criteria,
+every planned target) before the first signal, and `phase: finished` (each target's outcome) afterwards, also
+when a target fails or the run is interrupted. A run killed between the two still leaves the started record.
 """
 
 from __future__ import annotations
 
 import getpass
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from sqlalchemy.exc import DBAPIError
 
 from .. import paths
 from ..records import append_jsonl
@@ -19,6 +27,17 @@ from ..runbook import Runbook
 from ..sources import database
 
 ACTION = "terminate_leaked_sessions"
+TERMINATED = "terminated"
+PLANNED = "planned: about to terminate"
+# What each target's outcome is called in the result table and the audit: exactly one of these prefixes.
+SKIPPED = "skipped: changed since the plan: "
+FAILED = "failed: "
+NOT_ATTEMPTED = "not attempted: "
+INTERRUPTED = "interrupted: outcome unknown"
+# Identity and state of a target, as the plan read them; the terminate statement compares them exactly.
+SESSION_KEYS = ["pid", "backend_start", "xact_start", "state_change"]
+AUDIT_COLUMNS = ["pid", "role", "application", "client", "idle_s", "transaction_s", "backend_start", "xact_start",
+                 "state_change", "action"]
 
 
 def plan(rb: Runbook, min_idle_s: int, application: str = "") -> pd.DataFrame:
@@ -29,35 +48,103 @@ def plan(rb: Runbook, min_idle_s: int, application: str = "") -> pd.DataFrame:
 
 
 def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str) -> pd.DataFrame:
-    """Dry run: returns the plan unchanged. Apply: terminates exactly those sessions and writes the audit record."""
+    """Dry run: the plan, marked. Apply: terminates those sessions that are unchanged since the plan.
+
+    Returns the targets with `terminated` (bool) and `action` (terminated / skipped: ... / failed: <server
+    message>). A target that fails does not stop the others and does not raise; see the module docstring for
+    the audit records.
+    """
     if targets.empty:
         return targets
     if not apply:
         return targets.assign(action="dry run: would terminate")
     if not operator.strip():
         raise ValueError("apply=True needs the operator's name (the `operator` parameter) for the audit record")
+    criteria = targets.attrs.get("criteria")
+    missing = [key for key in SESSION_KEYS if key not in targets.columns]
+    if not criteria or missing:
+        raise ValueError("apply needs the targets exactly as terminate.plan(...) returned them "
+                         f"(criteria and the columns {', '.join(SESSION_KEYS)}); nothing was terminated")
     conn = rb.connection()
     if conn is None:
-        raise RuntimeError("the database is not reachable; nothing was terminated")
-    done = database.query(conn, "terminate_backends", pids=[int(p) for p in targets["pid"]],
-                          backend_starts=list(targets["backend_start"]))
-    result = targets.merge(done[["pid", "terminated"]], on="pid", how="left")
-    result["terminated"] = result["terminated"].fillna(False).astype(bool)
-    result["action"] = result["terminated"].map({True: "terminated", False: "skipped: no longer idle in transaction"})
-    path = audit(rb, operator, targets.attrs.get("criteria", {}), result)
+        return targets.assign(terminated=False, action=NOT_ATTEMPTED + "the database is not reachable")
+
+    result = targets.assign(terminated=False, action=PLANNED)
+    attempt = uuid.uuid4().hex
+    done_col, action_col = result.columns.get_loc("terminated"), result.columns.get_loc("action")
+    path = audit(rb, operator, criteria, result, attempt=attempt, phase="started")
+    try:
+        for i, row in enumerate(targets.itertuples(index=False)):
+            result.iloc[i, action_col] = INTERRUPTED       # what stays if we never come back from this one
+            done, action = _terminate(conn, row, criteria)
+            result.iloc[i, done_col], result.iloc[i, action_col] = done, action
+    finally:
+        # Written however the loop ends (a failed target does not end it; an interrupt or a crash does).
+        result["action"] = result["action"].replace(PLANNED, NOT_ATTEMPTED + "interrupted")
+        audit(rb, operator, criteria, result, attempt=attempt, phase="finished")
     result.attrs["audit"] = str(path)
     return result
 
 
-def audit(rb: Runbook, operator: str, criteria: dict[str, Any], result: pd.DataFrame) -> Path:
-    """Append who, when, what and the result to output/audit.jsonl; returns its path."""
+def _terminate(conn, row: Any, criteria: dict[str, Any]) -> tuple[bool, str]:
+    """Re-check and terminate one target in one statement: (terminated, what happened)."""
+    try:
+        done = database.query(conn, "terminate_backends", pid=int(row.pid),
+                              backend_start=_exact(row.backend_start), xact_start=_exact(row.xact_start),
+                              state_change=_exact(row.state_change), min_idle_s=criteria.get("min_idle_s") or 0,
+                              application=criteria.get("application"))
+    except DBAPIError as exc:
+        return False, FAILED + _server_message(exc)
+    if done.empty:
+        return False, SKIPPED + "the session has ended"
+    changed, terminated = done.iloc[0]["changed"], bool(done.iloc[0]["terminated"])
+    if isinstance(changed, str):
+        return False, SKIPPED + changed
+    if not terminated:
+        return False, FAILED + "pg_terminate_backend returned false (the session may have just ended)"
+    return True, TERMINATED
+
+
+def _exact(value: Any) -> datetime | None:
+    """The timestamp as the server sent it (a Python datetime, microseconds intact), for an exact comparison."""
+    if value is None or pd.isna(value):
+        return None
+    return pd.Timestamp(value).to_pydatetime()
+
+
+def _server_message(exc: DBAPIError) -> str:
+    diag = getattr(exc.orig, "diag", None)
+    primary = getattr(diag, "message_primary", None) or (str(exc.orig).strip().splitlines() or [""])[0]
+    detail = getattr(diag, "message_detail", None)
+    return f"{primary} ({detail})" if detail else primary
+
+
+def audit(rb: Runbook, operator: str, criteria: dict[str, Any], result: pd.DataFrame, attempt: str,
+          phase: str) -> Path:
+    """Append who, when, what and (phase finished) the outcome per target to output/audit.jsonl; returns its path.
+
+    Untrusted text (application_name, client address) only ever goes into this JSON, never into a message.
+    """
     path = paths.output_dir() / "audit.jsonl"
+    targets = result.reindex(columns=AUDIT_COLUMNS)
+    for column in ("backend_start", "xact_start", "state_change"):
+        targets[column] = [None if pd.isna(v) else pd.Timestamp(v).isoformat() for v in targets[column]]
+    records = [{k: (None if _missing(v) else v) for k, v in r.items()} for r in targets.to_dict(orient="records")]
     append_jsonl(path, {
-        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "action": ACTION,
+        "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "action": ACTION,
+        "attempt": attempt, "phase": phase,
         "operator": operator, "login": getpass.getuser(), "runbook": rb.slug, "run_id": rb.run_id,
         "env": rb.env.name, "incident": rb.incident, "criteria": criteria,
-        "targets": result[["pid", "role", "application", "client", "idle_s", "backend_start", "action"]]
-        .to_dict(orient="records"),
+        "targets": records,
         "terminated": int(result["terminated"].sum()),
+        "failed": int(result["action"].str.startswith(FAILED).sum()),
+        "skipped": int(result["action"].str.startswith(SKIPPED).sum()),
     })
     return path
+
+
+def _missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False

@@ -6,7 +6,10 @@ SELECT pid,
        backend_start,
        round(extract(epoch FROM now() - state_change)::numeric, 1)    AS idle_s,
        round(extract(epoch FROM now() - xact_start)::numeric, 1)      AS transaction_s,
-       left(query, 200)                                               AS last_query
+       left(query, 200)                                               AS last_query,
+       state,
+       xact_start,
+       state_change
 FROM pg_stat_activity
 WHERE state IN ('idle in transaction', 'idle in transaction (aborted)')
   AND backend_type = 'client backend'
