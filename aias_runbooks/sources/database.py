@@ -8,10 +8,12 @@ from functools import cache
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import QueuePool
 
 from .. import paths
+from ..dsn import split_url
 from ..settings import Secret
 
 PING_COLUMNS = ["sample", "sent_at", "answered", "latency_ms", "ok", "error"]
@@ -23,9 +25,15 @@ def connect(dsn: Secret, application_name: str, statement_timeout_ms: int = 5000
 
     Every statement runs read-only with statement and lock timeouts, outside any lingering transaction (so
     the diagnosis never shows up as idle in transaction itself), and the session names itself so it can
-    be found, and told apart from the application, in pg_stat_activity.
+    be found, and told apart from the application, in pg_stat_activity. The URL is read by dsn.split_url, as
+    the secret scan reads it, so a password with an unencoded '@' reaches the server whole.
     """
-    url = make_url(dsn.reveal()).set(drivername="postgresql+psycopg")
+    try:
+        parts = split_url(dsn.reveal())
+    except ValueError as exc:   # the message never quotes the URL
+        raise ArgumentError(f"{dsn.name}: {exc}") from None
+    url = URL.create(drivername="postgresql+psycopg", username=parts.username, password=parts.password,
+                     host=parts.host, port=parts.port, database=parts.database, query=parts.query)
     options = " ".join([
         "-c default_transaction_read_only=on",
         f"-c statement_timeout={statement_timeout_ms}",
