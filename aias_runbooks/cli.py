@@ -7,24 +7,44 @@ Exit codes of `run` follow the monitoring-plugin convention: 0 OK, 1 WARNING, 2 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import Any, TextIO
 
 from . import paths
-from .errors import UsageError
+from .errors import AiasError, UsageError
 
 UNKNOWN = 3
+MAX_CELL_TIMEOUT = 86400
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error exits 3 (UNKNOWN): exit 2 means CRITICAL to a scheduler."""
+    """argparse, but a usage error is one line and exits 3 (UNKNOWN): exit 2 means CRITICAL to a scheduler."""
 
     def error(self, message: str):
-        self.print_usage(sys.stderr)
-        self.exit(UNKNOWN, f"{self.prog}: error: {message}\n")
+        self.exit(UNKNOWN, f"aias-runbooks: error: {one_line(message)} (see `{self.prog} --help`)\n")
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """A message as one printable line (control characters escaped), at most `limit` characters."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text)[:limit + 1])
+    return shown if len(shown) <= limit else shown[:limit] + "..."
+
+
+def _seconds(text: str) -> int:
+    value = text.strip()
+    if not (value.isascii() and value.isdigit() and len(value) <= 6 and 1 <= int(value) <= MAX_CELL_TIMEOUT):
+        from .runner.parameterize import show
+        raise argparse.ArgumentTypeError(f"must be whole seconds from 1 to {MAX_CELL_TIMEOUT}, got {show(text)}")
+    return int(value)
+
+
+def _folder(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a folder")
+    return Path(text)
 
 
 def build_parser() -> Parser:
@@ -37,13 +57,14 @@ def build_parser() -> Parser:
     run.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="set a parameter")
     run.add_argument("-f", "--params-file", type=Path, help="YAML file of parameters (-p wins over it)")
     run.add_argument("--incident", help="incident id, added to the report folder name (e.g. INC-1234)")
-    run.add_argument("--output", type=Path, help="report root (default: output/ or AIAS_OUTPUT_DIR)")
+    run.add_argument("--output", type=_folder, help="report root (default: output/ or AIAS_OUTPUT_DIR)")
     run.add_argument("--operator", help="who runs it, for the report and audit (default: the login name); "
                      "required with apply=true")
-    run.add_argument("--cell-timeout", type=int, default=300, help="seconds one cell may run (default: 300)")
+    run.add_argument("--cell-timeout", type=_seconds, default=300,
+                     help=f"seconds one cell may run, 1 to {MAX_CELL_TIMEOUT} (default: 300)")
     demo = sub.add_parser("demo", help="bring up the sandbox and run every runbook against it "
                           "(exit 1 only if a runbook itself failed)")
-    demo.add_argument("--output", type=Path, help="report root (default: output/)")
+    demo.add_argument("--output", type=_folder, help="report root (default: output/)")
     sandbox = sub.add_parser("sandbox", help="the embedded AIAS Platform")
     sandbox.add_argument("action", choices=["up", "down", "status"])
     sandbox.add_argument("--scenario", default="healthy", help="fault to inject with `up` (default: healthy)")
@@ -51,21 +72,10 @@ def build_parser() -> Parser:
 
 
 def parse_params(pairs: list[str], params_file: Path | None) -> dict[str, Any]:
-    """-f file values, overridden by -p key=value pairs."""
-    params: dict[str, Any] = {}
-    if params_file:
-        if not params_file.is_file():
-            raise UsageError(f"parameters file {params_file} does not exist")
-        loaded = yaml.safe_load(params_file.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise UsageError(f"parameters file {params_file} must hold a mapping of name: value")
-        params.update(loaded)
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"expected -p KEY=VALUE, got {pair!r}")
-        params[key.strip()] = value
-    return params
+    """-f file values (FileValue: messages name their line, never quote them), overridden by -p KEY=VALUE."""
+    from .runner.parameterize import parse_pairs, read_params_file
+    params: dict[str, Any] = read_params_file(params_file) if params_file is not None else {}
+    return params | parse_pairs(pairs)
 
 
 def cmd_list() -> int:
@@ -79,13 +89,14 @@ def cmd_list() -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runner.execute import execute, prepare
+    from .runner.request import prepare  # light: bad input is refused before papermill is even imported
     request = prepare(args.runbook, args.env, parse_params(args.param, args.params_file), args.incident,
-                      args.operator)
+                      args.operator, args.output)
+    from .runner.execute import execute
     result = execute(request, args.output, args.cell_timeout)
-    print(f"{result.record['summary']}\n  report: {result.folder / 'report.html'}")   # the redacted summary
+    say(f"{result.record['summary']}\n  report: {result.folder / 'report.html'}")   # the redacted summary
     if result.redactions:
-        print(f"  warning: {result.redactions} secret(s) were found in the report and redacted", file=sys.stderr)
+        say(f"  warning: {result.redactions} secret(s) were found in the report and redacted", sys.stderr)
     return result.exit_code
 
 
@@ -134,7 +145,67 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return 0 if control.is_up(state) else 1
 
 
+def say(text: str, stream: TextIO | None = None) -> None:
+    """Print and flush; a reader that went away (closed pipe, `| head`) is not an error: nobody is listening."""
+    stream = stream or sys.stdout
+    try:
+        print(text, file=stream, flush=True)
+    except (OSError, ValueError):
+        try:   # point the fd at /dev/null, so the interpreter's final flush does not fail (exit 120) either
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, stream.fileno())
+            os.close(null)
+        except (OSError, ValueError):
+            pass
+
+
+def fail(message: str) -> int:
+    """One line on stderr, exit 3 (UNKNOWN)."""
+    say(f"aias-runbooks: error: {one_line(message)}", sys.stderr)
+    return UNKNOWN
+
+
+def ensure_std_fds() -> None:
+    """Open /dev/null on any of fds 0, 1, 2 that is closed (`>&-`), before anything else opens a file.
+
+    Otherwise the next file opened (a report, a socket) would become "stdout", and a kernel started without a
+    stdout dies; the run's exit code must be its verdict's whoever is (not) listening.
+    """
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        null = os.open(os.devnull, os.O_RDONLY if fd == 0 else os.O_WRONLY)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, mode, closefd=False))   # noqa: SIM115 - lives as long as the process
+
+
+def check_utf8(argv: list[str]) -> None:
+    """Python decodes argv with surrogateescape: an argument that is not UTF-8 holds lone surrogates."""
+    from .runner.parameterize import show
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            try:
+                shown = show(arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+            except UnicodeError:
+                shown = show(arg)
+            raise UsageError(f"argument {shown} is not valid UTF-8") from None
+
+
 def main(argv: list[str] | None = None) -> int:
+    ensure_std_fds()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        check_utf8(argv)
+    except UsageError as exc:
+        return fail(str(exc))
     args = build_parser().parse_args(argv)
     try:
         if args.command == "list":
@@ -144,17 +215,28 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             return cmd_demo(args)
         return cmd_sandbox(args)
-    except UsageError as exc:
-        print(f"aias-runbooks: error: {exc}", file=sys.stderr)
-        return UNKNOWN
+    except AiasError as exc:   # UsageError, OutputError, SandboxError: the message is fit to show as it is
+        return fail(str(exc))
     except RuntimeError as exc:
         if args.command not in ("sandbox", "demo"):
-            raise
-        print(f"aias-runbooks: sandbox: {exc}", file=sys.stderr)
+            return _unexpected(exc)
+        say(f"aias-runbooks: sandbox: {one_line(str(exc))}", sys.stderr)
         return UNKNOWN
     except KeyboardInterrupt:
         print("aias-runbooks: interrupted", file=sys.stderr)
         return UNKNOWN
+    except Exception as exc:  # noqa: BLE001 - a bug outside the notebook is still one line and exit 3
+        return _unexpected(exc)
+
+
+def _unexpected(exc: BaseException) -> int:
+    """One line naming the exception (key shapes redacted); AIAS_DEBUG=1 adds the traceback."""
+    if os.environ.get("AIAS_DEBUG"):
+        traceback.print_exc()
+    from .runner.redact import redact_text
+    text, _ = redact_text(f"{type(exc).__name__}: {exc}", [])
+    hint = "" if os.environ.get("AIAS_DEBUG") else " (AIAS_DEBUG=1 shows the traceback)"
+    return fail(f"unexpected {one_line(text, 300)}{hint}")
 
 
 if __name__ == "__main__":

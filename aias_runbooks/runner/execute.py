@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import secrets
 import signal
 import sys
@@ -24,17 +23,16 @@ from papermill.exceptions import PapermillExecutionError
 from traitlets.config import Config
 
 from .. import paths
-from ..errors import OutputError, UsageError
+from ..errors import OutputError
 from ..findings import Verdict
 from ..records import write_atomic
 from ..settings import Environment, load_environment
 from . import workspace
 from .catalog import append_run, write_index
-from .parameterize import ENV_PARAM, RunbookInfo, load_runbook, validate
+from .parameterize import ENV_PARAM
 from .redact import redact_folder, redact_text, secret_values
 from .report import make_run_dir, provenance, read_verdict, write_report
-
-INCIDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+from .request import INCIDENT, RunRequest, prepare  # noqa: F401 - checked in request.py, re-exported
 
 
 @dataclass
@@ -48,43 +46,6 @@ class RunResult:
     @property
     def exit_code(self) -> int:
         return self.verdict.status.exit_code
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """A checked request to run a runbook: everything that could be wrong with it was found already."""
-
-    info: RunbookInfo
-    profile: Environment
-    parameters: dict[str, Any]
-    incident: str | None
-    operator: str | None = None
-
-
-def prepare(slug: str, env: str = "sandbox", params: dict[str, Any] | None = None,
-            incident: str | None = None, operator: str | None = None) -> RunRequest:
-    """Check runbook, environment, parameters and incident id; UsageError on the first problem.
-
-    A runbook with a guarded action takes `apply` and `operator` parameters: --operator fills `operator`,
-    and apply=true without an operator is refused here, before anything runs.
-    """
-    info = load_runbook(slug)
-    profile = load_environment(env)
-    profile.check_ready()
-    given = dict(params or {})
-    if ENV_PARAM in given and given.pop(ENV_PARAM) != env:
-        raise UsageError(f"set the environment with --env, not -p {ENV_PARAM}=...")
-    if incident is not None and not INCIDENT.fullmatch(incident):
-        raise UsageError(f"incident id {incident!r} is not valid; use letters, digits, '.', '_' or '-' "
-                         "(at most 64, e.g. INC-1234)")
-    if ENV_PARAM not in info.parameters:
-        raise UsageError(f"runbook '{slug}' has no `{ENV_PARAM}` parameter; every runbook needs one")
-    if operator and "operator" in info.parameters:
-        given.setdefault("operator", operator)
-    checked = validate(info, given)
-    if checked.get("apply") is True and not str(checked.get("operator", "")).strip():
-        raise UsageError("apply=true needs an operator for the audit record: add --operator NAME; nothing was run")
-    return RunRequest(info, profile, checked, incident, operator or checked.get("operator") or None)
 
 
 def execute(request: RunRequest, output_root: Path | None = None, cell_timeout: int = 300,

@@ -1,0 +1,125 @@
+"""Check a request to run a runbook before anything runs: runbook, environment, parameters, incident id,
+operator and report folder.
+
+This module imports nothing heavy (no papermill, nbformat, pandas, SQLAlchemy), so bad input is refused in a
+fraction of a second; execute.py re-exports `prepare` and `RunRequest` for its callers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import paths
+from ..errors import OutputError, UsageError
+from ..settings import Environment, environment_names, load_environment
+from .parameterize import (
+    ENV_PARAM,
+    FileValue,
+    Parameter,
+    RunbookInfo,
+    coerce,
+    load_runbook,
+    show,
+    text_problem,
+    validate,
+)
+
+INCIDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+ENV_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+OPERATOR = Parameter("operator", "str", "", "who runs it, for the report and audit")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A checked request to run a runbook: everything that could be wrong with it was found already."""
+
+    info: RunbookInfo
+    profile: Environment
+    parameters: dict[str, Any]
+    incident: str | None
+    operator: str | None = None
+
+
+def prepare(slug: str, env: str = "sandbox", params: dict[str, Any] | None = None,
+            incident: str | None = None, operator: str | None = None, output: Path | None = None) -> RunRequest:
+    """Check runbook, environment, parameters, incident id, operator and report folder; UsageError (or
+    OutputError) on the first problem. Input is checked before the target is consulted (is the sandbox up?),
+    and the report folder is created last, so refused input writes nothing.
+
+    `params` values are -p strings or FileValues from a -f file. --operator and an `operator` parameter are one
+    value: either fills the runbook's `operator` parameter and the report's operator; both, differing, is an
+    error. apply=true without an operator is refused here, before anything runs.
+    """
+    info = load_runbook(slug)
+    if ENV_PARAM not in info.parameters:
+        raise UsageError(f"runbook '{slug}' has no `{ENV_PARAM}` parameter; every runbook needs one")
+    if not ENV_NAME.fullmatch(env) or env not in environment_names():
+        valid = ", ".join(environment_names()) or "none"
+        raise UsageError(f"unknown environment {show(env)}; valid: {valid} (profiles live in params/environments)")
+    if incident is not None and not INCIDENT.fullmatch(incident):
+        raise UsageError(f"incident id {show(incident)} is not valid; use letters, digits, '.', '_' or '-' "
+                         "(at most 64, e.g. INC-1234)")
+    given = dict(params or {})
+    if ENV_PARAM in given:
+        value = given.pop(ENV_PARAM)
+        if (value.value if isinstance(value, FileValue) else value) != env:
+            where = f" ({value.where})" if isinstance(value, FileValue) else ""
+            raise UsageError(f"set the environment with --env, not the `{ENV_PARAM}` parameter{where}")
+    who = _operator(info, given.pop("operator", None), operator)
+    checked = validate(info, given)
+    if "operator" in info.parameters and who is not None:
+        checked["operator"] = who
+    if checked.get("apply") is True and not (who or "").strip():
+        raise UsageError("apply=true needs an operator for the audit record: add --operator NAME; nothing was run")
+    profile = load_environment(env)
+    root = Path(output or paths.output_dir())
+    check_output_root(root)
+    profile.check_ready()
+    make_output_root(root)
+    return RunRequest(info, profile, checked, incident, who if who and who.strip() else None)
+
+
+def _operator(info: RunbookInfo, named: Any, flag: str | None) -> str | None:
+    """The one operator from --operator and/or an `operator` parameter (-p or -f), checked as text."""
+    spec = info.parameters.get("operator", OPERATOR)
+    if flag is not None and (problem := text_problem(flag, spec.max_length)):
+        raise UsageError(f"--operator {problem}")
+    if named is None:
+        return flag
+    value = coerce(info.slug, spec, named)
+    if flag is not None and flag != value:
+        shown = f"({named.where})" if isinstance(named, FileValue) else show(value)
+        raise UsageError(f"--operator {show(flag)} and the operator parameter {shown} differ; give the operator "
+                         "once")
+    return value
+
+
+def check_output_root(root: Path) -> None:
+    """OutputError unless `root` is a writable folder, or could be created as one. Creates nothing."""
+    target = root.absolute()
+    probe = target
+    while not os.path.lexists(probe) and probe != probe.parent:
+        probe = probe.parent
+    name = f"output folder {show(str(root), 200)}"
+    if not probe.is_dir():
+        where = "is not a folder" if probe == target else f"cannot be created: {show(str(probe), 200)} is not a folder"
+        raise OutputError(f"{name} {where}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        where = "is not writable" if probe == target else f"cannot be created: {show(str(probe), 200)} is not writable"
+        raise OutputError(f"{name} {where}")
+
+
+def make_output_root(root: Path) -> Path:
+    """Create the report root (and its parents); OutputError unless it ends up a writable folder."""
+    name = f"output folder {show(str(root), 200)}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{name} cannot be created: {(exc.strerror or type(exc).__name__).lower()}") from None
+    if not root.is_dir() or not os.access(root, os.W_OK | os.X_OK):
+        raise OutputError(f"{name} is not a writable folder")
+    return root
