@@ -35,6 +35,7 @@ class Runbook:
     findings: list[Finding] = field(default_factory=list)
     _conn: Connection | None = None
     _db_problem: str | None = None
+    _db_target: str = ""
 
     def record(self, findings: Finding | list[Finding]) -> FindingList:
         """Add findings to the verdict and show them.
@@ -68,11 +69,12 @@ class Runbook:
                 self._show(self.record(Finding("DB_NOT_CONFIGURED", Severity.UNKNOWN, self._db_problem)))
                 return None
             engine = database.connect(dsn, f"aias-runbooks/{self.slug}/{self.run_id}")
+            self._db_target = f"{engine.url.host}:{engine.url.port or 5432}/{engine.url.database or ''}"
             try:
                 self._conn = engine.connect()
             except DBAPIError as exc:
                 self._db_problem = str(exc.orig).strip()
-                self._show(self.record(connections.unreachable(self._db_problem)))
+                self._show(self.record(connections.unreachable(self._db_problem, self._db_target)))
         return self._conn
 
     def query(self, name: str, **params) -> pd.DataFrame:
@@ -114,7 +116,7 @@ class Runbook:
         self._conn = None
         with contextlib.suppress(SQLAlchemyError):
             conn.close()
-        self._show(self.record(connections.unreachable(self._db_problem)))
+        self._show(self.record(connections.unreachable(self._db_problem, self._db_target)))
         return True
 
     @staticmethod

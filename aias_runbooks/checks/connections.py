@@ -30,14 +30,14 @@ LEAK_STEPS = [
 ]
 
 
-def unreachable(message: str) -> Finding:
+def unreachable(message: str, target: str = "") -> Finding:
     """DB_POOL_SATURATED when the server refused us for lack of slots, else DB_UNREACHABLE; both CRITICAL."""
     if any(marker in message for marker in REFUSED_FOR_SLOTS):
         return Finding("DB_POOL_SATURATED", Severity.CRITICAL,
                        "The database refuses new connections: every connection slot is taken.",
-                       {"server_message": message}, REFUSED_STEPS)
-    return Finding("DB_UNREACHABLE", Severity.CRITICAL, "The database cannot be reached.",
-                   {"error": message},
+                       {"server_message": message, "target": target}, REFUSED_STEPS)
+    return Finding("DB_UNREACHABLE", Severity.CRITICAL, f"The database {target} cannot be reached.".replace("  ", " "),
+                   {"error": message, "target": target},
                    ["Check if Supabase is down (status page) and the project is not paused.",
                     "Check the connection string (host, port, pooler mode) and network access.",
                     "Notify the team: API requests that need the database are failing."])

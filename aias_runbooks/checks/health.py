@@ -25,10 +25,16 @@ SLOW_STEPS = [
 def availability(samples: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
     """API_DOWN when nothing answered, API_UNHEALTHY when answers are not {"ok": true}, else API_HEALTHY."""
     url = samples.attrs.get("url", "/api/healthz")
+    last_error = samples["error"].iloc[-1] if len(samples) else "no sample sent"
     if not samples["answered"].any():
-        last_error = samples["error"].iloc[-1] if len(samples) else "no sample sent"
         return [Finding("API_DOWN", Severity.CRITICAL, "The API is not answering: every request failed.",
                         {"url": url, "attempts": len(samples), "last_error": last_error}, SYSTEM_DOWN_STEPS)]
+    if samples.attrs.get("stopped_early"):   # it answered, then stopped: down now, not a blip
+        silent = len(samples) - int(samples["answered"].to_numpy().nonzero()[0].max()) - 1
+        return [Finding("API_DOWN", Severity.CRITICAL,
+                        f"The API stopped answering during the check: the last {silent} requests failed.",
+                        {"url": url, "attempts": len(samples), "answered": int(samples["answered"].sum()),
+                         "last_error": last_error}, SYSTEM_DOWN_STEPS)]
     return [_health(samples, url, thresholds)]
 
 

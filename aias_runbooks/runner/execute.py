@@ -31,7 +31,7 @@ from . import workspace
 from .catalog import append_run, write_index
 from .parameterize import ENV_PARAM
 from .redact import redact_folder, redact_text, secret_values
-from .report import make_run_dir, provenance, read_verdict, write_report
+from .report import displays_verdict, make_run_dir, provenance, read_verdict, write_report
 from .request import INCIDENT, RunRequest, prepare  # noqa: F401 - checked in request.py, re-exported
 
 
@@ -90,10 +90,12 @@ INTERRUPTED = "interrupted before the runbook finished (SIGTERM, SIGINT or SIGHU
 ORPHANED = "the runner stopped before the run finished (killed, or the machine went down); the next run filed this"
 
 
-def finish(root: Path, space: workspace.Workspace, secrets_in_use: list[str], error: str | None) -> RunResult:
+def finish(root: Path, space: workspace.Workspace, secrets_in_use: list[str], error: str | None,
+           orphaned: bool = False) -> RunResult:
     """Write, scan and move the report into the archive, catalogue it and remove the workspace.
 
     On a write failure (disk full) the workspace is kept for the next run to finish, and OutputError says so.
+    An orphan (its runner died) whose notebook reached its verdict is filed as it ended, else as stopped.
     """
     meta = space.meta()
     slug, env, run_id = meta["runbook"], meta["env"], meta["run_id"]
@@ -101,6 +103,8 @@ def finish(root: Path, space: workspace.Workspace, secrets_in_use: list[str], er
     try:
         source = space.notebook if space.notebook.is_file() else Path(meta["input"])
         nb = nbformat.read(source, as_version=4)
+        if orphaned and not displays_verdict(nb):
+            error = ORPHANED
         verdict = read_verdict(nb, slug, env, run_id, error, space.findings())
         prov = provenance(run_id, slug, env, meta["incident"], meta["operator"], started,
                           datetime.now(timezone.utc), meta["parameters"])
@@ -137,7 +141,7 @@ def finish_orphans(root: Path) -> list[RunResult]:
             space.remove()
             continue
         try:
-            done.append(finish(root, space, _secrets(load_environment(meta["env"])), ORPHANED))
+            done.append(finish(root, space, _secrets(load_environment(meta["env"])), None, orphaned=True))
         except Exception:  # noqa: BLE001 - an old run must not stop a new one; it stays for a later try
             space.release()
     return done
@@ -170,7 +174,8 @@ def _describe(exc: Exception) -> str:
 @contextmanager
 def stop_signals() -> Iterator[Callable[[], bool]]:
     """SIGTERM, SIGINT and SIGHUP stop the notebook once (as KeyboardInterrupt); any further one is ignored
-    until the report is filed, so a scheduler's second SIGTERM cannot lose it. Yields 'was it stopped?'."""
+    until the process exits, so a scheduler's second SIGTERM can lose neither the report nor the exit code.
+    Yields 'was it stopped?'."""
     caught: list[int] = []
 
     def stop(signum, frame) -> None:
@@ -186,7 +191,7 @@ def stop_signals() -> Iterator[Callable[[], bool]]:
         yield lambda: bool(caught)
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_IGN if caught else handler)
 
 
 @contextmanager

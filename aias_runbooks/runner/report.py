@@ -71,6 +71,12 @@ def _git() -> str:
     return (sha + (" (uncommitted changes)" if dirty else "")) if sha else "unknown"
 
 
+def displays_verdict(nb: nbformat.NotebookNode) -> bool:
+    """The notebook got as far as displaying its verdict."""
+    return any(VERDICT_MIME in o.get("data", {}) for cell in nb.cells if cell.cell_type == "code"
+               for o in cell.get("outputs", []))
+
+
 def read_verdict(nb: nbformat.NotebookNode, slug: str, env: str, run_id: str, error: str | None,
                  journal: list[dict[str, Any]] | None = None) -> Verdict:
     """The verdict the notebook displayed; after a failure, every finding recorded so far plus RUNBOOK_ERROR.

@@ -29,12 +29,7 @@ from traitlets.config import Config
 
 from ..errors import OutputError
 from ..records import write_atomic
-from .redact import secret_values
-
-try:
-    from .redact import redact_notebook_text
-except ImportError:  # TEMPORARY until redact.py grows it
-    from .redact import redact_text as redact_notebook_text
+from .redact import redact_notebook_text, secret_values
 
 WORK = ".work"
 SCHEME = "aias-private://"
@@ -175,7 +170,7 @@ def _die_with_parent() -> None:
 def kernel_config(space: Workspace) -> Iterator[Config]:
     """Kernel traffic over Unix sockets in a private temp folder (short path: socket names are limited to
     107 bytes); its connection file (HMAC key) and its log in the workspace, not in the user's runtime folder."""
-    sockets = tempfile.mkdtemp(prefix="aias-kernel-")
+    sockets = tempfile.mkdtemp(prefix=f"aias-kernel-{space.path.name}-")
     try:
         yield Config({"NotebookClient": {"kernel_manager_class": f"{__name__}.KernelManager"},
                       "KernelManager": {"transport": "ipc", "ip": f"{sockets}/kernel", "log_file": str(space.log),
