@@ -10,7 +10,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from aias_runbooks.settings import load_environment
+
 from .conftest import CLI, sandbox_password
+from .test_secrets import leaks
 
 FIXTURES = Path(__file__).parent / "notebooks"
 
@@ -24,15 +27,18 @@ def _all_text(folder: Path) -> str:
 
 
 def test_canary_secret_is_redacted_everywhere(run):
-    canary = "canary-" + secrets.token_hex(12)
-    password = sandbox_password()
-    result = run("leaky-check", env=_fixture_env(AIAS_SANDBOX_STRIPE_SECRET_KEY=canary))
+    """leaky-check prints every secret in use, spelled every way, in chunks and in a coloured traceback."""
+    pem = "\n".join(["-----BEGIN CANARY PRIVATE KEY-----", *(secrets.token_urlsafe(36) for _ in range(3)),
+                     "-----END CANARY PRIVATE KEY-----"])
+    canaries = {"AIAS_SANDBOX_STRIPE_SECRET_KEY": "canary-" + secrets.token_hex(12),
+                "AIAS_SANDBOX_STRIPE_WEBHOOK_SECRET": pem}
+    result = run("leaky-check", env=_fixture_env(**canaries))
     assert result.proc.returncode == 3, "the notebook fails on purpose, quoting the key in its error"
-    text = _all_text(result.output)
-    assert canary not in text and password not in text, "not in the report, runs.jsonl or index.html"
-    assert canary not in result.proc.stdout + result.proc.stderr, "nor in what the CLI prints"
+    in_use = canaries | {"AIAS_SANDBOX_DATABASE_URL": load_environment("sandbox").secret("database_url").reveal()}
+    assert not leaks(in_use, result.output, result.proc.stdout, result.proc.stderr), \
+        "not in the report, runs.jsonl or index.html, in any spelling, nor in what the CLI prints"
     assert "[REDACTED]" in (result.folder / "notebook.ipynb").read_text()
-    assert result.verdict["redactions"] >= 4
+    assert result.verdict["redactions"] >= 1
     record = json.loads((result.output / "runs.jsonl").read_text())
     assert "[REDACTED]" in record["error"] and record["redactions"] > result.verdict["redactions"]
     assert "redacted" in result.proc.stderr
