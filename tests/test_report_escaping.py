@@ -1,0 +1,52 @@
+"""Text any client can set (application_name) or any operator can type (--operator) is shown, never obeyed."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+
+import psycopg
+
+from .conftest import sandbox_dsn, wait_for
+
+HOSTILE_APP = "[docs](javascript:alert(1))<img src=x onerror=alert(2)>"
+HOSTILE_OPERATOR = "[me](javascript:alert(3)) <b>**bold**</b> | `x`"
+
+
+def _live_markup(html: str) -> list[str]:
+    """Links, images and tags an attacker's text could have produced in the report."""
+    return re.findall(r"<a [^>]*href=\"javascript:[^>]*>|<img src=x[^>]*>|<b>\*\*bold", html, flags=re.IGNORECASE)
+
+
+def test_a_hostile_application_name_and_operator_stay_text_in_the_report(run, sandbox):
+    """A root blocker named like a markdown link and an HTML tag, and an operator with markup: all literal."""
+    holder = psycopg.connect(sandbox_dsn(), application_name=HOSTILE_APP)
+    waiter = psycopg.connect(sandbox_dsn(), application_name="aias-api", autocommit=True)
+    try:
+        row = holder.execute("SELECT id FROM workflows ORDER BY id DESC LIMIT 1").fetchone()[0]
+        holder.execute("UPDATE workflows SET updated_at = now() WHERE id = %s", (row,))
+        blocked = threading.Thread(target=lambda: _quietly(waiter, row), daemon=True)
+        blocked.start()
+        with psycopg.connect(sandbox_dsn(), autocommit=True) as probe:
+            wait_for(lambda: probe.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock' "
+                "AND now() - query_start > interval '6 seconds'", (waiter.info.backend_pid,)).fetchone()[0], 60,
+                "a lock wait long enough to be reported")
+        result = run("database-connection-errors", "-p", "latency_samples=10", "--operator", HOSTILE_OPERATOR)
+    finally:
+        holder.close()
+        waiter.close()
+    blocking = next(f for f in result.verdict["findings"] if f["code"] == "DB_BLOCKING_LOCKS")
+    assert HOSTILE_APP in blocking["title"], "verdict.json keeps the name exactly"
+    assert result.verdict["provenance"]["operator"] == HOSTILE_OPERATOR
+    html = (result.folder / "report.html").read_text()
+    assert _live_markup(html) == []
+    assert "javascript:alert(1)" in html and "javascript:alert(3)" in html, "shown as text"
+    index = (result.output / "index.html").read_text()
+    assert _live_markup(index) == []
+
+
+def _quietly(conn: psycopg.Connection, row: int) -> None:
+    with contextlib.suppress(psycopg.Error):   # ends when the test closes the connection
+        conn.execute("UPDATE workflows SET updated_at = now() WHERE id = %s", (row,))
