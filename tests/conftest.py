@@ -9,13 +9,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from dotenv import dotenv_values
 
+from aias_runbooks import paths
 from aias_runbooks.sandbox import processes
 from aias_runbooks.settings import load_environment
 
@@ -30,13 +31,28 @@ def free_port_base() -> int:
     raise RuntimeError("no three consecutive free ports found")
 
 
+def _sandbox_env() -> dict[str, str | None]:
+    return dotenv_values(paths.sandbox_dir() / "sandbox.env")
+
+
 def sandbox_dsn() -> str:
-    """The running sandbox's superuser connection string (the test session's sandbox)."""
+    """The running sandbox's superuser connection string (the test session's sandbox), for tests' setup."""
+    return _sandbox_env()["AIAS_SANDBOX_ADMIN_DATABASE_URL"]
+
+
+def app_dsn() -> str:
+    """The application role's (aias_app) connection string: sessions the platform itself would open."""
+    return _sandbox_env()["AIAS_SANDBOX_APP_DATABASE_URL"]
+
+
+def monitor_dsn() -> str:
+    """What the runbooks connect with: the sandbox profile's database_url, the monitoring role aias_monitor."""
     return load_environment("sandbox").secret("database_url").reveal()
 
 
 def sandbox_password() -> str:
-    return urlsplit(sandbox_dsn()).password
+    """The password of the DSN the runbooks use (the monitoring role's): it must never reach a report."""
+    return urlsplit(monitor_dsn()).password
 
 
 def cli(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -108,12 +124,3 @@ def run(sandbox, tmp_path):
         output = tmp_path / "output"
         return Run(cli("run", *args, "--output", str(output), env=env), output)
     return go
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.1) -> None:
-    """Poll condition() until it holds; fail naming what was awaited once timeout seconds have passed."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)

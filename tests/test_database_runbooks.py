@@ -8,7 +8,7 @@ import time
 import psycopg
 import pytest
 
-from .conftest import sandbox_dsn
+from .conftest import app_dsn, sandbox_dsn
 
 PROBLEMS = {"WARNING", "CRITICAL"}
 
@@ -38,8 +38,9 @@ def test_connection_leak_is_found_and_dry_run_changes_nothing(run, scenario):
 
 
 def test_apply_terminates_only_the_leaked_sessions_and_audits(run, scenario):
-    with psycopg.connect(sandbox_dsn(), application_name="bystander-idle", autocommit=True), \
-            psycopg.connect(sandbox_dsn(), application_name="bystander-other-app") as other:
+    # the application's role, like the leaked sessions: only the criteria, not a privilege, spare them
+    with psycopg.connect(app_dsn(), application_name="bystander-idle", autocommit=True), \
+            psycopg.connect(app_dsn(), application_name="bystander-other-app") as other:
         other.execute("SELECT 1")            # idle in transaction too, but not the application named
         scenario("db-connection-leak")
         time.sleep(2.5)
@@ -121,15 +122,19 @@ def test_a_diagnosis_run_opens_exactly_one_connection(run, sandbox, runbook):
     result = run(runbook)
     app = f"aias-runbooks/{runbook}/{result.verdict['run_id']}"[:63]
     log = (sandbox / "logs" / "postgres.log").read_text()
-    assert log.count(f"connection authorized: user=postgres database=postgres application_name={app}\n") == 1
+    assert log.count(f"connection authorized: user=aias_monitor database=postgres application_name={app}\n") == 1
 
 
 def test_pool_at_80_percent_of_usable_slots_is_a_warning(run, sandbox):
-    """The measured path: 40 of 47 usable slots taken by an application is past 80 % but short of 95 %."""
+    """The measured path: 39 of 47 usable slots in use is past 80 % but short of 95 %.
+
+    38 client backends (this probe included) plus the run's own aias_monitor session; the application's
+    oversized pool connects as aias_app and, like the monitor, only gets the 47 non-reserved slots.
+    """
     with psycopg.connect(sandbox_dsn(), autocommit=True) as probe:
         in_use = probe.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
                                ).fetchone()[0]
-        held = [psycopg.connect(sandbox_dsn(), application_name="aias-api/oversized-pool", autocommit=True)
+        held = [psycopg.connect(app_dsn(), application_name="aias-api/oversized-pool", autocommit=True)
                 for _ in range(38 - in_use)]
         try:
             result = run("database-connection-errors")

@@ -1,8 +1,9 @@
 """The sandbox AIAS API: /api/healthz (which checks its database), every request logged to api_requests.
 
-Run as `python -m aias_runbooks.sandbox.app --port N --state-dir D`; the database URL comes from the
-AIAS_SANDBOX_DATABASE_URL environment variable, never the command line. The active scenario is read
-from D/scenario.json, so `sandbox up --scenario` changes behaviour without a restart.
+Run as `python -m aias_runbooks.sandbox.app --port N --state-dir D`; the database URL (of the application
+role aias_app, not a superuser) comes from the AIAS_SANDBOX_APP_DATABASE_URL environment variable, never the
+command line. The active scenario is read from D/scenario.json, so `sandbox up --scenario` changes
+behaviour without a restart.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ async def _select_one(pool: AsyncConnectionPool) -> None:
 
 
 async def _open_pool(app: web.Application):
-    app["pool"] = AsyncConnectionPool(os.environ["AIAS_SANDBOX_DATABASE_URL"], min_size=1, max_size=4,
+    app["pool"] = AsyncConnectionPool(os.environ["AIAS_SANDBOX_APP_DATABASE_URL"], min_size=1, max_size=4,
                                       kwargs={"application_name": "aias-api"}, open=False)
     await app["pool"].open(wait=False)
     yield

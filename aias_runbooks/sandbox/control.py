@@ -3,6 +3,12 @@
 Everything lives in the sandbox folder (AIAS_SANDBOX_DIR, default .sandbox/): state.json records what `up`
 started (pid and start time of each process), sandbox.env holds the generated URLs and secrets that the
 `sandbox` environment profile reads, logs/ holds each component's output.
+
+sandbox.env holds three database URLs, one per role: AIAS_SANDBOX_DATABASE_URL is the non-superuser
+monitoring role aias_monitor (the profile's database_url, so every runbook diagnoses as production does),
+AIAS_SANDBOX_APP_DATABASE_URL the application role aias_app (the sandbox API and workloads), and
+AIAS_SANDBOX_ADMIN_DATABASE_URL the superuser (this module, scenario setup, faults that need a superuser).
+Only the first is named in the profile's secrets.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from ..records import write_atomic
 from . import postgres, processes, scenarios, schema
 
 DEFAULT_PORT_BASE = 54330          # api = base, localstripe = base + 1, postgres = base + 2
+MONITOR_ROLE = "aias_monitor"      # what runbooks diagnose through (migration 20250101000500_monitoring_role)
+APP_ROLE = "aias_app"              # what the platform's API and workers use (migration 20250101000600_app_role)
+LOGIN_ROLES = (MONITOR_ROLE, APP_ROLE)
 
 
 def state_path() -> Path:
@@ -89,10 +98,11 @@ def up(scenario: str = "healthy", say: Callable[[str], None] = print) -> dict[st
 def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
     """Postgres with schema and history, the sandbox.env the profile reads, localstripe, the app's traffic."""
     folder, ports = paths.sandbox_dir(), state["ports"]
-    password = secrets.token_urlsafe(18)
-    dsn = f"postgresql://postgres:{password}@127.0.0.1:{ports['postgres']}/postgres"
+    passwords = {role: secrets.token_urlsafe(18) for role in ("postgres", *LOGIN_ROLES)}   # URL-safe: go in DSNs
+    dsns = {role: f"postgresql://{role}:{pw}@127.0.0.1:{ports['postgres']}/postgres" for role, pw in passwords.items()}
+    dsn = dsns["postgres"]
     t0 = time.monotonic()
-    state["components"]["postgres"] = _start_postgres(folder, ports["postgres"], password)
+    state["components"]["postgres"] = _start_postgres(folder, ports["postgres"], passwords["postgres"])
     _write_state(state)
     pg = state["components"]["postgres"]
     say(f"  postgres {pg['version']} ({pg['source']}) on 127.0.0.1:{pg['port']} [{time.monotonic() - t0:.1f}s]")
@@ -100,12 +110,15 @@ def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
     if pg["pg_stat_statements"]:
         schema.enable_pg_stat_statements(dsn)
     applied = schema.migrate(dsn)
+    schema.allow_login(dsn, {role: passwords[role] for role in LOGIN_ROLES})
     schema.seed(dsn)
     say(f"  schema: {len(applied)} migrations applied, history seeded [{time.monotonic() - t0:.1f}s]")
     _write_env_file(folder, {
         "AIAS_SANDBOX_API_URL": f"http://127.0.0.1:{ports['api']}",
         "AIAS_SANDBOX_STRIPE_API_BASE": f"http://127.0.0.1:{ports['stripe']}",
-        "AIAS_SANDBOX_DATABASE_URL": dsn,
+        "AIAS_SANDBOX_DATABASE_URL": dsns[MONITOR_ROLE],     # the profile's database_url: every runbook
+        "AIAS_SANDBOX_ADMIN_DATABASE_URL": dsn,               # control, scenario setup, superuser-only faults
+        "AIAS_SANDBOX_APP_DATABASE_URL": dsns[APP_ROLE],      # the sandbox API and the application's workloads
         "AIAS_SANDBOX_STRIPE_SECRET_KEY": "sk_test_" + secrets.token_hex(16),
         "AIAS_SANDBOX_STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(24),
     })
@@ -199,7 +212,7 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
 
 def _admin_connection(folder: Path, timeout: float = 15) -> psycopg.Connection:
     """A superuser connection; retried briefly because a stopped fault helper's slots free up asynchronously."""
-    dsn = _sandbox_env(folder)["AIAS_SANDBOX_DATABASE_URL"]
+    dsn = _sandbox_env(folder)["AIAS_SANDBOX_ADMIN_DATABASE_URL"]
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SEED = Path(__file__).parent / "seed.sql"
@@ -36,6 +37,19 @@ def migrate(dsn: str) -> list[str]:
                              "VALUES (%s, %s, %s)", (version, [sql], name))
             applied.append(version)
     return applied
+
+
+def allow_login(dsn: str, passwords: dict[str, str]) -> None:
+    """LOGIN PASSWORD for roles the migrations created NOLOGIN (passwords never live in a migration).
+
+    The password is hashed here (SCRAM-SHA-256, as psql's \\password does), so its plain text never reaches
+    the server: not its log, not pg_stat_statements.
+    """
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for role, password in passwords.items():
+            verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
+            conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role),
+                                                                            sql.Literal(verifier)))
 
 
 def enable_pg_stat_statements(dsn: str) -> None:

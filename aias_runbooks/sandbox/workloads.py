@@ -1,9 +1,13 @@
 """Database sessions that make the sandbox real: the application's everyday read traffic, and the faults
 of scenarios (leaked transactions, exhausted slots, lock queues, a slow workload).
 
-Run as `python -m aias_runbooks.sandbox.workloads KIND READY_FILE` with AIAS_SANDBOX_DATABASE_URL set. It
-sets up its sessions, touches READY_FILE, and keeps them until it is terminated; its connections close with
-it, so stopping the process undoes the fault.
+Run as `python -m aias_runbooks.sandbox.workloads KIND READY_FILE` with AIAS_SANDBOX_APP_DATABASE_URL and
+AIAS_SANDBOX_ADMIN_DATABASE_URL set. It sets up its sessions, touches READY_FILE, and keeps them until it is
+terminated; its connections close with it, so stopping the process undoes the fault.
+
+The application's sessions connect as the application role aias_app, as on Supabase, so a runbook's guarded
+action (pg_signal_backend, which cannot signal a superuser) can end them. Only what really needs it runs as
+the superuser: filling the reserved slots too, a migration's DDL (run by the owner), dropping an index.
 """
 
 from __future__ import annotations
@@ -31,8 +35,10 @@ LIMIT 20
 """
 
 
-def _connect(app: str, autocommit: bool = False) -> psycopg.Connection:
-    return psycopg.connect(os.environ["AIAS_SANDBOX_DATABASE_URL"], application_name=app, autocommit=autocommit)
+def _connect(app: str, autocommit: bool = False, admin: bool = False) -> psycopg.Connection:
+    """A session of the application (aias_app), or with admin=True of the superuser."""
+    dsn = os.environ["AIAS_SANDBOX_ADMIN_DATABASE_URL" if admin else "AIAS_SANDBOX_APP_DATABASE_URL"]
+    return psycopg.connect(dsn, application_name=app, autocommit=autocommit)
 
 
 APP_QUERIES = [
@@ -75,10 +81,10 @@ def leak(held: list) -> None:
 
 
 def exhaust(held: list) -> None:
-    """Open connections until the server refuses: every slot, reserved ones included, is taken."""
+    """Open connections until the server refuses: every slot, reserved ones included (so as the superuser), is taken."""
     while True:
         try:
-            held.append(_connect("aias-api", autocommit=True))
+            held.append(_connect("aias-api", autocommit=True, admin=True))
         except psycopg.OperationalError as exc:
             if "too many clients" in str(exc) or "remaining connection slots" in str(exc):
                 return
@@ -91,11 +97,11 @@ def block(held: list) -> None:
     row = holder.execute("SELECT id FROM workflows ORDER BY id LIMIT 1").fetchone()[0]
     holder.execute("UPDATE workflows SET updated_at = now() WHERE id = %s", (row,))
     held.append(holder)
-    waiters = [("aias-api", "UPDATE workflows SET updated_at = now() WHERE id = %s", (row,)),
-               ("supabase-migrations", "ALTER TABLE workflows ADD COLUMN archived_reason text", None),
-               ("aias-api", "SELECT count(*) FROM workflows", None)]
-    for waiting, (app, sql, params) in enumerate(waiters, 1):
-        conn = _connect(app)            # not autocommit: whatever completes when the holder dies rolls back
+    waiters = [("aias-api", "UPDATE workflows SET updated_at = now() WHERE id = %s", (row,), False),
+               ("supabase-migrations", "ALTER TABLE workflows ADD COLUMN archived_reason text", None, True),
+               ("aias-api", "SELECT count(*) FROM workflows", None, False)]
+    for waiting, (app, sql, params, owner) in enumerate(waiters, 1):
+        conn = _connect(app, admin=owner)   # not autocommit: whatever completes when the holder dies rolls back
         held.append(conn)
         threading.Thread(target=_wait_on, args=(conn, sql, params), daemon=True).start()
         _until_waiting(waiting)
@@ -108,7 +114,7 @@ def _wait_on(conn: psycopg.Connection, sql: str, params) -> None:
 
 def _until_waiting(sessions: int, timeout: float = 10) -> None:
     """Queue the waiters in order: each must be waiting before the next one starts."""
-    with _connect("aias-sandbox/workloads", autocommit=True) as probe:
+    with _connect("aias-sandbox/workloads", autocommit=True, admin=True) as probe:   # sees every role's waits
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if probe.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchone()[0] \
@@ -120,7 +126,7 @@ def _until_waiting(sessions: int, timeout: float = 10) -> None:
 
 def slow_workload(held: list, ready: Path) -> None:
     """Drop the index behind a dashboard query and run it in a loop: real seq scans, real pg_stat_statements."""
-    with _connect("aias-sandbox/workloads", autocommit=True) as admin:
+    with _connect("aias-sandbox/workloads", autocommit=True, admin=True) as admin:
         admin.execute("DROP INDEX IF EXISTS workflow_executions_workflow_id_idx")
     conn = _connect("aias-api/dashboard", autocommit=True)
     held.append(conn)
