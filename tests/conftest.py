@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -124,3 +125,12 @@ def run(sandbox, tmp_path):
         output = tmp_path / "output"
         return Run(cli("run", *args, "--output", str(output), env=env), output)
     return go
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.1) -> None:
+    """Poll condition() until it holds; fail naming what was awaited once timeout seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
