@@ -7,12 +7,11 @@ import os
 import secrets
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from aias_runbooks.settings import load_environment
 
-from .conftest import CLI, sandbox_password
+from .conftest import CLI, sandbox_password, wait_for
 from .test_secrets import leaks
 
 FIXTURES = Path(__file__).parent / "notebooks"
@@ -64,14 +63,12 @@ def test_failed_run_keeps_partial_notebook_and_findings(run):
 
 
 def test_a_run_stopped_by_the_scheduler_still_leaves_its_report(sandbox, tmp_path):
-    """SIGTERM (a scheduler's timeout) mid-run: exit 3, and the partial report is written and catalogued."""
+    """SIGTERM (a scheduler's timeout) mid-run, nothing found yet: exit 3, the partial report written and catalogued."""
     output = tmp_path / "output"
     proc = subprocess.Popen([*CLI, "run", "health-check", "-p", "samples=300", "--output", str(output)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not list(output.glob("*/*/notebook.ipynb")) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(3)                      # inside the probe by now
+    wait_for(lambda: any("run id" in p.read_text() for p in output.glob(".work/*/notebook.ipynb"))
+             or proc.poll() is not None, 60, "the runbook to start its probe")
     proc.send_signal(signal.SIGTERM)
     stdout, _ = proc.communicate(timeout=60)
     assert proc.returncode == 3
