@@ -7,6 +7,7 @@ import base64
 import html
 import json
 import os
+import re
 import secrets
 from urllib.parse import quote, unquote
 
@@ -39,6 +40,7 @@ SPELLINGS = {
     "quote safe=''": lambda s: quote(s, safe=""),
     "quote": quote,
     "unquote": unquote,
+    "markdown-escaped (report header)": lambda s: re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", " ".join(s.split())),
 }
 JSON_ON_TOP = {"json": SPELLINGS["json"], "json ensure_ascii=False": SPELLINGS["json ensure_ascii=False"]}
 

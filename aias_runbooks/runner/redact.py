@@ -31,12 +31,14 @@ MIN_LENGTH = 6        # shorter secrets are not matched: they would redact innoc
 MIN_ENCODED = 12      # shortest base64 or hex spelling worth matching
 MIN_LINE = 16         # one line of a multi-line secret (a PEM body line) is a secret by itself
 
-KEY_SHAPES = re.compile("|".join([
-    r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{10,}",                     # Stripe secret / restricted keys
-    r"\bwhsec_[A-Za-z0-9+/=]{10,}",                                 # Stripe webhook signing secrets
-    r"\bre_[A-Za-z0-9]{6,}_[A-Za-z0-9]{10,}",                       # Resend API keys
-    r"\beyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{8,}",                     # JWTs (Supabase service keys, sessions)
-]))
+# Each starts with a literal, so the regex engine skips ahead to it; the lookbehind after it is the \b before it.
+KEY_SHAPES = [re.compile(f"{lit}(?<!\\w{lit}){rest}") for lit, rest in [
+    ("sk_", r"(?:live|test)_[A-Za-z0-9]{10,}"),                      # Stripe secret keys
+    ("rk_", r"(?:live|test)_[A-Za-z0-9]{10,}"),                      # Stripe restricted keys
+    ("whsec_", r"[A-Za-z0-9+/=]{10,}"),                              # Stripe webhook signing secrets
+    ("re_", r"[A-Za-z0-9]{6,}_[A-Za-z0-9]{10,}"),                    # Resend API keys
+    ("eyJ", r"[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{8,}"),                 # JWTs (Supabase service keys, sessions)
+]]
 # The password of a postgres URL runs to the LAST '@' before the host (the host part holds no '@'), as
 # dsn.split_url reads it, so a password with an unencoded '@' is caught whole.
 DSN_PASSWORD = re.compile(r"(postgres(?:ql)?(?:\+\w+)?://[^:/@\s\"'<>]*:)([^/\s\"'<>]+?)@"
@@ -120,9 +122,14 @@ def variants(value: str) -> set[str]:
     return {f for f in found | _binary(value) if len(f) >= MIN_LENGTH}
 
 
+def _pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
+    """The one regex for these secrets; the same whether given the values in use or their secret_values."""
+    return _compiled(tuple(sorted(secret_values(secrets))))
+
+
 @lru_cache(maxsize=16)
-def _compiled(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
-    words = {v for s in secret_values(secrets) if len(s) >= MIN_LENGTH for v in variants(s)}
+def _compiled(values: tuple[str, ...]) -> re.Pattern[str] | None:
+    words = {v for s in values if len(s) >= MIN_LENGTH for v in variants(s)}
     return re.compile(_trie(words)) if words else None
 
 
@@ -170,6 +177,9 @@ def _sub(text: str, pattern: re.Pattern[str], replace=None) -> tuple[str, int]:
 def _sub_through_markup(text: str, pattern: re.Pattern[str]) -> tuple[str, int]:
     """Matches that only appear once ANSI codes and HTML tags are taken out; each masked in the original text
     together with the markup inside it."""
+    stripped = MARKUP.sub("", text)
+    if stripped is text or not pattern.search(stripped):     # the common case: nothing, at C speed
+        return text, 0
     kept, origins, pos = [], [], 0          # origins[i]: where kept[i] starts in text
     for m in MARKUP.finditer(text):
         kept.append(text[pos:m.start()])
@@ -202,11 +212,11 @@ def _redact(text: str, pattern: re.Pattern[str] | None) -> tuple[str, int]:
     count = 0
     if pattern is not None:
         text, count = _sub(text, pattern)
-        if MARKUP.search(text):
-            text, n = _sub_through_markup(text, pattern)
-            count += n
-    text, n = _sub(text, KEY_SHAPES)
-    count += n
+        text, n = _sub_through_markup(text, pattern)
+        count += n
+    for shape in KEY_SHAPES:
+        text, n = _sub(text, shape)
+        count += n
     # a password already masked (the value was known) is not counted twice
     leaked = sum(1 for m in DSN_PASSWORD.finditer(text) if m.group(2).replace(MASK, "").strip("@:"))
     if leaked:
@@ -216,7 +226,7 @@ def _redact(text: str, pattern: re.Pattern[str] | None) -> tuple[str, int]:
 
 def redact_text(text: str, secrets: Iterable[str]) -> tuple[str, int]:
     """(text with every secret masked, how many were masked). secrets: the values in use (or secret_values)."""
-    return _redact(text, _compiled(tuple(secrets)))
+    return _redact(text, _pattern(secrets))
 
 
 def redact_notebook_text(text: str, secrets: Iterable[str]) -> tuple[str, int]:
@@ -235,7 +245,7 @@ def redact_notebook_text(text: str, secrets: Iterable[str]) -> tuple[str, int]:
     if not isinstance(nb, dict):
         return redact_text(text, secrets)
     counter = [0]
-    cleaned = _walk(nb, _compiled(tuple(secrets)), counter)
+    cleaned = _walk(nb, _pattern(secrets), counter)
     if not counter[0]:
         return text, 0
     out = json.dumps(cleaned, sort_keys=True, indent=1, ensure_ascii=False)   # as nbformat.writes
@@ -244,6 +254,8 @@ def redact_notebook_text(text: str, secrets: Iterable[str]) -> tuple[str, int]:
 
 def _walk(node: Any, pattern: re.Pattern[str] | None, counter: list[int], key: str | None = None) -> Any:
     if isinstance(node, str):
+        if len(node) < MIN_LENGTH:
+            return node
         text, n = _redact(node, pattern)
         counter[0] += n
         return text
