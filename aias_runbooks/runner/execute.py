@@ -99,6 +99,8 @@ def finish(root: Path, space: workspace.Workspace, secrets_in_use: list[str], er
     """
     meta = space.meta()
     slug, env, run_id = meta["runbook"], meta["env"], meta["run_id"]
+    if error:   # redacted before it is cut short, so no part of a secret survives the cut
+        error = redact_text(error, secret_values(secrets_in_use))[0][:500]
     started = datetime.fromisoformat(meta["started_at"])
     try:
         source = space.notebook if space.notebook.is_file() else Path(meta["input"])
@@ -168,7 +170,7 @@ def _describe(exc: Exception) -> str:
         text = f"cell [{exc.exec_count}] raised {exc.ename}: {exc.evalue}"
     else:
         text = f"{type(exc).__name__}: {exc}"
-    return text.strip()[:500]
+    return text.strip()
 
 
 @contextmanager
