@@ -82,9 +82,9 @@ def cmd_list() -> int:
     from .runner.parameterize import load_runbook, runbook_slugs
     for slug in runbook_slugs():
         info = load_runbook(slug)
-        print(f"{slug:<28} {info.description}")
+        say(f"{slug:<28} {info.description}")
         for param in info.parameters.values():
-            print(f"    {param.describe()}")
+            say(f"    {param.describe()}")
     return 0
 
 
@@ -105,28 +105,28 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     import pandas as pd
     table = pd.DataFrame(rows).astype(str)
     left = {c: f"{{:<{max(table[c].str.len().max(), len(c))}}}".format for c in table.columns}
-    print(table.to_string(index=False, justify="left", formatters=left))
+    say(table.to_string(index=False, justify="left", formatters=left))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .runner.execute import execute, prepare
     from .runner.parameterize import runbook_slugs
     from .sandbox import control
-    print("Starting the sandbox (a local AIAS Platform: Postgres, API, localstripe)...")
+    say("Starting the sandbox (a local AIAS Platform: Postgres, API, localstripe)...")
     control.up("healthy")
     rows, broken = [], 0
     for slug in runbook_slugs():
-        print(f"running {slug}...", flush=True)
-        result = execute(prepare(slug, "sandbox"), args.output)
+        say(f"running {slug}...")
+        result = execute(prepare(slug, "sandbox", output=args.output), args.output)
         if result.interrupted:
             raise KeyboardInterrupt
         broken += any(f.code == "RUNBOOK_ERROR" for f in result.verdict.findings)
         rows.append({"runbook": slug, "status": result.verdict.status.value,
                      "top finding": result.record["top_finding"] or "-", "report": result.folder / "report.html"})
-    print()
+    say("")
     print_table(rows)
-    print(f"\nAll reports: {Path(args.output or paths.output_dir()) / 'index.html'}")
-    print("Step through a runbook yourself: `make lab` (the sandbox stays up; `aias-runbooks sandbox down` stops it).")
+    say(f"\nAll reports: {Path(args.output or paths.output_dir()) / 'index.html'}")
+    say("Step through a runbook yourself: `make lab` (the sandbox stays up; `aias-runbooks sandbox down` stops it).")
     return 1 if broken else 0
 
 
@@ -141,12 +141,15 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     print_table([{"component": row["component"], "state": "running" if row["running"] else "stopped",
                   "port": row["port"] or "-", "detail": row["detail"]} for row in control.status()])
     state = control.read_state()
-    print(f"scenario: {state.get('scenario') if state else '-'}   folder: {paths.sandbox_dir()}")
+    say(f"scenario: {state.get('scenario') if state else '-'}   folder: {paths.sandbox_dir()}")
     return 0 if control.is_up(state) else 1
 
 
 def say(text: str, stream: TextIO | None = None) -> None:
-    """Print and flush; a reader that went away (closed pipe, `| head`) is not an error: nobody is listening."""
+    """Print and flush; a reader that went away (closed pipe, `| head`) is not an error: nobody is listening.
+
+    Every command prints through here, so its exit code stays its own whoever reads (or stops reading) its output.
+    """
     stream = stream or sys.stdout
     try:
         print(text, file=stream, flush=True)

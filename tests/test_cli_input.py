@@ -136,3 +136,13 @@ def test_exit_code_is_the_verdict_whoever_listens(reachable_sandbox, stdout):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr == ""
     assert len(list((reachable_sandbox / "output").glob("*/*/verdict.json"))) == 1
+
+
+def test_list_to_a_reader_that_went_away_is_not_an_error():
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([*CLI, "list"], stdout=write, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (0, "")

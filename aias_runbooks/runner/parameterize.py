@@ -217,8 +217,9 @@ def read_params_file(path: Path) -> dict[str, FileValue]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UsageError(f"{name} is not UTF-8 text (byte {exc.start + 1})") from None
-    loader = _StrictLoader(text)
+    loader = None
     try:
+        loader = _StrictLoader(text)      # checks every character at once (ReaderError)
         root = loader.get_single_node()
         if root is None:
             return {}
@@ -253,7 +254,8 @@ def read_params_file(path: Path) -> dict[str, FileValue]:
     except RecursionError:
         raise UsageError(f"{name} is nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _position(exc: yaml.YAMLError) -> str:
