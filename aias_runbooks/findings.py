@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -38,6 +39,17 @@ def html_table(rows: dict[str, Any], style: str = "") -> str:
     body = "".join(f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
                    f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>" for k, v in rows.items())
     return f"<table style='{style}'>{body}</table>" if body else ""
+
+
+# What can start a markdown construct inside a line: escapes, code, emphasis, links and images, HTML and
+# entities, table pipes, strikethrough, and $ (Jupyter renders $...$ as LaTeX).
+_MARKDOWN = re.compile(r"([\\`*_\[\]()<>!&|~$])")
+
+
+def markdown_text(text: str) -> str:
+    """Untrusted text (an application_name, an operator) as literal text inside a markdown line or table cell:
+    each character that could start a link, image, tag or emphasis is backslash-escaped; newlines become spaces."""
+    return _MARKDOWN.sub(r"\\\1", " ".join(str(text).split()))
 
 
 def _jsonable(value: Any) -> Any:

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus, unquote
 
 from ..dsn import split_url
+from ..findings import markdown_text
 
 MASK = "[REDACTED]"
 MIN_LENGTH = 6        # shorter secrets are not matched: they would redact innocent text
@@ -97,7 +98,7 @@ def _spellings(s: str) -> set[str]:
     collapsed = " ".join(s.split())
     return {s, repr(s)[1:-1], ascii(s)[1:-1], repr(s.encode())[2:-1], s.encode("unicode_escape").decode("ascii"),
             quote(s, safe=""), quote(s), quote(s, safe=" +"), quote_plus(s), unquote(s), collapsed,
-            _MARKDOWN.sub(r"\\\1", s), _MARKDOWN.sub(r"\\\1", collapsed),
+            _MARKDOWN.sub(r"\\\1", s), _MARKDOWN.sub(r"\\\1", collapsed), markdown_text(s),
             s.replace("\\", "\\\\").replace("'", "\\'")}
 
 

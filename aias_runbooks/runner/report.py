@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import json
 import platform
-import re
 import socket
 import subprocess
 from datetime import datetime
@@ -17,7 +16,7 @@ import nbformat
 from nbconvert import HTMLExporter
 
 from .. import paths
-from ..findings import FINDINGS_MIME, VERDICT_MIME, Finding, Severity, Verdict
+from ..findings import FINDINGS_MIME, VERDICT_MIME, Finding, Severity, Verdict, markdown_text
 
 # Reports hold other sessions' queries and client addresses: owner and group only (the umask may narrow it).
 REPORT_MODE = 0o750
@@ -103,15 +102,16 @@ def read_verdict(nb: nbformat.NotebookNode, slug: str, env: str, run_id: str, er
 def header_cell(verdict: Verdict, prov: dict[str, Any]) -> nbformat.NotebookNode:
     """A markdown cell that puts the verdict and provenance first in the notebook and the HTML."""
     ordered = sorted(verdict.findings, key=lambda f: f.severity.rank, reverse=True)
-    lines = [f"# {verdict.status.value}: {prov['runbook']} on {prov['env']}", "", f"**{_cell(verdict.summary)}**", ""]
+    lines = [f"# {verdict.status.value}: {prov['runbook']} on {prov['env']}", "",
+             f"**{markdown_text(verdict.summary)}**", ""]
     if ordered:
         lines += ["| severity | code | finding |", "|---|---|---|"]
-        lines += [f"| {f.severity.value} | {_cell(f.code)} | {_cell(f.title)} |" for f in ordered]
+        lines += [f"| {f.severity.value} | {markdown_text(f.code)} | {markdown_text(f.title)} |" for f in ordered]
         lines.append("")
     top = verdict.top
     if top and top.next_steps:
-        lines += [f"**Next steps ({_cell(top.code)}):**", ""]
-        lines += [f"{i}. {_cell(s)}" for i, s in enumerate(top.next_steps, 1)]
+        lines += [f"**Next steps ({markdown_text(top.code)}):**", ""]
+        lines += [f"{i}. {markdown_text(s)}" for i, s in enumerate(top.next_steps, 1)]
         lines.append("")
     params = ", ".join(f"{k}={v!r}" for k, v in prov["parameters"].items()) or "defaults"
     versions = ", ".join(f"{k} {v}" for k, v in prov["versions"].items())
@@ -119,22 +119,10 @@ def header_cell(verdict: Verdict, prov: dict[str, Any]) -> nbformat.NotebookNode
             ("host", prov["host"]), ("started (UTC)", prov["started_at"]), ("finished (UTC)", prov["finished_at"]),
             ("duration", f"{prov['duration_s']} s"), ("parameters", params), ("git", prov["git"]),
             ("python", prov["python"]), ("versions", versions)]
-    lines += ["| provenance | |", "|---|---|"] + [f"| {k} | {_cell(str(v))} |" for k, v in rows]
+    lines += ["| provenance | |", "|---|---|"] + [f"| {k} | {markdown_text(str(v))} |" for k, v in rows]
     cell = nbformat.v4.new_markdown_cell("\n".join(lines))
     cell.metadata["tags"] = ["aias-report-header"]
     return cell
-
-
-_MARKDOWN = re.compile(r"([!-/:-@\[-`{-~])")   # every ASCII punctuation character: CommonMark escapes them all
-
-
-def _cell(text: str) -> str:
-    """Untrusted text (an application_name, an operator) as literal text in a markdown table cell.
-
-    Every ASCII punctuation character is backslash-escaped, so no link, image, emphasis, autolink or HTML tag
-    can form, and a pipe cannot end the cell; newlines become spaces.
-    """
-    return _MARKDOWN.sub(r"\\\1", " ".join(str(text).split()))
 
 
 def write_report(folder: Path, nb: nbformat.NotebookNode, verdict: Verdict, prov: dict[str, Any]) -> None:
