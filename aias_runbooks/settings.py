@@ -93,15 +93,17 @@ def load_environment(name: str) -> Environment:
         raise UsageError(f"unknown environment '{name}'; valid: {valid} (profiles live in {path.parent})")
     raw = yaml.safe_load(path.read_text()) or {}
     values = _values(raw.get("env_file"))
+    secret_vars = dict(raw.get("secrets") or {})
     return Environment(
         name=name,
         description=raw.get("description", ""),
         api_base_url=_expand(raw.get("api_base_url", ""), values).rstrip("/"),
         stripe_api_base=_expand(raw.get("stripe_api_base"), values) or None,
-        secret_vars=dict(raw.get("secrets") or {}),
+        secret_vars=secret_vars,
         thresholds=raw.get("thresholds") or {},
         is_sandbox=bool(raw.get("sandbox", False)),
-        _values=values,
+        # only what the profile names: an env file may hold more (the sandbox's admin URL) than runbooks may see
+        _values={var: values[var] for var in secret_vars.values() if var in values},
     )
 
 

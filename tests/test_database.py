@@ -63,6 +63,15 @@ def test_secret_never_prints_itself(sandbox):
     assert repr(secret) == "Secret(AIAS_SANDBOX_DATABASE_URL=***)"
 
 
+def test_a_notebook_can_reach_only_the_secrets_its_profile_names(sandbox):
+    """sandbox.env also holds the superuser's and the application's URLs: a runbook's profile must not carry them."""
+    profile = load_environment("sandbox")
+    held = " ".join(vars(profile)["_values"].values())
+    assert sandbox_dsn() not in held and app_dsn() not in held
+    assert set(vars(profile)["_values"]) <= set(profile.secret_vars.values())
+    assert profile.secret("database_url").reveal() != sandbox_dsn()
+
+
 def test_the_runbooks_role_is_not_a_superuser_and_cannot_write_even_when_it_turns_read_only_off(engine):
     """Read-only is the role's privileges, not only a session setting the session itself could undo."""
     count = "SELECT count(*) FROM error_logs"

@@ -134,6 +134,6 @@ def test_leaky_notebook_with_canary_secrets_leaks_none(run, canaries):
     assert result.proc.returncode == 3, "the notebook fails on purpose, quoting the secrets in its error"
     assert not leaks(canaries, result.output, result.proc.stdout, result.proc.stderr)
     record = json.loads((result.output / "runs.jsonl").read_text())
-    assert result.verdict["redactions"] >= 1 and record["redactions"] > result.verdict["redactions"]
+    assert result.verdict["redactions"] >= 1 and record["redactions"] == result.verdict["redactions"]
     assert "redacted" in result.proc.stderr
     assert "[REDACTED]" in (result.folder / "notebook.ipynb").read_text()

@@ -99,8 +99,8 @@ def finish(root: Path, space: workspace.Workspace, secrets_in_use: list[str], er
     """
     meta = space.meta()
     slug, env, run_id = meta["runbook"], meta["env"], meta["run_id"]
-    if error:   # redacted before it is cut short, so no part of a secret survives the cut
-        error = redact_text(error, secret_values(secrets_in_use))[0][:500]
+    error, quoted = redact_text(error, secret_values(secrets_in_use)) if error else (None, 0)
+    error = error and error[:500]   # cut after redaction, so no part of a secret survives the cut
     started = datetime.fromisoformat(meta["started_at"])
     try:
         source = space.notebook if space.notebook.is_file() else Path(meta["input"])
@@ -113,7 +113,7 @@ def finish(root: Path, space: workspace.Workspace, secrets_in_use: list[str], er
         staged = space.path / "report"
         staged.mkdir(mode=0o750, exist_ok=True)
         write_report(staged, nb, verdict, prov)
-        redactions = _scan(staged, secrets_in_use)
+        redactions = _scan(staged, secrets_in_use, space.redactions() + quoted)
         folder = make_run_dir(root, started, slug, env, meta["incident"])
         os.replace(staged, folder)   # onto the new, empty folder: readers never see half a report
     except OSError as exc:
@@ -153,10 +153,9 @@ def _secrets(profile: Environment) -> list[str]:
     return [s.reveal() for s in profile.secrets().values()]
 
 
-def _scan(folder: Path, secrets_in_use: list[str]) -> int:
-    """Redact secrets across the folder; the count is recorded in verdict.json."""
-    found = redact_folder(folder, secrets_in_use)
-    total = sum(found.values())
+def _scan(folder: Path, secrets_in_use: list[str], earlier: int = 0) -> int:
+    """Redact secrets across the folder; the count, with those redacted earlier, is recorded in verdict.json."""
+    total = earlier + sum(redact_folder(folder, secrets_in_use).values())
     if total:
         path = folder / "verdict.json"
         data = json.loads(path.read_text())

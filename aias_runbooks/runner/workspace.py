@@ -33,6 +33,7 @@ from .redact import redact_notebook_text, secret_values
 
 WORK = ".work"
 SCHEME = "aias-private://"
+REDACTIONS = "redactions"
 
 
 @dataclass
@@ -72,6 +73,13 @@ class Workspace:
             with suppress(json.JSONDecodeError):
                 found.append(json.loads(line))
         return found
+
+    def redactions(self) -> int:
+        """Secrets redacted from the latest save of the notebook, before it reached the disk."""
+        try:
+            return int((self.path / REDACTIONS).read_text())
+        except (OSError, ValueError):
+            return 0
 
     def release(self) -> None:
         if self._lock is not None:
@@ -125,8 +133,10 @@ class RedactingWriter:
         self.secrets = secret_values(secrets)
 
     def write(self, buf: str, path: str) -> None:
-        text, _ = redact_notebook_text(buf, self.secrets)
-        write_atomic(Path(path.removeprefix(SCHEME)), text, mode=0o600)
+        text, count = redact_notebook_text(buf, self.secrets)
+        target = Path(path.removeprefix(SCHEME))
+        write_atomic(target, text, mode=0o600)
+        write_atomic(target.parent / REDACTIONS, str(count), mode=0o600)   # of the latest save, not a sum
 
     def read(self, path: str) -> str:
         return Path(path.removeprefix(SCHEME)).read_text(encoding="utf-8")
