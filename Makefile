@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	@$(BIN)/aias-runbooks demo
 
+# Test files run in parallel, each worker with a sandbox of its own (files stay whole: module fixtures).
 test: $(STAMP)
-	@$(BIN)/python -m pytest -q
+	@$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 lab: $(STAMP)
 	@$(BIN)/aias-runbooks sandbox up
