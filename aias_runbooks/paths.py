@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+# Report folders hold other sessions' queries and client addresses: owner and group only (the umask may narrow it).
+REPORT_MODE = 0o750
 
 
 def project_root() -> Path:

@@ -77,3 +77,12 @@ def test_a_run_stopped_by_the_scheduler_still_leaves_its_report(sandbox, tmp_pat
     assert "interrupted" in verdict["findings"][0]["evidence"]["error"]
     assert json.loads((output / "runs.jsonl").read_text())["status"] == "UNKNOWN"
     assert "report: " in stdout
+
+
+def test_reports_are_not_world_readable(run):
+    """Reports hold other sessions' queries and client addresses: no folder of the archive is open to others."""
+    result = run("health-check", "-p", "samples=10")
+    assert result.proc.returncode == 0
+    for folder in (result.output, result.folder.parent, result.folder):
+        assert folder.stat().st_mode & 0o007 == 0, f"{folder} is open to others"
+    assert not list(result.output.glob(".work/*")), "the private workspace is gone"

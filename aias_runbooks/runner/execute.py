@@ -111,7 +111,7 @@ def finish(root: Path, space: workspace.Workspace, secrets_in_use: list[str], er
         prov = provenance(run_id, slug, env, meta["incident"], meta["operator"], started,
                           datetime.now(timezone.utc), meta["parameters"])
         staged = space.path / "report"
-        staged.mkdir(mode=0o750, exist_ok=True)
+        staged.mkdir(mode=paths.REPORT_MODE, exist_ok=True)
         write_report(staged, nb, verdict, prov)
         redactions = _scan(staged, secrets_in_use, space.redactions() + quoted)
         folder = make_run_dir(root, started, slug, env, meta["incident"])

@@ -18,8 +18,6 @@ from nbconvert import HTMLExporter
 from .. import paths
 from ..findings import FINDINGS_MIME, VERDICT_MIME, Finding, Severity, Verdict, markdown_text
 
-# Reports hold other sessions' queries and client addresses: owner and group only (the umask may narrow it).
-REPORT_MODE = 0o750
 PACKAGES = ["aias-runbooks", "papermill", "nbclient", "pandas", "sqlalchemy", "psycopg", "httpx", "stripe",
             "matplotlib"]
 
@@ -27,12 +25,12 @@ PACKAGES = ["aias-runbooks", "papermill", "nbclient", "pandas", "sqlalchemy", "p
 def make_run_dir(output_root: Path, started: datetime, slug: str, env: str, incident: str | None) -> Path:
     """Create a new, never reused folder for this run (a suffix is added if the second is taken)."""
     day = output_root / started.strftime("%Y-%m-%d")
-    day.mkdir(parents=True, exist_ok=True, mode=REPORT_MODE)
+    day.mkdir(parents=True, exist_ok=True, mode=paths.REPORT_MODE)
     base = "_".join(filter(None, [started.strftime("%H%M%S"), slug, env, incident]))
     for n in range(1, 1000):
         folder = day / (base if n == 1 else f"{base}-{n}")
         try:
-            folder.mkdir(mode=REPORT_MODE)
+            folder.mkdir(mode=paths.REPORT_MODE)
             return folder
         except FileExistsError:
             continue

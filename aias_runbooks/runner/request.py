@@ -117,7 +117,7 @@ def make_output_root(root: Path) -> Path:
     """Create the report root (and its parents); OutputError unless it ends up a writable folder."""
     name = f"output folder {show(str(root), 200)}"
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True, mode=paths.REPORT_MODE)
     except OSError as exc:
         raise OutputError(f"{name} cannot be created: {(exc.strerror or type(exc).__name__).lower()}") from None
     if not root.is_dir() or not os.access(root, os.W_OK | os.X_OK):

@@ -27,6 +27,7 @@ from papermill.iorw import papermill_io
 from traitlets import Unicode
 from traitlets.config import Config
 
+from .. import paths
 from ..errors import OutputError
 from ..records import write_atomic
 from .redact import redact_notebook_text, secret_values
@@ -94,7 +95,7 @@ class Workspace:
 def create(root: Path, run_id: str, meta: dict[str, Any]) -> Workspace:
     """output/.work/<run_id>/ (0700), locked by this process; OutputError when the archive cannot be written."""
     try:
-        root.mkdir(parents=True, exist_ok=True, mode=0o750)
+        root.mkdir(parents=True, exist_ok=True, mode=paths.REPORT_MODE)
         base = root / WORK
         base.mkdir(exist_ok=True, mode=0o700)
         path = base / run_id
