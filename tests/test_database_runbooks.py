@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
-import time
 
 import psycopg
 import pytest
 
-from .conftest import app_dsn, sandbox_dsn
+from .conftest import app_dsn, sandbox_dsn, wait_for
 
 PROBLEMS = {"WARNING", "CRITICAL"}
+
+
+def _leaked_longer_than(seconds: float, sessions: int = 8) -> bool:
+    """The leak scenario's sessions have all been idle in transaction for more than `seconds`."""
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'aias-api/export-worker' "
+                            "AND state = 'idle in transaction' AND now() - state_change > make_interval(secs => %s)",
+                            (seconds,)).fetchone()[0] >= sessions
 
 
 def _sessions(app: str) -> int:
@@ -27,7 +34,7 @@ def test_healthy_sandbox_has_no_database_problem(run, runbook):
 
 def test_connection_leak_is_found_and_dry_run_changes_nothing(run, scenario):
     scenario("db-connection-leak")
-    time.sleep(2.5)
+    wait_for(lambda: _leaked_longer_than(2.5), 60, "the leaked sessions to pass the 2 s criterion")
     result = run("database-connection-errors", "-p", "leak_min_idle_s=2")
     assert result.codes["DB_CONNECTION_LEAK"] == "CRITICAL", result.codes
     assert result.proc.returncode == 2
@@ -43,7 +50,7 @@ def test_apply_terminates_only_the_leaked_sessions_and_audits(run, scenario):
             psycopg.connect(app_dsn(), application_name="bystander-other-app") as other:
         other.execute("SELECT 1")            # idle in transaction too, but not the application named
         scenario("db-connection-leak")
-        time.sleep(2.5)
+        wait_for(lambda: _leaked_longer_than(2.5), 60, "the leaked sessions to pass the 2 s criterion")
         result = run("database-connection-errors", "-p", "leak_min_idle_s=2", "-p", "apply=true",
                      "-p", "only_application=aias-api/export-worker", "--operator", "alice", "--incident", "INC-7")
         assert _sessions("bystander-idle") == 1 and _sessions("bystander-other-app") == 1
