@@ -117,10 +117,12 @@ def _backend(dsn: str, runbook: str, waiting: bool) -> int | None:
     return row[0] if row else None
 
 
+@pytest.mark.parametrize("fault", ["killed", "frozen"])
 @pytest.mark.parametrize("runbook", DB_RUNBOOKS)
-def test_database_killed_mid_run(running_victim, runbook, tmp_path):
+def test_database_dies_or_freezes_mid_run(running_victim, runbook, fault, tmp_path):
     """The run is held mid-way (database-connection-errors in its latency probe, database-health waiting on a
-    table lock), its own backend frozen so it cannot finish first, then the server is killed."""
+    table lock) and its own backend frozen, so it cannot finish first; then the server is killed, or left
+    frozen: a server that never answers is cut off by the client-side bound, not waited on for the cell."""
     output = tmp_path / "output"
     holder = psycopg.connect(running_victim.dsn)
     if runbook == "database-health":
@@ -139,12 +141,19 @@ def test_database_killed_mid_run(running_victim, runbook, tmp_path):
     wait_for(held, 120, "the runbook to be mid-run")
     assert found, proc.communicate()
     os.kill(found[0], signal.SIGSTOP)
-    running_victim.kill()
-    holder.close()
-    verdict, _ = _finished(proc, output)
+    try:
+        if fault == "killed":
+            running_victim.kill()
+        verdict, _ = _finished(proc, output)
+    finally:
+        if fault == "frozen":
+            os.kill(found[0], signal.SIGCONT)
+        holder.close()
     down = _finding(verdict, "DB_UNREACHABLE")
     assert down["severity"] == "CRITICAL" and verdict["exit_code"] == 2
     assert "lost during the run" in down["evidence"]["error"]
+    if fault == "frozen":
+        assert "no answer from the database within 15 s" in down["evidence"]["error"]
     assert down["evidence"]["target"] == f"127.0.0.1:{running_victim.port}/postgres"
     assert len([f for f in verdict["findings"] if f["code"] == "DB_UNREACHABLE"]) == 1, "said once, not per query"
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import cache
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.pool import QueuePool
 
 from .. import paths
@@ -17,6 +23,7 @@ from ..dsn import split_url
 from ..settings import Secret
 
 PING_COLUMNS = ["sample", "sent_at", "answered", "latency_ms", "ok", "error"]
+ANSWER_WITHIN_S = 15   # the session's statement_timeout (5 s) and lock_timeout, and room for a slow network
 
 
 def connect(dsn: Secret, application_name: str, statement_timeout_ms: int = 5000,
@@ -57,13 +64,47 @@ def load_sql(name: str) -> tuple[str, str]:
     return sql.splitlines()[0].removeprefix("--").strip(), sql
 
 
+class NoAnswer(DisconnectionError):
+    """The server accepted the statement and never answered: it is frozen, or the network drops packets."""
+
+
+@contextmanager
+def answer_within(connection: Connection, seconds: float = ANSWER_WITHIN_S) -> Iterator[None]:
+    """A client-side bound on one round trip. statement_timeout is enforced by the server, so a frozen server
+    (or a silent network: the kernel still ACKs, keepalives pass) would hold the run until the cell timeout;
+    past `seconds` the socket is shut down and the statement fails as a lost connection (NoAnswer)."""
+    try:
+        fd = connection.connection.dbapi_connection.pgconn.socket
+    except Exception:  # noqa: BLE001 - no live socket: nothing to bound
+        yield
+        return
+    timer = threading.Timer(seconds, _shut, (fd,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except Exception as exc:
+        if not timer.is_alive():
+            raise NoAnswer(f"no answer from the database within {seconds:.0f} s (frozen server or silent "
+                           "network); the connection was cut") from exc
+        raise
+    finally:
+        timer.cancel()
+
+
+def _shut(fd: int) -> None:
+    with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as sock:
+        sock.shutdown(socket.SHUT_RDWR)
+
+
 def query(connection: Connection | Engine, name: str, **params) -> pd.DataFrame:
     """Run the named query with bound parameters; the frame's attrs carry its name and description."""
     if isinstance(connection, Engine):
         with connection.connect() as conn:
             return query(conn, name, **params)
     description, sql = load_sql(name)
-    result = connection.execute(text(sql), params)
+    with answer_within(connection):
+        result = connection.execute(text(sql), params)
     frame = pd.DataFrame.from_records(result.fetchall(), columns=list(result.keys()), coerce_float=True)
     frame.attrs.update(query=name, description=description)
     return frame
@@ -76,7 +117,8 @@ def ping(connection: Connection, samples: int = 20, interval_ms: int = 50) -> pd
         sent_at = datetime.now(timezone.utc)
         start = time.perf_counter()
         try:
-            connection.execute(text("SELECT 1"))
+            with answer_within(connection):
+                connection.execute(text("SELECT 1"))
             error = None
         except Exception as exc:  # a failed round trip is a sample, not a crash
             error = f"{type(exc).__name__}: {exc}".splitlines()[0]
