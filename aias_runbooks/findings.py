@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
@@ -53,7 +55,44 @@ def markdown_text(text: str) -> str:
 
 
 def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+    """Plain JSON data with its order kept: a missing value (None, float NaN/inf, pandas NA/NaT) is None (null),
+    numpy and pandas values become Python ones, Decimals numbers, anything else its text.
+
+    The result always passes json.dumps(..., allow_nan=False): NaN is not JSON.
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, Decimal):
+        return float(value) if value.is_finite() else None
+    if isinstance(value, dict):
+        return {_json_key(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if type(value).__name__ in ("NAType", "NaTType"):
+        return None
+    if hasattr(value, "tolist"):       # numpy scalars and arrays, pandas Series and Index
+        return _jsonable(value.tolist())
+    if hasattr(value, "item"):
+        return _jsonable(value.item())
+    return str(value)
+
+
+def _json_key(key: Any) -> str:
+    """A mapping key as json.dumps would spell it (None is "null", True "true"), else its text."""
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, (bool, int, float)):
+        return json.dumps(key)
+    return str(key)
+
+
+def jsonable(value: Any) -> Any:
+    """Public name of _jsonable: what verdict.json and the JSON-lines records are made of."""
+    return _jsonable(value)
 
 
 @dataclass

@@ -13,11 +13,16 @@ from typing import Any
 
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    """Append one line under an exclusive lock, so concurrent writers never interleave lines."""
+    """Append one line under an exclusive lock, so concurrent writers never interleave lines.
+
+    Keys keep their order (a ranking stays ranked); a missing value (NaN, NA, NaT) is null, never NaN.
+    """
+    from .findings import jsonable
+    line = json.dumps(jsonable(record), allow_nan=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
-        fh.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+        fh.write(line + "\n")
         fh.flush()
 
 

@@ -9,8 +9,9 @@ import pandas as pd
 from ..findings import Finding, Severity
 
 
-def cache_hit(cache: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
-    """DB_CACHE_HIT_LOW when table or index reads miss the 99 % buffer cache target."""
+def cache_hit(cache: pd.DataFrame, thresholds: dict[str, Any], tables: pd.DataFrame | None = None) -> list[Finding]:
+    """DB_CACHE_HIT_LOW when table or index reads miss the 99 % buffer cache target; `tables` (the query
+    cache_hit_tables) names the tables read from disk most, which the finding lists in that order."""
     if cache.empty:
         return []
     rule = thresholds["db_health"]
@@ -25,11 +26,21 @@ def cache_hit(cache: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
     if low.empty:
         return [Finding("DB_CACHE_HIT_OK", Severity.OK, f"Cache hit ratio is at or above {rule['cache_hit_pct']} %.",
                         evidence)]
-    return [Finding("DB_CACHE_HIT_LOW", Severity.WARNING,
-                    f"{', '.join(low['kind'])} cache hit ratio below {rule['cache_hit_pct']} %: reads go to disk.",
-                    evidence,
-                    ["Look for sequential scans on large tables (next section): they evict the working set.",
-                     "If the working set simply outgrew memory, move to a larger Supabase compute size."])]
+    steps = ["Look for sequential scans on large tables (next section): they evict the working set.",
+             "If the working set simply outgrew memory, move to a larger Supabase compute size."]
+    title = f"{', '.join(low['kind'])} cache hit ratio below {rule['cache_hit_pct']} %: reads go to disk"
+    if tables is not None and not tables.empty:
+        top = tables.head(rule["cache_top_tables"])
+        # most blocks read from disk first: the order is the ranking
+        evidence["tables_read_from_disk"] = {str(r.table_name): {"blocks_read": int(r.reads), "blocks_hit": int(r.hits),
+                                                                 "hit_pct": float(r.hit_pct) if pd.notna(r.hit_pct)
+                                                                 else None} for r in top.itertuples()}
+        names = top["table_name"].astype(str).tolist()
+        title += f", most from {names[0]}"
+        steps = [f"Find what reads {', '.join(names[:3])} in full (sequential scans, next section; slow queries in "
+                 "`database-connection-errors`): an index or a narrower query keeps them out of the cache.",
+                 *steps[1:]]
+    return [Finding("DB_CACHE_HIT_LOW", Severity.WARNING, title + ".", evidence, steps)]
 
 
 def seq_scans(usage: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
@@ -51,19 +62,41 @@ def seq_scans(usage: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
 
 
 def vacuum(stats: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
-    """DB_VACUUM_LAG: dead rows well past the autovacuum trigger point (autovacuum is not keeping up)."""
+    """DB_VACUUM_LAG: dead rows well past the autovacuum trigger point, either because autovacuum is disabled
+    on the table (autovacuum_enabled=false, its own or its TOAST table's) or because it is not keeping up."""
     if stats.empty:
         return []
     factor = thresholds["db_health"]["vacuum_lag_factor"]
     lagging = stats[stats["dead_rows"] > factor * stats["autovacuum_at"]]
     if lagging.empty:
         return [Finding("DB_VACUUM_OK", Severity.OK, "Autovacuum keeps up: no table far past its trigger point.")]
+    main_off = lagging["autovacuum_disabled"].fillna(False).astype(bool) if "autovacuum_disabled" in lagging \
+        else pd.Series(False, index=lagging.index)
+    toast_off = lagging["toast_autovacuum_disabled"].fillna(False).astype(bool) \
+        if "toast_autovacuum_disabled" in lagging else pd.Series(False, index=lagging.index)
+    disabled = lagging[main_off | toast_off]
+    evidence: dict[str, Any] = {
+        "tables": lagging["table_name"].tolist(),
+        "dead_rows": {str(r.table_name): int(r.dead_rows) for r in lagging.itertuples()},
+        "autovacuum_at": {str(r.table_name): int(r.autovacuum_at) for r in lagging.itertuples()}}
+    steps = []
+    if not disabled.empty:
+        options = {str(r.table_name): [o for o, off in [("autovacuum_enabled", main_off[r.Index]),
+                                                         ("toast.autovacuum_enabled", toast_off[r.Index])] if off]
+                   for r in disabled.itertuples()}
+        evidence["autovacuum_disabled"] = {t: ", ".join(f"{o}=false" for o in opts) for t, opts in options.items()}
+        steps += [f"Re-enable autovacuum on {t}: ALTER TABLE {t} RESET ({', '.join(opts)}); "
+                  "then VACUUM (ANALYZE) it off-peak." for t, opts in options.items()]
     top = lagging.iloc[0]
-    return [Finding("DB_VACUUM_LAG", Severity.WARNING,
-                    f"{top['table_name']} holds {top['dead_rows']:,} dead rows, over {factor}x its autovacuum "
-                    "trigger point.", {"tables": lagging["table_name"].tolist()},
-                    ["Check for long transactions and leaked sessions: they stop vacuum from removing rows.",
-                     "Run VACUUM (ANALYZE) on the table off-peak; tune its autovacuum_vacuum_scale_factor."])]
+    title = f"{top['table_name']} holds {top['dead_rows']:,} dead rows, over {factor}x its autovacuum trigger point"
+    if top.name in disabled.index:
+        title += ": autovacuum is disabled on it"
+    elif not disabled.empty:
+        title += f"; autovacuum is disabled on {', '.join(disabled['table_name'])}"
+    if len(disabled) < len(lagging):
+        steps += ["Check for long transactions and leaked sessions: they stop vacuum from removing rows.",
+                  "Run VACUUM (ANALYZE) on the table off-peak; tune its autovacuum_vacuum_scale_factor."]
+    return [Finding("DB_VACUUM_LAG", Severity.WARNING, title + ".", evidence, steps)]
 
 
 def rls(lint: pd.DataFrame) -> list[Finding]:

@@ -16,7 +16,7 @@ import nbformat
 from nbconvert import HTMLExporter
 
 from .. import paths
-from ..findings import FINDINGS_MIME, VERDICT_MIME, Finding, Severity, Verdict, markdown_text
+from ..findings import FINDINGS_MIME, VERDICT_MIME, Finding, Severity, Verdict, jsonable, markdown_text
 
 PACKAGES = ["aias-runbooks", "papermill", "nbclient", "pandas", "sqlalchemy", "psycopg", "httpx", "stripe",
             "matplotlib"]
@@ -74,6 +74,12 @@ def displays_verdict(nb: nbformat.NotebookNode) -> bool:
                for o in cell.get("outputs", []))
 
 
+def _in_order(finding: dict[str, Any], journal: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The same finding as the kernel journaled it: a saved notebook sorts its JSON keys, the journal keeps
+    the order the check gave them (a ranking such as top_applications stays ranked)."""
+    return next((f for f in journal or [] if f == finding), finding)
+
+
 def read_verdict(nb: nbformat.NotebookNode, slug: str, env: str, run_id: str, error: str | None,
                  journal: list[dict[str, Any]] | None = None) -> Verdict:
     """The verdict the notebook displayed; after a failure, every finding recorded so far plus RUNBOOK_ERROR.
@@ -85,7 +91,8 @@ def read_verdict(nb: nbformat.NotebookNode, slug: str, env: str, run_id: str, er
                if o.get("output_type") in ("display_data", "execute_result")]
     verdicts = [o["data"][VERDICT_MIME] for o in outputs if VERDICT_MIME in o.get("data", {})]
     if verdicts and not error:
-        return Verdict(slug, env, run_id, [Finding.from_dict(f) for f in verdicts[-1]["findings"]])
+        return Verdict(slug, env, run_id, [Finding.from_dict(_in_order(f, journal))
+                                           for f in verdicts[-1]["findings"]])
     if journal is None:
         journal = [f for o in outputs for f in o.get("data", {}).get(FINDINGS_MIME, [])]
     findings = [Finding.from_dict(f) for f in journal]
@@ -130,6 +137,6 @@ def write_report(folder: Path, nb: nbformat.NotebookNode, verdict: Verdict, prov
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(
         nb, resources={"metadata": {"name": f"{prov['runbook']} {prov['run_id']}"}})
     (folder / "report.html").write_text(body, encoding="utf-8")
-    data = verdict.to_dict() | {"provenance": prov, "redactions": 0}
-    (folder / "verdict.json").write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    data = jsonable(verdict.to_dict() | {"provenance": prov, "redactions": 0})   # keys in order; NaN is null
+    (folder / "verdict.json").write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 

@@ -93,11 +93,19 @@ async def healthz(request: web.Request) -> web.Response:
     """{"ok": true} when the API can reach its database, else 503 with the reason."""
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     try:
+        if request.app["scenario"].get().get("api") == "db-down":   # its database does not answer: wait it out
+            await asyncio.wait_for(_never_answers(), DB_CHECK_TIMEOUT_S)
         await asyncio.wait_for(_select_one(request.app["pool"]), DB_CHECK_TIMEOUT_S)
     except Exception as exc:
         return web.json_response({"ok": False, "db": f"unreachable: {type(exc).__name__}", "time": now},
                                  status=503)
     return web.json_response({"ok": True, "db": "ok", "service": "aias-api (sandbox)", "time": now})
+
+
+async def _never_answers() -> None:
+    """Scenario api-db-down: a database check that hangs, as against a database host that dropped off the
+    network, until the health check's timeout gives up on it."""
+    await asyncio.Event().wait()
 
 
 async def _select_one(pool: AsyncConnectionPool) -> None:

@@ -11,7 +11,7 @@ from ..errors import UsageError
 class Scenario:
     name: str
     description: str
-    api: str = "normal"      # normal | slow | down
+    api: str = "normal"      # normal | slow | down | db-down
     fault: str | None = None  # a workloads.py kind that holds the fault while the scenario lasts
     setup_sql: str = ""      # run once when the scenario starts; RESET_SQL undoes it
     dirties_stats: bool = False  # leaves evidence in the statistics: reset them when the scenario ends
@@ -22,6 +22,7 @@ class Scenario:
 RESET_SQL = """
 CREATE INDEX IF NOT EXISTS workflow_executions_workflow_id_idx ON public.workflow_executions (workflow_id);
 DROP TABLE IF EXISTS public.debug_webhook_payloads, public.feature_flags;
+DROP TABLE IF EXISTS public.import_staging;
 """
 # After a scenario that recreated an index: read it into memory, as the application's traffic would have it.
 WARM_SQL = """
@@ -49,12 +50,31 @@ ALTER TABLE public.feature_flags ENABLE ROW LEVEL SECURITY;
 GRANT SELECT ON public.debug_webhook_payloads, public.feature_flags TO anon, authenticated;
 """
 
+# A table loaded with autovacuum off (a common bulk-load trick) and never switched back: 3000 dead rows against
+# a trigger point of 50 + 0.2 x 1000 = 250. The statistics are flushed before the session ends, so they show at once.
+AUTOVACUUM_DISABLED_SQL = """
+CREATE TABLE public.import_staging (id bigint PRIMARY KEY, payload text, imported boolean NOT NULL DEFAULT false)
+    WITH (autovacuum_enabled = false);
+ALTER TABLE public.import_staging ENABLE ROW LEVEL SECURITY;
+CREATE POLICY import_staging_service ON public.import_staging TO service_role USING (true);
+INSERT INTO public.import_staging (id, payload) SELECT g, md5(g::text) FROM generate_series(1, 1000) AS g;
+ANALYZE public.import_staging;
+UPDATE public.import_staging SET imported = true;
+UPDATE public.import_staging SET payload = payload || '.';
+UPDATE public.import_staging SET imported = false;
+""" + FLUSH_STATS_SQL + ";"
+
 SCENARIOS = {s.name: s for s in [
     Scenario("healthy", "Everything normal: no runbook should report WARNING or CRITICAL."),
     Scenario("api-slow", "A quarter of API requests take 1.2 s: /api/healthz P95 is above 1000 ms.",
              api="slow", diagnosed_by="health-check: API_LATENCY_P95_HIGH"),
     Scenario("api-down", "The API process is stopped: connections to it are refused.",
              api="down", diagnosed_by="health-check: API_DOWN"),
+    Scenario("api-db-down", "The API runs but its database check hangs: every /api/healthz waits its 2 s "
+             "timeout and answers 503.", api="db-down", diagnosed_by="health-check: API_UNHEALTHY (CRITICAL)"),
+    Scenario("autovacuum-disabled", "A bulk-import table had autovacuum turned off for a load and never turned "
+             "back on: its dead rows are far past the trigger point.", setup_sql=AUTOVACUUM_DISABLED_SQL,
+             diagnosed_by="database-health: DB_VACUUM_LAG (autovacuum disabled)"),
     Scenario("db-connection-leak", "A worker leaked 8 sessions idle in transaction.", fault="leak",
              diagnosed_by="database-connection-errors: DB_CONNECTION_LEAK"),
     Scenario("db-pool-exhaustion", "Connections opened until the server refuses: 'too many clients already'.",

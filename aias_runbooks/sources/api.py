@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 import httpx
 import pandas as pd
 
+# Fields of an error body that differ on every answer (a clock, a request id): left out of the error text.
+VOLATILE_KEYS = {"time", "timestamp", "date", "now", "request_id", "requestid", "trace_id"}
 COLUMNS = ["sample", "sent_at", "status", "answered", "latency_ms", "ok", "error"]
 
 
@@ -15,8 +17,9 @@ def probe(base_url: str, path: str = "/api/healthz", samples: int = 20, interval
           timeout_s: float = 5.0, max_consecutive_failures: int = 3) -> pd.DataFrame:
     """GET base_url+path `samples` times; one row per sample with status, latency and whether the body said ok.
 
-    Stops early after `max_consecutive_failures` samples in a row got no answer: a dead API is
-    established by then, and more waiting only delays the page.
+    Stops early after `max_consecutive_failures` samples in a row failed, unanswered or answered with an
+    error (a 503 because the API's database is down): the outage is established by then, and more waiting
+    (each error may itself wait for a database timeout) only delays the page.
     """
     url = base_url.rstrip("/") + path
     rows: list[dict] = []
@@ -24,7 +27,7 @@ def probe(base_url: str, path: str = "/api/healthz", samples: int = 20, interval
     with httpx.Client(timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0))) as client:
         for i in range(1, samples + 1):
             rows.append(_sample(client, url, i))
-            failures_in_a_row = 0 if rows[-1]["answered"] else failures_in_a_row + 1
+            failures_in_a_row = 0 if rows[-1]["ok"] else failures_in_a_row + 1
             if failures_in_a_row >= max_consecutive_failures:
                 break
             if i < samples and interval_ms:
@@ -56,5 +59,7 @@ def _body_ok(response: httpx.Response) -> tuple[bool, str | None]:
         return False, f"HTTP {response.status_code}, body is not JSON: {response.text[:120]!r}"
     if response.is_success and isinstance(body, dict) and body.get("ok") is True:
         return True, None
+    if isinstance(body, dict):   # without what changes on every answer, equal errors read the same and count
+        body = {k: v for k, v in body.items() if str(k).lower() not in VOLATILE_KEYS}
     return False, f"HTTP {response.status_code}, body: {str(body)[:200]}"
 
