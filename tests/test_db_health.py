@@ -1,0 +1,118 @@
+"""database-health next steps that work (autovacuum disabled, tables read from disk), and evidence that keeps its
+order and never holds NaN in verdict.json and the JSON-lines records."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+
+import nbformat
+import numpy as np
+import pandas as pd
+import psycopg
+import pytest
+
+from aias_runbooks.findings import Finding, Severity, Verdict
+from aias_runbooks.records import append_jsonl
+from aias_runbooks.runner.report import provenance, read_verdict, write_report
+from aias_runbooks.sandbox.scenarios import FLUSH_STATS_SQL, STATS_RESET_SQL
+
+from .conftest import sandbox_dsn
+
+
+def _strict(text: str):
+    """json.loads that refuses NaN and Infinity, which are not JSON."""
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_autovacuum_disabled_is_named_with_the_re_enable_step(run, scenario):
+    scenario("autovacuum-disabled")   # observable the moment `sandbox up` returns: no waiting
+    result = run("database-health")
+    assert result.codes["DB_VACUUM_LAG"] == "WARNING", result.codes
+    assert result.proc.returncode == 1
+    lag = next(f for f in result.verdict["findings"] if f["code"] == "DB_VACUUM_LAG")
+    assert lag["evidence"]["autovacuum_disabled"] == {"public.import_staging": "autovacuum_enabled=false"}
+    assert lag["evidence"]["dead_rows"]["public.import_staging"] >= 3000
+    assert "autovacuum is disabled" in lag["title"]
+    assert lag["next_steps"][0].startswith("Re-enable autovacuum on public.import_staging")
+    assert "ALTER TABLE public.import_staging RESET (autovacuum_enabled)" in lag["next_steps"][0]
+    assert not any("scale_factor" in step for step in lag["next_steps"]), "tuning is not the fix for a disabled one"
+
+
+@pytest.fixture
+def cold_tables(sandbox):
+    """Two tables larger than a quarter of shared_buffers: a sequential scan of one goes through a small ring
+    of buffers, so every scan reads its blocks from outside the cache (real heap_blks_read).
+    zz_cold_big is scanned three times, aa_cold_other once: read order differs from alphabetical order."""
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS scratch")
+        for name in ("zz_cold_big", "aa_cold_other"):
+            conn.execute(f"CREATE TABLE scratch.{name} AS SELECT g AS id, repeat('x', 200) AS pad "
+                         "FROM generate_series(1, 200000) AS g")
+        conn.execute("SET max_parallel_workers_per_gather = 0")
+        for name, scans in (("zz_cold_big", 3), ("aa_cold_other", 1)):
+            for _ in range(scans):
+                conn.execute(f"SELECT count(*) FROM scratch.{name}").fetchone()
+        conn.execute(FLUSH_STATS_SQL)
+    try:
+        yield
+    finally:
+        with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
+            conn.execute("DROP SCHEMA scratch CASCADE")
+            conn.execute(FLUSH_STATS_SQL)
+            conn.execute(STATS_RESET_SQL)   # the next test starts from a clean cache ratio
+
+
+def test_low_cache_hit_names_the_tables_read_from_disk_in_order(run, cold_tables):
+    result = run("database-health")
+    assert result.codes["DB_CACHE_HIT_LOW"] == "WARNING", result.codes
+    cache = next(f for f in result.verdict["findings"] if f["code"] == "DB_CACHE_HIT_LOW")
+    tables = cache["evidence"]["tables_read_from_disk"]
+    assert list(tables)[:2] == ["scratch.zz_cold_big", "scratch.aa_cold_other"], "ranked by blocks read"
+    assert tables["scratch.zz_cold_big"]["blocks_read"] > tables["scratch.aa_cold_other"]["blocks_read"] > 0
+    assert "scratch.zz_cold_big" in cache["title"] and "scratch.zz_cold_big" in cache["next_steps"][0]
+    text = (result.folder / "verdict.json").read_text()
+    assert text.index('"scratch.zz_cold_big"') < text.index('"scratch.aa_cold_other"'), "verdict.json keeps order"
+    line = (result.output / "runs.jsonl").read_text().splitlines()[0]
+    assert list(json.loads(line))[:3] == ["run_id", "runbook", "env"], "runs.jsonl keys are not sorted"
+
+
+MISSING = {"p95_ms": float("nan"), "max_ms": math.inf, "numpy_nan": np.float64("nan"), "na": pd.NA,
+           "nat": pd.NaT, "np_nat": np.datetime64("NaT"), "column": pd.Series([1.5, np.nan]),
+           "kept": np.int64(7)}
+RANKED = {"zeta-app": 9, "alpha-app": 5, "mid-app": 1}   # by count, not by name
+
+
+def test_nan_is_null_and_order_is_kept_through_the_runner(tmp_path):
+    finding = Finding("DB_POOL_OK", Severity.OK, "Pool fine.", {"top_applications": RANKED, **MISSING})
+    data = finding.to_dict()
+    json.dumps(data, allow_nan=False)   # raises on NaN
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell("rb.verdict()"))
+    # the notebook displayed the verdict; saving it sorts its keys; the kernel's journal kept them in order
+    verdict = Verdict("database-connection-errors", "sandbox", "20260101-000000-abcd", [finding])
+    nb.cells[0].outputs = [nbformat.v4.new_output("display_data", data=verdict._repr_mimebundle_())]
+    saved = nbformat.reads(nbformat.writes(nb), as_version=4)
+    read = read_verdict(saved, verdict.runbook, verdict.env, verdict.run_id, None, journal=[data])
+    now = datetime.now(timezone.utc)
+    prov = provenance(verdict.run_id, verdict.runbook, "sandbox", None, "alice", now, now,
+                      {"samples": float("nan")})
+    write_report(tmp_path, saved, read, prov)
+    written = _strict((tmp_path / "verdict.json").read_text())
+    evidence = written["findings"][0]["evidence"]
+    assert list(evidence["top_applications"]) == ["zeta-app", "alpha-app", "mid-app"]
+    assert [evidence[k] for k in ("p95_ms", "max_ms", "numpy_nan", "na", "nat", "np_nat")] == [None] * 6
+    assert evidence["column"] == [1.5, None] and evidence["kept"] == 7
+    assert written["provenance"]["parameters"] == {"samples": None}
+
+
+def test_json_lines_keep_order_and_write_null(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    append_jsonl(path, {"phase": "started", "targets": RANKED, "mean_ms": float("nan")})
+    line = path.read_text().splitlines()[0]
+    record = _strict(line)
+    assert list(record) == ["phase", "targets", "mean_ms"] and list(record["targets"]) == list(RANKED)
+    assert record["mean_ms"] is None
