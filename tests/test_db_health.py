@@ -136,3 +136,35 @@ def test_readme_finding_table_states_the_thresholds_of_thresholds_yaml():
     named = {c for cell in codes for c in re.findall(r"`([A-Z_0-9]+)`", cell)}
     assert {"API_LATENCY_P95_HIGH", "DB_BLOCKING_LOCKS", "DB_SLOW_QUERY", "DB_PING_FAILED", "DB_VACUUM_LAG",
             "DB_CACHE_HIT_LOW"} <= named
+
+
+def test_toast_autovacuum_disabled_is_read_from_the_toast_table(sandbox):
+    """toast.autovacuum_enabled=false is stored on the TOAST table's reloptions: the real query finds it there."""
+    from sqlalchemy import create_engine
+
+    from aias_runbooks.checks import db_health
+    from aias_runbooks.sources import database
+
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as conn, psycopg.connect(sandbox_dsn()) as snapshot:
+        conn.execute("CREATE TABLE public.toast_off (id int, body text) WITH (toast.autovacuum_enabled = off)")
+        try:
+            conn.execute("INSERT INTO public.toast_off SELECT g, 'x' FROM generate_series(1, 1000) AS g")
+            # an older snapshot keeps the dead rows counted even if autovacuum visits the main table meanwhile
+            snapshot.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            snapshot.execute("SELECT count(*) FROM public.toast_off").fetchone()
+            conn.execute("UPDATE public.toast_off SET id = id + 1")
+            conn.execute(FLUSH_STATS_SQL)
+            conn.execute("SELECT 1")   # the flush happens once the session is idle; this round trip waits for it
+            engine = create_engine(sandbox_dsn().replace("postgresql://", "postgresql+psycopg://", 1))
+            try:
+                stats = database.query(engine, "vacuum_stats")
+            finally:
+                engine.dispose()
+        finally:
+            snapshot.rollback()
+            conn.execute("DROP TABLE public.toast_off")
+    row = stats[stats["table_name"] == "public.toast_off"].iloc[0]
+    assert bool(row["toast_autovacuum_disabled"]) and not bool(row["autovacuum_disabled"])
+    [lag] = db_health.vacuum(stats[stats["table_name"] == "public.toast_off"], load_thresholds())
+    assert lag.evidence["autovacuum_disabled"] == {"public.toast_off": "toast.autovacuum_enabled=false"}
+    assert "RESET (toast.autovacuum_enabled)" in lag.next_steps[0] and "TOAST table" in lag.title

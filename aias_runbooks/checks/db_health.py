@@ -90,7 +90,8 @@ def vacuum(stats: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
     top = lagging.iloc[0]
     title = f"{top['table_name']} holds {top['dead_rows']:,} dead rows, over {factor}x its autovacuum trigger point"
     if top.name in disabled.index:
-        title += ": autovacuum is disabled on it"
+        title += ": autovacuum is disabled on it" if main_off[top.name] else \
+            ": autovacuum is disabled on its TOAST table (toast.autovacuum_enabled=false)"
     elif not disabled.empty:
         title += f"; autovacuum is disabled on {', '.join(disabled['table_name'])}"
     if len(disabled) < len(lagging):
