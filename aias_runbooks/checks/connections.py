@@ -7,15 +7,21 @@ from typing import Any
 import pandas as pd
 
 from ..findings import Finding, Severity
+from ..thresholds import grade
 from .latency import p95
 
 REFUSED_FOR_SLOTS = ("too many clients", "remaining connection slots are reserved", "too many connections")
 POOL_STEPS = [
     "See which application holds the connections (table above) and whether they are idle or idle in transaction.",
-    "Terminate leaked sessions with this runbook's guarded action (apply=true, operator=<you>).",
     "Use the Supabase pooler (transaction mode) for serverless functions; increase the pool size only after.",
     "Check if Supabase is down (status page) before changing anything.",
 ]
+POOL_LEAK_STEP = ("Leaked sessions hold part of the pool (next section): terminate them with this runbook's guarded "
+                  "action (apply=true, operator=<you>), then fix the code path.")
+POOL_NO_LEAK_STEP = ("No session is idle in transaction past the leak criterion: the slots are held by working or "
+                     "idle connections, so shrink the clients' pools or move them to the pooler; terminating "
+                     "sessions would not help.")
+POOL_LEAK_UNKNOWN_STEP = "The leak check did not run (next section): look for sessions idle in transaction by hand."
 REFUSED_STEPS = [
     "The server refused even this one diagnostic connection: see who holds the slots in the Supabase dashboard "
     "(Reports > Database), or from a superuser session using a reserved slot.",
@@ -43,24 +49,46 @@ def unreachable(message: str, target: str = "") -> Finding:
                     "Notify the team: API requests that need the database are failing."])
 
 
-def pool_usage(limits: pd.DataFrame, by_state: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
-    """DB_POOL_SATURATED at 80 % (WARNING) and 95 % (CRITICAL) of the usable connection slots."""
+def pool_usage(limits: pd.DataFrame, by_state: pd.DataFrame, thresholds: dict[str, Any],
+               leak_findings: list[Finding] | None = None) -> list[Finding]:
+    """DB_POOL_SATURATED at 80 % (WARNING) and 95 % (CRITICAL) of the usable connection slots.
+
+    Other sessions only: this runbook's own connection is not counted (connection_limits excludes
+    pg_backend_pid()), and usage is capped at 100 % (superusers' sessions in reserved slots are named apart).
+    The next steps follow the leak check (`leak_findings`, from `leaks`): terminating sessions is suggested
+    only when DB_CONNECTION_LEAK was found.
+    """
     if limits.empty:
         return []
     row, rule = limits.iloc[0], thresholds["db_connections"]
-    usage = row["in_use"] / row["usable"]
-    top = by_state.groupby("application")["connections"].sum().sort_values(ascending=False).head(3)
-    evidence = {"in_use": int(row["in_use"]), "usable": int(row["usable"]), "usage_pct": round(100 * usage, 1),
-                "max_connections": int(row["max_connections"]), "top_applications": top.to_dict()}
+    in_use, usable = int(row["in_use"]), int(row["usable"])
+    usage = min(in_use / usable, 1.0) if usable else 1.0
+    top = by_state.groupby("application")["connections"].sum().sort_values(ascending=False).head(3) \
+        if not by_state.empty else pd.Series(dtype=int)
+    evidence = {"in_use": in_use, "usable": usable, "usage_pct": round(100 * usage, 1),
+                "max_connections": int(row["max_connections"]), "top_applications": top.to_dict(),
+                "counted": "client sessions other than this runbook's own connection"}
+    if in_use > usable:
+        evidence["in_reserved_slots"] = in_use - usable
     if usage >= rule["critical_usage"]:
         severity = Severity.CRITICAL
     elif usage >= rule["warning_usage"]:
         severity = Severity.WARNING
     else:
         return [Finding("DB_POOL_OK", Severity.OK, f"{usage:.0%} of usable connections in use.", evidence)]
+    reserved = f", {in_use - usable} more in reserved slots" if in_use > usable else ""
     return [Finding("DB_POOL_SATURATED", severity,
-                    f"{usage:.0%} of usable connections in use ({row['in_use']} of {row['usable']}).",
-                    evidence, POOL_STEPS)]
+                    f"{usage:.0%} of usable connections in use by other sessions "
+                    f"({min(in_use, usable)} of {usable}{reserved}; this runbook's own connection not counted).",
+                    evidence, pool_steps(leak_findings))]
+
+
+def pool_steps(leak_findings: list[Finding] | None) -> list[str]:
+    """POOL_STEPS with the leak step that matches what the leak check found (or that it did not run)."""
+    codes = {f.code for f in leak_findings or []}
+    step = (POOL_LEAK_STEP if "DB_CONNECTION_LEAK" in codes
+            else POOL_NO_LEAK_STEP if "DB_NO_LEAKS" in codes else POOL_LEAK_UNKNOWN_STEP)
+    return [POOL_STEPS[0], step, *POOL_STEPS[1:]]
 
 
 def leaks(idle: pd.DataFrame, limits: pd.DataFrame, thresholds: dict[str, Any], min_idle_s: int) -> list[Finding]:
@@ -120,8 +148,47 @@ def statements_available(status: pd.DataFrame) -> bool:
     return not status.empty and bool(status.iloc[0]["version"]) and bool(status.iloc[0]["preloaded"])
 
 
-def slow_queries(status: pd.DataFrame, statements: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
-    """DB_SLOW_QUERY: statements whose mean time misses the 100 ms target (CRITICAL past the 500 ms alert)."""
+PLAN_STEPS = [
+    "EXPLAIN (ANALYZE, BUFFERS) the statement: a Seq Scan on a large table means a missing index.",
+    "Run `database-health` to see which tables are read by sequential scans.",
+    "Add the index (CREATE INDEX CONCURRENTLY) through a migration.",
+]
+LOCK_WAIT_STEPS = [
+    "It waits on locks: see the blocking chain (section 4) — the session holding the rows is the cause, not "
+    "this statement's plan; an index will not help.",
+    "Shorten the transactions that hold those rows (commit sooner, no network calls inside a transaction), or "
+    "run the competing updates in one order.",
+]
+
+
+def statement_causes(recent: Any, thresholds: dict[str, Any]) -> pd.DataFrame:
+    """The window's statements with their lock-wait samples and a cause: 'lock waits' or 'plan / CPU / IO'.
+
+    A statement is a lock victim when, of the times a session was seen running it during the window, at least
+    lock_wait_share were waiting on a Lock (pg_stat_activity.query_id, PostgreSQL 14+).
+    """
+    statements = recent.statements
+    if statements.empty:
+        return statements
+    share = thresholds["db_statements"]["lock_wait_share"]
+    table = statements.merge(recent.waits, on="queryid", how="left")
+    table[["lock_samples", "active_samples"]] = table[["lock_samples", "active_samples"]].fillna(0).astype(int)
+    locked = (table["active_samples"] > 0) & (table["lock_samples"] >= share * table["active_samples"])
+    table["cause"] = ["lock waits" if waits else "plan / CPU / IO" if recent.query_ids else "unknown (no query_id)"
+                      for waits in locked]
+    table.attrs.update(statements.attrs)
+    return table
+
+
+def slow_queries(status: pd.DataFrame, recent: Any, thresholds: dict[str, Any]) -> list[Finding]:
+    """DB_SLOW_QUERY (plan) and DB_SLOW_QUERY_LOCK_WAIT (waits on locks): statements whose mean over the recent
+    window (sources.statements.window) misses the 100 ms target. DB_SLOW_QUERY is CRITICAL past the 500 ms
+    alert; a lock victim is graded as a lock wait is (blocked_warning_s / blocked_critical_s): brief waits are
+    reported OK, with the advice to look at the blocking chain, never at an index.
+
+    Only statements with at least db_statements.min_calls calls in the window are judged; lifetime figures
+    (since pg_stat_statements was last reset) are context, never the verdict.
+    """
     if status.empty:
         return []
     row = status.iloc[0]
@@ -132,25 +199,89 @@ def slow_queries(status: pd.DataFrame, statements: pd.DataFrame, thresholds: dic
                         ["Add pg_stat_statements to shared_preload_libraries (restart needed), then "
                          "CREATE EXTENSION pg_stat_statements WITH SCHEMA extensions; "
                          "on Supabase it is enabled from Database > Extensions."])]
-    rule = thresholds["db_latency_ms"]
-    slow = statements[statements["mean_ms"] > rule["warning_p95"]] if not statements.empty else statements
+    if recent is None or recent.error:
+        return []   # the failed query is already recorded (DB_QUERY_FAILED or DB_UNREACHABLE)
+    rule, min_calls = thresholds["db_latency_ms"], thresholds["db_statements"]["min_calls"]
+    lock_rule = thresholds["db_connections"]
+    table = statement_causes(recent, thresholds)
+    period = {"window": recent.period, "window_s": recent.seconds, "min_calls_in_window": min_calls,
+              "lifetime_stats_since": recent.stats_since, "wait_samples": recent.samples}
+    slow = table[table["mean_ms"].astype(float) > rule["warning_p95"]] if not table.empty else table
     if slow.empty:
         return [Finding("DB_QUERIES_OK", Severity.OK,
-                        f"No statement averages more than {rule['warning_p95']} ms.")]
-    worst = slow.sort_values("mean_ms", ascending=False).iloc[0]
-    severity = Severity.CRITICAL if worst["mean_ms"] > rule["critical_p95"] else Severity.WARNING
-    return [Finding("DB_SLOW_QUERY", severity,
-                    f"{len(slow)} statement(s) average more than {rule['warning_p95']} ms "
-                    f"(worst {worst['mean_ms']:.0f} ms over {worst['calls']} calls).",
-                    {"statements": len(slow), "worst_mean_ms": float(worst["mean_ms"]), "calls": int(worst["calls"]),
-                     "share_of_db_time_pct": float(worst["share_pct"] or 0), "query": worst["query"]},
-                    ["EXPLAIN (ANALYZE, BUFFERS) the statement: a Seq Scan on a large table means a missing index.",
-                     "Run `database-health` to see which tables are read by sequential scans.",
-                     "Add the index (CREATE INDEX CONCURRENTLY) through a migration."])]
+                        f"No statement with {min_calls}+ calls averaged more than {rule['warning_p95']} ms over "
+                        f"{recent.period} (lifetime statistics since {recent.stats_since} are context only).",
+                        period)]
+    findings = []
+    for code, rows, steps in [("DB_SLOW_QUERY", slow[slow["cause"] != "lock waits"], PLAN_STEPS),
+                              ("DB_SLOW_QUERY_LOCK_WAIT", slow[slow["cause"] == "lock waits"], LOCK_WAIT_STEPS)]:
+        if rows.empty:
+            continue
+        worst = rows.sort_values("mean_ms", ascending=False).iloc[0]
+        mean = float(worst["mean_ms"])
+        if code == "DB_SLOW_QUERY":
+            severity = Severity.CRITICAL if mean > rule["critical_p95"] else Severity.WARNING
+            what = "by their own work (plan, CPU or IO)"
+        else:   # a lock victim is judged as its wait is (the blocking check's rule): brief waits are contention
+            warning_s, critical_s = lock_rule.get("blocked_warning_s", 5), lock_rule.get("blocked_critical_s", 60)
+            severity = grade(mean, 1000 * warning_s, 1000 * critical_s)
+            what = ("waiting on locks" if severity is not Severity.OK else
+                    f"waiting on locks, briefly (under the {warning_s} s lock-wait threshold: row-lock contention)")
+        findings.append(Finding(
+            code, severity,
+            f"{len(rows)} statement(s) averaged more than {rule['warning_p95']} ms over {recent.period}, "
+            f"{what} (worst {mean:.0f} ms over {int(worst['calls'])} calls in the window; lifetime mean "
+            f"{_ms(worst['lifetime_mean_ms'])} over {int(worst['lifetime_calls'])} calls since {recent.stats_since}).",
+            {**period, "statements": len(rows), "worst_mean_ms": mean, "calls": int(worst["calls"]),
+             "share_of_db_time_pct": float(worst["share_pct"] or 0), "cause": worst["cause"],
+             "lock_wait_samples": int(worst["lock_samples"]), "active_samples": int(worst["active_samples"]),
+             "lifetime_mean_ms": _float(worst["lifetime_mean_ms"]), "lifetime_calls": int(worst["lifetime_calls"]),
+             "queryid": str(worst["queryid"]), "query": worst["query"]},
+            steps))
+    return findings
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _ms(value: Any) -> str:
+    number = _float(value)
+    return "unknown" if number is None else f"{number:.0f} ms"
 
 
 def latency(samples: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
-    """DB_LATENCY_P95_HIGH against the playbook's 100 ms target and 500 ms alert."""
-    return p95(samples, thresholds, "db_latency_ms", "DB",
-               ["Check the Supabase dashboard for CPU, memory and disk IO saturation.",
-                "Look at slow queries and blocking chains above: they queue everything behind them."])
+    """DB_LATENCY_P95_HIGH against the playbook's 100 ms target and 500 ms alert, and DB_PING_FAILED.
+
+    A failed round trip is evidence, not noise: any is a WARNING, ping_failure_critical_share of them CRITICAL.
+    When the connection was lost the probe stops (runbook.ping records DB_UNREACHABLE once); the pings it
+    could not send are counted as not sent, not as failures.
+    """
+    return ping_failures(samples, thresholds) + p95(
+        samples, thresholds, "db_latency_ms", "DB",
+        ["Check the Supabase dashboard for CPU, memory and disk IO saturation.",
+         "Look at slow queries and blocking chains above: they queue everything behind them."])
+
+
+def ping_failures(samples: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
+    """DB_PING_FAILED: how many of the sent pings failed, and the first error."""
+    failed = samples[~samples["answered"]] if not samples.empty else samples
+    if failed.empty:
+        return []
+    sent, planned = len(samples), int(samples.attrs.get("planned", len(samples)))
+    share = len(failed) / sent
+    critical = thresholds["db_latency_ms"]["ping_failure_critical_share"]
+    severity = Severity.CRITICAL if share >= critical else Severity.WARNING
+    first = failed.iloc[0]
+    stopped = f"; the probe stopped there, {planned - sent} of {planned} not sent" if planned > sent else ""
+    return [Finding("DB_PING_FAILED", severity,
+                    f"{len(failed)} of {sent} database pings (SELECT 1) failed{stopped}; first error: "
+                    f"{first['error']}",
+                    {"failed": len(failed), "sent": sent, "planned": planned,
+                     "failed_share_pct": round(100 * share, 1), "critical_share_pct": round(100 * critical, 1),
+                     "first_failed_sample": int(first["sample"]), "first_error": first["error"],
+                     "errors": failed["error"].value_counts().head(3).to_dict()},
+                    ["A failing round trip means queries of the application fail too: see the errors above "
+                     "(a lost connection is reported as DB_UNREACHABLE).",
+                     "Check the Supabase dashboard and status page; check the network path (pooler, VPC) "
+                     "between the application and the database."])]

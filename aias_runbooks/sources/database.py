@@ -111,7 +111,11 @@ def query(connection: Connection | Engine, name: str, **params) -> pd.DataFrame:
 
 
 def ping(connection: Connection, samples: int = 20, interval_ms: int = 50) -> pd.DataFrame:
-    """Round-trip time of `SELECT 1`, `samples` times: what every application query pays at least."""
+    """Round-trip time of `SELECT 1`, `samples` times: what every application query pays at least.
+
+    A failed round trip is a sample (answered=False, its error kept). When the connection is lost the probe
+    stops: attrs["planned"] says how many were meant, the rows how many were sent.
+    """
     rows = []
     for i in range(1, samples + 1):
         sent_at = datetime.now(timezone.utc)
@@ -125,9 +129,13 @@ def ping(connection: Connection, samples: int = 20, interval_ms: int = 50) -> pd
         rows.append({"sample": i, "sent_at": sent_at, "answered": error is None,
                      "latency_ms": round((time.perf_counter() - start) * 1000, 2), "ok": error is None,
                      "error": error})
+        if error and (connection.invalidated or connection.closed):
+            break   # the connection is gone: the rest would not be sent (and must not reconnect)
         if i < samples and interval_ms:
             time.sleep(interval_ms / 1000)
-    return ping_frame(rows)
+    frame = ping_frame(rows)
+    frame.attrs["planned"] = samples
+    return frame
 
 
 def ping_frame(rows: list[dict]) -> pd.DataFrame:

@@ -1,8 +1,9 @@
--- The server's connection limits and how many client backends use them now (usable = max - reserved slots).
+-- The server's connection limits and how many client backends other than this session use them now (usable = max - reserved slots).
 SELECT current_setting('max_connections')::int                                  AS max_connections,
        current_setting('superuser_reserved_connections')::int                   AS superuser_reserved,
        coalesce(current_setting('reserved_connections', true), '0')::int        AS role_reserved,
        current_setting('max_connections')::int
          - current_setting('superuser_reserved_connections')::int
          - coalesce(current_setting('reserved_connections', true), '0')::int    AS usable,
-       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int AS in_use
+       (SELECT count(*) FROM pg_stat_activity
+        WHERE backend_type = 'client backend' AND pid <> pg_backend_pid())::int AS in_use
