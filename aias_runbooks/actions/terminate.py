@@ -1,9 +1,17 @@
-"""Guarded action: terminate leaked sessions (idle in transaction). Dry run unless apply; every attempt is audited.
+"""Guarded action: terminate leaked sessions (idle in transaction) and, when asked, idle root blockers.
+
+Dry run unless apply; every attempt is audited. Two kinds of target (column `target`):
+- a leaked session: idle in transaction for longer than min_idle_s;
+- with root_blockers=True, an idle root blocker: a session that is idle (in a transaction or not, e.g. holding a
+  session-level advisory lock), waits on nothing and has blocked another session for longer than min_blocked_s.
+  pg_cancel_backend does nothing to an idle session, so ending it is what frees the lock. An active root
+  blocker is never a target (cancelling its statement is the advice), nor is this runbook's own session.
 
 Only the sessions listed in the plan are touched, one statement per session, and each only if that same
-statement finds it unchanged since the plan: the same session (pid + backend_start), still idle in transaction,
-in the same transaction (xact_start), nothing run since (state_change), idle longer than the criterion (and of
-the named application, when one was given). See sql/terminate_backends.sql.
+statement finds it unchanged since the plan: the same session (pid + backend_start), in the same transaction
+(xact_start), nothing run since (state_change), of the named application when one was given, and still meeting
+its kind's criterion (a leak: idle in transaction longer than min_idle_s; a root blocker: still idle, still
+blocking a session that has waited longer than min_blocked_s). See sql/terminate_backends.sql.
 
 Apply writes two records to output/audit.jsonl, sharing an `attempt` id: `phase: started` (operator, criteria,
 every planned target) before the first signal, and `phase: finished` (each target's outcome) afterwards, also
@@ -36,14 +44,32 @@ NOT_ATTEMPTED = "not attempted: "
 INTERRUPTED = "interrupted: outcome unknown"
 # Identity and state of a target, as the plan read them; the terminate statement compares them exactly.
 SESSION_KEYS = ["pid", "backend_start", "xact_start", "state_change"]
-AUDIT_COLUMNS = ["pid", "role", "application", "client", "idle_s", "transaction_s", "backend_start", "xact_start",
-                 "state_change", "action"]
+AUDIT_COLUMNS = ["pid", "target", "role", "application", "client", "state", "idle_s", "transaction_s",
+                 "backend_start", "xact_start", "state_change", "action"]
+LEAK, ROOT_BLOCKER = "leaked session", "idle root blocker"    # the `target` column: what made a session a target
 
 
-def plan(rb: Runbook, min_idle_s: int, application: str = "") -> pd.DataFrame:
-    """The sessions the action would terminate: idle in transaction longer than min_idle_s."""
+def plan(rb: Runbook, min_idle_s: int, application: str = "", root_blockers: bool = False,
+         min_blocked_s: float | None = None) -> pd.DataFrame:
+    """The sessions the action would terminate: idle in transaction longer than min_idle_s and, with
+    root_blockers, idle root blockers that have blocked a session for longer than min_blocked_s."""
+    criteria: dict[str, Any] = {"min_idle_s": min_idle_s, "application": application or None}
     frame = rb.query("idle_in_transaction", min_idle_s=min_idle_s, application=application or None)
-    frame.attrs["criteria"] = {"min_idle_s": min_idle_s, "application": application or None}
+    error = frame.attrs.get("error")
+    frame = frame.assign(target=LEAK)
+    if root_blockers:
+        if min_blocked_s is None:
+            raise ValueError("root_blockers=True needs min_blocked_s (the thresholds' blocked_warning_s)")
+        criteria |= {"root_blockers": True, "min_blocked_s": min_blocked_s}
+        blockers = rb.query("idle_root_blockers", min_blocked_s=min_blocked_s, application=application or None)
+        error = error or blockers.attrs.get("error")
+        if not blockers.empty and "pid" in frame.columns:    # a leak that also blocks is listed once, as a leak
+            blockers = blockers[~blockers["pid"].isin(frame["pid"])]
+        if not blockers.empty:
+            frame = pd.concat([frame, blockers.assign(target=ROOT_BLOCKER)], ignore_index=True)
+    if error:
+        frame.attrs["error"] = error
+    frame.attrs["criteria"] = criteria
     return frame
 
 
@@ -88,10 +114,14 @@ def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str) -> pd.Da
 
 def _terminate(conn, row: Any, criteria: dict[str, Any]) -> tuple[bool, str]:
     """Re-check and terminate one target in one statement: (terminated, what happened)."""
+    kind = "root_blocker" if getattr(row, "target", LEAK) == ROOT_BLOCKER else "leak"
+    if kind == "root_blocker" and not criteria.get("root_blockers"):
+        return False, NOT_ATTEMPTED + "root blockers were not asked for (terminate_root_blockers)"
     try:
-        done = database.query(conn, "terminate_backends", pid=int(row.pid),
+        done = database.query(conn, "terminate_backends", pid=int(row.pid), kind=kind,
                               backend_start=_exact(row.backend_start), xact_start=_exact(row.xact_start),
                               state_change=_exact(row.state_change), min_idle_s=criteria.get("min_idle_s") or 0,
+                              min_blocked_s=criteria.get("min_blocked_s") or 0,
                               application=criteria.get("application"))
     except DBAPIError as exc:
         return False, FAILED + _server_message(exc)

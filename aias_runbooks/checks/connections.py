@@ -121,26 +121,120 @@ def long_running(running: pd.DataFrame, min_seconds: int) -> list[Finding]:
                      "If it is on CPU, EXPLAIN it; cancel with pg_cancel_backend(pid) if it hurts users."])]
 
 
-def blocking(chains: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
-    """DB_BLOCKING_LOCKS: sessions waiting on locks held by others; root blockers named."""
+IDLE_STATES = ("idle", "idle in transaction", "idle in transaction (aborted)")
+
+
+def blocking(chains: pd.DataFrame, thresholds: dict[str, Any], leak_min_idle_s: int | None = None) -> list[Finding]:
+    """DB_BLOCKING_LOCKS once the longest lock wait passes blocked_warning_s (brief waits are DB_LOCKS_OK).
+
+    WARNING past blocked_warning_s; CRITICAL past blocked_critical_s, when blocked_critical_waiters or more
+    sessions wait behind one root blocker, or when DDL (an AccessExclusiveLock request) has been queued longer
+    than blocked_warning_s (every later reader of that table queues behind it). Each root blocker (blocks
+    others, waits on nothing) is named with what frees its lock: cancel for an active one, terminate for an idle
+    one (pg_cancel_backend does nothing to a session that runs no statement).
+    """
     if chains.empty:
-        return []
-    blocked = set(chains["blocked_pid"])
-    roots = chains[~chains["blocking_pid"].isin(blocked)].drop_duplicates("blocking_pid")
-    longest = float(chains["waiting_s"].max())
-    severity = (Severity.CRITICAL if longest >= thresholds["db_connections"]["blocked_critical_s"]
-                or len(blocked) >= 3 else Severity.WARNING)
-    root = roots.iloc[0] if len(roots) else chains.iloc[0]
-    return [Finding("DB_BLOCKING_LOCKS", severity,
-                    f"{len(blocked)} session(s) wait on locks; root blocker pid {root['blocking_pid']} "
-                    f"({root['blocking_state']}, {root['blocking_application']}).",
+        return [] if chains.attrs.get("error") else [
+            Finding("DB_LOCKS_OK", Severity.OK, "No session waits on a lock.")]
+    rule = thresholds["db_connections"]
+    warning_s, critical_s = rule["blocked_warning_s"], rule["blocked_critical_s"]
+    critical_waiters = rule["blocked_critical_waiters"]
+    waits = chains.groupby("blocked_pid")["waiting_s"].max().astype(float)
+    blocked = set(waits.index)
+    longest = float(waits.max())
+    roots = _root_blockers(chains, waits)
+    if longest <= warning_s:
+        return [Finding("DB_LOCKS_OK", Severity.OK,
+                        f"{len(blocked)} brief lock wait(s), longest {longest:.1f} s, under the {warning_s} s "
+                        "threshold: normal row-lock contention.",
+                        {"blocked_sessions": len(blocked), "longest_wait_s": longest,
+                         "root_blockers": [r["pid"] for r in roots], "threshold_s": warning_s})]
+    ddl = chains[chains["waiting_for"].fillna("").str.contains("AccessExclusiveLock")
+                 & (chains["waiting_s"].astype(float) > warning_s)]
+    most_waiters = max((r["waiters"] for r in roots), default=0)
+    reasons = []
+    if longest >= critical_s:
+        reasons.append(f"a session has waited {longest:.0f} s (critical at {critical_s} s)")
+    if most_waiters >= critical_waiters:
+        reasons.append(f"{most_waiters} sessions wait behind one root blocker (critical at {critical_waiters})")
+    if not ddl.empty:
+        reasons.append(f"DDL has been queued for {float(ddl['waiting_s'].max()):.0f} s, and every later "
+                       "query on that table queues behind it")
+    severity = Severity.CRITICAL if reasons else Severity.WARNING
+    root = roots[0] if roots else _describe(chains.iloc[0], [], waits)
+    title = (f"{len(blocked)} session(s) wait on locks, longest {longest:.0f} s; root blocker pid {root['pid']} "
+             f"({root['state']}, {root['application']}).")
+    return [Finding("DB_BLOCKING_LOCKS", severity, title,
                     {"blocked_sessions": len(blocked), "longest_wait_s": longest,
-                     "root_blockers": roots["blocking_pid"].astype(int).tolist(),
-                     "root_blocker_query": root["blocking_query"],
+                     "root_blockers": [r["pid"] for r in roots],
+                     "root_blocker_query": root["query"], "roots": roots,
+                     "critical_because": reasons,
                      "waits": sorted(set(chains["waiting_for"].dropna()))},
-                    ["If the root blocker is idle in transaction it is a leak: terminate it (guarded action).",
-                     "If it is a migration (DDL), cancel it and re-run it off-peak with a short lock_timeout.",
-                     "Otherwise cancel the blocker: SELECT pg_cancel_backend(<root pid>)."])]
+                    [_advice(r, leak_min_idle_s) for r in roots[:5]] + [
+                        "If the root blocker is a migration (DDL), cancel it and re-run it off-peak with a short "
+                        "lock_timeout."])]
+
+
+def _root_blockers(chains: pd.DataFrame, waits: pd.Series) -> list[dict[str, Any]]:
+    """Sessions that block others and wait on nothing, with every session queued behind them (transitively),
+    the longest-waiting queue first."""
+    blocked_by: dict[int, set[int]] = {}
+    for row in chains.itertuples(index=False):
+        blocked_by.setdefault(int(row.blocking_pid), set()).add(int(row.blocked_pid))
+    blocked = set(waits.index)
+    roots = []
+    for _, row in chains[~chains["blocking_pid"].isin(blocked)].drop_duplicates("blocking_pid").iterrows():
+        behind, todo = set(), [int(row["blocking_pid"])]
+        while todo:
+            for pid in blocked_by.get(todo.pop(), ()):
+                if pid not in behind:
+                    behind.add(pid)
+                    todo.append(pid)
+        roots.append(_describe(row, sorted(behind), waits))
+    return sorted(roots, key=lambda r: (-r["longest_wait_s"], r["pid"]))
+
+
+def _describe(row: Any, behind: list[int], waits: pd.Series) -> dict[str, Any]:
+    state = row["blocking_state"] if isinstance(row["blocking_state"], str) else "unknown"
+    return {"pid": int(row["blocking_pid"]), "application": row["blocking_application"], "state": state,
+            "in_state_s": _seconds(row.get("blocking_state_s")),
+            "transaction_s": _seconds(row.get("blocking_transaction_s")),
+            "holds_advisory_lock": bool(row.get("blocking_holds_advisory") or False),
+            "waiters": len(behind), "longest_wait_s": float(max((waits[p] for p in behind), default=0.0)),
+            "query": row["blocking_query"],
+            "frees_lock": "terminate" if state in IDLE_STATES else "cancel"}
+
+
+def _seconds(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _advice(root: dict[str, Any], leak_min_idle_s: int | None) -> str:
+    """What frees this root blocker's lock, from its state."""
+    pid, idle = root["pid"], root["in_state_s"]
+    guarded = ("this runbook's guarded action with terminate_root_blockers=true (dry run first, then apply=true, "
+               f"operator=<you>), or SELECT pg_terminate_backend({pid})")
+    if root["state"] == "active":
+        return (f"Root blocker pid {pid} is running a statement: cancel it, SELECT pg_cancel_backend({pid}); "
+                "its transaction rolls back and the lock is freed. Do not terminate it unless cancel fails.")
+    if root["state"] == "idle":
+        held = ("a session-level advisory lock (pg_advisory_lock), held until it calls pg_advisory_unlock or "
+                "disconnects" if root["holds_advisory_lock"] else "a session-level lock")
+        return (f"Root blocker pid {pid} is idle, not in a transaction, and holds {held}: pg_cancel_backend does "
+                f"nothing to an idle session, so terminate it: {guarded}. Then fix the code path that does not "
+                "release the lock.")
+    if root["state"].startswith("idle in transaction"):
+        idle_text = f"{idle:.0f} s" if idle is not None else "an unknown time"
+        if leak_min_idle_s is not None and idle is not None and idle > leak_min_idle_s:
+            why = (f"its transaction has been idle for {idle_text}, longer than leak_min_idle_s ({leak_min_idle_s} "
+                   "s): a leaked transaction (see the leaks section)")
+        else:
+            why = (f"its transaction has been idle for {idle_text} (the application may be between statements; "
+                   "if it stays idle it is a leak)")
+        return (f"Root blocker pid {pid} is idle in transaction: {why}. pg_cancel_backend does nothing to an idle "
+                f"session; only ending its transaction frees the lock: {guarded}.")
+    return (f"Root blocker pid {pid} is {root['state']}: try SELECT pg_cancel_backend({pid}); if the lock is "
+            f"still held, SELECT pg_terminate_backend({pid}).")
 
 
 def statements_available(status: pd.DataFrame) -> bool:

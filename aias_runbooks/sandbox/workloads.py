@@ -1,5 +1,6 @@
-"""Database sessions that make the sandbox real: the application's everyday read traffic, and the faults
-of scenarios (leaked transactions, exhausted slots, lock queues, a slow workload).
+"""Database sessions that make the sandbox real: the application's everyday traffic (reads, and brief row-lock
+waits on a hot row), and the faults of scenarios (leaked transactions, exhausted slots, lock queues, an idle
+session holding an advisory lock, a slow workload).
 
 Run as `python -m aias_runbooks.sandbox.workloads KIND READY_FILE` with AIAS_SANDBOX_APP_DATABASE_URL and
 AIAS_SANDBOX_ADMIN_DATABASE_URL set. It sets up its sessions, touches READY_FILE, and keeps them until it is
@@ -22,9 +23,18 @@ from pathlib import Path
 
 import psycopg
 
+from .. import thresholds
 from .scenarios import FLUSH_STATS_SQL
 
 LEAKED_SESSIONS = 8
+# Everyday contention on one hot row: the request path locks it briefly several times a second, and now and
+# then a job updates it and holds it this long, so the request path waits up to that long: brief waits, well
+# under blocked_warning_s (and, idle in transaction meanwhile, under any leak criterion of 2 s or more), and rare
+# enough that the hot statement's mean stays far under the 100 ms latency target.
+CONTENTION_HOLD_S = (0.2, 1.0)
+CONTENTION_PAUSE_S = (4.0, 8.0)    # between two of the job's updates
+HOT_ROW_EVERY_S = 0.1              # the request path's short transactions on the row
+ADVISORY_LOCK_KEY = 42
 DASHBOARD_QUERY = """
 SELECT w.id, w.name,
        (SELECT count(*) FROM workflow_executions e WHERE e.workflow_id = w.id) AS runs
@@ -64,12 +74,51 @@ def traffic(ready: Path) -> None:
             conn.execute(sql, (key,)).fetchall()
     conn.execute(FLUSH_STATS_SQL)   # the warm-up is counted now, before `sandbox up` resets the statistics
     conn.execute("SELECT 1")
+    threading.Thread(target=_contention, daemon=True).start()
     ready.touch()
     while True:
         for kind, sql in APP_QUERIES:
             with contextlib.suppress(psycopg.errors.QueryCanceled):   # stalled behind a lock: retry
                 conn.execute(sql, (random.choice(ids[kind]),)).fetchall()
         time.sleep(0.1)
+
+
+def _contention() -> None:
+    """Row-lock waits that come and go, as on a busy OLTP database: the request path locks one hot row in short
+    transactions (SELECT ... FOR UPDATE: no dead rows) while a job now and then updates it and holds it for
+    CONTENTION_HOLD_S, so the request path waits that long. Both sessions stay open (a steady connection
+    count); a wait never outlasts lock_timeout (3 s), e.g. behind a scenario's DDL."""
+    request, job = _connect("aias-api"), _connect("aias-api/sync-job")
+    for conn in (request, job):
+        conn.execute("SET lock_timeout = '3s'")
+        conn.execute("SET statement_timeout = '3s'")
+        conn.commit()
+    # not the first or the last workflow, which scenarios and tests lock
+    row = request.execute("SELECT id FROM workflows ORDER BY id OFFSET 7 LIMIT 1").fetchone()[0]
+    request.commit()
+    threading.Thread(target=_job_holds_row, args=(job, row), daemon=True).start()
+    while True:
+        _in_transaction(request, "SELECT updated_at FROM workflows WHERE id = %s FOR UPDATE", row, 0)
+        time.sleep(HOT_ROW_EVERY_S)
+
+
+def _job_holds_row(conn: psycopg.Connection, row) -> None:
+    while True:
+        time.sleep(random.uniform(*CONTENTION_PAUSE_S))
+        _in_transaction(conn, "UPDATE workflows SET updated_at = now() WHERE id = %s", row,
+                        random.uniform(*CONTENTION_HOLD_S))
+
+
+def _in_transaction(conn: psycopg.Connection, sql: str, row, hold_s: float) -> None:
+    """Run the statement, keep the transaction (and its row lock) hold_s seconds, commit; roll back on error."""
+    try:
+        conn.execute(sql, (row,))
+        if hold_s:
+            time.sleep(hold_s)
+        conn.commit()
+    except psycopg.Error:
+        with contextlib.suppress(psycopg.Error):
+            conn.rollback()
 
 
 def leak(held: list) -> None:
@@ -100,11 +149,31 @@ def block(held: list) -> None:
     waiters = [("aias-api", "UPDATE workflows SET updated_at = now() WHERE id = %s", (row,), False),
                ("supabase-migrations", "ALTER TABLE workflows ADD COLUMN archived_reason text", None, True),
                ("aias-api", "SELECT count(*) FROM workflows", None, False)]
-    for waiting, (app, sql, params, owner) in enumerate(waiters, 1):
+    pids = []
+    for app, sql, params, owner in waiters:
         conn = _connect(app, admin=owner)   # not autocommit: whatever completes when the holder dies rolls back
         held.append(conn)
+        pids.append(conn.info.backend_pid)
         threading.Thread(target=_wait_on, args=(conn, sql, params), daemon=True).start()
-        _until_waiting(waiting)
+        _until_waiting(pids)
+    _until_waiting(pids, longer_than=_blocked_warning_s())
+
+
+def advisory_block(held: list) -> None:
+    """An application session took a session-level advisory lock and went idle (not in a transaction), never
+    unlocking; another session of the application waits for the same lock."""
+    holder = _connect("aias-api/scheduler", autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
+    waiter = _connect("aias-api/scheduler", autocommit=True)
+    held += [holder, waiter]
+    threading.Thread(target=_wait_on, args=(waiter, "SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,)),
+                     daemon=True).start()
+    _until_waiting([waiter.info.backend_pid], longer_than=_blocked_warning_s())
+
+
+def _blocked_warning_s() -> float:
+    """A scenario's lock waits are observable as a fault only once they pass the runbook's threshold."""
+    return float(thresholds.load_thresholds()["db_connections"]["blocked_warning_s"])
 
 
 def _wait_on(conn: psycopg.Connection, sql: str, params) -> None:
@@ -112,16 +181,18 @@ def _wait_on(conn: psycopg.Connection, sql: str, params) -> None:
         conn.execute(sql, params)
 
 
-def _until_waiting(sessions: int, timeout: float = 10) -> None:
-    """Queue the waiters in order: each must be waiting before the next one starts."""
+def _until_waiting(pids: list[int], longer_than: float = 0, timeout: float = 30) -> None:
+    """Until every one of these sessions waits on a lock (for longer than `longer_than` seconds): queues the
+    waiters in order, and makes a scenario observable only once its waits are long enough to be reported."""
     with _connect("aias-sandbox/workloads", autocommit=True, admin=True) as probe:   # sees every role's waits
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if probe.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchone()[0] \
-                    >= sessions:
+            if probe.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s) AND wait_event_type = 'Lock' "
+                             "AND now() - query_start > make_interval(secs => %s)",
+                             (pids, longer_than)).fetchone()[0] >= len(pids):
                 return
             time.sleep(0.05)
-    raise RuntimeError(f"only fewer than {sessions} sessions are waiting on locks")
+    raise RuntimeError(f"the sessions {pids} were not all waiting on locks (for {longer_than} s) within {timeout} s")
 
 
 def slow_workload(held: list, ready: Path) -> None:
@@ -148,7 +219,7 @@ def main() -> None:
     if kind == "slow-workload":
         slow_workload(held, ready)
         return
-    {"leak": leak, "exhaust": exhaust, "block": block}[kind](held)
+    {"leak": leak, "exhaust": exhaust, "block": block, "advisory-block": advisory_block}[kind](held)
     ready.touch()
     while True:
         time.sleep(3600)

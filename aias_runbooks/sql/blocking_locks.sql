@@ -9,7 +9,15 @@ SELECT blocked.pid                                                              
        coalesce(nullif(blocker.application_name, ''), '(none)')                 AS blocking_application,
        blocker.state                                                            AS blocking_state,
        round(extract(epoch FROM now() - blocker.xact_start)::numeric, 1)        AS blocking_transaction_s,
-       left(blocker.query, 160)                                                 AS blocking_query
+       left(blocker.query, 160)                                                 AS blocking_query,
+       round(extract(epoch FROM now() - blocker.state_change)::numeric, 1)      AS blocking_state_s,
+       blocker.usename                                                          AS blocking_role,
+       blocker.backend_start                                                    AS blocking_backend_start,
+       blocker.xact_start                                                       AS blocking_xact_start,
+       blocker.state_change                                                     AS blocking_state_change,
+       EXISTS (SELECT 1 FROM pg_locks l
+                WHERE l.pid = blocker.pid AND l.locktype = 'advisory' AND l.granted)  AS blocking_holds_advisory,
+       blocker.pid = pg_backend_pid()                                           AS blocking_is_us
 FROM pg_stat_activity blocked
 CROSS JOIN LATERAL unnest(pg_blocking_pids(blocked.pid)) AS b(pid)
 JOIN pg_stat_activity blocker ON blocker.pid = b.pid

@@ -1,0 +1,240 @@
+"""Lock waits in database-connection-errors, through the real CLI against the sandbox.
+
+Brief row-lock waits are normal (DB_LOCKS_OK); a wait past blocked_warning_s is DB_BLOCKING_LOCKS, CRITICAL past
+blocked_critical_s, with blocked_critical_waiters sessions behind one root blocker, or with DDL queued. Each root
+blocker is named with what frees its lock (cancel if active, terminate if idle), and the guarded action ends idle
+root blockers when asked (terminate_root_blockers=true), never active ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import threading
+
+import psycopg
+import pytest
+
+from aias_runbooks.thresholds import load_thresholds
+
+from .conftest import app_dsn, sandbox_dsn, wait_for
+
+RULE = load_thresholds()["db_connections"]
+WARNING_S = RULE["blocked_warning_s"]
+
+
+def _probe(sql: str, *params) -> list[tuple]:
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
+        cursor = conn.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _waiting(pids: list[int], longer_than: float) -> bool:
+    """Every one of these sessions waits on a lock, for longer than `longer_than` seconds."""
+    rows = _probe("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s) AND wait_event_type = 'Lock' "
+                  "AND now() - query_start > make_interval(secs => %s)", pids, longer_than)
+    return rows[0][0] == len(pids)
+
+
+def _alive(pid: int) -> bool:
+    return bool(_probe("SELECT 1 FROM pg_stat_activity WHERE pid = %s", pid))
+
+
+def _row(offset: int):
+    """A workflow's id that no other test, scenario or the everyday traffic locks."""
+    return _probe("SELECT id FROM workflows ORDER BY id OFFSET %s LIMIT 1", offset)[0][0]
+
+
+def _finding(result, code: str) -> dict:
+    return next(f for f in result.verdict["findings"] if f["code"] == code)
+
+
+def _quietly(conn: psycopg.Connection, sql: str, *params) -> None:
+    with contextlib.suppress(psycopg.Error):   # ends when the test closes or terminates the session
+        conn.execute(sql, params)
+
+
+def _start(conn: psycopg.Connection, sql: str, *params) -> threading.Thread:
+    thread = threading.Thread(target=_quietly, args=(conn, sql, *params), daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.fixture
+def sessions(sandbox):
+    """Open sessions for a test; closed (their transactions rolled back) afterwards, whatever happened."""
+    opened: list[psycopg.Connection] = []
+
+    def connect(app: str, admin: bool = False, autocommit: bool = False) -> psycopg.Connection:
+        conn = psycopg.connect(sandbox_dsn() if admin else app_dsn(), application_name=app, autocommit=autocommit)
+        opened.append(conn)
+        return conn
+    yield connect
+    pids = [c.info.backend_pid for c in opened if not c.closed]
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as admin:   # a waiter's close would wait on its lock
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,))
+    for conn in opened:
+        conn.close()
+
+
+def test_brief_lock_waits_are_ok_and_their_blocker_is_not_called_a_leak(run, sessions):
+    """Three sessions take turns on one hot row, each holding it 0.7 s: someone always waits, never for long."""
+    row, stop = _row(3), threading.Event()
+    hot = [sessions("aias-api/hot-row") for _ in range(3)]
+
+    def take_turns(conn: psycopg.Connection) -> None:
+        with contextlib.suppress(psycopg.Error):
+            while not stop.is_set():
+                conn.execute("UPDATE workflows SET updated_at = now() WHERE id = %s", (row,))
+                stop.wait(0.7)
+                conn.commit()
+    threads = [threading.Thread(target=take_turns, args=(conn,), daemon=True) for conn in hot]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_for(lambda: _probe("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'aias-api/hot-row' "
+                                "AND wait_event_type = 'Lock'")[0][0] >= 1, 30, "a hot-row session to wait")
+        result = run("database-connection-errors")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+    # (the hot statement itself waits 0.7 s a call here, so the slow-query section may judge it: not ours)
+    assert result.codes["DB_LOCKS_OK"] == "OK" and "DB_BLOCKING_LOCKS" not in result.codes, result.codes
+    assert "DB_CONNECTION_LEAK" not in result.codes and "DB_LONG_RUNNING_QUERY" not in result.codes
+    finding = _finding(result, "DB_LOCKS_OK")
+    assert finding["evidence"]["blocked_sessions"] >= 1 and finding["evidence"]["longest_wait_s"] < WARNING_S
+    assert "brief lock wait" in finding["title"] and f"under the {WARNING_S} s threshold" in finding["title"]
+    assert "leak" not in json.dumps(finding).lower(), "a brief wait's blocker is no leak"
+
+
+def test_a_long_wait_behind_an_active_blocker_is_reported_and_only_cancel_is_advised(run, sessions):
+    row = _row(4)
+    holder, waiter = sessions("aias-api/report-job"), sessions("aias-api")
+    holder.execute("UPDATE workflows SET updated_at = now() WHERE id = %s", (row,))
+    _start(holder, "SELECT pg_sleep(600)")                           # active: it runs a statement
+    _start(waiter, "UPDATE workflows SET updated_at = now() WHERE id = %s", row)
+    wait_for(lambda: _waiting([waiter.info.backend_pid], WARNING_S + 0.5), 60,
+             f"the wait to pass blocked_warning_s ({WARNING_S} s)")
+
+    result = run("database-connection-errors", "-p", "terminate_root_blockers=true", "-p", "apply=true",
+                 "--operator", "alice")
+
+    finding = _finding(result, "DB_BLOCKING_LOCKS")
+    longest = finding["evidence"]["longest_wait_s"]
+    expected = "CRITICAL" if longest >= RULE["blocked_critical_s"] else "WARNING"   # one waiter, no DDL
+    assert result.codes["DB_BLOCKING_LOCKS"] == expected and result.proc.returncode == {"WARNING": 1,
+                                                                                        "CRITICAL": 2}[expected]
+    (root,) = finding["evidence"]["roots"]
+    pid = holder.info.backend_pid
+    assert (root["pid"], root["state"], root["frees_lock"], root["waiters"]) == (pid, "active", "cancel", 1)
+    steps = " ".join(finding["next_steps"])
+    assert f"pg_cancel_backend({pid})" in steps and f"pg_terminate_backend({pid})" not in steps
+    assert _alive(pid), "an active root blocker is never terminated by the guarded action"
+    assert not (result.output / "audit.jsonl").exists(), "nothing to terminate: no attempt"
+
+
+def test_three_waiters_behind_one_blocker_are_critical_and_the_idle_blocker_is_to_be_terminated(run, sessions):
+    row = _row(5)
+    holder = sessions("aias-api/import-job")
+    holder.execute("UPDATE workflows SET updated_at = now() WHERE id = %s", (row,))   # then idle in transaction
+    waiters = [sessions("aias-api") for _ in range(3)]
+    for conn in waiters:
+        _start(conn, "UPDATE workflows SET updated_at = now() WHERE id = %s", row)
+    wait_for(lambda: _waiting([c.info.backend_pid for c in waiters], WARNING_S + 0.5), 60,
+             f"three waits past blocked_warning_s ({WARNING_S} s)")
+
+    result = run("database-connection-errors", "-p", "leak_min_idle_s=3600")
+
+    assert result.codes["DB_BLOCKING_LOCKS"] == "CRITICAL" and result.proc.returncode == 2, result.codes
+    finding = _finding(result, "DB_BLOCKING_LOCKS")
+    (root,) = finding["evidence"]["roots"]
+    pid = holder.info.backend_pid
+    assert (root["pid"], root["state"], root["frees_lock"], root["waiters"]) == (
+        pid, "idle in transaction", "terminate", 3)
+    assert any("3 sessions wait behind one root blocker" in why for why in finding["evidence"]["critical_because"])
+    steps = " ".join(finding["next_steps"])
+    assert f"pg_terminate_backend({pid})" in steps and f"pg_cancel_backend({pid})" not in steps
+    assert "leak_min_idle_s" not in steps, "idle for less than the leak criterion: not called a leak"
+
+
+def test_ddl_queued_past_the_threshold_is_critical(run, sessions):
+    table = f"lock_probe_{secrets.token_hex(4)}"
+    _probe(f"CREATE TABLE public.{table} (id int)")
+    try:
+        holder = sessions("aias-api/report", admin=True)
+        holder.execute(f"SELECT count(*) FROM public.{table}")        # AccessShareLock, then idle in transaction
+        migration = sessions("supabase-migrations", admin=True)
+        _start(migration, f"ALTER TABLE public.{table} ADD COLUMN archived boolean")
+        wait_for(lambda: _waiting([migration.info.backend_pid], WARNING_S + 0.5), 60,
+                 f"the DDL to be queued past blocked_warning_s ({WARNING_S} s)")
+
+        result = run("database-connection-errors")
+    finally:
+        with psycopg.connect(sandbox_dsn(), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name IN "
+                          "('aias-api/report', 'supabase-migrations')")
+            wait_for(lambda: not admin.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE application_name IN ('aias-api/report', 'supabase-migrations')"
+            ).fetchall(), 30, "the test's sessions to end")
+            admin.execute(f"DROP TABLE public.{table}")
+    assert result.codes["DB_BLOCKING_LOCKS"] == "CRITICAL" and result.proc.returncode == 2, result.codes
+    finding = _finding(result, "DB_BLOCKING_LOCKS")
+    assert finding["evidence"]["blocked_sessions"] == 1, "one waiter, under 30 s: critical only because it is DDL"
+    assert any("DDL has been queued" in why for why in finding["evidence"]["critical_because"])
+    assert f"AccessExclusiveLock on {table}" in finding["evidence"]["waits"]
+
+
+def _advisory_sessions() -> tuple[int, int]:
+    """(holder, waiter) pids of the advisory-lock-blocker scenario."""
+    rows = dict(_probe("SELECT l.granted, l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.objid = 42"))
+    return rows[True], rows[False]
+
+
+def _guarded_action_output(result) -> str:
+    """What the guarded action's cell showed in the executed notebook (its table of targets)."""
+    notebook = json.loads((result.folder / "notebook.ipynb").read_text())
+    (cell,) = [c for c in notebook["cells"] if "terminate.run(" in "".join(c["source"])]
+    return json.dumps(cell["outputs"])
+
+
+def test_an_idle_advisory_lock_holder_is_named_terminated_on_apply_and_the_waiter_gets_its_lock(run, scenario,
+                                                                                                sessions):
+    bystander = sessions("aias-api/bystander", autocommit=True)
+    bystander.execute("SELECT pg_advisory_lock(43)")                 # idle with an advisory lock: blocks no one
+    scenario("advisory-lock-blocker")
+    holder, waiter = _advisory_sessions()
+    wait_for(lambda: _waiting([waiter], WARNING_S + 0.5), 60, "the advisory wait to pass blocked_warning_s")
+
+    dry = run("database-connection-errors", "-p", "terminate_root_blockers=true")
+
+    assert dry.codes["DB_BLOCKING_LOCKS"] in {"WARNING", "CRITICAL"}, dry.codes
+    finding = _finding(dry, "DB_BLOCKING_LOCKS")
+    (root,) = finding["evidence"]["roots"]
+    assert (root["pid"], root["state"], root["holds_advisory_lock"], root["frees_lock"]) == (
+        holder, "idle", True, "terminate")
+    assert f"pid {holder} (idle, aias-api/scheduler)" in finding["title"]
+    steps = " ".join(finding["next_steps"])
+    assert f"pg_terminate_backend({holder})" in steps and f"pg_cancel_backend({holder})" not in steps
+    assert "advisory" in steps and "terminate_root_blockers=true" in steps
+    shown = _guarded_action_output(dry)
+    assert str(holder) in shown and "idle root blocker" in shown and "dry run: would terminate" in shown
+    assert str(bystander.info.backend_pid) not in shown
+    assert _alive(holder) and not (dry.output / "audit.jsonl").exists(), "a dry run changes nothing"
+
+    applied = run("database-connection-errors", "-p", "terminate_root_blockers=true", "-p", "apply=true",
+                  "--operator", "alice", "--incident", "INC-42")
+
+    wait_for(lambda: not _alive(holder), 30, "the root blocker to exit")
+    wait_for(lambda: _probe("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 42 AND granted "
+                            "AND pid = %s", waiter) != [], 30, "the waiter to get its advisory lock")
+    assert _alive(bystander.info.backend_pid), "an idle session that blocks no one is not a target"
+    started, finished = [json.loads(line) for line in (applied.output / "audit.jsonl").read_text().splitlines()]
+    assert (started["phase"], finished["phase"]) == ("started", "finished")
+    assert finished["operator"] == "alice" and finished["incident"] == "INC-42"
+    assert finished["criteria"] == {"min_idle_s": 10, "application": None, "root_blockers": True,
+                                    "min_blocked_s": WARNING_S}
+    assert [(t["pid"], t["target"], t["state"], t["action"]) for t in finished["targets"]] == [
+        (holder, "idle root blocker", "idle", "terminated")]
+    assert finished["terminated"] == 1
