@@ -247,6 +247,8 @@ PLAN_STEPS = [
     "Run `database-health` to see which tables are read by sequential scans.",
     "Add the index (CREATE INDEX CONCURRENTLY) through a migration.",
 ]
+NO_WAIT_SAMPLES_STEP = ("Lock waits could not be sampled (pg_stat_activity.query_id needs PostgreSQL 14+ and "
+                        "compute_query_id on or auto): check the blocking chain (section 4) before adding an index.")
 LOCK_WAIT_STEPS = [
     "It waits on locks: see the blocking chain (section 4) — the session holding the rows is the cause, not "
     "this statement's plan; an index will not help.",
@@ -321,6 +323,8 @@ def slow_queries(status: pd.DataFrame, recent: Any, thresholds: dict[str, Any]) 
             severity = grade(mean, 1000 * warning_s, 1000 * critical_s)
             what = ("waiting on locks" if severity is not Severity.OK else
                     f"waiting on locks, briefly (under the {warning_s} s lock-wait threshold: row-lock contention)")
+        if code == "DB_SLOW_QUERY" and not recent.query_ids:
+            steps = [NO_WAIT_SAMPLES_STEP, *PLAN_STEPS]
         findings.append(Finding(
             code, severity,
             f"{len(rows)} statement(s) averaged more than {rule['warning_p95']} ms over {recent.period}, "
