@@ -168,3 +168,20 @@ def test_toast_autovacuum_disabled_is_read_from_the_toast_table(sandbox):
     [lag] = db_health.vacuum(stats[stats["table_name"] == "public.toast_off"], load_thresholds())
     assert lag.evidence["autovacuum_disabled"] == {"public.toast_off": "toast.autovacuum_enabled=false"}
     assert "RESET (toast.autovacuum_enabled)" in lag.next_steps[0] and "TOAST table" in lag.title
+
+
+def test_a_ranking_keeps_its_order_in_a_real_runs_verdict(run, sandbox):
+    """top_applications is ranked by connections: the application holding most comes first in verdict.json,
+    although its name sorts last (a saved notebook sorts keys; the verdict must not)."""
+    from .conftest import app_dsn
+
+    held = [psycopg.connect(app_dsn(), application_name="zz-busiest-app", autocommit=True) for _ in range(8)]
+    try:
+        result = run("database-connection-errors", "-p", "latency_samples=10", "-p", "statements_window_s=1")
+    finally:
+        for conn in held:
+            conn.close()
+    pool = next(f for f in result.verdict["findings"] if f["code"] in ("DB_POOL_OK", "DB_POOL_SATURATED"))
+    ranking = pool["evidence"]["top_applications"]
+    assert list(ranking)[0] == "zz-busiest-app" and ranking["zz-busiest-app"] == 8, ranking
+    assert list(ranking.values()) == sorted(ranking.values(), reverse=True)
