@@ -16,6 +16,8 @@ import threading
 import psycopg
 import pytest
 
+from aias_runbooks import runbook
+from aias_runbooks.actions import terminate
 from aias_runbooks.thresholds import load_thresholds
 
 from .conftest import app_dsn, sandbox_dsn, wait_for
@@ -238,3 +240,46 @@ def test_an_idle_advisory_lock_holder_is_named_terminated_on_apply_and_the_waite
     assert [(t["pid"], t["target"], t["state"], t["action"]) for t in finished["targets"]] == [
         (holder, "idle root blocker", "idle", "terminated")]
     assert finished["terminated"] == 1
+
+
+def test_a_root_blocker_that_changed_since_the_plan_is_skipped(sandbox, sessions, tmp_path, monkeypatch):
+    """The guard, called as the notebook calls it: each planned root blocker is re-checked in the statement that
+    would end it. One released its waiter, one ran a statement; an active blocker is never planned."""
+    monkeypatch.setenv("AIAS_OUTPUT_DIR", str(tmp_path / "output"))
+    for var in ("AIAS_RUN_ID", "AIAS_INCIDENT"):
+        monkeypatch.delenv(var, raising=False)
+    app = f"aias-api/guard-{secrets.token_hex(3)}"
+    released, ran, kept = (sessions(app, autocommit=True) for _ in range(3))
+    waiters = []
+    for key, holder in zip((61, 62, 63), (released, ran, kept), strict=True):
+        holder.execute("SELECT pg_advisory_lock(%s)", (key,))
+        waiter = sessions(app, autocommit=True)
+        _start(waiter, "SELECT pg_advisory_lock(%s)", key)
+        waiters.append(waiter)
+    active, active_waiter = sessions(app), sessions(app)
+    active.execute("UPDATE workflows SET updated_at = now() WHERE id = %s", (_row(6),))
+    _start(active, "SELECT pg_sleep(600)")
+    _start(active_waiter, "UPDATE workflows SET updated_at = now() WHERE id = %s", _row(6))
+    waiting = [w.info.backend_pid for w in (*waiters, active_waiter)]
+    wait_for(lambda: _waiting(waiting, WARNING_S + 0.5), 60, "every waiter past blocked_warning_s")
+
+    rb = runbook.start("database-connection-errors", "sandbox")
+    targets = terminate.plan(rb, 3600, app, root_blockers=True, min_blocked_s=WARNING_S)
+    assert sorted(targets["pid"]) == sorted(h.info.backend_pid for h in (released, ran, kept)), \
+        "idle root blockers only: not the active one, not the waiters"
+    assert set(targets["target"]) == {terminate.ROOT_BLOCKER} and set(targets["state"]) == {"idle"}
+
+    _probe("SELECT pg_cancel_backend(%s)", waiters[0].info.backend_pid)    # its waiter gives up: blocks no one
+    wait_for(lambda: not _waiting([waiters[0].info.backend_pid], 0), 30, "the first waiter to stop waiting")
+    ran.execute("SELECT 1")                                                 # ran a statement since the plan
+
+    result = terminate.run(rb, targets, apply=True, operator="alice")
+
+    outcome = dict(zip(result["pid"], result["action"], strict=True))
+    assert outcome[released.info.backend_pid] == (
+        "skipped: changed since the plan: it no longer blocks a session for longer than the criterion")
+    assert outcome[ran.info.backend_pid] == "skipped: changed since the plan: it ran a statement"
+    assert outcome[kept.info.backend_pid] == "terminated"
+    wait_for(lambda: not _alive(kept.info.backend_pid), 30, "the unchanged root blocker to exit")
+    assert _alive(released.info.backend_pid) and _alive(ran.info.backend_pid)
+    assert _alive(active.info.backend_pid), "an active root blocker is never terminated"
