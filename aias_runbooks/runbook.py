@@ -97,7 +97,11 @@ class Runbook:
             return _empty(name, message)
 
     def ping(self, samples: int = 20, interval_ms: int = 50) -> pd.DataFrame:
-        """Database round-trip samples (see sources.database.ping); no rows when it cannot be reached."""
+        """Database round-trip samples (see sources.database.ping); no rows when it cannot be reached.
+
+        A failed round trip stays in the frame as a sample (connections.latency reports it as DB_PING_FAILED);
+        when the connection itself was lost the probe has stopped there, and DB_UNREACHABLE is recorded once.
+        """
         conn = self.connection()
         if conn is None:
             return database.ping_frame([])

@@ -63,8 +63,8 @@ def test_a_fixed_statement_is_judged_on_the_window_not_its_lifetime_mean(run, sc
 
 
 def test_a_statement_slow_only_from_row_lock_waits_is_not_advised_an_index(run, sandbox):
-    """One session holds a row for 0.5 s at a time; another updates it by primary key in a loop, so each
-    UPDATE waits on the row lock: slow, but not because of its plan."""
+    """One session holds a row for 0.5 s at a time, taking it again as soon as it commits; another updates it by
+    primary key every 0.1 s, so each UPDATE waits on the row lock: slow, but not because of its plan."""
     stop = threading.Event()
     with psycopg.connect(sandbox_dsn(), autocommit=True) as probe:
         row = probe.execute("SELECT id FROM workflows ORDER BY id OFFSET 3 LIMIT 1").fetchone()[0]
@@ -79,8 +79,9 @@ def test_a_statement_slow_only_from_row_lock_waits_is_not_advised_an_index(run, 
     def update() -> None:
         with psycopg.connect(app_dsn(), application_name="aias-test/row-updater", autocommit=True) as conn:
             conn.execute("SET lock_timeout = '5s'")
-            while not stop.is_set():
+            while not stop.is_set():   # the pause lets the holder take the row again first: every UPDATE waits
                 conn.execute("UPDATE workflows SET updated_at = clock_timestamp() WHERE id = %s", (row,))
+                stop.wait(0.1)
 
     def updater_waits() -> bool:
         with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
