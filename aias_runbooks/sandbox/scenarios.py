@@ -80,10 +80,10 @@ SCENARIOS = {s.name: s for s in [
     Scenario("db-pool-exhaustion", "Connections opened until the server refuses: 'too many clients already'.",
              fault="exhaust", diagnosed_by="database-connection-errors: DB_POOL_SATURATED"),
     Scenario("blocking-locks", "An open transaction holds a row; an UPDATE, a migration and reads queue behind it.",
+             fault="block", diagnosed_by="database-connection-errors: DB_BLOCKING_LOCKS"),
     Scenario("advisory-lock-blocker", "An idle session (not in a transaction) holds a session-level advisory lock "
              "(pg_advisory_lock(42)) it never releases; another session waits for it.", fault="advisory-block",
              diagnosed_by="database-connection-errors: DB_BLOCKING_LOCKS (idle root blocker: terminate)"),
-             fault="block", diagnosed_by="database-connection-errors: DB_BLOCKING_LOCKS"),
     Scenario("slow-queries", "The index on workflow_executions(workflow_id) is gone and a dashboard query "
              "runs in a loop.", fault="slow-workload", dirties_stats=True,
              diagnosed_by="database-connection-errors: DB_SLOW_QUERY; database-health: DB_SEQ_SCAN_HOT_TABLE"),
