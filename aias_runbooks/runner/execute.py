@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -70,7 +71,8 @@ def execute(request: RunRequest, output_root: Path | None = None, cell_timeout: 
     logging.getLogger("papermill").setLevel(logging.WARNING)
     with stop_signals() as stopped:
         with _kernel_env(AIAS_RUN_ID=run_id, AIAS_INCIDENT=request.incident, AIAS_OUTPUT_DIR=str(root),
-                         AIAS_FINDINGS_JOURNAL=str(space.journal)), workspace.kernel_config(space) as config:
+                         AIAS_FINDINGS_JOURNAL=str(space.journal)), workspace.kernel_config(space) as config, \
+                _runner_log(space.log):
             try:
                 papermill.execute_notebook(
                     str(request.info.path), workspace.private_target(space, secrets_in_use),
@@ -193,6 +195,26 @@ def stop_signals() -> Iterator[Callable[[], bool]]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, signal.SIG_IGN if caught else handler)
+
+
+@contextmanager
+def _runner_log(path: Path) -> Iterator[None]:
+    """What papermill, nbclient and asyncio log themselves (a kernel dying under an interrupt, a task abandoned
+    mid-cell) goes to the workspace's log, not to the scheduler's stderr: the run's own result says what failed."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    loggers = [logging.getLogger(name) for name in ("papermill", "asyncio", "traitlets")]
+    saved = [(logger, logger.propagate) for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        gc.collect()   # an abandoned task reports its exception when it is collected: collect while we listen
+        for logger, propagate in saved:
+            logger.removeHandler(handler)
+            logger.propagate = propagate
+        handler.close()
 
 
 @contextmanager
