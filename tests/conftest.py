@@ -10,10 +10,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 from dotenv import dotenv_values
 
@@ -134,3 +137,19 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.1) -> Non
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+@contextmanager
+def client_backends(total: int, application: str = "aias-api/oversized-pool") -> Iterator[None]:
+    """Hold application connections (as aias_app) until `total` client backends are in use, counting a probe
+    session that stays open meanwhile; all closed afterwards."""
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as probe:
+        in_use = probe.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                               ).fetchone()[0]
+        held = [psycopg.connect(app_dsn(), application_name=application, autocommit=True)
+                for _ in range(total - in_use)]
+        try:
+            yield
+        finally:
+            for conn in held:
+                conn.close()

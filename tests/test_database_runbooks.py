@@ -7,7 +7,7 @@ import json
 import psycopg
 import pytest
 
-from .conftest import app_dsn, sandbox_dsn, wait_for
+from .conftest import app_dsn, client_backends, sandbox_dsn, wait_for
 
 PROBLEMS = {"WARNING", "CRITICAL"}
 
@@ -138,16 +138,8 @@ def test_pool_at_80_percent_of_usable_slots_is_a_warning(run, sandbox):
     38 client backends (this probe included) plus the run's own aias_monitor session; the application's
     oversized pool connects as aias_app and, like the monitor, only gets the 47 non-reserved slots.
     """
-    with psycopg.connect(sandbox_dsn(), autocommit=True) as probe:
-        in_use = probe.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
-                               ).fetchone()[0]
-        held = [psycopg.connect(app_dsn(), application_name="aias-api/oversized-pool", autocommit=True)
-                for _ in range(38 - in_use)]
-        try:
-            result = run("database-connection-errors")
-        finally:
-            for conn in held:
-                conn.close()
+    with client_backends(38):
+        result = run("database-connection-errors")
     assert result.codes["DB_POOL_SATURATED"] == "WARNING", result.codes
     pool = next(f for f in result.verdict["findings"] if f["code"] == "DB_POOL_SATURATED")
     assert pool["evidence"]["usable"] == 47 and 80 <= pool["evidence"]["usage_pct"] < 95

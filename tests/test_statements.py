@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from .conftest import CLI, app_dsn, sandbox_dsn, wait_for
+from .conftest import CLI, app_dsn, client_backends, sandbox_dsn, wait_for
 
 PROBLEMS = {"WARNING", "CRITICAL"}
 DASHBOARD = "%FROM workflow_executions e WHERE e.workflow_id = w.id%"
@@ -166,16 +166,8 @@ def test_pool_usage_counts_other_sessions_only_and_suggests_no_termination_witho
     """45 of the 47 usable slots held by other sessions (the application's pool, as aias_app): the run's own
     connection is the 46th and is not counted, so usage is 45/47, never above 100 %; no leak, so no
     'terminate leaked sessions' step."""
-    with psycopg.connect(sandbox_dsn(), autocommit=True) as probe:
-        in_use = probe.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
-                               ).fetchone()[0]
-        held = [psycopg.connect(app_dsn(), application_name="aias-api/oversized-pool", autocommit=True)
-                for _ in range(45 - in_use)]
-        try:
-            result = run("database-connection-errors")
-        finally:
-            for conn in held:
-                conn.close()
+    with client_backends(45):
+        result = run("database-connection-errors")
     pool = _finding(result.verdict, "DB_POOL_SATURATED")
     evidence = pool["evidence"]
     assert pool["severity"] == "CRITICAL" and result.proc.returncode == 2, result.codes
