@@ -149,6 +149,8 @@ def blocking(chains: pd.DataFrame, thresholds: dict[str, Any], leak_min_idle_s: 
                         "threshold: normal row-lock contention.",
                         {"blocked_sessions": len(blocked), "longest_wait_s": longest,
                          "root_blockers": [r["pid"] for r in roots], "threshold_s": warning_s})]
+    # the queues that matter: a brief wait elsewhere (everyday row-lock contention) names no root, adds no waiter
+    roots = [r for r in roots if r["longest_wait_s"] > warning_s] or roots
     ddl = chains[chains["waiting_for"].fillna("").str.contains("AccessExclusiveLock")
                  & (chains["waiting_s"].astype(float) > warning_s)]
     most_waiters = max((r["waiters"] for r in roots), default=0)
