@@ -11,6 +11,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any
 
 import pandas as pd
@@ -46,10 +47,14 @@ class Runbook:
         batch = [findings] if isinstance(findings, Finding) else list(findings)
         self.findings.extend(batch)
         if journal := os.environ.get("AIAS_FINDINGS_JOURNAL"):
-            secrets = secret_values(s.reveal() for s in self.env.secrets().values())
             with open(journal, "a", encoding="utf-8") as fh:
-                fh.writelines(redact_text(json.dumps(f.to_dict()), secrets)[0] + "\n" for f in batch)
+                fh.writelines(redact_text(json.dumps(f.to_dict()), self._secrets)[0] + "\n" for f in batch)
         return FindingList(batch)
+
+    @cached_property
+    def _secrets(self) -> list[str]:
+        """The profile's secret values in every form the journal redacts, derived once per run."""
+        return secret_values(s.reveal() for s in self.env.secrets().values())
 
     def verdict(self) -> Verdict:
         """The verdict so far; as a cell's last expression it is what the runner reads back."""
