@@ -1,4 +1,5 @@
-"""The sandbox AIAS API: /api/healthz (which checks its database), every request logged to api_requests.
+"""The sandbox AIAS API: /api/healthz (which checks its database), billing (billing_routes.py), every request
+logged to api_requests.
 
 Run as `python -m aias_runbooks.sandbox.app --port N --state-dir D`; the database URL (of the application
 role aias_app, not a superuser) comes from the AIAS_SANDBOX_APP_DATABASE_URL environment variable, never the
@@ -20,6 +21,8 @@ from pathlib import Path
 
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
+
+from aias_runbooks.sandbox import billing_routes
 
 log = logging.getLogger("aias-sandbox-api")
 SLOW_EVERY = 4          # api-slow: every 4th request waits SLOW_DELAY_S (a quarter of traffic: P95 crosses 1 s)
@@ -63,6 +66,7 @@ async def scenario_and_request_log(request: web.Request, handler) -> web.StreamR
         log.exception("unhandled error on %s", request.path)
         return web.json_response({"ok": False, "error": "internal error"}, status=500)
     finally:
+        error = error or request.get("error")
         duration_ms = (time.perf_counter() - start) * 1000
         task = asyncio.create_task(_log_request(app, request, status, duration_ms, error))
         app["pending"].add(task)
@@ -127,6 +131,7 @@ def make_app(state_dir: Path) -> web.Application:
     app.update(scenario=Scenario(state_dir / "scenario.json"), requests=0, pending=set())
     app.cleanup_ctx.append(_open_pool)
     app.router.add_get("/api/healthz", healthz)
+    billing_routes.configure(app)
     return app
 
 

@@ -28,7 +28,7 @@ import psycopg
 from .. import paths
 from ..errors import UsageError
 from ..records import write_atomic
-from . import postgres, processes, scenarios, schema
+from . import billing, postgres, processes, scenarios, schema
 
 DEFAULT_PORT_BASE = 54330          # api = base, localstripe = base + 1, postgres = base + 2
 MONITOR_ROLE = "aias_monitor"      # what runbooks diagnose through (migration 20250101000500_monitoring_role)
@@ -112,6 +112,8 @@ def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
     applied = schema.migrate(dsn)
     schema.allow_login(dsn, {role: passwords[role] for role in LOGIN_ROLES})
     schema.seed(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        billing.write_seed(conn, folder)
     say(f"  schema: {len(applied)} migrations applied, history seeded [{time.monotonic() - t0:.1f}s]")
     _write_env_file(folder, {
         "AIAS_SANDBOX_API_URL": f"http://127.0.0.1:{ports['api']}",
@@ -121,11 +123,12 @@ def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
         "AIAS_SANDBOX_APP_DATABASE_URL": dsns[APP_ROLE],      # the sandbox API and the application's workloads
         "AIAS_SANDBOX_STRIPE_SECRET_KEY": "sk_test_" + secrets.token_hex(16),
         "AIAS_SANDBOX_STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(24),
+        "AIAS_SANDBOX_ADMIN_TOKEN": secrets.token_urlsafe(24),       # /api/billing/reconcile's bearer token
     })
     t0 = time.monotonic()
-    state["components"]["stripe"] = _start_stripe(folder, ports["stripe"])
-    _write_state(state)
-    say(f"  localstripe on 127.0.0.1:{ports['stripe']} [{time.monotonic() - t0:.1f}s]")
+    _start_stripe(state)
+    say(f"  localstripe on 127.0.0.1:{ports['stripe']}, seeded with the database's subscriptions "
+        f"[{time.monotonic() - t0:.1f}s]")
     state["components"]["traffic"] = _start_workload(folder, "traffic")
     _write_state(state)
     with _admin_connection(folder) as conn:   # statistics describe the running platform, not the bulk load
@@ -152,12 +155,32 @@ def _write_env_file(folder: Path, values: dict[str, str]) -> None:
     path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
 
 
-def _start_stripe(folder: Path, port: int) -> dict[str, Any]:
-    record = processes.spawn([sys.executable, "-m", "localstripe", "--port", str(port), "--from-scratch"],
-                             folder / "logs" / "localstripe.log", cwd=folder)
+def _start_stripe(state: dict[str, Any]) -> None:
+    """localstripe with this sandbox's own store, seeded from the database, delivering to the sandbox API."""
+    folder, port = Path(state["folder"]), state["ports"]["stripe"]
+    webhook = f"http://127.0.0.1:{state['ports']['api']}/api/stripe/webhook"
+    record = processes.spawn([sys.executable, "-m", "aias_runbooks.sandbox.stripe_server", "--port", str(port),
+                              "--state-dir", str(folder), "--webhook-url", webhook],
+                             folder / "logs" / "localstripe.log", cwd=folder, env=os.environ | _sandbox_env(folder))
     url = f"http://127.0.0.1:{port}/v1/customers"
-    processes.wait_until(lambda: _http_ok(url, auth=("sk_test_ready", "")), record, "localstripe")
-    return record | {"port": port, "url": f"http://127.0.0.1:{port}"}
+    processes.wait_until(lambda: (folder / "stripe-seeded.json").exists() and _http_ok(url, auth=("sk_test_ready", "")),
+                         record, "localstripe")
+    state["components"]["stripe"] = record | {"port": port, "url": f"http://127.0.0.1:{port}"}
+    _write_state(state)
+    with _admin_connection(folder) as conn:
+        billing.record_seeded(conn, folder)
+    state["billing_since"] = time.time()
+    _write_state(state)
+
+
+def _restart_stripe(state: dict[str, Any]) -> None:
+    """Both sides of billing back to the seed: the database's subscriptions and events, and a fresh Stripe."""
+    folder = Path(state["folder"])
+    processes.stop(state["components"].pop("stripe", None))
+    with _admin_connection(folder) as conn:
+        billing.restore(conn, folder, state.get("billing_since", 0))
+    billing.forget_stripe(folder)
+    _start_stripe(state)
 
 
 def _start_api(state: dict[str, Any]) -> dict[str, Any]:
@@ -198,6 +221,8 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
     folder = Path(state["folder"])
     previous = scenarios.SCENARIOS.get(state.get("scenario") or "healthy")
     processes.stop(state["components"].pop("fault", None))
+    if previous and previous.stripe_activity:
+        _restart_stripe(state)
     with _admin_connection(folder) as conn:
         conn.execute(scenarios.RESET_SQL)
         if previous and previous.dirties_stats:
@@ -206,7 +231,8 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
             conn.execute(scenarios.STATS_RESET_SQL)
         if wanted.setup_sql:
             conn.execute(wanted.setup_sql)
-    (folder / "scenario.json").write_text(json.dumps({"name": wanted.name, "api": wanted.api}))
+    (folder / "scenario.json").write_text(json.dumps({"name": wanted.name, "api": wanted.api,
+                                                      "webhook": wanted.webhook}))
     api = state["components"].get("api")
     if wanted.api == "down":
         processes.stop(api)
@@ -216,6 +242,10 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
     if wanted.fault:
         state["components"]["fault"] = _start_workload(folder, wanted.fault)
     state["scenario"] = wanted.name
+    _write_state(state)
+    if wanted.stripe_activity:
+        with _admin_connection(folder) as conn:
+            billing.make_activity(wanted.stripe_activity, _sandbox_env(folder), conn)
     _write_state(state)
     say(f"sandbox up in {folder}: scenario '{wanted.name}': {wanted.description}")
     return state

@@ -12,6 +12,8 @@ class Scenario:
     name: str
     description: str
     api: str = "normal"      # normal | slow | down | db-down
+    webhook: str = "normal"  # the API's /api/stripe/webhook: normal | secret-mismatch | down
+    stripe_activity: str | None = None  # billing.ACTIVITIES: Stripe changes delivered as webhooks; undone at the end
     fault: str | None = None  # a workloads.py kind that holds the fault while the scenario lasts
     setup_sql: str = ""      # run once when the scenario starts; RESET_SQL undoes it
     dirties_stats: bool = False  # leaves evidence in the statistics: reset them when the scenario ends
@@ -89,6 +91,18 @@ SCENARIOS = {s.name: s for s in [
              diagnosed_by="database-connection-errors: DB_SLOW_QUERY; database-health: DB_SEQ_SCAN_HOT_TABLE"),
     Scenario("rls-gap", "A table without RLS and a table with RLS but no policy appeared in public.",
              setup_sql=RLS_GAP_SQL, diagnosed_by="database-health: RLS_DISABLED, RLS_NO_POLICY"),
+    Scenario("webhook-secret-mismatch", "The API's webhook secret was rotated but Stripe still signs with the old "
+             "one: three users paid for Pro, every delivery failed verification, none was upgraded.",
+             webhook="secret-mismatch", stripe_activity="upgrades",
+             diagnosed_by="stripe-webhook-failures: WEBHOOK_SIGNATURE_REJECTED, WEBHOOK_EVENTS_UNPROCESSED, "
+                          "WEBHOOK_SUCCESS_RATE_LOW, SUBSCRIPTION_MISMATCH"),
+    Scenario("webhook-endpoint-down", "/api/stripe/webhook answers 500 to everything: three users paid for Pro "
+             "and were not upgraded.", webhook="down", stripe_activity="upgrades",
+             diagnosed_by="stripe-webhook-failures: WEBHOOK_ENDPOINT_UNREACHABLE, WEBHOOK_EVENTS_UNPROCESSED, "
+                          "WEBHOOK_SUCCESS_RATE_LOW, SUBSCRIPTION_MISMATCH"),
+    Scenario("payment-failures", "Three paying customers' cards are declined on renewal: their invoices failed "
+             "and their subscriptions are past due.", stripe_activity="declines",
+             diagnosed_by="incident-payment-issues: PAYMENTS_FAILING"),
 ]}
 
 
