@@ -84,6 +84,42 @@ def table_sizes(sizes: pd.DataFrame) -> Figure:
     return fig
 
 
+DELIVERY_COLOURS = {"processed": "#1a7f37", "ignored": "#8c959f", "received": "#9a6700", "failed": "#cf222e",
+                    "not received": "#82071e"}
+
+
+def webhook_deliveries(deliveries: pd.DataFrame | None, window_minutes: int) -> Figure:
+    """Stripe's billing events over the window, stacked by what the app made of each (processed ... not received)."""
+    if deliveries is None or deliveries.empty:
+        return _nothing(f"Webhook deliveries: no billing events in the last {window_minutes} min")
+    step = max(1, window_minutes // 30)
+    counts = (deliveries.assign(at=deliveries["created"].dt.floor(f"{step}min"))
+              .pivot_table(index="at", columns="status", values="id", aggfunc="count", fill_value=0))
+    fig, axis = plt.subplots(figsize=(10, 3))
+    counts.plot.bar(stacked=True, ax=axis, width=0.9, color=[DELIVERY_COLOURS.get(c, "#4c72b0") for c in counts])
+    axis.set(title=f"Stripe billing events per {step} min, by the app's record of them", xlabel="", ylabel="events")
+    axis.set_xticklabels([t.strftime("%H:%M") for t in counts.index], rotation=0, fontsize=8)
+    axis.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.legend(fontsize=8, title="app status")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def failed_payments(failed: pd.DataFrame | None) -> Figure:
+    """Failed invoice payments by reason (a decline wave shows as one tall bar)."""
+    if failed is None or failed.empty:
+        return _nothing("Failed payments: none in the window")
+    data = failed["reason"].value_counts().sort_values()
+    fig, axis = plt.subplots(figsize=(8, max(2, 0.4 * len(data) + 1)))
+    data.plot.barh(ax=axis, color="#cf222e")
+    axis.set(title="failed payments by reason", xlabel="invoices", ylabel="")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
 def _nothing(message: str) -> Figure:
     fig, axis = plt.subplots(figsize=(6, 0.8))
     axis.axis("off")

@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 from sqlalchemy import Connection
@@ -24,6 +25,11 @@ from .runner.redact import redact_text, secret_values
 from .settings import Environment, load_environment
 from .sources import database
 from .thresholds import load_thresholds
+
+if TYPE_CHECKING:
+    from .sources.stripe import StripeClient
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -37,6 +43,7 @@ class Runbook:
     _conn: Connection | None = None
     _db_problem: str | None = None
     _db_target: str = ""
+    _stripe_problem: str | None = None
 
     def record(self, findings: Finding | list[Finding]) -> FindingList:
         """Add findings to the verdict and show them.
@@ -81,6 +88,25 @@ class Runbook:
                 self._db_problem = str(exc.orig).strip()
                 self._show(self.record(connections.unreachable(self._db_problem, self._db_target)))
         return self._conn
+
+    def from_stripe(self, read: Callable[[StripeClient], T]) -> T | None:
+        """What read(client) returns from Stripe; None when Stripe is not configured (STRIPE_NOT_CONFIGURED) or
+        does not answer (STRIPE_UNREACHABLE), each recorded once: later reads are skipped, as for the database."""
+        from .checks import billing
+        from .sources.stripe import StripeClient, StripeUnavailable
+        if self._stripe_problem:
+            return None
+        key = self.env.secret("stripe_secret_key")
+        if key is None:
+            self._stripe_problem = self.env.missing_secret_message("stripe_secret_key")
+            self._show(self.record(billing.not_configured("Stripe", self._stripe_problem)))
+            return None
+        try:
+            return read(StripeClient(key.reveal(), self.env.stripe_api_base))
+        except StripeUnavailable as exc:
+            self._stripe_problem = str(exc)
+            self._show(self.record(billing.stripe_unreachable(self._stripe_problem)))
+            return None
 
     def query(self, name: str, **params) -> pd.DataFrame:
         """The named query as a DataFrame; empty (with attrs["error"]) when the database could not answer.

@@ -20,19 +20,17 @@ when a target fails or the run is interrupted. A run killed between the two stil
 
 from __future__ import annotations
 
-import getpass
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from sqlalchemy.exc import DBAPIError
 
-from .. import paths
-from ..records import append_jsonl
 from ..runbook import Runbook
 from ..sources import database
+from . import audit as audit_log
 
 ACTION = "terminate_leaked_sessions"
 TERMINATED = "terminated"
@@ -155,22 +153,14 @@ def audit(rb: Runbook, operator: str, criteria: dict[str, Any], result: pd.DataF
 
     Untrusted text (application_name, client address) only ever goes into this JSON, never into a message.
     """
-    path = paths.output_dir() / "audit.jsonl"
     targets = result.reindex(columns=AUDIT_COLUMNS)
     for column in ("backend_start", "xact_start", "state_change"):
         targets[column] = [None if pd.isna(v) else pd.Timestamp(v).isoformat() for v in targets[column]]
     records = [{k: (None if _missing(v) else v) for k, v in r.items()} for r in targets.to_dict(orient="records")]
-    append_jsonl(path, {
-        "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "action": ACTION,
-        "attempt": attempt, "phase": phase,
-        "operator": operator, "login": getpass.getuser(), "runbook": rb.slug, "run_id": rb.run_id,
-        "env": rb.env.name, "incident": rb.incident, "criteria": criteria,
-        "targets": records,
-        "terminated": int(result["terminated"].sum()),
-        "failed": int(result["action"].str.startswith(FAILED).sum()),
-        "skipped": int(result["action"].str.startswith(SKIPPED).sum()),
-    })
-    return path
+    return audit_log.append(rb, ACTION, attempt, phase, operator, criteria=criteria, targets=records,
+                            terminated=int(result["terminated"].sum()),
+                            failed=int(result["action"].str.startswith(FAILED).sum()),
+                            skipped=int(result["action"].str.startswith(SKIPPED).sum()))
 
 
 def _missing(value: Any) -> bool:

@@ -1,0 +1,27 @@
+"""output/audit.jsonl: who did what to the platform, when, from which run; one record per phase of an attempt.
+
+A guarded action writes `phase: started` (operator, criteria, every planned target) before it changes anything and
+`phase: finished` (each target's outcome) however it ends, both with the same `attempt` id: a run killed between
+the two still leaves the started record.
+"""
+
+from __future__ import annotations
+
+import getpass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .. import paths
+from ..records import append_jsonl
+from ..runbook import Runbook
+
+
+def append(rb: Runbook, action: str, attempt: str, phase: str, operator: str, **fields: Any) -> Path:
+    """Append one audit record (who, when, which run, then the action's own fields); returns the file's path."""
+    path = paths.output_dir() / "audit.jsonl"
+    append_jsonl(path, {
+        "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "action": action,
+        "attempt": attempt, "phase": phase, "operator": operator, "login": getpass.getuser(), "runbook": rb.slug,
+        "run_id": rb.run_id, "env": rb.env.name, "incident": rb.incident, **fields})
+    return path

@@ -1,0 +1,103 @@
+"""Guarded action: reconcile subscription_tiers with Stripe through the app's /api/billing/reconcile.
+
+Dry run unless apply: the plan is the subscription diff itself (checks.billing.subscription_diff), each row
+showing what the database says and what Stripe says it should. Apply (operator required) asks the endpoint to
+reconcile exactly the planned subscriptions; the app sets them from Stripe's objects in one transaction. The
+runbook itself never writes to the database. Audited in output/audit.jsonl (started before the call, finished
+with each row's outcome, also when the call fails or the run is interrupted).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pandas as pd
+
+from ..checks import billing, webhooks
+from ..findings import Finding, Severity
+from ..runbook import Runbook
+from . import audit
+
+ACTION = "reconcile_subscriptions"
+ENDPOINT = "/api/billing/reconcile"
+RECONCILED = "reconciled"
+UNCHANGED = "unchanged: Stripe and the database already agree"
+FAILED = "failed: "
+NOT_ATTEMPTED = "not attempted: "
+
+
+def plan(rb: Runbook) -> pd.DataFrame | None:
+    """The subscription diff between Stripe and subscription_tiers (checks.billing.subscription_diff); None when
+    either side could not be read. attrs["checked"]: how many Stripe subscriptions were compared."""
+    subscriptions = rb.from_stripe(lambda stripe: stripe.subscriptions())
+    if subscriptions is None:
+        return None
+    rows = rb.query("subscriptions_billing", user_ids=billing.user_ids(subscriptions))
+    if rows.attrs.get("error"):
+        return None
+    diff = billing.subscription_diff(subscriptions, rows, webhooks.settled_before(rb.thresholds))
+    diff.attrs["checked"] = len(subscriptions)
+    return diff
+
+
+def verify(rb: Runbook, applied: bool) -> pd.DataFrame | None:
+    """After an apply: both sides read again; SUBSCRIPTIONS_RECONCILED when they agree, else RECONCILE_INCOMPLETE
+    with what still differs. Nothing to check after a dry run."""
+    if not applied:
+        return None
+    diff = plan(rb)
+    if diff is None:
+        return None
+    if diff.empty:
+        rb.record(Finding("SUBSCRIPTIONS_RECONCILED", Severity.OK,
+                          f"After reconcile all {diff.attrs['checked']} Stripe subscriptions agree with the database."))
+    else:
+        rb.record(Finding("RECONCILE_INCOMPLETE", Severity.WARNING,
+                          f"{len(diff)} subscriptions still differ after reconcile.",
+                          {"by_kind": diff["kind"].value_counts().to_dict()},
+                          ["Read the app's log of the reconcile; re-run this runbook in a minute."]))
+    return diff
+
+
+def run(rb: Runbook, diff: pd.DataFrame | None, apply: bool, operator: str, timeout_s: float = 30.0) -> pd.DataFrame:
+    """Dry run: the diff, marked with what would change. Apply: the endpoint reconciles those subscriptions;
+    returns the rows with `action` (reconciled / unchanged / failed: ...)."""
+    if diff is None or diff.empty:
+        return diff
+    if not apply:
+        return diff.assign(action=[f"dry run: would set {r.stripe_tier or r.db_tier}/{r.stripe_status}"
+                                   for r in diff.itertuples(index=False)])
+    if not operator.strip():
+        raise ValueError("apply=True needs the operator's name (the `operator` parameter) for the audit record")
+    token = rb.env.secret("admin_token")
+    if token is None:
+        return diff.assign(action=NOT_ATTEMPTED + rb.env.missing_secret_message("admin_token"))
+    attempt, targets = uuid.uuid4().hex, diff["subscription"].dropna().tolist()
+    criteria = {"subscriptions": targets}
+    result = diff.assign(action=NOT_ATTEMPTED + "interrupted")
+    path = audit.append(rb, ACTION, attempt, "started", operator, criteria=criteria, targets=_records(result))
+    try:
+        result["action"] = _call(rb.env.api_base_url + ENDPOINT, token.reveal(), targets, result, timeout_s)
+    finally:
+        audit.append(rb, ACTION, attempt, "finished", operator, criteria=criteria, targets=_records(result),
+                     reconciled=int((result["action"] == RECONCILED).sum()),
+                     failed=int(result["action"].str.startswith(FAILED).sum()))
+    result.attrs["audit"] = str(path)
+    return result
+
+
+def _call(url: str, token: str, targets: list[str], diff: pd.DataFrame, timeout_s: float) -> list[str]:
+    try:
+        response = httpx.post(url, json={"subscriptions": targets}, timeout=timeout_s,
+                              headers={"Authorization": f"Bearer {token}", "User-Agent": "aias-runbooks"})
+    except httpx.HTTPError as exc:
+        return [FAILED + f"{type(exc).__name__}: {exc}"[:200]] * len(diff)
+    if response.status_code != 200:
+        return [FAILED + f"HTTP {response.status_code} from {ENDPOINT}: {response.text[:200]}"] * len(diff)
+    changed = {c["subscription"] for c in response.json().get("changed", [])}
+    return [RECONCILED if sub in changed else UNCHANGED for sub in diff["subscription"]]
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return [{k: (None if pd.isna(v) else v) for k, v in row.items()} for row in frame.to_dict(orient="records")]

@@ -1,0 +1,166 @@
+"""Stripe webhooks: were Stripe's events processed by the app, and does the endpoint verify signatures?"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import httpx
+import pandas as pd
+
+from ..findings import Finding, Severity
+from ..thresholds import grade
+
+# What billing acts on (playbook: users not upgraded after payment); localstripe sends invoice.payment_succeeded
+# where Stripe sends both it and invoice.paid.
+BILLING_EVENTS = ["checkout.session.completed", "customer.subscription.created", "customer.subscription.updated",
+                  "customer.subscription.deleted", "invoice.paid", "invoice.payment_succeeded",
+                  "invoice.payment_failed"]
+HANDLED = ("processed", "ignored")
+ENDPOINT = "/api/stripe/webhook"
+PROBE_TYPE = "aias.webhook_probe"      # a type the app does not act on: it answers 2xx and records it as ignored
+EXAMPLES = 20
+
+DELIVERY_STEPS = [
+    "Check the endpoint is reachable and verifies signatures (the probe above): most failed deliveries are a wrong "
+    "STRIPE_WEBHOOK_SECRET or a broken /api/stripe/webhook.",
+    "Fix the cause first, then reconcile (section 5) so every affected user gets the plan they paid for.",
+    "Stripe retries failed deliveries for 3 days; resend single events from the Stripe Dashboard "
+    "(Developers > Webhooks > the endpoint > the event > Resend) once the endpoint is fixed.",
+]
+
+
+def settled_before(thresholds: dict[str, Any]) -> datetime:
+    """Events created after this may still be on their way to the app: not judged yet."""
+    return datetime.now(timezone.utc) - timedelta(seconds=thresholds["webhook_failure_rate"]["in_flight_s"])
+
+
+def ids(events: pd.DataFrame | None) -> list[str]:
+    return [] if events is None else events["id"].tolist()
+
+
+def delivery(events: pd.DataFrame | None, app_events: pd.DataFrame, thresholds: dict[str, Any]) -> pd.DataFrame | None:
+    """One row per Stripe event old enough to judge, with what the app recorded of it (status, error); None when
+    Stripe could not be read (STRIPE_UNREACHABLE says so), or the app's records could not (DB findings say so)."""
+    if events is None or app_events.attrs.get("error"):
+        return None
+    settled = events[events["created"] <= settled_before(thresholds)]
+    recorded = app_events.set_index("id")[["status", "error", "received_at"]] if len(app_events) else None
+    frame = settled.join(recorded, on="id") if recorded is not None else settled.assign(status=None, error=None,
+                                                                                          received_at=None)
+    frame["status"] = frame["status"].fillna("not received")
+    frame["handled"] = frame["status"].isin(HANDLED)
+    return frame.reset_index(drop=True)
+
+
+def unprocessed(frame: pd.DataFrame | None, window_minutes: int) -> list[Finding]:
+    """WEBHOOK_EVENTS_UNPROCESSED: events Stripe has that the app never processed (CRITICAL: users wait on them)."""
+    if frame is None:
+        return []
+    missing = frame[~frame["handled"]]
+    if missing.empty:
+        return [Finding("WEBHOOK_EVENTS_PROCESSED", Severity.OK, f"Every billing event of the last {window_minutes} "
+                        f"min ({len(frame)}) was processed by the app.")]
+    by_status = missing["status"].value_counts().to_dict()
+    return [Finding("WEBHOOK_EVENTS_UNPROCESSED", Severity.CRITICAL,
+                   f"{len(missing)} of {len(frame)} billing events of the last {window_minutes} min were not "
+                   f"processed by the app.",
+                   {"by_app_status": by_status, "event_types": missing["type"].value_counts().to_dict(),
+                    "users": _users(missing), "first": str(missing["created"].min()),
+                    "examples": missing["id"].head(EXAMPLES).tolist()}, DELIVERY_STEPS)]
+
+
+def success_rate(frame: pd.DataFrame | None, thresholds: dict[str, Any], window_minutes: int) -> list[Finding]:
+    """WEBHOOK_SUCCESS_RATE_LOW against the playbook: success > 99 % (WARNING below), failures > 5 % alert."""
+    limits = thresholds["webhook_failure_rate"]
+    if frame is None:
+        return []
+    if frame.empty:
+        return [Finding("WEBHOOK_SUCCESS_RATE_OK", Severity.OK,
+                        f"No billing events in the last {window_minutes} min: nothing to deliver.")]
+    failed = int((~frame["handled"]).sum())
+    share = failed / len(frame)
+    severity = grade(share, limits["warning"], limits["critical"])
+    evidence = {"events": len(frame), "failed": failed, "success_rate_pct": round(100 * (1 - share), 2),
+                "target_pct": round(100 * (1 - limits["warning"]), 2), "alert_failure_pct": 100 * limits["critical"]}
+    if severity is Severity.OK:
+        return [Finding("WEBHOOK_SUCCESS_RATE_OK", Severity.OK,
+                        f"Webhook success rate {100 * (1 - share):.1f}% over {len(frame)} events.", evidence)]
+    return [Finding("WEBHOOK_SUCCESS_RATE_LOW", severity,
+                    f"Webhook success rate {100 * (1 - share):.1f}% ({failed} of {len(frame)} events failed) in the "
+                    f"last {window_minutes} min; target > 99 %, alert above 5 % failures.", evidence, DELIVERY_STEPS)]
+
+
+def probe(api_base_url: str, secret: str, timeout_s: float = 5.0) -> pd.DataFrame:
+    """POST a correctly signed test event and an unsigned one to the endpoint: one row each, with the answer.
+
+    The signed one uses the documented scheme (Stripe-Signature: t=<unix time>,v1=<HMAC-SHA256 of "t.body">), an
+    event type the app ignores, and an id naming the probe; the app answers 2xx and records it as ignored.
+    """
+    url = api_base_url.rstrip("/") + ENDPOINT
+    body = json.dumps({"id": f"evt_aias_probe_{secrets.token_hex(8)}", "object": "event", "type": PROBE_TYPE,
+                       "created": int(time.time()), "livemode": False, "api_version": None,
+                       "data": {"object": {"object": "aias_probe"}}})
+    stamp = int(time.time())
+    signature = hmac.new(secret.encode(), f"{stamp}.{body}".encode(), hashlib.sha256).hexdigest()
+    rows = []
+    with httpx.Client(timeout=timeout_s) as client:
+        for kind, headers in (("signed", {"Stripe-Signature": f"t={stamp},v1={signature}"}), ("unsigned", {})):
+            rows.append({"delivery": kind, "expected": "2xx" if kind == "signed" else "4xx"}
+                        | _post(client, url, body, headers))
+    frame = pd.DataFrame(rows)
+    frame.attrs["url"] = url
+    return frame
+
+
+def _post(client: httpx.Client, url: str, body: str, headers: dict[str, str]) -> dict[str, Any]:
+    start = time.perf_counter()
+    try:
+        response = client.post(url, content=body, headers={"Content-Type": "application/json"} | headers)
+    except httpx.HTTPError as exc:
+        return {"status": None, "latency_ms": round((time.perf_counter() - start) * 1000, 1),
+                "answer": f"{type(exc).__name__}: {exc}".rstrip(": ")[:200]}
+    return {"status": response.status_code, "latency_ms": round((time.perf_counter() - start) * 1000, 1),
+            "answer": response.text[:200]}
+
+
+def signature(probes: pd.DataFrame) -> Finding:
+    """WEBHOOK_ENDPOINT_UNREACHABLE (no answer or 5xx), WEBHOOK_SIGNATURE_REJECTED (a correctly signed event is
+    refused), WEBHOOK_SIGNATURE_NOT_VERIFIED (an unsigned one is accepted), else WEBHOOK_ENDPOINT_OK."""
+    url = probes.attrs.get("url", ENDPOINT)
+    rows = probes.set_index("delivery")
+    signed, unsigned = rows.loc["signed"], rows.loc["unsigned"]
+    evidence = {"url": url, "signed": _said(signed), "unsigned": _said(unsigned)}
+    down = [r for r in (signed, unsigned) if pd.isna(r["status"]) or r["status"] >= 500]
+    if down:
+        return Finding("WEBHOOK_ENDPOINT_UNREACHABLE", Severity.CRITICAL,
+                       f"The webhook endpoint does not work: {_said(down[0])}.", evidence,
+                       ["Check the endpoint is accessible (playbook): the latest deployment, the function logs of "
+                        "/api/stripe/webhook (its errors are in api_requests, section 2).",
+                        "Stripe keeps retrying for 3 days: once it answers, deliveries resume; then reconcile."])
+    if not 200 <= signed["status"] < 300:
+        return Finding("WEBHOOK_SIGNATURE_REJECTED", Severity.CRITICAL,
+                       "The endpoint refuses an event signed with the configured webhook secret: the app's "
+                       "STRIPE_WEBHOOK_SECRET is not the endpoint's signing secret in Stripe.", evidence,
+                       ["Copy the signing secret from Stripe (Developers > Webhooks > the endpoint > Signing secret) "
+                        "into the app's STRIPE_WEBHOOK_SECRET (Vercel environment variables) and redeploy.",
+                        "Then reconcile (section 5): the events refused meanwhile upgraded nobody."])
+    if 200 <= unsigned["status"] < 300:
+        return Finding("WEBHOOK_SIGNATURE_NOT_VERIFIED", Severity.CRITICAL,
+                       "The endpoint accepts an unsigned event: anyone can forge billing events.", evidence,
+                       ["Verify every delivery with stripe.Webhook.construct_event before acting on it."])
+    return Finding("WEBHOOK_ENDPOINT_OK", Severity.OK,
+                   "The endpoint accepts a correctly signed event and refuses an unsigned one.", evidence)
+
+
+def _said(row: pd.Series) -> str:
+    return f"no answer ({row['answer']})" if pd.isna(row["status"]) else f"HTTP {int(row['status'])}"
+
+
+def _users(frame: pd.DataFrame) -> list[str]:
+    return sorted({str(u) for u in frame["user_id"].dropna()})[:EXAMPLES]
