@@ -1,0 +1,165 @@
+"""stripe-webhook-failures and incident-payment-issues through the runner, against the sandbox's real billing flow:
+localstripe delivering signed webhooks to the sandbox API, which verifies them with the stripe SDK."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+
+import psycopg
+import pytest
+import stripe
+from dotenv import dotenv_values
+
+from aias_runbooks import paths
+
+from .conftest import sandbox_dsn
+from .test_secrets import leaks
+
+PROBLEMS = {"WARNING", "CRITICAL"}
+WEBHOOKS, PAYMENTS = "stripe-webhook-failures", "incident-payment-issues"
+HOSTILE_EMAIL = "<img src=x onerror=alert(1)>*[x](javascript:alert(2))*@example.test"
+
+
+def sandbox_env() -> dict[str, str]:
+    return {k: v for k, v in dotenv_values(paths.sandbox_dir() / "sandbox.env").items() if v}
+
+
+def stripe_client() -> stripe.StripeClient:
+    env = sandbox_env()
+    return stripe.StripeClient(env["AIAS_SANDBOX_STRIPE_SECRET_KEY"],
+                               base_addresses={"api": env["AIAS_SANDBOX_STRIPE_API_BASE"]})
+
+
+def recent_subscribers(minutes: int = 10) -> set[str]:
+    """Users with a Stripe subscription created in the last minutes (the scenario's activity is dated 2 min back)."""
+    since = int(time.time()) - minutes * 60
+    return {s.metadata["user_id"] for s in stripe_client().v1.subscriptions.list({"status": "all", "limit": 100})
+            .auto_paging_iter() if s.created >= since}
+
+
+def rows_of(users: set[str]) -> dict[str, tuple[str, str, str]]:
+    """{user_id: (email, tier, status)} from the database."""
+    with psycopg.connect(sandbox_dsn()) as conn:
+        return {str(u): (e, t, s) for u, e, t, s in conn.execute(
+            "SELECT s.user_id, p.email, s.tier, s.status FROM subscription_tiers s JOIN profiles p ON p.id = s.user_id "
+            "WHERE s.user_id = ANY(%s::uuid[])", [sorted(users)])}
+
+
+def finding(result, code: str) -> dict:
+    return next(f for f in result.verdict["findings"] if f["code"] == code)
+
+
+@pytest.mark.parametrize("runbook", [WEBHOOKS, PAYMENTS])
+def test_healthy_billing_has_no_problem(run, runbook):
+    result = run(runbook)
+    assert result.proc.returncode == 0, result.verdict["findings"]
+    assert not PROBLEMS & set(result.codes.values())
+    assert "SUBSCRIPTIONS_MATCH" in result.codes, "all seeded subscriptions agree with the database"
+    assert {"notebook.ipynb", "report.html", "verdict.json"} <= {p.name for p in result.folder.iterdir()}
+
+
+@pytest.fixture
+def hostile_first_free_user():
+    """The first free user (the first one a billing scenario upgrades) with an email any client could set."""
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
+        user, email = conn.execute("SELECT p.id, p.email FROM subscription_tiers s JOIN profiles p ON p.id = s.user_id "
+                                   "WHERE s.tier = 'free' ORDER BY s.created_at, s.user_id LIMIT 1").fetchone()
+        conn.execute("UPDATE profiles SET email = %s WHERE id = %s", (HOSTILE_EMAIL, user))
+    yield str(user)
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
+        conn.execute("UPDATE profiles SET email = %s WHERE id = %s", (email, user))
+
+
+def test_secret_mismatch_names_the_users_who_paid_and_are_not_upgraded(run, scenario, hostile_first_free_user):
+    scenario("webhook-secret-mismatch")
+    paid = recent_subscribers()
+    assert len(paid) == 3 and hostile_first_free_user in paid
+    assert {tier for _, tier, _ in rows_of(paid).values()} == {"free"}, "every delivery was refused"
+    result = run(WEBHOOKS)
+    assert result.proc.returncode == 2
+    for code in ("WEBHOOK_SIGNATURE_REJECTED", "WEBHOOK_EVENTS_UNPROCESSED", "WEBHOOK_SUCCESS_RATE_LOW",
+                 "SUBSCRIPTION_MISMATCH"):
+        assert result.codes[code] == "CRITICAL", result.codes
+    assert "WEBHOOK_ENDPOINT_UNREACHABLE" not in result.codes, "the endpoint answers: it is the secret"
+    mismatch = finding(result, "SUBSCRIPTION_MISMATCH")
+    assert mismatch["evidence"]["by_kind"] == {"paid, not upgraded": 3}
+    emails = {email for email, _, _ in rows_of(paid).values()}
+    assert {u.rsplit(" (", 1)[0] for u in mismatch["evidence"]["users"]} == emails
+    assert set(finding(result, "WEBHOOK_EVENTS_UNPROCESSED")["evidence"]["users"]) == paid
+    html = (result.folder / "report.html").read_text()
+    assert "<img src=x" not in html and "onerror=alert(1)>" not in html, "a user's email is shown as text"
+
+
+def test_endpoint_down_is_unreachable_not_a_secret_problem(run, scenario):
+    scenario("webhook-endpoint-down")
+    paid = recent_subscribers()
+    result = run(WEBHOOKS)
+    assert result.proc.returncode == 2
+    for code in ("WEBHOOK_ENDPOINT_UNREACHABLE", "WEBHOOK_EVENTS_UNPROCESSED", "WEBHOOK_SUCCESS_RATE_LOW",
+                 "SUBSCRIPTION_MISMATCH"):
+        assert result.codes[code] == "CRITICAL", result.codes
+    assert "WEBHOOK_SIGNATURE_REJECTED" not in result.codes
+    assert "HTTP 500" in finding(result, "WEBHOOK_ENDPOINT_UNREACHABLE")["title"]
+    assert set(finding(result, "WEBHOOK_EVENTS_UNPROCESSED")["evidence"]["users"]) == paid
+
+
+def test_payment_failures_list_the_users_to_notify(run, scenario):
+    scenario("payment-failures")
+    with psycopg.connect(sandbox_dsn()) as conn:
+        past_due = {e for (e,) in conn.execute("SELECT p.email FROM subscription_tiers s JOIN profiles p "
+                                               "ON p.id = s.user_id WHERE s.status = 'past_due'")}
+    assert len(past_due) == 3, "the app processed each invoice.payment_failed"
+    result = run(PAYMENTS)
+    assert result.proc.returncode == 2
+    failing = finding(result, "PAYMENTS_FAILING")
+    assert failing["severity"] == "CRITICAL" and failing["evidence"]["by_reason"] == {"card_declined": 3}
+    assert set(failing["evidence"]["users"]) == past_due
+    assert result.codes["SUBSCRIPTIONS_MATCH"] == "OK", "Stripe and the app agree: they are past due on both sides"
+    webhooks = run(WEBHOOKS)
+    assert webhooks.proc.returncode == 0, "webhooks work: the failures are the cards'"
+
+
+def test_reconcile_round_trip_dry_run_apply_audit_and_zero_mismatch(run, scenario):
+    scenario("webhook-secret-mismatch")
+    paid = recent_subscribers()
+    before = rows_of(paid)
+    dry = run(WEBHOOKS, "-p", "signature_probe=false")
+    assert dry.codes["SUBSCRIPTION_MISMATCH"] == "CRITICAL"
+    assert rows_of(paid) == before, "a dry run changes nothing"
+    assert not (dry.output / "audit.jsonl").exists()
+
+    applied = run(WEBHOOKS, "-p", "signature_probe=false", "-p", "apply=true", "--operator", "alice",
+                  "--incident", "INC-42")
+    assert applied.codes["SUBSCRIPTIONS_RECONCILED"] == "OK", applied.verdict["findings"]
+    assert {(tier, status) for _, tier, status in rows_of(paid).values()} == {("pro", "active")}
+    records = [json.loads(line) for line in (applied.output / "audit.jsonl").read_text().splitlines()]
+    assert [r["phase"] for r in records] == ["started", "finished"]
+    assert {r["operator"] for r in records} == {"alice"} and {r["incident"] for r in records} == {"INC-42"}
+    assert sorted(records[0]["criteria"]["subscriptions"]) == sorted(t["subscription"] for t in records[1]["targets"])
+    assert records[1]["reconciled"] == 3 and records[1]["failed"] == 0
+
+    after = run(WEBHOOKS, "-p", "signature_probe=false")
+    assert after.codes["SUBSCRIPTIONS_MATCH"] == "OK" and "SUBSCRIPTION_MISMATCH" not in after.codes
+    secrets = sandbox_env()
+    real = {k: secrets[k] for k in ("AIAS_SANDBOX_STRIPE_SECRET_KEY", "AIAS_SANDBOX_STRIPE_WEBHOOK_SECRET",
+                                    "AIAS_SANDBOX_ADMIN_TOKEN")}
+    for result in (dry, applied, after):
+        assert not leaks(real, result.output, result.proc.stdout, result.proc.stderr)
+
+
+def test_stripe_not_answering_is_a_finding_not_a_traceback(run):
+    with socket.socket() as sock:       # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = os.environ | {"AIAS_SANDBOX_STRIPE_API_BASE": f"http://127.0.0.1:{port}"}
+    started = time.monotonic()
+    result = run(PAYMENTS, env=env)
+    assert result.proc.returncode == 2
+    assert result.codes["STRIPE_UNREACHABLE"] == "CRITICAL" and "RUNBOOK_ERROR" not in result.codes
+    said = [f for f in result.verdict["findings"] if f["code"] == "STRIPE_UNREACHABLE"]
+    assert len(said) == 1, "said once; later Stripe reads are skipped"
+    assert time.monotonic() - started < 60
+    assert "Traceback" not in result.proc.stderr
