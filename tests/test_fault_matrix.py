@@ -22,6 +22,7 @@ from .conftest import CLI, free_port_base, sandbox_dsn, wait_for
 
 BOUND_S = 180   # no fault may make a run hang: well under the 300 s cell timeout, with room for a loaded machine
 DB_RUNBOOKS = ["database-connection-errors", "database-health"]
+BILLING_RUNBOOKS = ["stripe-webhook-failures", "incident-payment-issues"]    # the app's records live in it too
 
 
 @dataclass
@@ -97,7 +98,7 @@ def _finding(verdict: dict, code: str) -> dict:
     return found[0]
 
 
-@pytest.mark.parametrize("runbook", DB_RUNBOOKS)
+@pytest.mark.parametrize("runbook", DB_RUNBOOKS + BILLING_RUNBOOKS)
 def test_database_stopped(victim, runbook, tmp_path):
     victim.stop()
     output = tmp_path / "output"
