@@ -84,6 +84,7 @@ def test_secret_mismatch_names_the_users_who_paid_and_are_not_upgraded(run, scen
                  "SUBSCRIPTION_MISMATCH"):
         assert result.codes[code] == "CRITICAL", result.codes
     assert "WEBHOOK_ENDPOINT_UNREACHABLE" not in result.codes, "the endpoint answers: it is the secret"
+    assert result.verdict["summary"].startswith("CRITICAL: WEBHOOK_SIGNATURE_REJECTED"), "the cause leads the verdict"
     mismatch = finding(result, "SUBSCRIPTION_MISMATCH")
     assert mismatch["evidence"]["by_kind"] == {"paid, not upgraded": 3}
     emails = {email for email, _, _ in rows_of(paid).values()}
@@ -102,6 +103,7 @@ def test_endpoint_down_is_unreachable_not_a_secret_problem(run, scenario):
                  "SUBSCRIPTION_MISMATCH"):
         assert result.codes[code] == "CRITICAL", result.codes
     assert "WEBHOOK_SIGNATURE_REJECTED" not in result.codes
+    assert result.verdict["summary"].startswith("CRITICAL: WEBHOOK_ENDPOINT_UNREACHABLE")
     assert "HTTP 500" in finding(result, "WEBHOOK_ENDPOINT_UNREACHABLE")["title"]
     assert set(finding(result, "WEBHOOK_EVENTS_UNPROCESSED")["evidence"]["users"]) == paid
 

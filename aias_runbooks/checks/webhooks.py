@@ -141,7 +141,7 @@ def signature(probes: pd.DataFrame) -> Finding:
         return Finding("WEBHOOK_ENDPOINT_UNREACHABLE", Severity.CRITICAL,
                        f"The webhook endpoint does not work: {_said(down[0])}.", evidence,
                        ["Check the endpoint is accessible (playbook): the latest deployment, the function logs of "
-                        "/api/stripe/webhook (its errors are in api_requests, section 2).",
+                        "/api/stripe/webhook (its errors are in the endpoint's log, section 3).",
                         "Stripe keeps retrying for 3 days: once it answers, deliveries resume; then reconcile."])
     if not 200 <= signed["status"] < 300:
         return Finding("WEBHOOK_SIGNATURE_REJECTED", Severity.CRITICAL,
