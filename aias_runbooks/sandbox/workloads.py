@@ -44,6 +44,14 @@ ORDER BY runs DESC
 LIMIT 20
 """
 
+# database-health's DB_SEQ_SCAN_HOT_TABLE condition (sql/index_usage.sql, checks.db_health.seq_scans) on the table
+# whose index slow-queries drops, as the statistics show it now (this backend's own counts flush at most once a second)
+SEQ_SCANS_SHOW_SQL = """
+SELECT EXISTS (SELECT 1 FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+               WHERE s.relid = 'public.workflow_executions'::regclass AND c.reltuples >= %s AND s.seq_scan >= %s
+                 AND 100.0 * coalesce(s.idx_scan, 0) / nullif(s.seq_scan + coalesce(s.idx_scan, 0), 0) < %s)
+"""
+
 
 def _connect(app: str, autocommit: bool = False, admin: bool = False) -> psycopg.Connection:
     """A session of the application (aias_app), or with admin=True of the superuser."""
@@ -122,11 +130,17 @@ def _in_transaction(conn: psycopg.Connection, sql: str, row, hold_s: float) -> N
 
 
 def leak(held: list) -> None:
-    """Sessions that began a transaction and never finished it: idle in transaction, holding snapshots."""
+    """Sessions that began a transaction and never finished it: idle in transaction, holding snapshots.
+
+    Returns (so the scenario is ready) only once every one of them has been idle in transaction longer than the
+    runbook's leak criterion (database-connection-errors' leak_min_idle_s default): a leak younger than that is
+    not one yet, and a runbook run at once would rightly report DB_NO_LEAKS."""
     for _ in range(LEAKED_SESSIONS):
         conn = _connect("aias-api/export-worker")
         conn.execute("SELECT id FROM workflows ORDER BY created_at DESC LIMIT 1")
         held.append(conn)
+    _until_sessions([conn.info.backend_pid for conn in held], "idle in transaction", _leak_min_idle_s(),
+                    "state = 'idle in transaction' AND now() - state_change > make_interval(secs => %s)")
 
 
 def exhaust(held: list) -> None:
@@ -171,6 +185,12 @@ def advisory_block(held: list) -> None:
     _until_waiting([waiter.info.backend_pid], longer_than=_blocked_warning_s())
 
 
+def _leak_min_idle_s() -> float:
+    """The leak criterion the runbook applies by default: its parameter's default, the one source of the number."""
+    from ..runner.parameterize import load_runbook
+    return float(load_runbook("database-connection-errors").parameters["leak_min_idle_s"].default)
+
+
 def _blocked_warning_s() -> float:
     """A scenario's lock waits are observable as a fault only once they pass the runbook's threshold."""
     return float(thresholds.load_thresholds()["db_connections"]["blocked_warning_s"])
@@ -184,29 +204,45 @@ def _wait_on(conn: psycopg.Connection, sql: str, params) -> None:
 def _until_waiting(pids: list[int], longer_than: float = 0, timeout: float = 30) -> None:
     """Until every one of these sessions waits on a lock (for longer than `longer_than` seconds): queues the
     waiters in order, and makes a scenario observable only once its waits are long enough to be reported."""
-    with _connect("aias-sandbox/workloads", autocommit=True, admin=True) as probe:   # sees every role's waits
-        deadline = time.monotonic() + timeout
+    _until_sessions(pids, "waiting on locks", longer_than,
+                    "wait_event_type = 'Lock' AND now() - query_start > make_interval(secs => %s)", timeout)
+
+
+def _until_sessions(pids: list[int], what: str, longer_than: float, condition: str, timeout: float = 30) -> None:
+    """Until every one of these sessions meets `condition` (SQL on pg_stat_activity, `%s` the seconds), polled in
+    the database; RuntimeError (the helper fails, `sandbox up` says so) if not within longer_than + timeout s."""
+    with _connect("aias-sandbox/workloads", autocommit=True, admin=True) as probe:   # sees every role's sessions
+        deadline = time.monotonic() + longer_than + timeout
         while time.monotonic() < deadline:
-            if probe.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s) AND wait_event_type = 'Lock' "
-                             "AND now() - query_start > make_interval(secs => %s)",
+            if probe.execute(f"SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s) AND {condition}",
                              (pids, longer_than)).fetchone()[0] >= len(pids):
                 return
             time.sleep(0.05)
-    raise RuntimeError(f"the sessions {pids} were not all waiting on locks (for {longer_than} s) within {timeout} s")
+    raise RuntimeError(f"the sessions {pids} were not all {what} (for {longer_than} s) "
+                       f"within {longer_than + timeout:.0f} s")
 
 
-def slow_workload(held: list, ready: Path) -> None:
-    """Drop the index behind a dashboard query and run it in a loop: real seq scans, real pg_stat_statements."""
+def slow_workload(held: list, ready: Path, timeout: float = 30) -> None:
+    """Drop the index behind a dashboard query and run it in a loop: real seq scans, real pg_stat_statements.
+
+    Ready once the statistics show the table as database-health judges a missing index (db_health.seq_scan_*
+    thresholds): enough sequential scans, few enough index scans; RuntimeError if not within `timeout` s."""
     with _connect("aias-sandbox/workloads", autocommit=True, admin=True) as admin:
         admin.execute("DROP INDEX IF EXISTS workflow_executions_workflow_id_idx")
     conn = _connect("aias-api/dashboard", autocommit=True)
     held.append(conn)
-    calls = 0
+    rule = thresholds.load_thresholds()["db_health"]
+    deadline, shown = time.monotonic() + timeout, False
     while True:
         conn.execute(DASHBOARD_QUERY, (random.randrange(0, 32),)).fetchall()
-        calls += 1
-        if calls == 5:
-            ready.touch()
+        if not shown:
+            shown = conn.execute(SEQ_SCANS_SHOW_SQL, (rule["seq_scan_min_rows"], rule["seq_scan_min_scans"],
+                                                      rule["seq_scan_max_index_pct"])).fetchone()[0]
+            if shown:
+                ready.touch()
+            elif time.monotonic() > deadline:
+                raise RuntimeError(f"workflow_executions' statistics did not show its sequential scans within "
+                                   f"{timeout:.0f} s")
         time.sleep(0.2)
 
 
