@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 import psutil
+import stripe
+from dotenv import dotenv_values
 
 from aias_runbooks.sandbox import processes
 
@@ -52,8 +54,21 @@ def test_stale_state_and_busy_port_give_clear_messages(tmp_path):
     assert status.returncode == 1 and "stopped" in status.stdout
 
 
+def _stripe(folder: Path) -> stripe.StripeClient:
+    env = {k: v for k, v in dotenv_values(folder / "sandbox.env").items() if v}
+    return stripe.StripeClient(env["AIAS_SANDBOX_STRIPE_SECRET_KEY"],
+                               base_addresses={"api": env["AIAS_SANDBOX_STRIPE_API_BASE"]})
+
+
+def _customers(folder: Path) -> set[str]:
+    return {c.id for c in _stripe(folder).v1.customers.list({"limit": 100}).auto_paging_iter()}
+
+
 def test_second_sandbox_on_pgserver_binaries_and_down_stops_only_its_own(sandbox):
-    """A machine without PostgreSQL gets the pgserver wheel's server; `down` leaves other sandboxes alone."""
+    """A machine without PostgreSQL gets the pgserver wheel's server; each sandbox has its own Stripe (localstripe
+    would share /tmp/localstripe.pickle); `down` leaves other sandboxes alone."""
+    shared = Path("/tmp/localstripe.pickle")
+    shared_before = shared.stat().st_mtime_ns if shared.exists() else None
     folder = Path(tempfile.mkdtemp(prefix="aias-test-second-"))
     folder.chmod(0o755)
     wheel_bin = Path(importlib.util.find_spec("pgserver").origin).parent / "pginstall" / "bin"
@@ -65,6 +80,12 @@ def test_second_sandbox_on_pgserver_binaries_and_down_stops_only_its_own(sandbox
     assert started["postgres"]["bindir"] == str(wheel_bin) and started["postgres"]["version"].startswith("16")
     healthz = httpx.get(f"{started['api']['url']}/api/healthz", timeout=5)
     assert healthz.json()["ok"] is True, "the API reaches the wheel's Postgres"
+    ours, theirs = _customers(sandbox), _customers(folder)
+    new = _stripe(folder).v1.customers.create({"email": "only-in-the-second@example.test"}).id
+    assert ours and theirs and not ours & theirs, "each sandbox seeds its own customers"
+    assert new in _customers(folder) and _customers(sandbox) == ours, "a change in one Stripe stays in it"
+    assert (folder / "localstripe.pickle").is_file() and (sandbox / "localstripe.pickle").is_file()
+    assert (shared.stat().st_mtime_ns if shared.exists() else None) == shared_before, "the shared file is untouched"
     down = cli("sandbox", "down", env=env)
     assert down.returncode == 0 and "stopped traffic, api, stripe, postgres" in down.stdout
     assert not any(processes.alive(record) for record in started.values())
