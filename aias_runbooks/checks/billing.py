@@ -154,22 +154,24 @@ def payments(failed: pd.DataFrame | None, succeeded: int, thresholds: dict[str, 
     if failed is None:
         return []
     limits = thresholds["payment_failure_rate"]
-    attempts = len(failed) + succeeded
-    if failed.empty:
+    count = failed.attrs.get("failed_invoices", len(failed))     # all of them; the frame details the latest
+    attempts = count + succeeded
+    if count == 0:
         return [Finding("PAYMENTS_OK", Severity.OK,
                         f"No failed payment in the last {window_minutes} min ({succeeded} succeeded).")]
-    share = len(failed) / attempts
+    share = count / attempts
     severity = grade(share, limits["warning"], limits["critical"])
-    if severity is Severity.CRITICAL and len(failed) < limits["critical_min_failures"]:
+    if severity is Severity.CRITICAL and count < limits["critical_min_failures"]:
         severity = Severity.WARNING
     severity = max(severity, Severity.WARNING, key=lambda s: s.rank)
     reasons = failed["reason"].value_counts().to_dict()
     return [Finding("PAYMENTS_FAILING", severity,
-                   f"{len(failed)} of {attempts} payment attempts failed in the last {window_minutes} min "
-                   f"({', '.join(f'{k}: {v}' for k, v in reasons.items())}).",
-                   {"failed": len(failed), "attempts": attempts, "failure_pct": round(100 * share, 1),
-                    "by_reason": reasons, "users": sorted({str(e) for e in failed["email"].dropna()})[:EXAMPLES]},
-                   ["Check Stripe's status first: a decline wave across card brands can be Stripe's or the bank's.",
-                    "Tell the affected users (the list below) to update their card; Stripe retries per the "
-                    "Smart Retries settings, and their subscriptions are past due meanwhile.",
-                    "Reconcile (last section) if their plan in the database does not show past due."])]
+                    f"{count} of {attempts} payment attempts failed in the last {window_minutes} min "
+                    f"({', '.join(f'{k}: {v}' for k, v in reasons.items())}).",
+                    {"failed": count, "attempts": attempts, "failure_pct": round(100 * share, 1),
+                     "by_reason": reasons, "reasons_of_latest": len(failed),
+                     "users": sorted({str(e) for e in failed["email"].dropna()})[:EXAMPLES]},
+                    ["Check Stripe's status first: a decline wave across card brands can be Stripe's or the bank's.",
+                     "Tell the affected users (section 4) to update their card; Stripe retries per the Smart Retries "
+                     "settings, and their subscriptions are past due meanwhile.",
+                     "Reconcile (section 5) if their plan in the database does not show past due."])]

@@ -99,20 +99,21 @@ class StripeClient:
         frame = pd.DataFrame(rows, columns=SUBSCRIPTION_COLUMNS)
         return _as_datetimes(frame, ["created", "current_period_end"])
 
-    def failed_payments(self, since: datetime) -> pd.DataFrame:
+    def failed_payments(self, since: datetime, limit: int = 200) -> pd.DataFrame:
         """One row per invoice with a payment failure since `since`: its latest state, payer and decline reason.
 
-        Each invoice, customer and charge (or payment intent) is fetched once, so the calls are bounded by the
-        number of distinct failing invoices.
+        Each invoice, customer and charge (or payment intent) is fetched once, for the `limit` most recent failing
+        invoices only, so a decline wave cannot make the run unbounded; attrs["failed_invoices"] counts them all.
         """
         with self._guarded():
             latest = self._latest_failures(since)
+            recent = sorted(latest.items(), key=lambda item: item[1], reverse=True)[:limit]
             customers: dict[str, Row] = {}
-            rows = [self._failed_payment_row(invoice_id, failed_at, customers)
-                    for invoice_id, failed_at in latest.items()]
+            rows = [self._failed_payment_row(invoice_id, failed_at, customers) for invoice_id, failed_at in recent]
         frame = pd.DataFrame(rows, columns=FAILED_PAYMENT_COLUMNS).astype({"attempt_count": "Int64"})
-        frame = _as_datetimes(frame, ["failed_at"])
-        return frame.sort_values("failed_at", kind="stable", ignore_index=True)
+        frame = _as_datetimes(frame, ["failed_at"]).sort_values("failed_at", kind="stable", ignore_index=True)
+        frame.attrs["failed_invoices"] = len(latest)
+        return frame
 
     def _latest_failures(self, since: datetime) -> dict[str, int]:
         latest: dict[str, int] = {}
