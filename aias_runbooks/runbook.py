@@ -44,6 +44,7 @@ class Runbook:
     _db_problem: str | None = None
     _db_target: str = ""
     _stripe_problem: str | None = None
+    _stripe: StripeClient | None = None
 
     def record(self, findings: Finding | list[Finding]) -> FindingList:
         """Add findings to the verdict and show them.
@@ -101,8 +102,10 @@ class Runbook:
             self._stripe_problem = self.env.missing_secret_message("stripe_secret_key")
             self._show(self.record(billing.not_configured("Stripe", self._stripe_problem)))
             return None
+        if self._stripe is None:
+            self._stripe = StripeClient(key.reveal(), self.env.stripe_api_base)
         try:
-            return read(StripeClient(key.reveal(), self.env.stripe_api_base))
+            return read(self._stripe)
         except StripeUnavailable as exc:
             self._stripe_problem = str(exc)
             self._show(self.record(billing.stripe_unreachable(self._stripe_problem)))

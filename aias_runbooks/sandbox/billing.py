@@ -25,6 +25,7 @@ import psycopg
 import stripe
 from psycopg.rows import dict_row
 
+from ..errors import SandboxError
 from ..records import write_atomic
 
 BACKDATE_S = 120       # scenario activity reads as started two minutes ago: past the runbooks' in-flight allowance
@@ -150,8 +151,8 @@ def make_activity(kind: str, env: dict[str, str], conn: psycopg.Connection) -> d
     deadline = time.monotonic() + DELIVERY_TIMEOUT_S
     while _deliveries(conn, since) < created:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"Stripe delivered {_deliveries(conn, since)} of {created} webhooks "
-                               f"in {DELIVERY_TIMEOUT_S} s")
+            raise SandboxError(f"scenario activity: Stripe delivered {_deliveries(conn, since)} of {created} "
+                               f"webhooks to the sandbox API in {DELIVERY_TIMEOUT_S} s (see logs/localstripe.log)")
         time.sleep(0.2)
     httpx.post(f"{env['AIAS_SANDBOX_STRIPE_API_BASE']}/_config/backdate", json={"since": since, "seconds": BACKDATE_S},
                timeout=10).raise_for_status()
