@@ -25,6 +25,7 @@ RECONCILED = "reconciled"
 UNCHANGED = "unchanged: Stripe and the database already agree"
 FAILED = "failed: "
 NOT_ATTEMPTED = "not attempted: "
+INTERRUPTED = "interrupted: outcome unknown (the endpoint may have applied it; read the diff again)"
 
 
 def plan(rb: Runbook) -> pd.DataFrame | None:
@@ -75,7 +76,7 @@ def run(rb: Runbook, diff: pd.DataFrame | None, apply: bool, operator: str, time
         return diff.assign(action=NOT_ATTEMPTED + rb.env.missing_secret_message("admin_token"))
     attempt, targets = uuid.uuid4().hex, diff["subscription"].dropna().tolist()
     criteria = {"subscriptions": targets}
-    result = diff.assign(action=NOT_ATTEMPTED + "interrupted")
+    result = diff.assign(action=INTERRUPTED)       # what the audit says if the call never comes back
     path = audit.append(rb, ACTION, attempt, "started", operator, criteria=criteria, targets=_records(result))
     try:
         result["action"] = _call(rb.env.api_base_url + ENDPOINT, token.reveal(), targets, result, timeout_s)
