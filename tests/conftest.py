@@ -24,6 +24,10 @@ from aias_runbooks import paths
 from aias_runbooks.sandbox import processes
 from aias_runbooks.settings import load_environment
 
+# libpq's GSSAPI (Kerberos) set-up is not thread-safe: a connect in one thread while another thread runs a query
+# can segfault (psycopg issues 1213, 1229; seen once in tests/test_locks.py). Local servers have no Kerberos.
+os.environ.setdefault("PGGSSENCMODE", "disable")
+
 CLI = [sys.executable, "-m", "aias_runbooks.cli"]
 
 

@@ -161,7 +161,7 @@ def _start_stripe(state: dict[str, Any]) -> None:
     webhook = f"http://127.0.0.1:{state['ports']['api']}/api/stripe/webhook"
     record = processes.spawn([sys.executable, "-m", "aias_runbooks.sandbox.stripe_server", "--port", str(port),
                               "--state-dir", str(folder), "--webhook-url", webhook],
-                             folder / "logs" / "localstripe.log", cwd=folder, env=os.environ | _sandbox_env(folder))
+                             folder / "logs" / "localstripe.log", cwd=folder, env=_component_env(folder))
     url = f"http://127.0.0.1:{port}/v1/customers"
     processes.wait_until(lambda: (folder / "stripe-seeded.json").exists() and _http_ok(url, auth=("sk_test_ready", "")),
                          record, "localstripe")
@@ -185,7 +185,7 @@ def _restart_stripe(state: dict[str, Any]) -> None:
 
 def _start_api(state: dict[str, Any]) -> dict[str, Any]:
     folder, port = Path(state["folder"]), state["ports"]["api"]
-    env = os.environ | _sandbox_env(folder)
+    env = _component_env(folder)
     record = processes.spawn([sys.executable, "-m", "aias_runbooks.sandbox.app", "--port", str(port),
                               "--state-dir", str(folder)], folder / "logs" / "api.log", env=env)
     processes.wait_until(lambda: _api_ready(folder, port), record, "sandbox API")
@@ -201,6 +201,13 @@ def _api_ready(folder: Path, port: int) -> bool:
     except (OSError, ValueError):
         return False
     return db_down and not processes.port_free(port)
+
+
+def _component_env(folder: Path) -> dict[str, str]:
+    """A sandbox process's environment: ours, the sandbox's URLs and secrets, and no GSSAPI in libpq (its
+    Kerberos set-up is not thread-safe: a connect in one thread beside a query in another can segfault,
+    psycopg issues 1213/1229; the workloads connect from threads, and a local server has no Kerberos)."""
+    return os.environ | _sandbox_env(folder) | {"PGGSSENCMODE": "disable"}
 
 
 def _sandbox_env(folder: Path) -> dict[str, str]:
@@ -269,7 +276,7 @@ def _start_workload(folder: Path, kind: str) -> dict[str, Any]:
     ready = folder / f"{kind}.ready"
     ready.unlink(missing_ok=True)
     record = processes.spawn([sys.executable, "-m", "aias_runbooks.sandbox.workloads", kind, str(ready)],
-                             folder / "logs" / f"{kind}.log", env=os.environ | _sandbox_env(folder))
+                             folder / "logs" / f"{kind}.log", env=_component_env(folder))
     processes.wait_until(ready.exists, record, f"sandbox workload '{kind}'", timeout=60)
     return record | {"kind": kind}
 
