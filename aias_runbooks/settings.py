@@ -51,6 +51,8 @@ class Environment:
     description: str
     api_base_url: str
     stripe_api_base: str | None
+    urls: Mapping[str, str]          # the hosted services' API bases and status pages, by name (profile `urls:`)
+    vercel_project: str              # the Vercel project whose deployments serve the API
     secret_vars: Mapping[str, str]
     thresholds: Mapping[str, Any]
     is_sandbox: bool
@@ -99,6 +101,8 @@ def load_environment(name: str) -> Environment:
         description=raw.get("description", ""),
         api_base_url=_expand(raw.get("api_base_url", ""), values).rstrip("/"),
         stripe_api_base=_expand(raw.get("stripe_api_base"), values) or None,
+        urls={name: _expand(url, values).rstrip("/") for name, url in (raw.get("urls") or {}).items()},
+        vercel_project=str(raw.get("vercel_project") or ""),
         secret_vars=secret_vars,
         thresholds=raw.get("thresholds") or {},
         is_sandbox=bool(raw.get("sandbox", False)),

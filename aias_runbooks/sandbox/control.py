@@ -28,9 +28,9 @@ import psycopg
 from .. import paths
 from ..errors import UsageError
 from ..records import write_atomic
-from . import billing, postgres, processes, scenarios, schema
+from . import billing, postgres, processes, scenarios, schema, services
 
-DEFAULT_PORT_BASE = 54330          # api = base, localstripe = base + 1, postgres = base + 2
+DEFAULT_PORT_BASE = 54330          # api = base, localstripe = base + 1, postgres = base + 2, services = base + 3
 MONITOR_ROLE = "aias_monitor"      # what runbooks diagnose through (migration 20250101000500_monitoring_role)
 APP_ROLE = "aias_app"              # what the platform's API and workers use (migration 20250101000600_app_role)
 LOGIN_ROLES = (MONITOR_ROLE, APP_ROLE)
@@ -78,11 +78,11 @@ def up(scenario: str = "healthy", say: Callable[[str], None] = print) -> dict[st
         say("found state from a sandbox that is no longer running; cleaning it up")
         down(say=lambda _: None)
     base = port_base()
-    ports = {"api": base, "stripe": base + 1, "postgres": base + 2}
+    ports = {"api": base, "stripe": base + 1, "postgres": base + 2, "services": base + 3}
     for name, port in ports.items():
         if not processes.port_free(port):
             raise UsageError(f"port {port} (sandbox {name}) is in use by another program; stop it or set "
-                             f"AIAS_SANDBOX_PORT_BASE to another base (uses base..base+2)")
+                             f"AIAS_SANDBOX_PORT_BASE to another base (uses base..base+3)")
     folder = paths.sandbox_dir()
     folder.mkdir(parents=True, exist_ok=True)
     state = {"folder": str(folder), "ports": ports, "components": {}, "scenario": None}
@@ -124,7 +124,15 @@ def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
         "AIAS_SANDBOX_STRIPE_SECRET_KEY": "sk_test_" + secrets.token_hex(16),
         "AIAS_SANDBOX_STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(24),
         "AIAS_SANDBOX_ADMIN_TOKEN": secrets.token_urlsafe(24),       # /api/billing/reconcile's bearer token
+        "AIAS_SANDBOX_SERVICES_URL": f"http://127.0.0.1:{ports['services']}",   # Vercel, Resend, Auth, status pages
+        "AIAS_SANDBOX_VERCEL_TOKEN": secrets.token_urlsafe(24),
+        "AIAS_SANDBOX_RESEND_API_KEY": "re_" + secrets.token_urlsafe(24),
+        "AIAS_SANDBOX_SUPABASE_ANON_KEY": secrets.token_urlsafe(32),
     })
+    t0 = time.monotonic()
+    _start_services(state)
+    say(f"  hosted services (Vercel, Resend, Supabase Auth, status pages) on 127.0.0.1:{ports['services']} "
+        f"[{time.monotonic() - t0:.1f}s]")
     t0 = time.monotonic()
     _start_stripe(state)
     say(f"  localstripe on 127.0.0.1:{ports['stripe']}, seeded with the database's subscriptions "
@@ -170,6 +178,18 @@ def _start_stripe(state: dict[str, Any]) -> None:
     with _admin_connection(folder) as conn:
         billing.record_seeded(conn, folder)
     state["billing_since"] = time.time()
+    _write_state(state)
+
+
+def _start_services(state: dict[str, Any]) -> None:
+    """The hosted services' emulator (services.py), seeded healthy."""
+    folder, port = Path(state["folder"]), state["ports"]["services"]
+    services.seed(folder)
+    record = processes.spawn([sys.executable, "-m", "aias_runbooks.sandbox.services", "--port", str(port),
+                              "--state-dir", str(folder)], folder / "logs" / "services.log",
+                             env=_component_env(folder))
+    processes.wait_until(lambda: _http_ok(f"http://127.0.0.1:{port}/ready"), record, "hosted services")
+    state["components"]["services"] = record | {"port": port, "url": f"http://127.0.0.1:{port}"}
     _write_state(state)
 
 
@@ -289,7 +309,7 @@ def down(say: Callable[[str], None] = print) -> bool:
         return False
     stopped = []
     components = state.get("components", {})
-    for name in ("fault", "traffic", "api", "stripe"):
+    for name in ("fault", "traffic", "api", "stripe", "services"):
         if processes.stop(components.get(name)):
             stopped.append(name)
     pg = components.get("postgres")
@@ -305,7 +325,7 @@ def status() -> list[dict[str, Any]]:
     """One row per component: whether it runs and where."""
     state = read_state() or {}
     rows = []
-    for name in ("postgres", "api", "stripe", "traffic"):
+    for name in ("postgres", "api", "stripe", "services", "traffic"):
         record = state.get("components", {}).get(name, {})
         port = state.get("ports", {}).get(name)
         rows.append({"component": name, "running": processes.alive(record), "port": port,
@@ -319,4 +339,6 @@ def _detail(name: str, record: dict[str, Any]) -> str:
         return f"PostgreSQL {record.get('version')} ({record.get('source')}, {pgss})"
     if name == "traffic" and record:
         return "application reads (workloads.py traffic)"
+    if name == "services" and record:
+        return f"Vercel, Resend, Supabase Auth, status pages ({record.get('url')})"
     return record.get("url", "") if record else ""

@@ -1,0 +1,267 @@
+"""The sandbox's hosted services, with the shapes of their public APIs: Vercel, Resend, Supabase Auth, status pages.
+
+No emulator exists for these, so one small server answers for all of them, each under its own prefix:
+- /vercel: GET /v6/deployments (newest first, `target`, `limit`), GET /v9/projects/{id} (its production
+  deployment), POST /v1/projects/{id}/rollback/{deploymentId} (201; points production at that deployment);
+- /resend: GET /domains, GET /emails, GET /emails/{id}, POST /emails (a domain that is not verified refuses: 403);
+- /supabase: GET /auth/v1/health (GoTrue's answer, or 503 when the scenario says Auth is down);
+- /status/{stripe|supabase|vercel|resend}: statuspage.io's /api/v2/summary.json and /api/v2/status.json.
+Each API checks its credential (Bearer token; Supabase's `apikey` header), as the real ones do.
+
+State is the sandbox folder's services.json, seeded by `sandbox up`, changed by scenarios (services_state()) and
+by the API's own writes (rollback, emails), always under a lock and replaced atomically; the server re-reads it
+when it changes, so a scenario acts without a restart. Run as
+`python -m aias_runbooks.sandbox.services --port N --state-dir D`; credentials come from the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+PROJECT = {"id": "prj_aias", "name": "aias-platform"}
+STATUS_PAGES = {"stripe": "Stripe", "supabase": "Supabase", "vercel": "Vercel", "resend": "Resend"}
+INDICATORS = {"none": "All Systems Operational", "minor": "Minor Service Outage", "major": "Partial System Outage",
+              "critical": "Major System Outage"}
+COMPONENT_STATUS = {"none": "operational", "minor": "degraded_performance", "major": "partial_outage",
+                    "critical": "major_outage"}
+DEPLOY_MESSAGES = ["Fix workflow list pagination", "Bump dependencies", "Add tenant usage page",
+                   "Tighten rate limits on signup", "Refactor billing webhook handler", "Speed up dashboard query"]
+
+
+def state_file(folder: Path) -> Path:
+    return folder / "services.json"
+
+
+@contextlib.contextmanager
+def services_state(folder: Path) -> Iterator[dict[str, Any]]:
+    """The services' state to read and change; written back atomically, under a lock, when the block ends."""
+    path = state_file(folder)
+    with (folder / "services.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = json.loads(path.read_text()) if path.exists() else {}
+        yield state
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(state, indent=1))
+        os.replace(partial, path)
+
+
+def seed(folder: Path, now: float | None = None) -> None:
+    """A healthy platform: six READY production deployments over the last week (the newest live), the sending
+    domain verified, Auth up, every status page green."""
+    now = now or time.time()
+    deployments = [deployment(now - (6 - i) * 86400 * 1.1 - 3600, DEPLOY_MESSAGES[i]) for i in range(6)]
+    with services_state(folder) as state:
+        state.clear()
+        state.update(deployments=deployments, production=deployments[-1]["uid"],
+                     domains=[{"id": "d91cd9bd-1176-453e-8fc1-35364d380206", "name": "aiautomatedsystems.ca",
+                               "status": "verified", "created_at": _iso(now - 200 * 86400), "region": "us-east-1"}],
+                     emails=[], auth="up", status={name: "none" for name in STATUS_PAGES})
+
+
+def deployment(created: float, message: str, state: str = "READY") -> dict[str, Any]:
+    """One Vercel deployment as GET /v6/deployments lists it (times in milliseconds)."""
+    uid = "dpl_" + secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")[:24]
+    ms = int(created * 1000)
+    return {"uid": uid, "name": PROJECT["name"], "url": f"{PROJECT['name']}-{uid[4:13].lower()}.vercel.app",
+            "created": ms, "createdAt": ms, "buildingAt": ms + 2000, "ready": ms + 95000, "state": state,
+            "readyState": state, "type": "LAMBDAS", "target": "production", "source": "git",
+            "creator": {"uid": "usr_ops", "username": "aias-ci"},
+            "meta": {"githubCommitSha": secrets.token_hex(20), "githubCommitMessage": message,
+                     "githubCommitRef": "main"},
+            "inspectorUrl": f"https://vercel.com/aias/{PROJECT['name']}/{uid[4:]}"}
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class State:
+    """services.json, re-read when it changes."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self._mtime, self._data = folder, None, {}
+
+    def get(self) -> dict[str, Any]:
+        try:
+            mtime = state_file(self.folder).stat().st_mtime_ns
+        except FileNotFoundError:
+            return {}
+        if mtime != self._mtime:
+            self._data, self._mtime = json.loads(state_file(self.folder).read_text()), mtime
+        return self._data
+
+
+def _bearer(secret_var: str) -> Callable:
+    def check(request: web.Request) -> None:
+        expected = os.environ.get(secret_var, "")
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not expected or not secrets.compare_digest(given, expected):
+            raise web.HTTPUnauthorized(text=json.dumps({"error": {"code": "forbidden", "message": "Not authorized"}}),
+                                       content_type="application/json")
+    return check
+
+
+vercel_auth = _bearer("AIAS_SANDBOX_VERCEL_TOKEN")
+resend_auth = _bearer("AIAS_SANDBOX_RESEND_API_KEY")
+
+
+async def vercel_deployments(request: web.Request) -> web.Response:
+    vercel_auth(request)
+    state = request.app["state"].get()
+    target = request.query.get("target")
+    limit = min(int(request.query.get("limit", "20")), 100)
+    found = sorted((d for d in state.get("deployments", []) if not target or d["target"] == target),
+                   key=lambda d: d["created"], reverse=True)[:limit]
+    page = {"count": len(found), "next": found[-1]["created"] if found else None, "prev": None}
+    return web.json_response({"deployments": found, "pagination": page})
+
+
+async def vercel_project(request: web.Request) -> web.Response:
+    vercel_auth(request)
+    state = request.app["state"].get()
+    live = next((d for d in state.get("deployments", []) if d["uid"] == state.get("production")), None)
+    target = live and {"id": live["uid"], "url": live["url"], "createdAt": live["createdAt"],
+                       "readyState": live["readyState"], "target": "production", "meta": live["meta"]}
+    return web.json_response(PROJECT | {"targets": {"production": target}})
+
+
+async def vercel_rollback(request: web.Request) -> web.Response:
+    vercel_auth(request)
+    wanted = request.match_info["deployment"]
+    with services_state(request.app["folder"]) as state:
+        target = next((d for d in state["deployments"] if d["uid"] == wanted), None)
+        if target is None:
+            raise web.HTTPNotFound(text=json.dumps({"error": {"code": "not_found", "message": "Deployment not found"}}),
+                                   content_type="application/json")
+        if target["state"] != "READY" or target["target"] != "production":
+            raise web.HTTPBadRequest(text=json.dumps({"error": {"code": "bad_request",
+                                                                "message": "Can only roll back to a READY production "
+                                                                           "deployment"}}),
+                                     content_type="application/json")
+        state["production"] = wanted
+        state.setdefault("rollbacks", []).append({"to": wanted, "at": _iso(time.time()),
+                                                  "description": request.query.get("description", "")})
+    return web.json_response({}, status=201)
+
+
+async def resend_domains(request: web.Request) -> web.Response:
+    resend_auth(request)
+    return web.json_response({"object": "list", "data": request.app["state"].get().get("domains", [])})
+
+
+async def resend_emails(request: web.Request) -> web.Response:
+    resend_auth(request)
+    emails = sorted(request.app["state"].get().get("emails", []), key=lambda e: e["created_at"], reverse=True)
+    limit = min(int(request.query.get("limit", "20")), 100)
+    return web.json_response({"object": "list", "has_more": len(emails) > limit, "data": emails[:limit]})
+
+
+async def resend_email(request: web.Request) -> web.Response:
+    resend_auth(request)
+    found = next((e for e in request.app["state"].get().get("emails", []) if e["id"] == request.match_info["id"]),
+                 None)
+    if found is None:
+        raise web.HTTPNotFound(text=json.dumps({"name": "not_found", "message": "Email not found"}),
+                               content_type="application/json")
+    return web.json_response({"object": "email"} | found)
+
+
+async def resend_send(request: web.Request) -> web.Response:
+    """POST /emails: accepted when the sender's domain is verified (last_event 'delivered'), else 403."""
+    resend_auth(request)
+    body = await request.json()
+    sender_domain = str(body.get("from", "")).rsplit("@", 1)[-1].strip(">").lower()
+    with services_state(request.app["folder"]) as state:
+        domain = next((d for d in state.get("domains", []) if d["name"] == sender_domain), None)
+        if domain is None or domain["status"] != "verified":
+            message = f"The {sender_domain} domain is not verified. Please, add and verify your domain."
+            return web.json_response({"statusCode": 403, "name": "validation_error", "message": message}, status=403)
+        email = {"id": secrets.token_hex(16), "to": list(body.get("to") or []), "from": body.get("from"),
+                 "subject": body.get("subject"), "created_at": _iso(time.time()), "last_event": "delivered"}
+        state["emails"] = (state.get("emails", []) + [email])[-500:]
+    return web.json_response({"id": email["id"]})
+
+
+async def auth_health(request: web.Request) -> web.Response:
+    if not request.headers.get("apikey"):
+        return web.json_response({"message": "No API key found in request"}, status=401)
+    if request.app["state"].get().get("auth") != "up":
+        return web.json_response({"code": 503, "msg": "Service Unavailable"}, status=503)
+    return web.json_response({"version": "v2.170.0", "name": "GoTrue",
+                              "description": "GoTrue is a user registration and authentication API"})
+
+
+def _page(request: web.Request) -> tuple[str, dict[str, Any], str]:
+    service = request.match_info["service"]
+    if service not in STATUS_PAGES:
+        raise web.HTTPNotFound()
+    indicator = request.app["state"].get().get("status", {}).get(service, "none")
+    page = {"id": f"page_{service}", "name": STATUS_PAGES[service], "url": f"https://status.{service}.example",
+            "time_zone": "Etc/UTC", "updated_at": _iso(time.time())}
+    return service, page, indicator
+
+
+async def status_summary(request: web.Request) -> web.Response:
+    service, page, indicator = _page(request)
+    component = {"id": f"cmp_{service}_api", "name": "API", "status": COMPONENT_STATUS[indicator],
+                 "created_at": _iso(0), "updated_at": page["updated_at"], "position": 1, "description": None,
+                 "showcase": True, "group_id": None, "page_id": page["id"], "group": False,
+                 "only_show_if_degraded": False}
+    incidents = [] if indicator == "none" else [{
+        "id": f"inc_{service}", "name": f"Elevated error rates on the {STATUS_PAGES[service]} API",
+        "status": "investigating", "impact": indicator, "created_at": page["updated_at"],
+        "shortlink": f"https://stspg.io/{service}"}]
+    return web.json_response({"page": page, "components": [component], "incidents": incidents,
+                              "scheduled_maintenances": [],
+                              "status": {"indicator": indicator, "description": INDICATORS[indicator]}})
+
+
+async def status_status(request: web.Request) -> web.Response:
+    _, page, indicator = _page(request)
+    return web.json_response({"page": page, "status": {"indicator": indicator, "description": INDICATORS[indicator]}})
+
+
+async def ready(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+def make_app(folder: Path) -> web.Application:
+    app = web.Application()
+    app.update(folder=folder, state=State(folder))
+    routes = [("GET", "/vercel/v6/deployments", vercel_deployments),
+              ("GET", "/vercel/v9/projects/{id}", vercel_project),
+              ("POST", "/vercel/v1/projects/{id}/rollback/{deployment}", vercel_rollback),
+              ("GET", "/resend/domains", resend_domains), ("GET", "/resend/emails", resend_emails),
+              ("GET", "/resend/emails/{id}", resend_email), ("POST", "/resend/emails", resend_send),
+              ("GET", "/supabase/auth/v1/health", auth_health),
+              ("GET", "/status/{service}/api/v2/summary.json", status_summary),
+              ("GET", "/status/{service}/api/v2/status.json", status_status), ("GET", "/ready", ready)]
+    for method, path, handler in routes:
+        app.router.add_route(method, path, handler)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--state-dir", type=Path, required=True)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    web.run_app(make_app(args.state_dir), host="127.0.0.1", port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

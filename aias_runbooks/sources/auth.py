@@ -1,0 +1,15 @@
+"""Supabase Auth (GoTrue): does /auth/v1/health answer?"""
+
+from __future__ import annotations
+
+from .http import Unreachable, request_json
+
+
+def health(supabase_url: str, anon_key: str, timeout_s: float = 5.0) -> dict:
+    """{"ok", "latency_ms", "version" or "error"} for GET <supabase>/auth/v1/health (the anon key as `apikey`)."""
+    try:
+        body, took = request_json("GET", f"{supabase_url.rstrip('/')}/auth/v1/health", {"apikey": anon_key},
+                                  timeout_s)
+    except Unreachable as exc:
+        return {"ok": False, "latency_ms": None, "error": str(exc)}
+    return {"ok": True, "latency_ms": round(took, 1), "version": body.get("version"), "name": body.get("name")}

@@ -1,0 +1,47 @@
+"""Vercel deployments (REST API): which production deployment is live, which came before, and rolling back."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .http import request_json
+
+COLUMNS = ["id", "state", "target", "created", "ready", "commit", "message", "creator", "url", "live"]
+
+
+class Vercel:
+    """One Vercel project through its REST API (bearer token)."""
+
+    def __init__(self, token: str, api_base: str = "https://api.vercel.com", project: str = "",
+                 timeout_s: float = 10.0) -> None:
+        self.api_base, self.project, self._token, self.timeout_s = api_base.rstrip("/"), project, token, timeout_s
+
+    def __repr__(self) -> str:
+        return f"Vercel(api_base={self.api_base!r}, project={self.project!r})"
+
+    def _get(self, path: str, **params) -> dict:
+        return request_json("GET", self.api_base + path, self._auth, self.timeout_s, params=params)[0]
+
+    @property
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def deployments(self, limit: int = 20) -> pd.DataFrame:
+        """The project's latest production deployments, newest first; `live` marks the one production serves."""
+        found = self._get("/v6/deployments", projectId=self.project, target="production", limit=limit)
+        live = ((self._get(f"/v9/projects/{self.project}").get("targets") or {}).get("production") or {}).get("id")
+        rows = [{"id": d["uid"], "state": d.get("readyState") or d.get("state"), "target": d.get("target"),
+                 "created": d.get("createdAt") or d.get("created"), "ready": d.get("ready"),
+                 "commit": (d.get("meta") or {}).get("githubCommitSha", "")[:7],
+                 "message": (d.get("meta") or {}).get("githubCommitMessage"),
+                 "creator": (d.get("creator") or {}).get("username"), "url": d.get("url"), "live": d["uid"] == live}
+                for d in found.get("deployments", [])]
+        frame = pd.DataFrame(rows, columns=COLUMNS)
+        for column in ("created", "ready"):
+            frame[column] = pd.to_datetime(pd.to_numeric(frame[column]), unit="ms", utc=True)
+        return frame
+
+    def rollback(self, deployment_id: str, description: str = "") -> None:
+        """Point production at deployment_id (POST /v1/projects/{project}/rollback/{id}); Unreachable if refused."""
+        request_json("POST", f"{self.api_base}/v1/projects/{self.project}/rollback/{deployment_id}", self._auth,
+                     self.timeout_s, params={"description": description} if description else None)
