@@ -34,6 +34,11 @@ LEAKED_SESSIONS = 8
 CONTENTION_HOLD_S = (0.2, 1.0)
 CONTENTION_PAUSE_S = (4.0, 8.0)    # between two of the job's updates
 HOT_ROW_EVERY_S = 0.1              # the request path's short transactions on the row
+# After a database error (its backend terminated, the server restarting or refusing connections) a traffic session
+# drops its connection and reconnects after a backoff doubling from the first to the last; an identical error line
+# is logged at most once per LOG_REPEAT_S (with how many were not).
+BACKOFF_S = (0.2, 5.0)
+LOG_REPEAT_S = 60.0
 ADVISORY_LOCK_KEY = 42
 DASHBOARD_QUERY = """
 SELECT w.id, w.name,
@@ -72,8 +77,8 @@ def traffic(ready: Path) -> None:
 
     Its statements time out after 2 s, so during a lock incident it stalls and retries like a real app.
     """
-    conn = _connect("aias-api", autocommit=True)
-    conn.execute("SET statement_timeout = '2s'")
+    reads = _Session("reads", "aias-api", ["SET statement_timeout = '2s'"], autocommit=True)
+    conn = reads.connection()   # a failure here fails `sandbox up`, which waits for READY_FILE
     ids = {kind: [row[0] for row in conn.execute(sql).fetchall()] for kind, sql in [
         ("profile", "SELECT id FROM profiles"), ("tenant", "SELECT id FROM tenants"),
         ("workflow", "SELECT id FROM workflows")]}
@@ -86,9 +91,90 @@ def traffic(ready: Path) -> None:
     ready.touch()
     while True:
         for kind, sql in APP_QUERIES:
-            with contextlib.suppress(psycopg.errors.QueryCanceled):   # stalled behind a lock: retry
-                conn.execute(sql, (random.choice(ids[kind]),)).fetchall()
+            reads.run(_read, sql, random.choice(ids[kind]))
         time.sleep(0.1)
+
+
+def _read(conn: psycopg.Connection, sql: str, key) -> None:
+    with contextlib.suppress(psycopg.errors.QueryCanceled):   # stalled behind a lock: retry
+        conn.execute(sql, (key,)).fetchall()
+
+
+class _Session:
+    """One of the traffic's sessions, kept whatever the database does: run(work, ...) calls work(connection, ...)
+    until it completes. On a database error it logs one line (identical ones rate-limited), drops the connection,
+    backs off (BACKOFF_S, doubling) and reconnects, running `setup` again; never a busy loop, never dies."""
+
+    def __init__(self, name: str, app: str, setup: list[str], autocommit: bool = False) -> None:
+        self.name, self.app, self.setup, self.autocommit = name, app, setup, autocommit
+        self.conn: psycopg.Connection | None = None
+        self.delay, self.errors, self.failing_since, self.logged = BACKOFF_S[0], 0, 0.0, False
+
+    def connection(self) -> psycopg.Connection:
+        if self.conn is None:
+            conn = _connect(self.app, autocommit=self.autocommit)
+            try:
+                for sql in self.setup:
+                    conn.execute(sql)
+                if not self.autocommit:
+                    conn.commit()
+            except BaseException:
+                conn.close()
+                raise
+            self.conn = conn
+        return self.conn
+
+    def run(self, work, *args):
+        while True:
+            try:
+                result = work(self.connection(), *args)
+            except psycopg.Error as exc:
+                self._failed(exc)
+                continue
+            if self.errors:   # the log says it is back if it said it was failing
+                if self.logged:
+                    _log(f"{self.name} ({self.app}): back, after {self.errors} error(s) in "
+                         f"{time.monotonic() - self.failing_since:.1f} s")
+                self.delay, self.errors, self.logged = BACKOFF_S[0], 0, False
+            return result
+
+    def _failed(self, exc: psycopg.Error) -> None:
+        if not self.errors:
+            self.failing_since = time.monotonic()
+        self.errors += 1
+        # the server's message without its CONTEXT (which names a tuple that moves), or the client's, on one line
+        detail = exc.diag.message_primary or " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+        self.logged |= _log_error(f"{self.name} ({self.app}): {type(exc).__name__}: {detail}",
+                                  f"; reconnecting in {self.delay:g} s")
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.close()
+            self.conn = None
+        time.sleep(self.delay)
+        self.delay = min(self.delay * 2, BACKOFF_S[1])
+
+
+_log_lock = threading.Lock()
+_logged: dict[str, tuple[float, int]] = {}   # message -> (when last written, how many not written since)
+
+
+def _log_error(message: str, suffix: str = "") -> bool:
+    """Write message (+ suffix) unless the same message was written less than LOG_REPEAT_S ago; True if written."""
+    now = time.monotonic()
+    with _log_lock:
+        last, skipped = _logged.get(message, (None, 0))
+        if last is not None and now - last < LOG_REPEAT_S:
+            _logged[message] = (last, skipped + 1)
+            return False
+        if len(_logged) > 100:   # messages that vary (they should not) must not grow this without bound
+            _logged.clear()
+        _logged[message] = (now, 0)
+    _log(message + suffix + (f" (and {skipped} more like it in the last {LOG_REPEAT_S:g} s)" if skipped else ""))
+    return True
+
+
+def _log(line: str) -> None:
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} traffic: {line}", file=sys.stderr, flush=True)
 
 
 def _contention() -> None:
@@ -96,37 +182,45 @@ def _contention() -> None:
     transactions (SELECT ... FOR UPDATE: no dead rows) while a job now and then updates it and holds it for
     CONTENTION_HOLD_S, so the request path waits that long. Both sessions stay open (a steady connection
     count); a wait never outlasts lock_timeout (3 s), e.g. behind a scenario's DDL."""
-    request, job = _connect("aias-api"), _connect("aias-api/sync-job")
-    for conn in (request, job):
-        conn.execute("SET lock_timeout = '3s'")
-        conn.execute("SET statement_timeout = '3s'")
-        conn.commit()
+    setup = ["SET lock_timeout = '3s'", "SET statement_timeout = '3s'"]
+    request, job = _Session("hot-row", "aias-api", setup), _Session("sync-job", "aias-api/sync-job", setup)
     # not the first or the last workflow, which scenarios and tests lock
-    row = request.execute("SELECT id FROM workflows ORDER BY id OFFSET 7 LIMIT 1").fetchone()[0]
-    request.commit()
+    row = request.run(_hot_row)
     threading.Thread(target=_job_holds_row, args=(job, row), daemon=True).start()
     while True:
-        _in_transaction(request, "SELECT updated_at FROM workflows WHERE id = %s FOR UPDATE", row, 0)
+        request.run(_in_transaction, "SELECT updated_at FROM workflows WHERE id = %s FOR UPDATE", row, 0)
         time.sleep(HOT_ROW_EVERY_S)
 
 
-def _job_holds_row(conn: psycopg.Connection, row) -> None:
+def _hot_row(conn: psycopg.Connection):
+    row = conn.execute("SELECT id FROM workflows ORDER BY id OFFSET 7 LIMIT 1").fetchone()[0]
+    conn.commit()
+    return row
+
+
+def _job_holds_row(job: _Session, row) -> None:
+    job.run(_opened)   # the job's session is open from the start: a steady connection count
     while True:
         time.sleep(random.uniform(*CONTENTION_PAUSE_S))
-        _in_transaction(conn, "UPDATE workflows SET updated_at = now() WHERE id = %s", row,
-                        random.uniform(*CONTENTION_HOLD_S))
+        job.run(_in_transaction, "UPDATE workflows SET updated_at = now() WHERE id = %s", row,
+                random.uniform(*CONTENTION_HOLD_S))
+
+
+def _opened(conn: psycopg.Connection) -> None:
+    pass
 
 
 def _in_transaction(conn: psycopg.Connection, sql: str, row, hold_s: float) -> None:
-    """Run the statement, keep the transaction (and its row lock) hold_s seconds, commit; roll back on error."""
+    """Run the statement, keep the transaction (and its row lock) hold_s seconds, commit. A wait past lock_timeout
+    or statement_timeout rolls back (the session is fine: next time); any other error is raised, for the session
+    to reconnect (a failed rollback too)."""
     try:
         conn.execute(sql, (row,))
         if hold_s:
             time.sleep(hold_s)
         conn.commit()
-    except psycopg.Error:
-        with contextlib.suppress(psycopg.Error):
-            conn.rollback()
+    except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled):
+        conn.rollback()
 
 
 def leak(held: list) -> None:
