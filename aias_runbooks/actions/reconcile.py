@@ -92,8 +92,9 @@ def _call(url: str, token: str, targets: list[str], diff: pd.DataFrame, timeout_
     try:
         response = httpx.post(url, json={"subscriptions": targets}, timeout=timeout_s,
                               headers={"Authorization": f"Bearer {token}", "User-Agent": "aias-runbooks"})
-    except httpx.HTTPError as exc:
-        return [FAILED + f"{type(exc).__name__}: {exc}"[:200]] * len(diff)
+    except (httpx.HTTPError, UnicodeEncodeError, ValueError) as exc:   # no answer, or a token no header can carry
+        said = f": {exc}" if isinstance(exc, httpx.HTTPError) else " (the admin token is not a valid header)"
+        return [FAILED + f"{type(exc).__name__}{said}"[:200]] * len(diff)
     if response.status_code != 200:
         return [FAILED + f"HTTP {response.status_code} from {ENDPOINT}: {response.text[:200]}"] * len(diff)
     changed = {c["subscription"] for c in response.json().get("changed", [])}

@@ -1,5 +1,5 @@
-"""The sandbox AIAS API: /api/healthz (which checks its database), billing (billing_routes.py), every request
-logged to api_requests.
+"""The sandbox AIAS API: /api/healthz (which checks its database), billing (billing_routes.py), signup
+(auth_routes.py), every request logged to api_requests.
 
 Run as `python -m aias_runbooks.sandbox.app --port N --state-dir D`; the database URL (of the application
 role aias_app, not a superuser) comes from the AIAS_SANDBOX_APP_DATABASE_URL environment variable, never the
@@ -22,7 +22,7 @@ from pathlib import Path
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
-from aias_runbooks.sandbox import billing_routes
+from aias_runbooks.sandbox import auth_routes, billing_routes
 
 log = logging.getLogger("aias-sandbox-api")
 SLOW_EVERY = 4          # api-slow: every 4th request waits SLOW_DELAY_S (a quarter of traffic: P95 crosses 1 s)
@@ -132,6 +132,7 @@ def make_app(state_dir: Path) -> web.Application:
     app.cleanup_ctx.append(_open_pool)
     app.router.add_get("/api/healthz", healthz)
     billing_routes.configure(app)
+    auth_routes.configure(app)          # after billing: shares its admin token
     return app
 
 

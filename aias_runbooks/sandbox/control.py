@@ -28,7 +28,7 @@ import psycopg
 from .. import paths
 from ..errors import UsageError
 from ..records import write_atomic
-from . import billing, postgres, processes, scenarios, schema, services
+from . import billing, postgres, processes, scenarios, schema, services, signups
 
 DEFAULT_PORT_BASE = 54330          # api = base, localstripe = base + 1, postgres = base + 2, services = base + 3
 MONITOR_ROLE = "aias_monitor"      # what runbooks diagnose through (migration 20250101000500_monitoring_role)
@@ -250,6 +250,9 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
     processes.stop(state["components"].pop("fault", None))
     if previous and previous.stripe_activity:
         _restart_stripe(state)
+    if previous and previous.signup_activity:
+        with _admin_connection(folder) as conn:
+            signups.reset(folder, conn, state.get("scenario_since", 0))
     with _admin_connection(folder) as conn:
         conn.execute(scenarios.RESET_SQL)
         if previous and previous.dirties_stats:
@@ -268,8 +271,11 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
         state["components"]["api"] = _start_api(state)
     if wanted.fault:
         state["components"]["fault"] = _start_workload(folder, wanted.fault)
-    state["scenario"] = wanted.name
+    state["scenario"], state["scenario_since"] = wanted.name, time.time()
     _write_state(state)
+    if wanted.signup_activity:
+        with _admin_connection(folder) as conn:
+            signups.make_activity(wanted.signup_activity, folder, _sandbox_env(folder), conn)
     if wanted.stripe_activity:
         with _admin_connection(folder) as conn:
             billing.make_activity(wanted.stripe_activity, _sandbox_env(folder), conn)

@@ -14,6 +14,7 @@ class Scenario:
     api: str = "normal"      # normal | slow | down | db-down
     webhook: str = "normal"  # the API's /api/stripe/webhook: normal | secret-mismatch | down
     stripe_activity: str | None = None  # billing.ACTIVITIES: Stripe changes delivered as webhooks; undone at the end
+    signup_activity: str | None = None  # signups.ACTIVITIES: signups through the API; undone at the end
     fault: str | None = None  # a workloads.py kind that holds the fault while the scenario lasts
     setup_sql: str = ""      # run once when the scenario starts; RESET_SQL undoes it
     dirties_stats: bool = False  # leaves evidence in the statistics: reset them when the scenario ends
@@ -103,6 +104,12 @@ SCENARIOS = {s.name: s for s in [
     Scenario("payment-failures", "Three paying customers' cards are declined on renewal: their invoices failed "
              "and their subscriptions are past due.", stripe_activity="declines",
              diagnosed_by="incident-payment-issues: PAYMENTS_FAILING"),
+    Scenario("signup-rate-limited", "One client (ip:203.0.113.7) signed up 20 times in a minute: after 5 it is "
+             "blocked for 15 minutes and every signup from it fails with 429.", signup_activity="burst",
+             diagnosed_by="signup-failures: SIGNUP_RATE_LIMITED, SIGNUP_SUCCESS_RATE_LOW"),
+    Scenario("email-domain-unverified", "The sending domain's DNS records were removed (Resend: failed): "
+             "signups succeed but no welcome email is sent.", signup_activity="unverified-domain",
+             diagnosed_by="signup-failures: EMAIL_DOMAIN_UNVERIFIED, EMAIL_DELIVERY_FAILING"),
 ]}
 
 

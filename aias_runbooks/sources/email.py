@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .http import request_json
+from ..settings import Environment
+from .http import Unreachable, request_json
 
 
 class Resend:
@@ -31,3 +32,24 @@ class Resend:
                              columns=["id", "to", "from", "subject", "created_at", "last_event"])
         frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
         return frame
+
+
+def resend_of(env: Environment) -> tuple[Resend | None, str]:
+    """(a Resend client for the profile, "") or (None, why not: no key or no `resend_api` url)."""
+    key = env.secret("resend_api_key")
+    if key is None:
+        return None, env.missing_secret_message("resend_api_key")
+    if not env.urls.get("resend_api"):
+        return None, "no `resend_api` url in the profile"
+    return Resend(key.reveal(), env.urls["resend_api"]), ""
+
+
+def read(env: Environment) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str]:
+    """(domains, recent emails, "") from the profile's Resend, or (None, None, why not: unconfigured, unreachable)."""
+    resend, problem = resend_of(env)
+    if resend is None:
+        return None, None, problem
+    try:
+        return resend.domains(), resend.emails(), ""
+    except Unreachable as exc:
+        return None, None, str(exc)

@@ -21,6 +21,9 @@ def request_json(method: str, url: str, headers: dict[str, str] | None = None, t
                                  timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0)), **kwargs)
     except httpx.HTTPError as exc:
         raise Unreachable(f"no answer from {url}: {type(exc).__name__}: {exc}".rstrip(": ")[:300]) from None
+    except (UnicodeEncodeError, ValueError) as exc:   # a credential no HTTP header can carry: never quote it
+        raise Unreachable(f"request to {url} not sent: a header (the credential?) is not valid "
+                          f"({type(exc).__name__})") from None
     took = (time.perf_counter() - start) * 1000
     try:
         body = response.json() if response.content else {}

@@ -1,0 +1,63 @@
+"""Guarded action: clear one rate-limit key through the app's /api/admin/rate-limits/clear (admin token).
+
+Dry run unless apply: the plan is that key's active block, as rate_limits shows it. Apply (operator required)
+asks the endpoint to lift it; the runbook itself never writes to the database. Audited in output/audit.jsonl
+(started before the call, finished with the endpoint's answer, also when the call fails or is interrupted).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pandas as pd
+
+from ..runbook import Runbook
+from . import audit
+
+ACTION = "clear_rate_limit"
+ENDPOINT = "/api/admin/rate-limits/clear"
+INTERRUPTED = "interrupted: outcome unknown (read the rate limits again)"
+
+
+def plan(active: pd.DataFrame, key: str) -> pd.DataFrame:
+    """The active block of `key` (one row), or no row when that key is not blocked (or no key was named)."""
+    if active.empty or not key.strip():
+        return active.head(0)
+    return active[active["key"] == key.strip()].reset_index(drop=True)
+
+
+def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str, timeout_s: float = 10.0) -> pd.DataFrame:
+    """Dry run: the block, marked. Apply: the endpoint lifts it; `action` says cleared or failed: <answer>."""
+    if targets.empty:
+        return targets
+    if not apply:
+        return targets.assign(action="dry run: would clear")
+    if not operator.strip():
+        raise ValueError("apply=True needs the operator's name (the `operator` parameter) for the audit record")
+    token = rb.env.secret("admin_token")
+    if token is None:
+        return targets.assign(action="not attempted: " + rb.env.missing_secret_message("admin_token"))
+    key, attempt = str(targets.iloc[0]["key"]), uuid.uuid4().hex
+    result = targets.assign(action=INTERRUPTED)
+    fields = {"criteria": {"key": key},
+              "targets": [{"key": key, "blocked_until": str(targets.iloc[0]["blocked_until"])}]}
+    path = audit.append(rb, ACTION, attempt, "started", operator, **fields)
+    try:
+        result["action"] = _clear(rb.env.api_base_url + ENDPOINT, token.reveal(), key, timeout_s)
+    finally:
+        audit.append(rb, ACTION, attempt, "finished", operator, **fields, outcome=result.iloc[0]["action"])
+    result.attrs["audit"] = str(path)
+    return result
+
+
+def _clear(url: str, token: str, key: str, timeout_s: float) -> str:
+    try:
+        response = httpx.post(url, json={"key": key}, timeout=timeout_s,
+                              headers={"Authorization": f"Bearer {token}", "User-Agent": "aias-runbooks"})
+    except (httpx.HTTPError, UnicodeEncodeError, ValueError) as exc:   # no answer, or a token no header can carry
+        said = f": {exc}" if isinstance(exc, httpx.HTTPError) else " (the admin token is not a valid header)"
+        return f"failed: {type(exc).__name__}{said}"[:200]
+    if response.status_code != 200:
+        return f"failed: HTTP {response.status_code} from {ENDPOINT}: {response.text[:200]}"
+    return f"cleared ({response.json().get('cleared', 0)} window(s) unblocked)"

@@ -1,0 +1,122 @@
+"""User cannot sign up: the signup success rate, rate limits, Supabase Auth, and the welcome email (Resend)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ..findings import Finding, Severity
+
+EXAMPLES = 10
+BAD_EVENTS = ("bounced", "complained", "failed")
+
+
+def judged(attempts: pd.DataFrame) -> pd.DataFrame:
+    """The attempts the platform answers for: successes, 429s and 5xx (a user's own 4xx mistake is not judged)."""
+    if attempts.empty:
+        return attempts
+    return attempts[(attempts["status"] < 400) | (attempts["status"] == 429) | (attempts["status"] >= 500)]
+
+
+def success_rate(attempts: pd.DataFrame, thresholds: dict[str, Any], window_minutes: int) -> list[Finding]:
+    """SIGNUP_SUCCESS_RATE_LOW: successful signups among the judged attempts, against 95 % (and 80 %)."""
+    if attempts.attrs.get("error"):
+        return []
+    rule = thresholds["signup_success_rate"]
+    counted = judged(attempts)
+    total, ok = int(counted["attempts"].sum()) if len(counted) else 0, 0
+    if total:
+        ok = int(counted.loc[counted["status"] < 400, "attempts"].sum())
+    if total < rule["min_attempts"]:
+        return [Finding("SIGNUP_SUCCESS_RATE_OK", Severity.OK, f"{ok} of {total} signups succeeded in the last "
+                        f"{window_minutes} min: too few to judge (fewer than {rule['min_attempts']}).")]
+    rate = ok / total
+    evidence = {"attempts": total, "succeeded": ok, "success_rate_pct": round(100 * rate, 1),
+                "target_pct": 100 * rule["warning"],
+                "failures": {f"HTTP {int(s)}": int(n) for s, n in
+                             counted[counted["status"] >= 400].groupby("status")["attempts"].sum().items()}}
+    if rate >= rule["warning"]:
+        return [Finding("SIGNUP_SUCCESS_RATE_OK", Severity.OK,
+                        f"{100 * rate:.1f}% of {total} signups succeeded in the last {window_minutes} min.", evidence)]
+    severity = Severity.CRITICAL if rate < rule["critical"] else Severity.WARNING
+    worst = max(evidence["failures"].items(), key=lambda kv: kv[1])
+    return [Finding("SIGNUP_SUCCESS_RATE_LOW", severity,
+                    f"Only {100 * rate:.1f}% of {total} signups succeeded in the last {window_minutes} min "
+                    f"(target > {100 * rule['warning']:.0f}%); most failures: {worst[0]} ({worst[1]}).", evidence,
+                    ["The failures by reason below say which: 429 is the rate limiter (section 2), 503 Supabase "
+                     "Auth (section 3), other 5xx the API (run high-error-rate)."])]
+
+
+def failures_by_reason(attempts: pd.DataFrame) -> pd.DataFrame:
+    """Every failed attempt, grouped by status and error, most frequent first."""
+    if attempts.empty:
+        return attempts
+    failed = attempts[attempts["status"] >= 400]
+    return failed.sort_values("attempts", ascending=False).reset_index(drop=True)
+
+
+def rate_limited(active: pd.DataFrame) -> list[Finding]:
+    """SIGNUP_RATE_LIMITED: the keys blocked right now, each with its end."""
+    if active.attrs.get("error"):
+        return []
+    if active.empty:
+        return [Finding("RATE_LIMITS_OK", Severity.OK, "No rate-limit key is blocked.")]
+    keys = [f"{r.key} until {pd.Timestamp(r.blocked_until).strftime('%H:%M:%S')} UTC ({r.count} in a minute, "
+            f"limit {r.limit})" for r in active.head(EXAMPLES).itertuples(index=False)]
+    return [Finding("SIGNUP_RATE_LIMITED", Severity.WARNING,
+                    f"{len(active)} rate-limit key(s) blocked: {active.iloc[0]['key']}"
+                    + (f" and {len(active) - 1} more." if len(active) > 1 else "."),
+                    {"keys": keys},
+                    ["A blocked IP shared by many people (an office, a school) locks all of them out: if the "
+                     "attempts look legitimate, clear the key (section 6) and consider a higher limit.",
+                     "A bot hammering signup should stay blocked: leave it."])]
+
+
+def auth(health: dict[str, Any] | None, problem: str = "") -> list[Finding]:
+    """AUTH_UNHEALTHY when Supabase Auth's /auth/v1/health does not answer 200."""
+    if health is None:
+        return [Finding("AUTH_NOT_CONFIGURED", Severity.UNKNOWN, f"Supabase Auth was not checked: {problem}")]
+    if health["ok"]:
+        return [Finding("AUTH_HEALTHY", Severity.OK, f"Supabase Auth answers ({health.get('name')} "
+                        f"{health.get('version')}, {health['latency_ms']:.0f} ms).")]
+    return [Finding("AUTH_UNHEALTHY", Severity.CRITICAL, "Supabase Auth is not healthy: nobody can sign up or log in.",
+                    {"error": health["error"]},
+                    ["Check Supabase status (section 3's status page) and the project's Auth logs.",
+                     "Post a status update: signups and logins fail until Auth is back."])]
+
+
+def email_domains(domains: pd.DataFrame | None, problem: str = "") -> list[Finding]:
+    """EMAIL_DOMAIN_UNVERIFIED when a sending domain is not verified at Resend: every email from it is refused."""
+    if domains is None:
+        return [Finding("EMAIL_NOT_CONFIGURED", Severity.UNKNOWN, f"Resend was not checked: {problem}")]
+    bad = domains[domains["status"] != "verified"]
+    if bad.empty:
+        return [Finding("EMAIL_DOMAIN_VERIFIED", Severity.OK,
+                        f"Every sending domain is verified ({', '.join(domains['name']) or 'none'}).")]
+    return [Finding("EMAIL_DOMAIN_UNVERIFIED", Severity.CRITICAL,
+                    f"Sending domain {bad.iloc[0]['name']} is {bad.iloc[0]['status']} at Resend: no email from it "
+                    f"is sent (welcome emails, password resets).",
+                    {"domains": {r.name: r.status for r in bad.itertuples(index=False)}},
+                    ["Resend dashboard > Domains > the domain: restore the DNS records it lists (SPF, DKIM), then "
+                     "Verify.", "Signups still succeed meanwhile; tell support that no email goes out."])]
+
+
+def email_delivery(errors: pd.DataFrame, emails: pd.DataFrame | None, thresholds: dict[str, Any],
+                   window_minutes: int) -> list[Finding]:
+    """EMAIL_DELIVERY_FAILING: the app's sends refused or failing, or recent emails bouncing."""
+    rule = thresholds["email_delivery"]
+    failed = int(errors["errors"].sum()) if len(errors) else 0
+    recent = emails if emails is not None else pd.DataFrame(columns=["last_event"])
+    bounced = int(recent["last_event"].isin(BAD_EVENTS).sum())
+    share = bounced / len(recent) if len(recent) else 0.0
+    evidence = {"send_failures": failed, "recent_emails": len(recent), "bounced_or_complained": bounced}
+    if failed == 0 and share <= rule["bounce_warning"]:
+        return [Finding("EMAIL_DELIVERY_OK", Severity.OK, f"No email failed to send in the last {window_minutes} "
+                        f"min; {bounced} of {len(recent)} recent emails bounced.", evidence)]
+    severity = Severity.CRITICAL if failed >= rule["failures_critical"] else Severity.WARNING
+    top = errors.iloc[0]["message"] if failed else f"{100 * share:.0f}% of recent emails bounced"
+    return [Finding("EMAIL_DELIVERY_FAILING", severity,
+                    f"{failed} emails failed to send in the last {window_minutes} min: {top}", evidence,
+                    ["Fix the cause named (an unverified domain, an invalid API key), then re-send the welcome "
+                     "emails of the users who signed up meanwhile."])]

@@ -1,0 +1,80 @@
+"""Signup activity for scenarios, through the sandbox API's real /api/auth/signup, and its undoing.
+
+A scenario's signups go over HTTP like a browser's (each client named by X-Forwarded-For, as Vercel forwards
+it), so the rate limiter, Supabase Auth's health, the account creation and the welcome email through Resend all
+act for real; `up` returns once the API has logged every attempt.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from ..errors import SandboxError
+from . import services
+
+BURST_CLIENT = "203.0.113.7"      # a documentation address: one office NAT, or a bot, signing up in a loop
+BURST_ATTEMPTS = 20
+LOG_TIMEOUT_S = 30
+
+
+def _signup(env: dict[str, str], client: str) -> int:
+    email = f"new.{secrets.token_hex(4)}@example.test"
+    return httpx.post(env["AIAS_SANDBOX_API_URL"] + "/api/auth/signup", timeout=10,
+                      json={"email": email, "password": secrets.token_urlsafe(12)},
+                      headers={"X-Forwarded-For": client}).status_code
+
+
+def burst(folder: Path, env: dict[str, str], conn: psycopg.Connection) -> dict[str, Any]:
+    """One client signs up BURST_ATTEMPTS times in a row: the first five succeed, then it is blocked (429)."""
+    statuses = [_signup(env, BURST_CLIENT) for _ in range(BURST_ATTEMPTS)]
+    return {"key": f"ip:{BURST_CLIENT}", "statuses": statuses}
+
+
+def unverified_domain(folder: Path, env: dict[str, str], conn: psycopg.Connection) -> dict[str, Any]:
+    """The sending domain's DNS records were removed (Resend: failed); three people sign up and get no email."""
+    with services.services_state(folder) as state:
+        for domain in state["domains"]:
+            domain["status"] = "failed"
+    return {"statuses": [_signup(env, f"198.51.100.{20 + i}") for i in range(3)]}
+
+
+ACTIVITIES: dict[str, Callable[[Path, dict[str, str], psycopg.Connection], dict[str, Any]]] = {
+    "burst": burst, "unverified-domain": unverified_domain}
+
+
+def make_activity(kind: str, folder: Path, env: dict[str, str], conn: psycopg.Connection) -> dict[str, Any]:
+    """Run the activity, then wait (bounded) until the API has logged each attempt."""
+    since = time.time() - 1
+    done = ACTIVITIES[kind](folder, env, conn)
+    deadline = time.monotonic() + LOG_TIMEOUT_S
+    while _logged(conn, since) < len(done["statuses"]):
+        if time.monotonic() > deadline:
+            raise SandboxError(f"scenario activity: the sandbox API logged {_logged(conn, since)} of "
+                               f"{len(done['statuses'])} signups in {LOG_TIMEOUT_S} s (see logs/api.log)")
+        time.sleep(0.1)
+    return done
+
+
+def _logged(conn: psycopg.Connection, since: float) -> int:
+    return conn.execute("SELECT count(*) FROM public.api_requests WHERE path = '/api/auth/signup' "
+                        "AND created_at >= to_timestamp(%s)", [since]).fetchone()[0]
+
+
+def reset(folder: Path, conn: psycopg.Connection, since: float) -> None:
+    """Undo a signup scenario: blocks lifted, its signups and email errors forgotten, the domain verified again."""
+    with conn.transaction():
+        conn.execute("UPDATE public.rate_limits SET blocked_until = NULL WHERE blocked_until > now()")
+        conn.execute("DELETE FROM public.api_requests WHERE path = '/api/auth/signup' AND created_at >= "
+                     "to_timestamp(%s)", [since])
+        conn.execute("DELETE FROM public.error_logs WHERE source = 'email' AND created_at >= to_timestamp(%s)",
+                     [since])
+    with services.services_state(folder) as state:
+        for domain in state["domains"]:
+            domain["status"] = "verified"
