@@ -120,6 +120,31 @@ def failed_payments(failed: pd.DataFrame | None) -> Figure:
     return fig
 
 
+def error_rate(minutes: pd.DataFrame, rule: dict[str, Any], compared: pd.DataFrame | None = None) -> Figure:
+    """5xx rate per minute (minutes with too few requests greyed), the 1 % alert line, and each deployment that
+    went live in the window as a vertical line."""
+    if minutes.empty:
+        return _nothing("Error rate: no requests in the window")
+    fig, axis = plt.subplots(figsize=(11, 3.4))
+    judged = minutes[minutes["judged"]]
+    axis.bar(minutes["minute"], 100 * minutes["rate"], width=1 / 1440 * 0.9,
+             color=["#cf222e" if over else ("#4c72b0" if ok else "#d0d7de")
+                    for over, ok in zip(minutes["over"], minutes["judged"], strict=True)])
+    axis.axhline(100 * rule["critical"], color="#cf222e", ls="--", lw=1,
+                 label=f"alert: > {100 * rule['critical']:.0f}% for {rule['window_minutes']} min")
+    for row in (compared if compared is not None else pd.DataFrame()).itertuples(index=False):
+        axis.axvline(row.live_at, color="#9a6700", lw=1.5)
+        axis.annotate(f" {row.deployment[:12]}", (row.live_at, axis.get_ylim()[1] * 0.9), color="#9a6700", fontsize=8)
+    axis.set(title=f"5xx error rate per minute ({len(judged)} of {len(minutes)} minutes with enough requests)",
+             ylabel="% of requests", xlabel="UTC")
+    axis.grid(alpha=0.3, axis="y")
+    axis.legend(fontsize=8, loc="upper left")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
 def _nothing(message: str) -> Figure:
     fig, axis = plt.subplots(figsize=(6, 0.8))
     axis.axis("off")

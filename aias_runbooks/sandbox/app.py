@@ -30,8 +30,8 @@ SLOW_DELAY_S = 1.2
 DB_CHECK_TIMEOUT_S = 2.0
 
 
-class Scenario:
-    """The scenario file, re-read only when it changes."""
+class JsonFile:
+    """A state file of the sandbox folder (scenario.json, services.json), re-read only when it changes."""
 
     def __init__(self, path: Path) -> None:
         self.path, self._mtime, self._data = path, None, {}
@@ -63,24 +63,29 @@ async def scenario_and_request_log(request: web.Request, handler) -> web.StreamR
         raise
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
-        log.exception("unhandled error on %s", request.path)
+        log.warning("unhandled error on %s: %s", request.path, error)
         return web.json_response({"ok": False, "error": "internal error"}, status=500)
     finally:
-        error = error or request.get("error")
+        unhandled, error = error is not None, error or request.get("error")
         duration_ms = (time.perf_counter() - start) * 1000
-        task = asyncio.create_task(_log_request(app, request, status, duration_ms, error))
+        task = asyncio.create_task(_log_request(app, request, status, duration_ms, error, unhandled))
         app["pending"].add(task)
         task.add_done_callback(app["pending"].discard)
 
 
 async def _log_request(app: web.Application, request: web.Request, status: int, duration_ms: float,
-                       error: str | None) -> None:
+                       error: str | None, unhandled: bool) -> None:
+    """api_requests for every request; error_logs too for an unhandled exception, as the platform's logger does."""
     try:
         async with app["pool"].connection(timeout=2) as conn:
             await conn.execute(
                 "INSERT INTO api_requests (method, path, status, duration_ms, ip, request_id, error) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 (request.method, request.path, status, duration_ms, request.remote, request["request_id"], error))
+            if unhandled:
+                await conn.execute("INSERT INTO error_logs (level, source, message, path, request_id) "
+                                   "VALUES ('error', 'api', %s, %s, %s)",
+                                   (f"Unhandled exception: {error}", request.path, request["request_id"]))
     except Exception as exc:  # the API keeps serving when its request log cannot be written
         log.warning("could not log request: %s", exc)
 
@@ -106,6 +111,19 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "db": "ok", "service": "aias-api (sandbox)", "time": now})
 
 
+async def workflows(request: web.Request) -> web.Response:
+    """The dashboard's workflow list. Under a faulty deployment (services.json `faulty`) every third request hits
+    its bug, as a code path that only some tenants' data reaches would."""
+    live = request.app["services"].get()
+    if live.get("production") in live.get("faulty", []) and request.app["requests"] % 3 == 0:
+        raise TypeError("Cannot read properties of undefined (reading 'tier') at listWorkflows "
+                        "(app/api/workflows/route.ts:42:18)")
+    async with request.app["pool"].connection() as conn:
+        rows = await (await conn.execute("SELECT id::text, name FROM workflows ORDER BY created_at DESC "
+                                         "LIMIT 20")).fetchall()
+    return web.json_response({"workflows": [{"id": i, "name": n} for i, n in rows]})
+
+
 async def _never_answers() -> None:
     """Scenario api-db-down: a database check that hangs, as against a database host that dropped off the
     network, until the health check's timeout gives up on it."""
@@ -128,9 +146,11 @@ async def _open_pool(app: web.Application):
 
 def make_app(state_dir: Path) -> web.Application:
     app = web.Application(middlewares=[request_id, scenario_and_request_log])
-    app.update(scenario=Scenario(state_dir / "scenario.json"), requests=0, pending=set())
+    app.update(scenario=JsonFile(state_dir / "scenario.json"), services=JsonFile(state_dir / "services.json"),
+               requests=0, pending=set())
     app.cleanup_ctx.append(_open_pool)
     app.router.add_get("/api/healthz", healthz)
+    app.router.add_get("/api/workflows", workflows)
     billing_routes.configure(app)
     auth_routes.configure(app)          # after billing: shares its admin token
     return app

@@ -28,7 +28,7 @@ import psycopg
 from .. import paths
 from ..errors import UsageError
 from ..records import write_atomic
-from . import billing, postgres, processes, scenarios, schema, services, signups
+from . import billing, postgres, processes, releases, scenarios, schema, services, signups
 
 DEFAULT_PORT_BASE = 54330          # api = base, localstripe = base + 1, postgres = base + 2, services = base + 3
 MONITOR_ROLE = "aias_monitor"      # what runbooks diagnose through (migration 20250101000500_monitoring_role)
@@ -253,6 +253,9 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
     if previous and previous.signup_activity:
         with _admin_connection(folder) as conn:
             signups.reset(folder, conn, state.get("scenario_since", 0))
+    if previous and previous.bad_release:
+        with _admin_connection(folder) as conn:
+            releases.reset(folder, conn)
     with _admin_connection(folder) as conn:
         conn.execute(scenarios.RESET_SQL)
         if previous and previous.dirties_stats:
@@ -276,6 +279,9 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
     if wanted.signup_activity:
         with _admin_connection(folder) as conn:
             signups.make_activity(wanted.signup_activity, folder, _sandbox_env(folder), conn)
+    if wanted.bad_release:
+        with _admin_connection(folder) as conn:
+            releases.bad_deploy(folder, conn)
     if wanted.stripe_activity:
         with _admin_connection(folder) as conn:
             billing.make_activity(wanted.stripe_activity, _sandbox_env(folder), conn)

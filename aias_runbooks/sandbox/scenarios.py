@@ -15,6 +15,7 @@ class Scenario:
     webhook: str = "normal"  # the API's /api/stripe/webhook: normal | secret-mismatch | down
     stripe_activity: str | None = None  # billing.ACTIVITIES: Stripe changes delivered as webhooks; undone at the end
     signup_activity: str | None = None  # signups.ACTIVITIES: signups through the API; undone at the end
+    bad_release: bool = False  # releases.bad_deploy: a faulty deployment live for 12 minutes; undone at the end
     fault: str | None = None  # a workloads.py kind that holds the fault while the scenario lasts
     setup_sql: str = ""      # run once when the scenario starts; RESET_SQL undoes it
     dirties_stats: bool = False  # leaves evidence in the statistics: reset them when the scenario ends
@@ -104,6 +105,10 @@ SCENARIOS = {s.name: s for s in [
     Scenario("payment-failures", "Three paying customers' cards are declined on renewal: their invoices failed "
              "and their subscriptions are past due.", stripe_activity="declines",
              diagnosed_by="incident-payment-issues: PAYMENTS_FAILING"),
+    Scenario("error-spike-after-deploy", "A deployment went live 12 minutes ago with a bug on /api/workflows: a "
+             "third of those requests fail with a TypeError.", bad_release=True,
+             diagnosed_by="high-error-rate: ERROR_SPIKE_AFTER_DEPLOY, ERROR_RATE_HIGH (CRITICAL), "
+                          "ERROR_PATTERN_DOMINANT"),
     Scenario("signup-rate-limited", "One client (ip:203.0.113.7) signed up 20 times in a minute: after 5 it is "
              "blocked for 15 minutes and every signup from it fails with 429.", signup_activity="burst",
              diagnosed_by="signup-failures: SIGNUP_RATE_LIMITED, SIGNUP_SUCCESS_RATE_LOW"),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .http import request_json
+from ..settings import Environment
+from .http import Unreachable, request_json
 
 COLUMNS = ["id", "state", "target", "created", "ready", "commit", "message", "creator", "url", "live"]
 
@@ -45,3 +46,24 @@ class Vercel:
         """Point production at deployment_id (POST /v1/projects/{project}/rollback/{id}); Unreachable if refused."""
         request_json("POST", f"{self.api_base}/v1/projects/{self.project}/rollback/{deployment_id}", self._auth,
                      self.timeout_s, params={"description": description} if description else None)
+
+
+def vercel_of(env: Environment) -> tuple[Vercel | None, str]:
+    """(a Vercel client for the profile's project, "") or (None, why not: no token, url or project)."""
+    token = env.secret("vercel_token")
+    if token is None:
+        return None, env.missing_secret_message("vercel_token")
+    if not env.urls.get("vercel_api") or not env.vercel_project:
+        return None, "no `vercel_api` url or `vercel_project` in the profile"
+    return Vercel(token.reveal(), env.urls["vercel_api"], env.vercel_project), ""
+
+
+def read(env: Environment, limit: int = 20) -> tuple[pd.DataFrame | None, str]:
+    """(the latest production deployments, "") or (None, why they could not be read)."""
+    vercel, problem = vercel_of(env)
+    if vercel is None:
+        return None, problem
+    try:
+        return vercel.deployments(limit), ""
+    except Unreachable as exc:
+        return None, str(exc)

@@ -1,0 +1,138 @@
+"""High error rate: the 5xx rate per minute under the playbook's sustained rule, dominant error patterns, and the
+deployment the errors started with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ..findings import Finding, Severity
+
+ROLLBACK_STEPS = ["Roll back to the previous READY production deployment (section 4: dry run first, then "
+                  "apply=True with your name), then confirm the error rate falls in the next minutes.",
+                  "Open the deployment's commit and the first error of its pattern (section 2) to fix forward."]
+
+
+def per_minute(frame: pd.DataFrame, thresholds: dict[str, Any]) -> pd.DataFrame:
+    """The series with its rate and whether each minute is judged (enough requests) and over the 1 % alert."""
+    rule = thresholds["error_rate"]
+    if frame.empty:
+        return frame.assign(rate=pd.Series(dtype=float), judged=pd.Series(dtype=bool), over=pd.Series(dtype=bool))
+    rate = frame["errors"] / frame["requests"]
+    judged = frame["requests"] >= rule["min_requests_per_minute"]
+    return frame.assign(rate=rate, judged=judged, over=judged & (rate > rule["critical"]))
+
+
+def longest_run(minutes: pd.DataFrame) -> tuple[int, pd.Timestamp | None]:
+    """The longest run of consecutive minutes over the alert (a minute missing from the series ends a run)."""
+    best, start, run, previous = 0, None, 0, None
+    for row in minutes.itertuples(index=False):
+        follows = previous is not None and row.minute - previous == pd.Timedelta(minutes=1)
+        run = (run + 1 if follows else 1) if row.over else 0
+        if run > best:
+            best, start = run, row.minute - pd.Timedelta(minutes=run - 1)
+        previous = row.minute
+    return best, start
+
+
+def error_rate(minutes: pd.DataFrame, thresholds: dict[str, Any], window_minutes: int) -> list[Finding]:
+    """ERROR_RATE_HIGH: CRITICAL when the 5xx rate stayed over 1 % for 5 consecutive judged minutes (the playbook's
+    alert), WARNING when the window as a whole is over 1 % without a sustained run."""
+    if minutes.attrs.get("error"):
+        return []
+    rule = thresholds["error_rate"]
+    requests, errors = int(minutes["requests"].sum()), int(minutes["errors"].sum())
+    overall = errors / requests if requests else 0.0
+    run, since = longest_run(minutes)
+    evidence = {"requests": requests, "errors_5xx": errors, "error_rate_pct": round(100 * overall, 2),
+                "longest_run_over_1pct_min": run, "judged_minutes": int(minutes["judged"].sum())}
+    if run >= rule["window_minutes"]:
+        peak = minutes.loc[minutes["over"], "rate"].max()
+        return [Finding("ERROR_RATE_HIGH", Severity.CRITICAL,
+                        f"The error rate has been over {100 * rule['critical']:.0f}% for {run} consecutive minutes "
+                        f"since {since:%H:%M} UTC (peak {100 * peak:.1f}%).",
+                        evidence | {"since": str(since)}, ["Look at what changed then: the deployments (section 1), "
+                                                           "the database and external services (section 3)."])]
+    if overall > rule["warning"]:
+        return [Finding("ERROR_RATE_HIGH", Severity.WARNING,
+                        f"{100 * overall:.1f}% of {requests} requests failed (5xx) in the last {window_minutes} min, "
+                        f"not yet sustained for {rule['window_minutes']} minutes.", evidence)]
+    return [Finding("ERROR_RATE_OK", Severity.OK, f"{100 * overall:.2f}% of {requests} requests failed (5xx) in the "
+                    f"last {window_minutes} min; no {rule['window_minutes']}-minute run over 1%.", evidence)]
+
+
+def patterns(found: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
+    """ERROR_PATTERN_DOMINANT: one fingerprint on one route holds most of the window's errors."""
+    if found.attrs.get("error") or found.empty:
+        return []
+    rule = thresholds["error_rate"]
+    total, top = int(found["errors"].sum()), found.iloc[0]
+    if total < rule["pattern_min_errors"] or top["errors"] / total < rule["pattern_dominant_share"]:
+        return [Finding("ERROR_PATTERNS_MIXED", Severity.OK, f"{total} errors in the window; no single pattern "
+                        f"dominates (the largest: {int(top['errors'])}).")]
+    return [Finding("ERROR_PATTERN_DOMINANT", Severity.WARNING,
+                    f"{int(top['errors'])} of {total} errors are one pattern on {top['route'] or '(no route)'}: "
+                    f"{top['example'][:160]}",
+                    {"fingerprint": top["fingerprint"], "route": top["route"], "first_seen": str(top["first_seen"]),
+                     "errors": int(top["errors"]), "of": total},
+                    ["Its first occurrence (first_seen) is when it started: compare with the deployments above."])]
+
+
+def around_deploys(minutes: pd.DataFrame, deploys: pd.DataFrame, thresholds: dict[str, Any]) -> pd.DataFrame:
+    """Each deployment that went live inside the series, with the error rate in the minutes before and after."""
+    span = pd.Timedelta(minutes=thresholds["error_rate"]["deploy_compare_minutes"])
+    rows = []
+    start = minutes["minute"].min() if len(minutes) else None
+    for d in deploys.itertuples(index=False):
+        live_at = d.ready if pd.notna(d.ready) else d.created
+        if start is None or live_at < start:
+            continue
+        before = minutes[(minutes["minute"] >= live_at - span) & (minutes["minute"] < live_at.floor("min"))]
+        after = minutes[(minutes["minute"] >= live_at.floor("min")) & (minutes["minute"] < live_at + span)]
+        rows.append({"deployment": d.id, "live_at": live_at, "message": d.message, "commit": d.commit,
+                     "live_now": d.live, "rate_before": _rate(before), "rate_after": _rate(after),
+                     "requests_after": int(after["requests"].sum())})
+    return pd.DataFrame(rows, columns=["deployment", "live_at", "message", "commit", "live_now", "rate_before",
+                                       "rate_after", "requests_after"])
+
+
+def _rate(minutes: pd.DataFrame) -> float:
+    requests = minutes["requests"].sum()
+    return float(minutes["errors"].sum() / requests) if requests else 0.0
+
+
+def deploy_spike(compared: pd.DataFrame | None, thresholds: dict[str, Any]) -> list[Finding]:
+    """ERROR_SPIKE_AFTER_DEPLOY: the error rate after a deployment went live is over 1 % and several times what
+    it was before; names the deployment."""
+    if compared is None:
+        return []
+    rule = thresholds["error_rate"]
+    suspects = compared[(compared["rate_after"] > rule["critical"])
+                        & (compared["rate_after"] >= rule["deploy_spike_factor"] * compared["rate_before"])
+                        & (compared["requests_after"] >= rule["min_requests_per_minute"])]
+    if suspects.empty:
+        return [Finding("NO_DEPLOY_SPIKE", Severity.OK, f"No deployment in the window was followed by an error spike "
+                        f"({len(compared)} deployment(s) went live in it).")]
+    d = suspects.iloc[-1]
+    return [Finding("ERROR_SPIKE_AFTER_DEPLOY", Severity.CRITICAL,
+                    f"Errors rose from {100 * d['rate_before']:.1f}% to {100 * d['rate_after']:.1f}% when deployment "
+                    f"{d['deployment']} went live at {d['live_at']:%H:%M} UTC ({d['message']}).",
+                    {"deployment": d["deployment"], "commit": d["commit"], "message": d["message"],
+                     "live_at": str(d["live_at"]), "still_live": bool(d["live_now"])}, ROLLBACK_STEPS)]
+
+
+def deploys_unknown(problem: str) -> list[Finding]:
+    return [Finding("DEPLOYS_UNKNOWN", Severity.UNKNOWN, f"Deployments were not checked: {problem}")]
+
+
+def external(pages: pd.DataFrame) -> list[Finding]:
+    """EXTERNAL_STATUS_DEGRADED when a provider's status page reports an incident (or cannot be read)."""
+    bad = pages[(pages["indicator"].fillna("unknown") != "none")]
+    if bad.empty:
+        return [Finding("EXTERNAL_STATUS_OK", Severity.OK,
+                        f"Every status page is green ({', '.join(pages['service'])}).")]
+    said = {r.service: r.indicator or f"unreadable: {r.error}" for r in bad.itertuples(index=False)}
+    return [Finding("EXTERNAL_STATUS_DEGRADED", Severity.WARNING,
+                    f"{', '.join(said)} report(s) a problem: our errors may be theirs.", {"status": said},
+                    ["Read the provider's incident; post a status update naming it if users are affected."])]

@@ -1,0 +1,62 @@
+"""A bad release for the error-spike-after-deploy scenario: a deployment that went live twelve minutes ago with a
+bug on /api/workflows, and the requests and errors of the minutes around it.
+
+The deployment is real in the Vercel emulator (listed, live, and rolled back like any other) and so is its bug: the
+sandbox API fails every third /api/workflows request while a deployment in services.json's `faulty` list is live.
+The minutes before `up` returned are history, written as the seed writes history (request_id `release-...`), so
+the sustained 5-minute rule can be judged the moment the scenario is up.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from . import services
+
+LIVE_MINUTES_AGO = 12
+HISTORY_MINUTES = 25
+BUG = ("TypeError: Cannot read properties of undefined (reading 'tier') at listWorkflows "
+       "(app/api/workflows/route.ts:42:18)")
+
+HISTORY_SQL = """
+WITH requests AS (
+  INSERT INTO public.api_requests (created_at, method, path, status, duration_ms, ip, request_id, error)
+  SELECT at, 'GET', path, CASE WHEN failing THEN 500 ELSE 200 END, 40 + (g %% 7) * 9, '10.0.0.1',
+         'release-' || g, CASE WHEN failing THEN %(bug)s END
+  FROM generate_series(0, %(minutes)s * 30 - 1) AS g,
+       LATERAL (SELECT now() - make_interval(mins => %(minutes)s) + g * interval '2 seconds' AS at,
+                       (ARRAY['/api/workflows', '/api/workflows', '/api/profile', '/api/workflows/run',
+                              '/api/auth/login'])[1 + g %% 5] AS path) AS r,
+       LATERAL (SELECT path = '/api/workflows' AND at >= to_timestamp(%(live_at)s) AND g %% 3 = 0 AS failing) AS f
+  RETURNING created_at, path, request_id, status
+)
+INSERT INTO public.error_logs (created_at, level, source, message, path, request_id)
+SELECT created_at, 'error', 'api', 'Unhandled exception: ' || %(bug)s, path, request_id
+FROM requests WHERE status = 500
+"""
+
+
+def bad_deploy(folder: Path, conn: psycopg.Connection) -> dict[str, Any]:
+    """A new production deployment, live since LIVE_MINUTES_AGO, faulty; the minutes around it as history."""
+    live_at = time.time() - LIVE_MINUTES_AGO * 60
+    release = services.deployment(live_at - 95, "Refactor workflow list query")    # ready 95 s after creation
+    with services.services_state(folder) as state:
+        state["deployments"].append(release)
+        state["production"], state["faulty"] = release["uid"], [release["uid"]]
+    conn.execute(HISTORY_SQL, {"bug": BUG, "minutes": HISTORY_MINUTES, "live_at": live_at})
+    return {"deployment": release["uid"]}
+
+
+def reset(folder: Path, conn: psycopg.Connection) -> None:
+    """The bad release gone: its history deleted, production back on the newest sound deployment."""
+    with conn.transaction():
+        conn.execute("DELETE FROM public.error_logs WHERE request_id LIKE 'release-%'")
+        conn.execute("DELETE FROM public.api_requests WHERE request_id LIKE 'release-%'")
+    with services.services_state(folder) as state:
+        faulty = set(state.pop("faulty", []))
+        state["deployments"] = [d for d in state["deployments"] if d["uid"] not in faulty]
+        state["production"] = max(state["deployments"], key=lambda d: d["created"])["uid"]
