@@ -34,6 +34,11 @@ def _recorded(output: Path, code: str) -> bool:
     return any(code in p.read_text(errors="replace") for p in output.glob(".work/*/findings.jsonl"))
 
 
+def _printed_key_masked(output: Path) -> bool:
+    """The workspace notebook holds the cell's printed key, already masked."""
+    return any("[REDACTED]" in p.read_text(errors="replace") for p in output.glob(".work/*/notebook.ipynb"))
+
+
 def _verdict(output: Path) -> dict:
     (path,) = output.glob("*/*/verdict.json")
     return json.loads(path.read_text())
@@ -65,8 +70,9 @@ def test_a_scheduler_that_keeps_sending_sigterm_still_gets_the_report(sandbox, t
     """SIGTERM every 50 ms until the runner exits: the first stops the notebook, the rest cannot lose the report."""
     output = tmp_path / "output"
     proc = _start(output, "stuck-check", env=_fixture_env())
-    wait_for(lambda: _recorded(output, "CHECK_BEFORE_HANG") or proc.poll() is not None, 60,
-             "the finding before the hang")
+    # the cell records the finding (journal, at once), then prints the key (reaches the notebook a moment later)
+    hanging = lambda: _recorded(output, "CHECK_BEFORE_HANG") and _printed_key_masked(output)  # noqa: E731
+    wait_for(lambda: hanging() or proc.poll() is not None, 60, "the finding and the masked key before the hang")
     assert proc.poll() is None, proc.communicate()
     for _ in range(600):
         proc.send_signal(signal.SIGTERM)
