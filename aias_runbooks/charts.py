@@ -145,6 +145,24 @@ def error_rate(minutes: pd.DataFrame, rule: dict[str, Any], compared: pd.DataFra
     return fig
 
 
+def pending_ages(pending: pd.DataFrame, stuck_minutes: float) -> Figure:
+    """How long each pending workflow execution has waited (minutes), oldest first, against the stuck line."""
+    if pending.empty:
+        return _nothing("Workflow queue: no execution is pending")
+    fig, axis = plt.subplots(figsize=(11, 3.0))
+    minutes = pending["wait_s"] / 60
+    axis.bar(range(len(pending)), minutes, color=["#cf222e" if m > stuck_minutes else "#4c72b0" for m in minutes])
+    axis.axhline(stuck_minutes, color="#9a6700", ls="--", lw=1, label=f"stuck: pending > {stuck_minutes:g} min")
+    axis.set(title=f"Pending executions, oldest first ({len(pending)} shown)", xlabel="execution (oldest first)",
+             ylabel="minutes waiting")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.grid(alpha=0.3, axis="y")
+    axis.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
 def _nothing(message: str) -> Figure:
     fig, axis = plt.subplots(figsize=(6, 0.8))
     axis.axis("off")

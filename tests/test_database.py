@@ -19,7 +19,7 @@ QUERIES = sorted(p for p in paths.sql_dir().glob("*.sql") if "-- ACTION:" not in
 # A sensible value for every bind parameter a diagnosis query takes (the smoke walk fails on one missing here).
 SAMPLE_PARAMS = {"limit": 5, "min_idle_s": 0, "application": None, "min_seconds": 0, "min_calls": 1, "before": "[]",
                  "min_blocked_s": 5, "window_minutes": 60, "ids": [], "user_ids": ["not-a-uuid'--"],
-                 "schemas": ["public"]}
+                 "schemas": ["public"], "stuck_minutes": 5, "min_share": 1.0}
 
 
 @pytest.fixture

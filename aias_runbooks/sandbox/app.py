@@ -1,5 +1,5 @@
 """The sandbox AIAS API: /api/healthz (which checks its database), billing (billing_routes.py), signup
-(auth_routes.py), every request logged to api_requests.
+(auth_routes.py), workflow retries (workflow_routes.py), every request logged to api_requests.
 
 Run as `python -m aias_runbooks.sandbox.app --port N --state-dir D`; the database URL (of the application
 role aias_app, not a superuser) comes from the AIAS_SANDBOX_APP_DATABASE_URL environment variable, never the
@@ -22,7 +22,7 @@ from pathlib import Path
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
-from aias_runbooks.sandbox import auth_routes, billing_routes
+from aias_runbooks.sandbox import auth_routes, billing_routes, workflow_routes
 
 log = logging.getLogger("aias-sandbox-api")
 SLOW_EVERY = 4          # api-slow: every 4th request waits SLOW_DELAY_S (a quarter of traffic: P95 crosses 1 s)
@@ -153,6 +153,7 @@ def make_app(state_dir: Path) -> web.Application:
     app.router.add_get("/api/workflows", workflows)
     billing_routes.configure(app)
     auth_routes.configure(app)          # after billing: shares its admin token
+    workflow_routes.configure(app)
     return app
 
 

@@ -28,7 +28,7 @@ import psycopg
 from .. import paths
 from ..errors import UsageError
 from ..records import write_atomic
-from . import billing, postgres, processes, releases, scenarios, schema, services, signups
+from . import billing, postgres, processes, releases, scenarios, schema, services, signups, workflows
 
 DEFAULT_PORT_BASE = 54330          # api = base, localstripe = base + 1, postgres = base + 2, services = base + 3
 MONITOR_ROLE = "aias_monitor"      # what runbooks diagnose through (migration 20250101000500_monitoring_role)
@@ -138,10 +138,12 @@ def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
     say(f"  localstripe on 127.0.0.1:{ports['stripe']}, seeded with the database's subscriptions "
         f"[{time.monotonic() - t0:.1f}s]")
     state["components"]["traffic"] = _start_workload(folder, "traffic")
+    state["components"]["worker"] = _start_worker(folder)
     _write_state(state)
     with _admin_connection(folder) as conn:   # statistics describe the running platform, not the bulk load
         conn.execute(scenarios.STATS_RESET_SQL)
-    say("  application traffic: a few dozen index-backed reads a second (application_name aias-api)")
+    say("  application traffic: a few dozen index-backed reads a second (application_name aias-api); "
+        "the workflow worker runs an execution every 2 s (aias-worker)")
 
 
 def _start_postgres(folder: Path, port: int, password: str) -> dict[str, Any]:
@@ -256,6 +258,9 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
     if previous and previous.bad_release:
         with _admin_connection(folder) as conn:
             releases.reset(folder, conn)
+    if previous and previous.workflows:
+        with _admin_connection(folder) as conn:
+            workflows.reset(folder, conn, state.get("scenario_since", 0))
     with _admin_connection(folder) as conn:
         conn.execute(scenarios.RESET_SQL)
         if previous and previous.dirties_stats:
@@ -274,6 +279,10 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
         state["components"]["api"] = _start_api(state)
     if wanted.fault:
         state["components"]["fault"] = _start_workload(folder, wanted.fault)
+    if wanted.workflows == "workers-down":
+        processes.stop(state["components"].pop("worker", None))
+    elif not processes.alive(state["components"].get("worker")):
+        state["components"]["worker"] = _start_worker(folder)
     state["scenario"], state["scenario_since"] = wanted.name, time.time()
     _write_state(state)
     if wanted.signup_activity:
@@ -282,6 +291,9 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
     if wanted.bad_release:
         with _admin_connection(folder) as conn:
             releases.bad_deploy(folder, conn)
+    if wanted.workflows:
+        with _admin_connection(folder) as conn:
+            workflows.make_fault(wanted.workflows, folder, conn)
     if wanted.stripe_activity:
         with _admin_connection(folder) as conn:
             billing.make_activity(wanted.stripe_activity, _sandbox_env(folder), conn)
@@ -313,6 +325,16 @@ def _start_workload(folder: Path, kind: str) -> dict[str, Any]:
     return record | {"kind": kind}
 
 
+def _start_worker(folder: Path) -> dict[str, Any]:
+    """Start the workflow worker (worker.py) and wait for its first heartbeat."""
+    ready = folder / "worker.ready"
+    ready.unlink(missing_ok=True)
+    record = processes.spawn([sys.executable, "-m", "aias_runbooks.sandbox.worker", str(ready)],
+                             folder / "logs" / "worker.log", env=_component_env(folder))
+    processes.wait_until(ready.exists, record, "sandbox workflow worker", timeout=60)
+    return record
+
+
 def down(say: Callable[[str], None] = print) -> bool:
     """Stop exactly what `up` started; False if nothing was running."""
     state = read_state()
@@ -321,7 +343,7 @@ def down(say: Callable[[str], None] = print) -> bool:
         return False
     stopped = []
     components = state.get("components", {})
-    for name in ("fault", "traffic", "api", "stripe", "services"):
+    for name in ("fault", "worker", "traffic", "api", "stripe", "services"):
         if processes.stop(components.get(name)):
             stopped.append(name)
     pg = components.get("postgres")
@@ -337,7 +359,7 @@ def status() -> list[dict[str, Any]]:
     """One row per component: whether it runs and where."""
     state = read_state() or {}
     rows = []
-    for name in ("postgres", "api", "stripe", "services", "traffic"):
+    for name in ("postgres", "api", "stripe", "services", "traffic", "worker"):
         record = state.get("components", {}).get(name, {})
         port = state.get("ports", {}).get(name)
         rows.append({"component": name, "running": processes.alive(record), "port": port,
@@ -351,6 +373,8 @@ def _detail(name: str, record: dict[str, Any]) -> str:
         return f"PostgreSQL {record.get('version')} ({record.get('source')}, {pgss})"
     if name == "traffic" and record:
         return "application reads (workloads.py traffic)"
+    if name == "worker" and record:
+        return "workflow worker: schedules and runs executions (worker.py)"
     if name == "services" and record:
         return f"Vercel, Resend, Supabase Auth, status pages ({record.get('url')})"
     return record.get("url", "") if record else ""

@@ -16,6 +16,7 @@ class Scenario:
     stripe_activity: str | None = None  # billing.ACTIVITIES: Stripe changes delivered as webhooks; undone at the end
     signup_activity: str | None = None  # signups.ACTIVITIES: signups through the API; undone at the end
     bad_release: bool = False  # releases.bad_deploy: a faulty deployment live for 12 minutes; undone at the end
+    workflows: str | None = None  # workflows.FAULTS (workers-down also stops the worker); undone at the end
     fault: str | None = None  # a workloads.py kind that holds the fault while the scenario lasts
     setup_sql: str = ""      # run once when the scenario starts; RESET_SQL undoes it
     dirties_stats: bool = False  # leaves evidence in the statistics: reset them when the scenario ends
@@ -115,6 +116,15 @@ SCENARIOS = {s.name: s for s in [
     Scenario("email-domain-unverified", "The sending domain's DNS records were removed (Resend: failed): "
              "signups succeed but no welcome email is sent.", signup_activity="unverified-domain",
              diagnosed_by="signup-failures: EMAIL_DOMAIN_UNVERIFIED, EMAIL_DELIVERY_FAILING"),
+    Scenario("workers-down", "The workflow worker stopped 20 minutes ago: 40 executions queued since are still "
+             "pending.", workflows="workers-down",
+             diagnosed_by="workflows-not-executing: WORKFLOWS_STUCK_PENDING (CRITICAL), WORKER_DOWN (CRITICAL)"),
+    Scenario("external-api-outage", "HubSpot's API answers 503: every workflow calling it has failed for the last "
+             "5 minutes, and still fails.", workflows="external-api-outage",
+             diagnosed_by="workflows-not-executing: EXTERNAL_API_DOWN (CRITICAL)"),
+    Scenario("plan-limit-reached", "One tenant on the free plan ran its 100 executions today: its workflows stop "
+             "until tomorrow.", workflows="plan-limit-reached",
+             diagnosed_by="workflows-not-executing: PLAN_LIMIT_REACHED"),
 ]}
 
 

@@ -5,7 +5,9 @@ No emulator exists for these, so one small server answers for all of them, each 
   deployment), POST /v1/projects/{id}/rollback/{deploymentId} (201; points production at that deployment);
 - /resend: GET /domains, GET /emails, GET /emails/{id}, POST /emails (a domain that is not verified refuses: 403);
 - /supabase: GET /auth/v1/health (GoTrue's answer, or 503 when the scenario says Auth is down);
-- /status/{stripe|supabase|vercel|resend}: statuspage.io's /api/v2/summary.json and /api/v2/status.json.
+- /status/{stripe|supabase|vercel|resend}: statuspage.io's /api/v2/summary.json and /api/v2/status.json;
+- /integrations/{slack|hubspot|openai|gmail}: the external APIs workflows call (200 JSON; 503 when `down`, an
+  answer after INTEGRATION_SLOW_S, longer than the worker waits, when `slow`).
 Each API checks its credential (Bearer token; Supabase's `apikey` header), as the real ones do.
 
 State is the sandbox folder's services.json, seeded by `sandbox up`, changed by scenarios (services_state()) and
@@ -17,6 +19,7 @@ when it changes, so a scenario acts without a restart. Run as
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import fcntl
 import json
@@ -37,6 +40,8 @@ INDICATORS = {"none": "All Systems Operational", "minor": "Minor Service Outage"
               "critical": "Major System Outage"}
 COMPONENT_STATUS = {"none": "operational", "minor": "degraded_performance", "major": "partial_outage",
                     "critical": "major_outage"}
+INTEGRATIONS = ("slack", "hubspot", "openai", "gmail")
+INTEGRATION_SLOW_S = 3.0
 DEPLOY_MESSAGES = ["Fix workflow list pagination", "Bump dependencies", "Add tenant usage page",
                    "Tighten rate limits on signup", "Refactor billing webhook handler", "Speed up dashboard query"]
 
@@ -68,7 +73,8 @@ def seed(folder: Path, now: float | None = None) -> None:
         state.update(deployments=deployments, production=deployments[-1]["uid"],
                      domains=[{"id": "d91cd9bd-1176-453e-8fc1-35364d380206", "name": "aiautomatedsystems.ca",
                                "status": "verified", "created_at": _iso(now - 200 * 86400), "region": "us-east-1"}],
-                     emails=[], auth="up", status={name: "none" for name in STATUS_PAGES})
+                     emails=[], auth="up", status={name: "none" for name in STATUS_PAGES},
+                     integrations={name: "up" for name in INTEGRATIONS})
 
 
 def deployment(created: float, message: str, state: str = "READY") -> dict[str, Any]:
@@ -234,6 +240,20 @@ async def status_status(request: web.Request) -> web.Response:
     return web.json_response({"page": page, "status": {"indicator": indicator, "description": INDICATORS[indicator]}})
 
 
+async def integration(request: web.Request) -> web.Response:
+    """An external API a workflow calls: up (200), down (503) or slow (answers after INTEGRATION_SLOW_S)."""
+    name = request.match_info["name"]
+    if name not in INTEGRATIONS:
+        raise web.HTTPNotFound()
+    health = request.app["state"].get().get("integrations", {}).get(name, "up")
+    if health == "down":
+        return web.json_response({"error": {"code": "service_unavailable",
+                                            "message": f"{name} API is temporarily unavailable"}}, status=503)
+    if health == "slow":
+        await asyncio.sleep(INTEGRATION_SLOW_S)
+    return web.json_response({"ok": True, "integration": name, "time": _iso(time.time())})
+
+
 async def ready(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
@@ -248,7 +268,8 @@ def make_app(folder: Path) -> web.Application:
               ("GET", "/resend/emails/{id}", resend_email), ("POST", "/resend/emails", resend_send),
               ("GET", "/supabase/auth/v1/health", auth_health),
               ("GET", "/status/{service}/api/v2/summary.json", status_summary),
-              ("GET", "/status/{service}/api/v2/status.json", status_status), ("GET", "/ready", ready)]
+              ("GET", "/status/{service}/api/v2/status.json", status_status), ("GET", "/ready", ready),
+              ("GET", "/integrations/{name}", integration), ("POST", "/integrations/{name}", integration)]
     for method, path, handler in routes:
         app.router.add_route(method, path, handler)
     return app

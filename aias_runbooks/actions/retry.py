@@ -1,0 +1,66 @@
+"""Guarded action: retry failed or timed-out workflow executions through the app's /api/admin/executions/retry.
+
+Dry run unless apply: the plan is the window's failed and timed-out executions that were never retried
+(sql/retryable_executions.sql). Apply (operator required) asks the endpoint to re-queue exactly those; it skips
+any that was retried meanwhile (at most one retry per execution), so a second apply retries nothing twice. The
+runbook itself never writes to the database. Audited in output/audit.jsonl (started before the call, finished with
+each execution's outcome, also when the call fails or is interrupted).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pandas as pd
+
+from ..runbook import Runbook
+from . import audit
+
+ACTION = "retry_executions"
+ENDPOINT = "/api/admin/executions/retry"
+INTERRUPTED = "interrupted: outcome unknown (list the retryable executions again)"
+
+
+def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str, window_minutes: int,
+        timeout_s: float = 30.0) -> pd.DataFrame:
+    """Dry run: the executions, marked. Apply: `action` says re-queued as <new id>, skipped or failed: <why>."""
+    if targets.empty:
+        return targets
+    if not apply:
+        return targets.assign(action="dry run: would retry")
+    if not operator.strip():
+        raise ValueError("apply=True needs the operator's name (the `operator` parameter) for the audit record")
+    token = rb.env.secret("admin_token")
+    if token is None:
+        return targets.assign(action="not attempted: " + rb.env.missing_secret_message("admin_token"))
+    ids, attempt = [str(i) for i in targets["execution"]], uuid.uuid4().hex
+    result = targets.assign(action=INTERRUPTED)
+    fields = {"criteria": {"status": ["failed", "timed_out"], "window_minutes": window_minutes},
+              "targets": [{"execution": r.execution, "workflow": r.workflow, "status": r.status}
+                          for r in targets.itertuples(index=False)]}
+    path = audit.append(rb, ACTION, attempt, "started", operator, **fields)
+    try:
+        result["action"] = _retry(rb.env.api_base_url + ENDPOINT, token.reveal(), ids, timeout_s)
+    finally:
+        outcomes = dict(zip(ids, result["action"], strict=True))
+        audit.append(rb, ACTION, attempt, "finished", operator, **fields, outcomes=outcomes,
+                     retried=sum(o.startswith("re-queued") for o in outcomes.values()),
+                     skipped=sum(o.startswith("skipped") for o in outcomes.values()),
+                     failed=sum(o.startswith("failed") for o in outcomes.values()))
+    result.attrs["audit"] = str(path)
+    return result
+
+
+def _retry(url: str, token: str, ids: list[str], timeout_s: float) -> list[str]:
+    try:
+        response = httpx.post(url, json={"ids": ids}, timeout=timeout_s,
+                              headers={"Authorization": f"Bearer {token}", "User-Agent": "aias-runbooks"})
+    except (httpx.HTTPError, UnicodeEncodeError, ValueError) as exc:   # no answer, or a token no header can carry
+        said = f": {exc}" if isinstance(exc, httpx.HTTPError) else " (the admin token is not a valid header)"
+        return [f"failed: {type(exc).__name__}{said}"[:200]] * len(ids)
+    if response.status_code != 200:
+        return [f"failed: HTTP {response.status_code} from {ENDPOINT}: {response.text[:200]}"] * len(ids)
+    retried = response.json().get("retried", {})
+    return [f"re-queued as {retried[i]}" if i in retried else "skipped: already retried or no longer failed"
+            for i in ids]

@@ -1,0 +1,136 @@
+"""Workflows not executing: stuck pending executions, the worker, timeouts, the external APIs, plan limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ..findings import Finding, Severity
+
+EXAMPLES = 10
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def stuck_pending(summary: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
+    """WORKFLOWS_STUCK_PENDING: executions pending longer than stuck_pending_minutes (CRITICAL from
+    stuck_critical_count of them)."""
+    if summary.attrs.get("error") or summary.empty:
+        return []
+    rule, row = thresholds["workflows"], summary.iloc[0]
+    pending, stuck, oldest = int(row["pending"]), int(row["stuck"]), float(row["oldest_wait_s"])
+    evidence = {"pending": pending, "stuck": stuck, "oldest_wait": _minutes(oldest),
+                "stuck_after_minutes": rule["stuck_pending_minutes"]}
+    if stuck == 0:
+        return [Finding("WORKFLOWS_QUEUE_OK", Severity.OK, f"{pending} execution(s) pending, none waiting longer "
+                        f"than {rule['stuck_pending_minutes']} min (oldest {_minutes(oldest)}).", evidence)]
+    severity = Severity.CRITICAL if stuck >= rule["stuck_critical_count"] else Severity.WARNING
+    return [Finding("WORKFLOWS_STUCK_PENDING", severity,
+                    f"{stuck} of {pending} pending execution(s) have waited longer than "
+                    f"{rule['stuck_pending_minutes']} min; the oldest {_minutes(oldest)}.", evidence,
+                    ["Nothing picks them up: check the worker (section 2). If it runs, look for a crash loop or a "
+                     "lock in its logs.", "Once the worker runs again the queue drains oldest first."])]
+
+
+def worker(heartbeats: pd.DataFrame, summary: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
+    """WORKER_DOWN: executions are pending and no worker has sent a heartbeat within worker_silent_minutes, or
+    none has started an execution within that time while the oldest pending one has waited longer."""
+    if heartbeats.attrs.get("error") or summary.attrs.get("error") or summary.empty:
+        return []
+    silent_s = 60 * thresholds["workflows"]["worker_silent_minutes"]
+    pending, oldest = int(summary.iloc[0]["pending"]), float(summary.iloc[0]["oldest_wait_s"])
+    seen = heartbeats["seen_s_ago"].min() if len(heartbeats) else None
+    started = heartbeats["started_s_ago"].min() if len(heartbeats) else None
+    if started is not None and pd.isna(started):
+        started = None
+    evidence = {"pending": pending, "workers": len(heartbeats),
+                "last_heartbeat": "never" if seen is None else f"{_minutes(seen)} ago",
+                "last_execution_started": "never" if started is None else f"{_minutes(started)} ago"}
+    alive = seen is not None and seen <= silent_s
+    idle = started is None or started > silent_s
+    if pending and (not alive or (idle and oldest > silent_s)):
+        said = ("no worker has ever sent a heartbeat" if seen is None else
+                f"the last worker heartbeat was {_minutes(seen)} ago" if not alive else
+                "the worker is alive but started nothing for "
+                + ("ever" if started is None else _minutes(started)))
+        return [Finding("WORKER_DOWN", Severity.CRITICAL, f"The workflow worker is down: {said}, while {pending} "
+                        f"execution(s) wait.", evidence,
+                        ["Restart the worker (its deployment or process) and read its last log lines for the cause.",
+                         "Post a status update: scheduled and triggered workflows are not running."])]
+    return [Finding("WORKER_ALIVE", Severity.OK, f"{len(heartbeats)} worker(s); last heartbeat "
+                    f"{evidence['last_heartbeat']}, last execution started {evidence['last_execution_started']}.",
+                    evidence)]
+
+
+def timeouts(outcomes: pd.DataFrame, thresholds: dict[str, Any], window_minutes: int) -> list[Finding]:
+    """WORKFLOW_TIMEOUTS: the share of the window's finished executions that timed out."""
+    if outcomes.attrs.get("error"):
+        return []
+    rule = thresholds["workflows"]
+    counts = dict(zip(outcomes["status"], outcomes["executions"].astype(int), strict=True)) if len(outcomes) else {}
+    finished = sum(counts.get(s, 0) for s in ("succeeded", "failed", "timed_out"))
+    timed_out = counts.get("timed_out", 0)
+    evidence = {"finished": finished, "timed_out": timed_out, "failed": counts.get("failed", 0)}
+    if finished < rule["min_executions"]:
+        return [Finding("WORKFLOW_TIMEOUTS_OK", Severity.OK, f"{finished} execution(s) finished in the last "
+                        f"{window_minutes} min: too few to judge (fewer than {rule['min_executions']}).", evidence)]
+    share = timed_out / finished
+    evidence["timed_out_pct"] = round(100 * share, 1)
+    if share <= rule["timeout_warning"]:
+        return [Finding("WORKFLOW_TIMEOUTS_OK", Severity.OK, f"{timed_out} of {finished} executions timed out in the "
+                        f"last {window_minutes} min ({100 * share:.1f}%).", evidence)]
+    severity = Severity.CRITICAL if share > rule["timeout_critical"] else Severity.WARNING
+    return [Finding("WORKFLOW_TIMEOUTS", severity, f"{100 * share:.1f}% of {finished} executions timed out in the "
+                    f"last {window_minutes} min (over {100 * rule['timeout_warning']:.0f}%).", evidence,
+                    ["Section 4 says which integration is slow; a slow external API times out every workflow "
+                     "calling it.", "Retry the timed-out executions (section 6) once it answers in time again."])]
+
+
+def external_apis(failures: pd.DataFrame, probes: pd.DataFrame | None, thresholds: dict[str, Any],
+                  problem: str = "") -> list[Finding]:
+    """EXTERNAL_API_DOWN: an integration that does not answer the probe, or whose recent executions mostly
+    failed (integration_failure_share of at least integration_min_executions)."""
+    rule = thresholds["workflows"]
+    down: dict[str, str] = {}
+    for row in (probes if probes is not None else pd.DataFrame(columns=["ok"])).itertuples(index=False):
+        if not row.ok:
+            down[row.integration] = f"probe: {row.error}"
+    if not failures.attrs.get("error"):
+        for row in failures.itertuples(index=False):
+            bad = int(row.failed) + int(row.timed_out)
+            if row.executions >= rule["integration_min_executions"] and \
+                    bad / row.executions >= rule["integration_failure_share"]:
+                said = (f"{bad} of {row.executions} executions in the last {rule['integration_window_minutes']} "
+                        f"min failed ({row.latest_error})")
+                down[row.integration] = f"{down[row.integration]}; {said}" if row.integration in down else said
+    if down:
+        names = ", ".join(down)
+        return [Finding("EXTERNAL_API_DOWN", Severity.CRITICAL,
+                        f"External API down: {names}. Every workflow calling it fails.", {"integrations": down},
+                        ["Check the provider's status page and the connector's credentials (an expired or revoked "
+                         "token fails every call too).", "Tell the tenants whose workflows use it; retry their failed "
+                         "executions (section 6) once it answers again."])]
+    if probes is None:
+        return [Finding("INTEGRATIONS_NOT_PROBED", Severity.UNKNOWN, f"External APIs were not probed: {problem}")]
+    return [Finding("EXTERNAL_APIS_OK", Severity.OK, f"Every integration answers ({', '.join(probes['integration'])})"
+                    " and none fails most of its recent executions.")]
+
+
+def plan_limits(usage: pd.DataFrame) -> list[Finding]:
+    """PLAN_LIMIT_REACHED: tenants whose executions today reached their plan's max_executions_per_day."""
+    if usage.attrs.get("error"):
+        return []
+    if usage.empty:
+        return [Finding("PLAN_LIMITS_OK", Severity.OK, "No tenant reached its plan's daily execution limit today.")]
+    first = usage.iloc[0]
+    tenants = [f"{r.tenant} ({r.slug}, {r.tier}): {r.executions_today} of {r.daily_limit}"
+               for r in usage.head(EXAMPLES).itertuples(index=False)]
+    return [Finding("PLAN_LIMIT_REACHED", Severity.WARNING,
+                    f"{len(usage)} tenant(s) reached their plan's daily execution limit: {first['tenant']} "
+                    f"({first['slug']}, {first['tier']}: {first['executions_today']} of {first['daily_limit']} today)"
+                    + (f" and {len(usage) - 1} more." if len(usage) > 1 else "."), {"tenants": tenants},
+                    ["Their workflows do not run until midnight UTC: tell them, and offer the upgrade (Pro: 5000 a "
+                     "day).", "Not a platform fault: do not retry their executions before the limit resets."])]

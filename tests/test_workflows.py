@@ -1,0 +1,95 @@
+"""workflows-not-executing through the runner, against the sandbox's real workflow worker (sandbox/worker.py): its
+queue in workflow_executions, its heartbeat, the integrations it calls (sandbox/services.py) and the plan limits."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+
+from aias_runbooks.sandbox import workflows
+
+from .conftest import sandbox_dsn
+
+PROBLEMS = {"WARNING", "CRITICAL"}
+RUNBOOK = "workflows-not-executing"
+
+
+def finding(result, code: str) -> dict:
+    return next(f for f in result.verdict["findings"] if f["code"] == code)
+
+
+def audit_records(result) -> list[dict]:
+    return [json.loads(line) for line in (result.output / "audit.jsonl").read_text().splitlines()]
+
+
+def retries_of(ids: list[str]) -> dict[str, int]:
+    with psycopg.connect(sandbox_dsn()) as conn:
+        rows = conn.execute("SELECT retry_of::text, count(*) FROM workflow_executions WHERE retry_of = ANY(%s::uuid[]) "
+                            "GROUP BY retry_of", [ids]).fetchall()
+    return dict(rows)
+
+
+def retried_total() -> int:
+    with psycopg.connect(sandbox_dsn()) as conn:
+        return conn.execute("SELECT count(*) FROM workflow_executions WHERE retry_of IS NOT NULL").fetchone()[0]
+
+
+def test_healthy_workflows_have_no_problem(run):
+    result = run(RUNBOOK)
+    assert result.proc.returncode == 0, result.verdict["findings"]
+    assert not PROBLEMS & set(result.codes.values())
+    assert {"WORKFLOWS_QUEUE_OK", "WORKER_ALIVE", "WORKFLOW_TIMEOUTS_OK", "EXTERNAL_APIS_OK",
+            "PLAN_LIMITS_OK"} <= result.codes.keys()
+
+
+def test_workers_down_leaves_executions_stuck(run, scenario):
+    scenario("workers-down")
+    result = run(RUNBOOK)
+    assert result.proc.returncode == 2
+    stuck = finding(result, "WORKFLOWS_STUCK_PENDING")
+    assert stuck["severity"] == "CRITICAL" and stuck["evidence"]["pending"] == workflows.STUCK
+    down = finding(result, "WORKER_DOWN")
+    assert down["severity"] == "CRITICAL" and "heartbeat was 20" in down["title"]
+
+
+def test_external_api_outage_names_the_integration(run, scenario):
+    scenario("external-api-outage")
+    result = run(RUNBOOK)
+    assert result.proc.returncode == 2
+    down = finding(result, "EXTERNAL_API_DOWN")
+    assert down["severity"] == "CRITICAL" and "hubspot" in down["title"]
+    assert set(down["evidence"]["integrations"]) == {workflows.DOWN_INTEGRATION}
+    assert "HTTP 503" in down["evidence"]["integrations"]["hubspot"]
+
+
+def test_plan_limit_names_the_tenant(run, scenario):
+    scenario("plan-limit-reached")
+    with psycopg.connect(sandbox_dsn()) as conn:
+        _, name, slug, limit = conn.execute(workflows.PLAN_TENANT_SQL).fetchone()
+    result = run(RUNBOOK)
+    assert result.proc.returncode == 1
+    reached = finding(result, "PLAN_LIMIT_REACHED")
+    assert reached["severity"] == "WARNING" and name in reached["title"] and slug in reached["title"]
+    assert reached["evidence"]["tenants"][0].endswith(f"{limit} of {limit}")
+
+
+def test_retry_dry_run_changes_nothing_apply_requeues_each_listed_execution_once(run):
+    window = ("-p", "window_minutes=1440")   # the seed's failures of the last day, however long the session has run
+    before = retried_total()
+    dry = run(RUNBOOK, *window)
+    assert dry.proc.returncode == 0 and not (dry.output / "audit.jsonl").exists(), "a dry run is not audited"
+    assert "dry run: would retry" in (dry.folder / "notebook.ipynb").read_text()
+    assert retried_total() == before, "a dry run retries nothing"
+
+    applied = run(RUNBOOK, *window, "-p", "apply=true", "--operator", "alice")
+    records = audit_records(applied)
+    assert [r["phase"] for r in records] == ["started", "finished"] and records[0]["action"] == "retry_executions"
+    planned = [t["execution"] for t in records[0]["targets"]]
+    assert planned and records[1]["retried"] == len(planned) and records[1]["operator"] == "alice"
+    assert retries_of(planned) == {i: 1 for i in planned}, "each listed execution re-queued exactly once"
+
+    again = run(RUNBOOK, *window, "-p", "apply=true", "--operator", "alice")
+    replanned = {t["execution"] for r in audit_records(again)[2:] if r["phase"] == "started" for t in r["targets"]}
+    assert not replanned & set(planned), "a retried execution is not planned again"
+    assert retries_of(planned) == {i: 1 for i in planned}, "nor retried twice"
