@@ -22,7 +22,8 @@ def cache_hit(cache: pd.DataFrame, thresholds: dict[str, Any], tables: pd.DataFr
         return [Finding("DB_CACHE_HIT_OK", Severity.OK,
                         f"Too little traffic since the statistics reset to judge the cache ({blocks} block reads).",
                         evidence)]
-    low = cache[cache["hit_pct"].fillna(100) < rule["cache_hit_pct"]]
+    accesses = cache["hits"].fillna(0) + cache["reads"].fillna(0)     # each kind judged on its own accesses
+    low = cache[(cache["hit_pct"].fillna(100) < rule["cache_hit_pct"]) & (accesses >= rule["cache_min_blocks"])]
     if low.empty:
         return [Finding("DB_CACHE_HIT_OK", Severity.OK, f"Cache hit ratio is at or above {rule['cache_hit_pct']} %.",
                         evidence)]
