@@ -17,6 +17,12 @@ from ..records import append_jsonl
 from ..runbook import Runbook
 
 
+def require_operator(operator: str) -> None:
+    """An apply must name who does it (the `operator` parameter): refused before anything changes."""
+    if not operator.strip():
+        raise ValueError("apply=True needs the operator's name (the `operator` parameter) for the audit record")
+
+
 def append(rb: Runbook, action: str, attempt: str, phase: str, operator: str, **fields: Any) -> Path:
     """Append one audit record (who, when, which run, then the action's own fields); returns the file's path."""
     path = paths.output_dir() / "audit.jsonl"

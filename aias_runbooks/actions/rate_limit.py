@@ -33,8 +33,7 @@ def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str, timeout_
         return targets
     if not apply:
         return targets.assign(action="dry run: would clear")
-    if not operator.strip():
-        raise ValueError("apply=True needs the operator's name (the `operator` parameter) for the audit record")
+    audit.require_operator(operator)
     token = rb.env.secret("admin_token")
     if token is None:
         return targets.assign(action="not attempted: " + rb.env.missing_secret_message("admin_token"))

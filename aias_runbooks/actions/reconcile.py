@@ -69,8 +69,7 @@ def run(rb: Runbook, diff: pd.DataFrame | None, apply: bool, operator: str, time
     if not apply:
         return diff.assign(action=[f"dry run: would set {r.stripe_tier or r.db_tier}/{r.stripe_status}"
                                    for r in diff.itertuples(index=False)])
-    if not operator.strip():
-        raise ValueError("apply=True needs the operator's name (the `operator` parameter) for the audit record")
+    audit.require_operator(operator)
     token = rb.env.secret("admin_token")
     if token is None:
         return diff.assign(action=NOT_ATTEMPTED + rb.env.missing_secret_message("admin_token"))

@@ -40,8 +40,7 @@ def run(rb: Runbook, target: pd.DataFrame, apply: bool, operator: str, reason: s
         return target
     if not apply:
         return target.assign(action=f"dry run: would point production at {target.iloc[0]['rollback_to']}")
-    if not operator.strip():
-        raise ValueError("apply=True needs the operator's name (the `operator` parameter) for the audit record")
+    audit.require_operator(operator)
     vercel, problem = deploys.vercel_of(rb.env)
     if vercel is None:
         return target.assign(action=f"not attempted: {problem}")

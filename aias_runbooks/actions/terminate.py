@@ -82,8 +82,7 @@ def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str) -> pd.Da
         return targets
     if not apply:
         return targets.assign(action="dry run: would terminate")
-    if not operator.strip():
-        raise ValueError("apply=True needs the operator's name (the `operator` parameter) for the audit record")
+    audit_log.require_operator(operator)
     criteria = targets.attrs.get("criteria")
     missing = [key for key in SESSION_KEYS if key not in targets.columns]
     if not criteria or missing:

@@ -9,7 +9,6 @@ behaviour without a restart.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
@@ -22,7 +21,7 @@ from pathlib import Path
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
-from aias_runbooks.sandbox import auth_routes, billing_routes, workflow_routes
+from aias_runbooks.sandbox import auth_routes, billing_routes, processes, workflow_routes
 
 log = logging.getLogger("aias-sandbox-api")
 SLOW_EVERY = 4          # api-slow: every 4th request waits SLOW_DELAY_S (a quarter of traffic: P95 crosses 1 s)
@@ -158,12 +157,7 @@ def make_app(state_dir: Path) -> web.Application:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--state-dir", type=Path, required=True)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    web.run_app(make_app(args.state_dir), host="127.0.0.1", port=args.port, access_log=None, print=None)
+    processes.serve(make_app, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

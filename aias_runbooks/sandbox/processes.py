@@ -78,3 +78,18 @@ def tail(log: str | None, lines: int = 15) -> str:
     if not log or not os.path.exists(log):
         return "(no log)"
     return "\n".join(Path(log).read_text(errors="replace").splitlines()[-lines:])
+
+
+def serve(make_app: Callable[[Path], Any], description: str) -> None:
+    """Run one of the sandbox's HTTP components: `--port N --state-dir D`, on 127.0.0.1, quiet unless it errs."""
+    import argparse
+    import logging
+
+    from aiohttp import web
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--state-dir", type=Path, required=True)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    web.run_app(make_app(args.state_dir), host="127.0.0.1", port=args.port, access_log=None, print=None)

@@ -18,12 +18,10 @@ when it changes, so a scenario acts without a restart. Run as
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import fcntl
 import json
-import logging
 import os
 import secrets
 import time
@@ -33,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+from . import processes
 
 PROJECT = {"id": "prj_aias", "name": "aias-platform"}
 STATUS_PAGES = {"stripe": "Stripe", "supabase": "Supabase", "vercel": "Vercel", "resend": "Resend"}
@@ -276,12 +276,7 @@ def make_app(folder: Path) -> web.Application:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--state-dir", type=Path, required=True)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    web.run_app(make_app(args.state_dir), host="127.0.0.1", port=args.port, access_log=None, print=None)
+    processes.serve(make_app, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":
