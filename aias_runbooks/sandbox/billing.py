@@ -83,11 +83,16 @@ def record_seeded(conn: psycopg.Connection, folder: Path) -> None:
 
 
 def restore(conn: psycopg.Connection, folder: Path, since: float) -> None:
-    """subscription_tiers back to the seed, and the billing events received since `since` forgotten."""
+    """subscription_tiers back to the seed; the billing events received since `since`, and the webhook endpoint's
+    requests and errors since then, forgotten (a scenario's refused deliveries must not read as today's errors)."""
     seed = json.loads((folder / "stripe-seed.json").read_text())
     with conn.transaction():
         conn.execute(RESTORE_SQL, [json.dumps(seed)])
         conn.execute("DELETE FROM public.stripe_events WHERE received_at >= to_timestamp(%s)", [since])
+        conn.execute("DELETE FROM public.api_requests WHERE path = '/api/stripe/webhook' AND created_at >= "
+                     "to_timestamp(%s)", [since])
+        conn.execute("DELETE FROM public.error_logs WHERE path = '/api/stripe/webhook' AND created_at >= "
+                     "to_timestamp(%s)", [since])
 
 
 def _ts(epoch: float) -> datetime:
