@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import secrets
 import threading
 
@@ -196,11 +197,22 @@ def _advisory_sessions() -> tuple[int, int]:
     return rows[True], rows[False]
 
 
-def _guarded_action_output(result) -> str:
-    """What the guarded action's cell showed in the executed notebook (its table of targets)."""
+def _action_cell(result) -> dict:
+    """The guarded action's cell of the executed notebook."""
     notebook = json.loads((result.folder / "notebook.ipynb").read_text())
     (cell,) = [c for c in notebook["cells"] if "terminate.run(" in "".join(c["source"])]
-    return json.dumps(cell["outputs"])
+    return cell
+
+
+def _guarded_action_output(result) -> str:
+    """What the guarded action's cell showed (its table of targets)."""
+    return json.dumps(_action_cell(result)["outputs"])
+
+
+def _target_pids(result) -> set[int]:
+    """The pid column (the first after the row label) of the guarded action's HTML table of targets."""
+    html = "".join("".join(o.get("data", {}).get("text/html", "")) for o in _action_cell(result)["outputs"])
+    return {int(pid) for pid in re.findall(r"<tr>\s*<th>\d+</th>\s*<td>(\d+)</td>", html)}
 
 
 def test_an_idle_advisory_lock_holder_is_named_terminated_on_apply_and_the_waiter_gets_its_lock(run, scenario,
@@ -224,7 +236,7 @@ def test_an_idle_advisory_lock_holder_is_named_terminated_on_apply_and_the_waite
     assert "advisory" in steps and "terminate_root_blockers=true" in steps
     shown = _guarded_action_output(dry)
     assert str(holder) in shown and "idle root blocker" in shown and "dry run: would terminate" in shown
-    assert str(bystander.info.backend_pid) not in shown
+    assert _target_pids(dry) == {holder}, "the bystander is not a target: it blocks no one"
     assert _alive(holder) and not (dry.output / "audit.jsonl").exists(), "a dry run changes nothing"
 
     applied = run("database-connection-errors", "-p", "terminate_root_blockers=true", "-p", "apply=true",
