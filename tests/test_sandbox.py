@@ -33,7 +33,7 @@ def test_second_up_reuses_the_running_sandbox(sandbox):
     assert again.returncode == 0 and "already up" in again.stdout
     assert _state(sandbox)["components"]["postgres"]["pid"] == before["postgres"]["pid"]
     status = cli("sandbox", "status")
-    assert status.returncode == 0 and status.stdout.count("running") == 6
+    assert status.returncode == 0 and status.stdout.count("running") == 7
 
 
 def test_stale_state_and_busy_port_give_clear_messages(tmp_path):
@@ -76,7 +76,7 @@ def test_second_sandbox_on_pgserver_binaries_and_down_stops_only_its_own(sandbox
     up = cli("sandbox", "up", env=env)
     assert up.returncode == 0, up.stdout + up.stderr
     started = _state(folder)["components"]
-    assert {"postgres", "api", "stripe", "services", "traffic", "worker"} <= started.keys()
+    assert {"postgres", "api", "stripe", "services", "traffic", "worker", "visitors"} <= started.keys()
     assert started["postgres"]["bindir"] == str(wheel_bin) and started["postgres"]["version"].startswith("16")
     healthz = httpx.get(f"{started['api']['url']}/api/healthz", timeout=5)
     assert healthz.json()["ok"] is True, "the API reaches the wheel's Postgres"
@@ -87,7 +87,7 @@ def test_second_sandbox_on_pgserver_binaries_and_down_stops_only_its_own(sandbox
     assert (folder / "localstripe.pickle").is_file() and (sandbox / "localstripe.pickle").is_file()
     assert (shared.stat().st_mtime_ns if shared.exists() else None) == shared_before, "the shared file is untouched"
     down = cli("sandbox", "down", env=env)
-    assert down.returncode == 0 and "stopped worker, traffic, api, stripe, services, postgres" in down.stdout
+    assert down.returncode == 0 and "stopped visitors, worker, traffic, api, stripe, services, postgres" in down.stdout
     assert not any(processes.alive(record) for record in started.values())
     session = _state(sandbox)["components"]
     assert all(processes.alive(session[name]) for name in ("postgres", "api", "stripe", "traffic"))

@@ -48,7 +48,7 @@ def test_workers_down_leaves_executions_stuck(run, scenario):
     result = run(RUNBOOK)
     assert result.proc.returncode == 2
     stuck = finding(result, "WORKFLOWS_STUCK_PENDING")
-    assert stuck["severity"] == "CRITICAL" and stuck["evidence"]["pending"] == workflows.STUCK
+    assert stuck["severity"] == "CRITICAL" and stuck["evidence"]["pending"] >= workflows.STUCK   # + visitors' runs
     down = finding(result, "WORKER_DOWN")
     assert down["severity"] == "CRITICAL" and "heartbeat was 20" in down["title"]
 

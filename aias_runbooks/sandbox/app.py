@@ -1,5 +1,10 @@
-"""The sandbox AIAS API: /api/healthz (which checks its database), billing (billing_routes.py), signup
-(auth_routes.py), workflow retries (workflow_routes.py), every request logged to api_requests.
+"""The sandbox AIAS API: /api/healthz (which checks its database), /api/workflows, billing (billing_routes.py),
+accounts (auth_routes.py: signup, login, profile), workflow runs and retries (workflow_routes.py), every request
+logged to api_requests (with the signed-in user, if any).
+
+Like any real API it ships a few bugs that only rare inputs reach, each an unhandled exception (500, logged to
+error_logs): `?limit=all` on /api/workflows, a form-encoded body on /api/auth/login, `workflowId` instead of
+`workflow_id` on /api/workflows/run. The sandbox's visitors (visitors.py) send each now and then.
 
 Run as `python -m aias_runbooks.sandbox.app --port N --state-dir D`; the database URL (of the application
 role aias_app, not a superuser) comes from the AIAS_SANDBOX_APP_DATABASE_URL environment variable, never the
@@ -10,6 +15,7 @@ behaviour without a restart.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import os
@@ -24,7 +30,7 @@ from psycopg_pool import AsyncConnectionPool
 from aias_runbooks.sandbox import auth_routes, billing_routes, processes, workflow_routes
 
 log = logging.getLogger("aias-sandbox-api")
-SLOW_EVERY = 4          # api-slow: every 4th request waits SLOW_DELAY_S (a quarter of traffic: P95 crosses 1 s)
+SLOW_EVERY = 4          # api-slow: every 4th request of each client waits SLOW_DELAY_S (P95 crosses 1 s)
 SLOW_DELAY_S = 1.2
 DB_CHECK_TIMEOUT_S = 2.0
 
@@ -48,9 +54,13 @@ class JsonFile:
 @web.middleware
 async def scenario_and_request_log(request: web.Request, handler) -> web.StreamResponse:
     app = request.app
-    app["requests"] += 1
+    counts, client = app["counts"], auth_routes.client_key(request)
+    if len(counts) > 10_000:   # a counter per client address must not grow without bound
+        counts.clear()
+    counts["requests"] += 1
+    counts[client] += 1
     start = time.perf_counter()
-    if app["scenario"].get().get("api") == "slow" and app["requests"] % SLOW_EVERY == 0:
+    if app["scenario"].get().get("api") == "slow" and counts[client] % SLOW_EVERY == 0:
         await asyncio.sleep(SLOW_DELAY_S)
     status, error = 500, None
     try:
@@ -78,9 +88,10 @@ async def _log_request(app: web.Application, request: web.Request, status: int, 
     try:
         async with app["pool"].connection(timeout=2) as conn:
             await conn.execute(
-                "INSERT INTO api_requests (method, path, status, duration_ms, ip, request_id, error) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (request.method, request.path, status, duration_ms, request.remote, request["request_id"], error))
+                "INSERT INTO api_requests (method, path, status, duration_ms, user_id, ip, request_id, error) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (request.method, request.path, status, duration_ms, request.get("user_id"),
+                 auth_routes.client_ip(request), request["request_id"], error))
             if unhandled:
                 await conn.execute("INSERT INTO error_logs (level, source, message, path, request_id) "
                                    "VALUES ('error', 'api', %s, %s, %s)",
@@ -114,12 +125,13 @@ async def workflows(request: web.Request) -> web.Response:
     """The dashboard's workflow list. Under a faulty deployment (services.json `faulty`) every third request hits
     its bug, as a code path that only some tenants' data reaches would."""
     live = request.app["services"].get()
-    if live.get("production") in live.get("faulty", []) and request.app["requests"] % 3 == 0:
+    if live.get("production") in live.get("faulty", []) and request.app["counts"]["requests"] % 3 == 0:
         raise TypeError("Cannot read properties of undefined (reading 'tier') at listWorkflows "
                         "(app/api/workflows/route.ts:42:18)")
+    limit = min(int(request.query.get("limit", 20)), 100)
     async with request.app["pool"].connection() as conn:
         rows = await (await conn.execute("SELECT id::text, name FROM workflows ORDER BY created_at DESC "
-                                         "LIMIT 20")).fetchall()
+                                         "LIMIT %s", (limit,))).fetchall()
     return web.json_response({"workflows": [{"id": i, "name": n} for i, n in rows]})
 
 
@@ -146,7 +158,7 @@ async def _open_pool(app: web.Application):
 def make_app(state_dir: Path) -> web.Application:
     app = web.Application(middlewares=[request_id, scenario_and_request_log])
     app.update(scenario=JsonFile(state_dir / "scenario.json"), services=JsonFile(state_dir / "services.json"),
-               requests=0, pending=set())
+               counts=collections.Counter(), pending=set())   # requests in all and per client
     app.cleanup_ctx.append(_open_pool)
     app.router.add_get("/api/healthz", healthz)
     app.router.add_get("/api/workflows", workflows)

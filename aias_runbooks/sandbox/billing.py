@@ -152,9 +152,9 @@ def make_activity(kind: str, env: dict[str, str], conn: psycopg.Connection) -> d
     since = int(time.time()) - 1
     done = ACTIVITIES[kind](env, conn)
     api = client(env)
-    created = sum(1 for _ in api.v1.events.list({"created": {"gte": since}, "limit": 100}).auto_paging_iter())
     deadline = time.monotonic() + DELIVERY_TIMEOUT_S
-    while _deliveries(conn, since) < created:
+    # counted again on each check: the visitors' billing updates may add events (and deliveries) meanwhile
+    while _deliveries(conn, since) < (created := _events_since(api, since)):
         if time.monotonic() > deadline:
             raise SandboxError(f"scenario activity: Stripe delivered {_deliveries(conn, since)} of {created} "
                                f"webhooks to the sandbox API in {DELIVERY_TIMEOUT_S} s (see logs/localstripe.log)")
@@ -162,6 +162,10 @@ def make_activity(kind: str, env: dict[str, str], conn: psycopg.Connection) -> d
     httpx.post(f"{env['AIAS_SANDBOX_STRIPE_API_BASE']}/_config/backdate", json={"since": since, "seconds": BACKDATE_S},
                timeout=10).raise_for_status()
     return done | {"events": created}
+
+
+def _events_since(api: stripe.StripeClient, since: int) -> int:
+    return sum(1 for _ in api.v1.events.list({"created": {"gte": since}, "limit": 100}).auto_paging_iter())
 
 
 def _deliveries(conn: psycopg.Connection, since: float) -> int:

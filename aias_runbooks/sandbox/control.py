@@ -28,7 +28,7 @@ import psycopg
 from .. import paths
 from ..errors import UsageError
 from ..records import write_atomic
-from . import billing, postgres, processes, releases, scenarios, schema, services, signups, workflows
+from . import billing, postgres, processes, releases, scenarios, schema, services, signups, visitors, workflows
 
 DEFAULT_PORT_BASE = 54330          # api = base, localstripe = base + 1, postgres = base + 2, services = base + 3
 MONITOR_ROLE = "aias_monitor"      # what runbooks diagnose through (migration 20250101000500_monitoring_role)
@@ -138,13 +138,14 @@ def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
     say(f"  localstripe on 127.0.0.1:{ports['stripe']}, seeded with the database's subscriptions "
         f"[{time.monotonic() - t0:.1f}s]")
     state["components"]["traffic"] = _start_workload(folder, "traffic")
-    state["components"]["worker"] = _start_worker(folder)
+    state["components"]["worker"] = _start_component(folder, "worker")
     _write_state(state)
     _warm(folder)
     with _admin_connection(folder) as conn:   # statistics describe the running platform, not the bulk load
         conn.execute(scenarios.STATS_RESET_SQL)
     say("  application traffic: a few dozen index-backed reads a second (application_name aias-api); "
-        "the workflow worker runs an execution every 2 s (aias-worker)")
+        "the workflow worker runs an execution every 2 s (aias-worker); visitors send the API about "
+        f"{visitors.VISITS_PER_MINUTE} requests a minute once it is up")
 
 
 def _warm(folder: Path) -> None:
@@ -297,7 +298,9 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
     if wanted.workflows == "workers-down":
         processes.stop(state["components"].pop("worker", None))
     elif not processes.alive(state["components"].get("worker")):
-        state["components"]["worker"] = _start_worker(folder)
+        state["components"]["worker"] = _start_component(folder, "worker")
+    if not processes.alive(state["components"].get("visitors")):   # after the API: they visit it at once
+        state["components"]["visitors"] = _start_component(folder, "visitors")
     state["scenario"], state["scenario_since"] = wanted.name, time.time()
     _write_state(state)
     if wanted.signup_activity:
@@ -340,13 +343,14 @@ def _start_workload(folder: Path, kind: str) -> dict[str, Any]:
     return record | {"kind": kind}
 
 
-def _start_worker(folder: Path) -> dict[str, Any]:
-    """Start the workflow worker (worker.py) and wait for its first heartbeat."""
-    ready = folder / "worker.ready"
+def _start_component(folder: Path, name: str) -> dict[str, Any]:
+    """Start the workflow worker (worker.py: ready at its first heartbeat) or the visitors (visitors.py: ready
+    once they know the live sessions)."""
+    ready = folder / f"{name}.ready"
     ready.unlink(missing_ok=True)
-    record = processes.spawn([sys.executable, "-m", "aias_runbooks.sandbox.worker", str(ready)],
-                             folder / "logs" / "worker.log", env=_component_env(folder))
-    processes.wait_until(ready.exists, record, "sandbox workflow worker", timeout=60)
+    record = processes.spawn([sys.executable, "-m", f"aias_runbooks.sandbox.{name}", str(ready)],
+                             folder / "logs" / f"{name}.log", env=_component_env(folder))
+    processes.wait_until(ready.exists, record, f"sandbox {name}", timeout=60)
     return record
 
 
@@ -358,7 +362,7 @@ def down(say: Callable[[str], None] = print) -> bool:
         return False
     stopped = []
     components = state.get("components", {})
-    for name in ("fault", "worker", "traffic", "api", "stripe", "services"):
+    for name in ("fault", "visitors", "worker", "traffic", "api", "stripe", "services"):
         if processes.stop(components.get(name)):
             stopped.append(name)
     pg = components.get("postgres")
@@ -374,7 +378,7 @@ def status() -> list[dict[str, Any]]:
     """One row per component: whether it runs and where."""
     state = read_state() or {}
     rows = []
-    for name in ("postgres", "api", "stripe", "services", "traffic", "worker"):
+    for name in ("postgres", "api", "stripe", "services", "traffic", "worker", "visitors"):
         record = state.get("components", {}).get(name, {})
         port = state.get("ports", {}).get(name)
         rows.append({"component": name, "running": processes.alive(record), "port": port,
@@ -390,6 +394,8 @@ def _detail(name: str, record: dict[str, Any]) -> str:
         return "application reads (workloads.py traffic)"
     if name == "worker" and record:
         return "workflow worker: schedules and runs executions (worker.py)"
+    if name == "visitors" and record:
+        return "the platform's users over HTTP: logins, runs, signups, billing updates (visitors.py)"
     if name == "services" and record:
         return f"Vercel, Resend, Supabase Auth, status pages ({record.get('url')})"
     return record.get("url", "") if record else ""

@@ -39,6 +39,8 @@ SELECT count(*) FROM (SELECT id FROM public.workflow_executions ORDER BY id) AS 
 SELECT count(*) FROM (SELECT status, created_at FROM public.workflow_executions
                       ORDER BY status, created_at) AS by_status;
 SELECT count(*) FROM (SELECT created_at FROM public.workflow_executions ORDER BY created_at) AS by_time;
+SELECT count(*) FROM (SELECT tenant_id, created_at FROM public.workflow_executions
+                      ORDER BY tenant_id, created_at) AS by_tenant;
 RESET enable_seqscan;
 """
 # Flush this session's pending statistics now (PostgreSQL 15+), so work done before a reset is not

@@ -22,13 +22,15 @@ from . import services
 BURST_CLIENT = "203.0.113.7"      # a documentation address: one office NAT, or a bot, signing up in a loop
 BURST_ATTEMPTS = 20
 LOG_TIMEOUT_S = 30
+REQUEST_ID_PREFIX = "scenario-signup-"   # the scenario's own attempts, told apart from the visitors' signups
 
 
 def _signup(env: dict[str, str], client: str) -> int:
     email = f"new.{secrets.token_hex(4)}@example.test"
     return httpx.post(env["AIAS_SANDBOX_API_URL"] + "/api/auth/signup", timeout=10,
                       json={"email": email, "password": secrets.token_urlsafe(12)},
-                      headers={"X-Forwarded-For": client}).status_code
+                      headers={"X-Forwarded-For": client,
+                               "X-Request-Id": REQUEST_ID_PREFIX + secrets.token_hex(8)}).status_code
 
 
 def burst(folder: Path, env: dict[str, str], conn: psycopg.Connection) -> dict[str, Any]:
@@ -64,7 +66,8 @@ def make_activity(kind: str, folder: Path, env: dict[str, str], conn: psycopg.Co
 
 def _logged(conn: psycopg.Connection, since: float) -> int:
     return conn.execute("SELECT count(*) FROM public.api_requests WHERE path = '/api/auth/signup' "
-                        "AND created_at >= to_timestamp(%s)", [since]).fetchone()[0]
+                        "AND created_at >= to_timestamp(%s) AND request_id LIKE %s",
+                        [since, REQUEST_ID_PREFIX + "%"]).fetchone()[0]
 
 
 def reset(folder: Path, conn: psycopg.Connection, since: float) -> None:

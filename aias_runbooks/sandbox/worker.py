@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from . import workloads
 from .workloads import _Session
 
 APP = "aias-worker"
@@ -35,7 +36,8 @@ HEARTBEAT_EVERY_S = 5.0
 REFRESH_EVERY_S = 60.0
 PLAN_HEADROOM = 0.8
 
-CATALOGUE_SQL = """
+# Each tenant's plan (its best active subscription's tier) and its executions today: the room a run needs.
+ROOM_SQL = """
 WITH plan AS (
   SELECT DISTINCT ON (tenant_id) tenant_id, tier
   FROM subscription_tiers
@@ -45,7 +47,9 @@ WITH plan AS (
   SELECT tenant_id, count(*) AS today FROM workflow_executions
   WHERE created_at >= date_trunc('day', now(), 'UTC') GROUP BY tenant_id
 )
-SELECT w.id, w.tenant_id, w.user_id, l.max_executions_per_day, coalesce(u.today, 0)
+"""
+CATALOGUE_SQL = ROOM_SQL + """
+SELECT w.id, w.user_id, w.tenant_id, l.max_executions_per_day, coalesce(u.today, 0)
 FROM workflows w
 LEFT JOIN plan p ON p.tenant_id = w.tenant_id
 JOIN plan_limits l ON l.tier = coalesce(p.tier, 'free')
@@ -70,31 +74,33 @@ SET last_seen = now(), last_started_at = coalesce(excluded.last_started_at, work
 
 
 class Catalogue:
-    """The active workflows and each tenant's room today, refreshed every REFRESH_EVERY_S."""
+    """What can run, and each tenant's room today: rows of `sql` are (what..., tenant, daily limit, used today),
+    and pick() returns a random (what..., tenant) whose tenant stays below PLAN_HEADROOM of its limit."""
 
-    def __init__(self) -> None:
-        self.workflows: list[tuple] = []
+    def __init__(self, sql: str = CATALOGUE_SQL) -> None:
+        self.sql = sql
+        self.items: list[tuple] = []
         self.limit: dict = {}
         self.used: dict = {}
 
     def load(self, conn: psycopg.Connection) -> None:
-        rows = conn.execute(CATALOGUE_SQL).fetchall()
-        self.workflows = [(wid, tenant, user) for wid, tenant, user, _, _ in rows]
-        self.limit = {tenant: limit for _, tenant, _, limit, _ in rows}
-        self.used = {tenant: used for _, tenant, _, _, used in rows}
+        rows = conn.execute(self.sql).fetchall()
+        self.items = [row[:-2] for row in rows]
+        self.limit = {row[-3]: row[-2] for row in rows}
+        self.used = {row[-3]: row[-1] for row in rows}
 
     def pick(self) -> tuple | None:
-        room = [w for w in self.workflows if self.limit.get(w[1]) is None
-                or self.used.get(w[1], 0) + 1 < PLAN_HEADROOM * self.limit[w[1]]]
+        room = [i for i in self.items if self.limit.get(i[-1]) is None
+                or self.used.get(i[-1], 0) + 1 < PLAN_HEADROOM * self.limit[i[-1]]]
         if not room:
             return None
         chosen = random.choice(room)
-        self.used[chosen[1]] = self.used.get(chosen[1], 0) + 1
+        self.used[chosen[-1]] = self.used.get(chosen[-1], 0) + 1
         return chosen
 
 
 def _enqueue(conn: psycopg.Connection, workflow: tuple) -> None:
-    conn.execute("INSERT INTO workflow_executions (workflow_id, tenant_id, user_id) VALUES (%s, %s, %s)", workflow)
+    conn.execute("INSERT INTO workflow_executions (workflow_id, user_id, tenant_id) VALUES (%s, %s, %s)", workflow)
 
 
 def _claim(conn: psycopg.Connection):
@@ -130,6 +136,7 @@ def call(http: httpx.Client, base: str, integration: str) -> tuple[str, int, str
 
 def main() -> None:
     ready = Path(sys.argv[1])
+    workloads.LOG_NAME = "worker"
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     base = os.environ["AIAS_SANDBOX_SERVICES_URL"].rstrip("/") + "/integrations"
     session = _Session("worker", APP, ["SET statement_timeout = '2s'"], autocommit=True)

@@ -40,6 +40,7 @@ HOT_ROW_EVERY_S = 0.1              # the request path's short transactions on th
 BACKOFF_S = (0.2, 5.0)
 LOG_REPEAT_S = 60.0
 ADVISORY_LOCK_KEY = 42
+LOG_NAME = "traffic"               # what each log line says it comes from (the worker and the visitors set theirs)
 DASHBOARD_QUERY = """
 SELECT w.id, w.name,
        (SELECT count(*) FROM workflow_executions e WHERE e.workflow_id = w.id) AS runs
@@ -174,7 +175,7 @@ def _log_error(message: str, suffix: str = "") -> bool:
 
 
 def _log(line: str) -> None:
-    print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} traffic: {line}", file=sys.stderr, flush=True)
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {LOG_NAME}: {line}", file=sys.stderr, flush=True)
 
 
 def _contention() -> None:
