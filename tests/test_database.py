@@ -19,7 +19,8 @@ QUERIES = sorted(p for p in paths.sql_dir().glob("*.sql") if "-- ACTION:" not in
 # A sensible value for every bind parameter a diagnosis query takes (the smoke walk fails on one missing here).
 SAMPLE_PARAMS = {"limit": 5, "min_idle_s": 0, "application": None, "min_seconds": 0, "min_calls": 1, "before": "[]",
                  "min_blocked_s": 5, "window_minutes": 60, "ids": [], "user_ids": ["not-a-uuid'--"],
-                 "schemas": ["public"], "stuck_minutes": 5, "min_share": 1.0}
+                 "schemas": ["public"], "stuck_minutes": 5, "min_share": 1.0,
+                 "min_rows": 10000, "min_scans": 50, "max_index_pct": 50, "lag_factor": 2}
 
 
 @pytest.fixture
@@ -110,6 +111,21 @@ def test_every_diagnosis_query_is_described_and_runs_as_the_monitoring_role(engi
     assert list(frame.columns)
 
 
+@pytest.mark.parametrize("name, judges, ranked_by", [
+    ("index_usage", {"min_rows": 0, "min_scans": 0, "max_index_pct": 101}, "seq_tup_read"),
+    ("vacuum_stats", {"lag_factor": -1}, "dead_rows")])
+def test_catalogue_queries_return_the_top_rows_and_every_row_their_check_judges(engine, name, judges, ranked_by):
+    """index_usage and vacuum_stats are bounded (:limit) but never drop a row their check would flag: with
+    thresholds that flag every table, every table comes back whatever the limit; without, only the top :limit."""
+    never = {"min_rows": 10**12, "min_scans": 10**12, "max_index_pct": 0} if name == "index_usage" \
+        else {"lag_factor": 10**12}
+    every = database.query(engine, name, limit=1, **judges)
+    top = database.query(engine, name, limit=2, **never)
+    assert len(top) == 2 and len(every) > 2
+    assert list(top["table_name"]) == list(every["table_name"][:2])
+    assert every[ranked_by].is_monotonic_decreasing
+
+
 def _idle_session(dsn: str, app: str) -> psycopg.Connection:
     """A session that ran a marked query and stays idle in transaction."""
     conn = psycopg.connect(dsn, application_name=app)
@@ -144,8 +160,9 @@ def test_the_monitoring_role_sees_what_a_superuser_sees(engine, sandbox):
                              ("subscription_tiers", {}), ("workflow_usage_7d", {}), ("recent_error_logs", {})]:
             as_monitor, as_superuser = (database.query(e, name, **params) for e in (engine, superuser))
             assert as_monitor.equals(as_superuser), name
-        for name, column in [("index_usage", "table_name"), ("vacuum_stats", "table_name")]:
-            as_monitor, as_superuser = (database.query(e, name)[column] for e in (engine, superuser))
+        for name, params in [("index_usage", {"limit": 1000, "min_rows": 1, "min_scans": 1, "max_index_pct": 0}),
+                             ("vacuum_stats", {"limit": 1000, "lag_factor": 2})]:
+            as_monitor, as_superuser = (database.query(e, name, **params)["table_name"] for e in (engine, superuser))
             assert set(as_monitor) == set(as_superuser), name
         if database.query(engine, "pg_stat_statements_status").iloc[0]["version"] is not None:
             statements = database.query(engine, "slow_queries", min_calls=1, limit=1000)

@@ -44,6 +44,18 @@ def cache_hit(cache: pd.DataFrame, thresholds: dict[str, Any], tables: pd.DataFr
     return [Finding("DB_CACHE_HIT_LOW", Severity.WARNING, title + ".", evidence, steps)]
 
 
+def seq_scan_params(thresholds: dict[str, Any]) -> dict[str, Any]:
+    """index_usage.sql's parameters for the rows seq_scans judges: the query returns every table it would flag."""
+    rule = thresholds["db_health"]
+    return {"min_rows": rule["seq_scan_min_rows"], "min_scans": rule["seq_scan_min_scans"],
+            "max_index_pct": rule["seq_scan_max_index_pct"]}
+
+
+def vacuum_params(thresholds: dict[str, Any]) -> dict[str, Any]:
+    """vacuum_stats.sql's parameter for the rows vacuum judges: the query returns every table it would flag."""
+    return {"lag_factor": thresholds["db_health"]["vacuum_lag_factor"]}
+
+
 def seq_scans(usage: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
     """DB_SEQ_SCAN_HOT_TABLE: large tables read mostly by sequential scans (a missing index)."""
     if usage.empty:
