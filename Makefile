@@ -20,9 +20,18 @@ demo: $(STAMP)
 test: $(STAMP)
 	@$(BIN)/python -m pytest -q -n auto --dist loadfile
 
-lab: $(STAMP)
+# JupyterLab in a virtualenv of its own, whose python3 kernel is .venv's (see pyproject.toml for why).
+LAB = .venv-lab
+$(LAB)/.installed: $(STAMP)
+	@test -x $(LAB)/bin/python || $(PYTHON) -m venv $(LAB)
+	@echo "Installing JupyterLab into $(LAB) (first run only)..."
+	@$(LAB)/bin/python -m pip install -q --disable-pip-version-check 'jupyterlab>=4'
+	@$(BIN)/python -m ipykernel install --prefix $(LAB) --name python3 --display-name "Python 3 (aias-runbooks)" >/dev/null
+	@touch $@
+
+lab: $(LAB)/.installed
 	@$(BIN)/aias-runbooks sandbox up
-	@$(BIN)/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+	@$(LAB)/bin/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 bench: $(STAMP)
 	@$(BIN)/python benchmarks/overhead.py
@@ -35,4 +44,4 @@ sandbox-down: $(STAMP)
 	@$(BIN)/aias-runbooks sandbox down
 
 clean:
-	rm -rf $(VENV) .sandbox
+	rm -rf $(VENV) $(LAB) .sandbox

@@ -16,17 +16,17 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
-from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from .checks import connections
 from .findings import FINDINGS_MIME, Finding, Severity, Verdict, html_table
 from .runner.redact import redact_text, secret_values
 from .settings import Environment, load_environment
-from .sources import database
 from .thresholds import load_thresholds
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:   # the database and Stripe parts are imported where used: health-check never pays for them
+    from sqlalchemy import Connection
+    from sqlalchemy.exc import SQLAlchemyError
+
     from .sources.stripe import StripeClient
 
 T = TypeVar("T")
@@ -75,6 +75,9 @@ class Runbook:
         (DB_UNREACHABLE or DB_POOL_SATURATED) and None is returned from then on: a diagnosis never retries
         against a server that is out of connections.
         """
+        from sqlalchemy.exc import DBAPIError
+
+        from .sources import database
         if self._conn is None and self._db_problem is None:
             dsn = self.env.secret("database_url")
             if dsn is None:
@@ -117,6 +120,9 @@ class Runbook:
         A lost connection is recorded once as DB_UNREACHABLE and every later query is skipped; any other
         failure of this one query is DB_QUERY_FAILED.
         """
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from .sources import database
         conn = self.connection()
         if conn is None:
             return _empty(name, f"skipped: {self._db_problem}")
@@ -136,6 +142,7 @@ class Runbook:
         A failed round trip stays in the frame as a sample (connections.latency reports it as DB_PING_FAILED);
         when the connection itself was lost the probe has stopped there, and DB_UNREACHABLE is recorded once.
         """
+        from .sources import database
         conn = self.connection()
         if conn is None:
             return database.ping_frame([])
@@ -146,6 +153,7 @@ class Runbook:
 
     def _lost(self, exc: SQLAlchemyError | None, message: str | None = None) -> bool:
         """When the connection broke (server gone, killed backend, network), record DB_UNREACHABLE once."""
+        from sqlalchemy.exc import DBAPIError, SQLAlchemyError
         conn = self._conn
         broken = exc is None or not isinstance(exc, DBAPIError) or exc.connection_invalidated
         if conn is None or not (broken or conn.invalidated or conn.closed):

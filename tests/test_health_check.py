@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import psycopg
 
@@ -70,3 +71,5 @@ def test_report_puts_verdict_and_provenance_first(run):
     assert prov["parameters"] == {"environment": "sandbox", "samples": 10, "interval_ms": 100, "timeout_s": 5.0}
     assert prov["operator"] == "alice" and prov["versions"]["papermill"] != "not installed"
     assert "<img" in html, "the latency chart is embedded in the standalone report"
+    assert not re.search(r"<(?:script|link|img)[^>]+(?:src|href)=\"https?:", html), "nothing fetched from the network"
+    assert '<details class="code"><summary>code</summary>' in html, "the code is there, folded, for who wants it"

@@ -13,10 +13,10 @@ from urllib.parse import quote, unquote
 
 import nbformat
 import pytest
-from nbconvert import HTMLExporter
 from sqlalchemy.exc import ArgumentError
 
 from aias_runbooks.dsn import split_url
+from aias_runbooks.runner import page
 from aias_runbooks.runner.redact import MASK, redact_folder, redact_notebook_text, redact_text, secret_values
 from aias_runbooks.settings import Secret
 from aias_runbooks.sources import database
@@ -153,8 +153,8 @@ def test_a_notebook_is_redacted_across_lines_chunks_and_colour_codes(tmp_path):
 
 
 def test_report_html_rendered_from_a_leaky_notebook_is_redacted(tmp_path):
-    """nbconvert turns ANSI colours into <span>s and each stream chunk into its own <pre>."""
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(_notebook())
+    """The page escapes HTML, drops ANSI colours and gives each stream chunk its own <pre>."""
+    body = page.render(_notebook(), "leaky")
     path = tmp_path / "report.html"
     path.write_text(body, encoding="utf-8")
     assert not all(_clean(view, SECRET) for view in views(path))
@@ -190,7 +190,7 @@ def test_an_innocent_half_megabyte_notebook_is_left_byte_for_byte(tmp_path):
     values = [DSN, PEM, SECRET, "sk_test_" + TOKEN * 2]
     assert redact_notebook_text(text, values) == (text, 0)
     (tmp_path / "notebook.ipynb").write_text(text, encoding="utf-8")
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    body = page.render(nb, "innocent")
     (tmp_path / "report.html").write_text(body, encoding="utf-8")
     assert redact_folder(tmp_path, values) == {}
     assert (tmp_path / "notebook.ipynb").read_text(encoding="utf-8") == text

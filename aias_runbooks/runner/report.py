@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-from nbconvert import HTMLExporter
 
 from .. import paths
 from ..findings import FINDINGS_MIME, VERDICT_MIME, Finding, Severity, Verdict, jsonable, markdown_text
+from . import page
 
 PACKAGES = ["aias-runbooks", "papermill", "nbclient", "pandas", "sqlalchemy", "psycopg", "httpx", "stripe",
             "matplotlib"]
@@ -134,9 +134,8 @@ def write_report(folder: Path, nb: nbformat.NotebookNode, verdict: Verdict, prov
     """notebook.ipynb and report.html with the header first, and verdict.json."""
     nb.cells.insert(0, header_cell(verdict, prov))
     nbformat.write(nb, folder / "notebook.ipynb")
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(
-        nb, resources={"metadata": {"name": f"{prov['runbook']} {prov['run_id']}"}})
-    (folder / "report.html").write_text(body, encoding="utf-8")
+    title = f"{verdict.status.value}: {prov['runbook']} on {prov['env']} ({prov['started_at']})"
+    (folder / "report.html").write_text(page.render(nb, title), encoding="utf-8")
     data = jsonable(verdict.to_dict() | {"provenance": prov, "redactions": 0})   # keys in order; NaN is null
     (folder / "verdict.json").write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
