@@ -134,10 +134,10 @@ def test_a_killed_runner_leaves_no_secret_and_the_next_run_files_its_report(run,
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 400 KB filesystem: enough for the run's workspace, not for its report."""
+    """A 200 KB filesystem: enough for the run's workspace, not for its report."""
     mount = tmp_path / "small-disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k,mode=0755", "tmpfs", str(mount)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k,mode=0755", "tmpfs", str(mount)],
                           capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")

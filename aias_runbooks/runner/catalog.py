@@ -1,7 +1,19 @@
-"""output/runs.jsonl (append-only catalogue of every run) and output/index.html built from it."""
+"""output/runs.jsonl (append-only catalogue of every run), output/index.html (the newest runs, with filters) and
+output/archive/runs-NNNNNN.html (every run, PAGE_SIZE a page, oldest page first).
+
+Filing a run costs the same whatever the history: it appends one line, reads back only the tail of runs.jsonl
+(the index's runs, the current page's), rewrites the index and the one page that changed. A full page is never
+rewritten. The page count and each page's date range live in output/.catalog.json; an archive without it (made
+before pages existed) is paged once, on the next run.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -9,22 +21,97 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..records import append_jsonl, read_jsonl, write_atomic
 
+PAGE_SIZE = 500   # runs per archive page, and how many the index shows
 _templates = Environment(loader=PackageLoader("aias_runbooks.runner", "templates"),
                          autoescape=select_autoescape(["html", "j2"]))
 
 
-def append_run(output_root: Path, record: dict[str, Any]) -> None:
-    append_jsonl(output_root / "runs.jsonl", record)
+def append_run(output_root: Path, record: dict[str, Any]) -> Path:
+    """File one run: append it to runs.jsonl, then rewrite the index and the archive page it lands on."""
+    with _locked(output_root):
+        append_jsonl(output_root / "runs.jsonl", record)
+        state = _state(output_root)
+        if state is None:                       # no .catalog.json yet: page the whole archive once
+            state = {"runs": 0, "pages": []}
+            _write_pages(output_root, state, read_runs(output_root))
+        else:
+            state["runs"] += 1
+            last = (state["runs"] - 1) // PAGE_SIZE
+            _write_pages(output_root, state, tail_runs(output_root, state["runs"] - last * PAGE_SIZE),
+                         first_page=last)
+        write_atomic(output_root / ".catalog.json", json.dumps(state))
+        return write_index(output_root, state)
 
 
 def read_runs(output_root: Path) -> list[dict[str, Any]]:
+    """Every run ever filed, oldest first (reads the whole catalogue: for reports and tools, not per run)."""
     return read_jsonl(output_root / "runs.jsonl")
 
 
-def write_index(output_root: Path) -> Path:
-    """Regenerate output/index.html listing every run, newest first."""
-    runs = sorted(read_runs(output_root), key=lambda r: r.get("started_at", ""), reverse=True)
-    page = _templates.get_template("index.html.j2").render(runs=runs)
+def tail_runs(output_root: Path, count: int) -> list[dict[str, Any]]:
+    """The last `count` runs filed, oldest first, reading only the end of runs.jsonl."""
+    path = output_root / "runs.jsonl"
+    if count <= 0 or not path.is_file():
+        return []
+    with open(path, "rb") as fh:
+        end = fh.seek(0, os.SEEK_END)
+        start, chunk = end, b""
+        while start > 0 and chunk.count(b"\n") <= count:
+            start = max(0, start - 65536)
+            fh.seek(start)
+            chunk = fh.read(end - start)
+    lines = chunk.splitlines()[-count:] if start == 0 else chunk.splitlines()[1:][-count:]
+    runs = []
+    for line in lines:
+        with contextlib.suppress(ValueError):    # a torn or corrupt line is skipped, as read_jsonl does
+            runs.append(json.loads(line))
+    return runs
+
+
+def write_index(output_root: Path, state: dict[str, Any] | None = None) -> Path:
+    """output/index.html: the newest PAGE_SIZE runs, newest first, and the archive's pages."""
+    state = state or _state(output_root) or {"runs": 0, "pages": []}
+    runs = sorted(tail_runs(output_root, PAGE_SIZE), key=lambda r: r.get("started_at", ""), reverse=True)
+    pages = [{"href": f"archive/{_page_name(n)}", "n": n + 1} | page for n, page in enumerate(state["pages"])]
     index = output_root / "index.html"
-    write_atomic(index, page)
+    write_atomic(index, _templates.get_template("index.html.j2").render(
+        runs=runs, total=state["runs"], pages=list(reversed(pages)), base="", title="aias-runbooks reports"))
     return index
+
+
+def _write_pages(output_root: Path, state: dict[str, Any], runs: list[dict[str, Any]], first_page: int = 0) -> None:
+    """Write pages first_page.. from `runs` (the runs of those pages, oldest first), updating state."""
+    folder = output_root / "archive"
+    folder.mkdir(exist_ok=True)
+    if first_page == 0:
+        state["runs"] = len(runs)
+    for offset in range(0, max(len(runs), 1), PAGE_SIZE):
+        n, chunk = first_page + offset // PAGE_SIZE, runs[offset:offset + PAGE_SIZE]
+        if not chunk:
+            break
+        page = {"first": chunk[0].get("started_at", ""), "last": chunk[-1].get("started_at", ""),
+                "runs": len(chunk)}
+        state["pages"][n:n + 1] = [page]
+        title = f"aias-runbooks reports, page {n + 1}: {page['first'][:10]} to {page['last'][:10]}"
+        write_atomic(folder / _page_name(n), _templates.get_template("index.html.j2").render(
+            runs=list(reversed(chunk)), total=state["runs"], pages=[], base="../", title=title))
+
+
+def _page_name(n: int) -> str:
+    return f"runs-{n + 1:06d}.html"
+
+
+def _state(output_root: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((output_root / ".catalog.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def _locked(output_root: Path) -> Iterator[None]:
+    """One filer at a time (scheduled runs finish together): the count and the pages stay consistent."""
+    output_root.mkdir(parents=True, exist_ok=True)
+    with open(output_root / ".catalog.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield

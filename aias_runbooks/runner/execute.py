@@ -29,7 +29,7 @@ from ..findings import Verdict
 from ..records import write_atomic
 from ..settings import Environment, load_environment
 from . import workspace
-from .catalog import append_run, write_index
+from .catalog import append_run
 from .parameterize import ENV_PARAM
 from .redact import redact_folder, redact_text, secret_values
 from .report import displays_verdict, make_run_dir, provenance, read_verdict, write_report
@@ -129,8 +129,7 @@ def finish(root: Path, space: workspace.Workspace, secrets_in_use: list[str], er
               "report_dir": folder.relative_to(root).as_posix(), "redactions": redactions, "error": error}
     cleaned, leaked = redact_text(json.dumps(record), secret_values(secrets_in_use))   # errors may quote one
     record = json.loads(cleaned) | {"redactions": redactions + leaked}
-    append_run(root, record)
-    write_index(root)
+    append_run(root, record)   # and the index, and the archive page it lands on
     space.remove()
     return RunResult(folder, verdict, redactions, record)
 
