@@ -68,6 +68,10 @@ def build_parser() -> Parser:
     sandbox = sub.add_parser("sandbox", help="the embedded AIAS Platform")
     sandbox.add_argument("action", choices=["up", "down", "status"])
     sandbox.add_argument("--scenario", default="healthy", help="fault to inject with `up` (default: healthy)")
+    sandbox.add_argument("--scale", choices=["default", "large"],
+                         help="history `up` loads: default (72 hours), or large (30 days: 10 M API requests, "
+                         "2 M error logs, 1 M workflow executions, 50 k users, 2 k tenants, 2,000 archive tables, "
+                         "~5,000 statements); a running sandbox keeps its scale (default: default)")
     return parser
 
 
@@ -133,7 +137,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from .sandbox import control
     if args.action == "up":
-        control.up(args.scenario)
+        control.up(args.scenario, scale=args.scale)
         return 0
     if args.action == "down":
         control.down()

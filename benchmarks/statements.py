@@ -18,6 +18,7 @@ import psycopg
 from dotenv import dotenv_values
 
 from aias_runbooks import paths
+from aias_runbooks.sandbox import statements
 
 EVERY_ROW_FORMATTED = """
 SELECT queryid::text, calls, round(total_exec_time::numeric, 1), round(mean_exec_time::numeric, 1),
@@ -43,9 +44,7 @@ def main(runs: int) -> None:
     dsn = dotenv_values(paths.sandbox_dir() / "sandbox.env")["AIAS_SANDBOX_ADMIN_DATABASE_URL"]
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SELECT extensions.pg_stat_statements_reset()")
-        for a in range(1, 71):
-            for b in range(1, 71):
-                conn.execute(f"SELECT 1 WHERE 1 IN ({','.join(['1'] * a)}) AND 2 IN ({','.join(['2'] * b)})")
+        statements.fill(conn)
         count, length = conn.execute("SELECT count(*), avg(length(query))::int FROM extensions.pg_stat_statements"
                                      ).fetchone()
         conn.execute("SET search_path = public, extensions")

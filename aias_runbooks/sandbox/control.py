@@ -29,6 +29,7 @@ from .. import paths
 from ..errors import UsageError
 from ..records import write_atomic
 from . import billing, postgres, processes, releases, scenarios, schema, services, signups, visitors, workflows
+from .statements import fill as fill_statements
 
 DEFAULT_PORT_BASE = 54330          # api = base, localstripe = base + 1, postgres = base + 2, services = base + 3
 MONITOR_ROLE = "aias_monitor"      # what runbooks diagnose through (migration 20250101000500_monitoring_role)
@@ -67,12 +68,27 @@ def port_base() -> int:
     return int(value)
 
 
-def up(scenario: str = "healthy", say: Callable[[str], None] = print) -> dict[str, Any]:
-    """Start the sandbox (or reuse the running one) and put it in the scenario."""
+def check_scale(scale: str | None) -> str | None:
+    """None (keep the running sandbox's, or default) or a name in schema.SCALES."""
+    if scale is not None and scale not in schema.SCALES:
+        raise UsageError(f"unknown scale {scale!r}; valid: {', '.join(schema.SCALES)}")
+    return scale
+
+
+def up(scenario: str = "healthy", say: Callable[[str], None] = print, scale: str | None = None) -> dict[str, Any]:
+    """Start the sandbox (or reuse the running one) and put it in the scenario.
+
+    scale (schema.SCALES) is how much history `up` loads; None keeps a running sandbox's, or starts at default.
+    A running sandbox keeps its scale: asking for another one is refused (bring it down first)."""
     wanted = scenarios.get(scenario)
+    check_scale(scale)
     state = read_state()
     if is_up(state):
-        say(f"sandbox already up in {paths.sandbox_dir()}; switching to scenario '{wanted.name}'")
+        running = state.get("scale", "default")
+        if scale is not None and scale != running:
+            raise UsageError(f"the sandbox in {paths.sandbox_dir()} is up at scale '{running}'; bring it down first "
+                             f"(`aias-runbooks sandbox down`), then `sandbox up --scale {scale}`")
+        say(f"sandbox already up in {paths.sandbox_dir()} (scale '{running}'); switching to scenario '{wanted.name}'")
         return apply_scenario(state, wanted.name, say)
     if state:
         say("found state from a sandbox that is no longer running; cleaning it up")
@@ -85,7 +101,7 @@ def up(scenario: str = "healthy", say: Callable[[str], None] = print) -> dict[st
                              f"AIAS_SANDBOX_PORT_BASE to another base (uses base..base+3)")
     folder = paths.sandbox_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    state = {"folder": str(folder), "ports": ports, "components": {}, "scenario": None}
+    state = {"folder": str(folder), "ports": ports, "components": {}, "scenario": None, "scale": scale or "default"}
     try:
         _start_all(state, say)
     except BaseException:
@@ -102,7 +118,9 @@ def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
     dsns = {role: f"postgresql://{role}:{pw}@127.0.0.1:{ports['postgres']}/postgres" for role, pw in passwords.items()}
     dsn = dsns["postgres"]
     t0 = time.monotonic()
-    state["components"]["postgres"] = _start_postgres(folder, ports["postgres"], passwords["postgres"])
+    scale = state.get("scale", "default")
+    state["components"]["postgres"] = _start_postgres(folder, ports["postgres"], passwords["postgres"],
+                                                      schema.SHARED_BUFFERS[scale])
     _write_state(state)
     pg = state["components"]["postgres"]
     say(f"  postgres {pg['version']} ({pg['source']}) on 127.0.0.1:{pg['port']} [{time.monotonic() - t0:.1f}s]")
@@ -111,10 +129,17 @@ def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
         schema.enable_pg_stat_statements(dsn)
     applied = schema.migrate(dsn)
     schema.allow_login(dsn, {role: passwords[role] for role in LOGIN_ROLES})
-    schema.seed(dsn)
+    loading = time.monotonic()
+    schema.seed(dsn, settings=schema.SCALES[scale])
+    if scale == "large":
+        schema.archive_tables(dsn)
+        schema.settle(dsn)
+    loaded = time.monotonic() - loading
     with psycopg.connect(dsn, autocommit=True) as conn:
         billing.write_seed(conn, folder)
     say(f"  schema: {len(applied)} migrations applied, history seeded [{time.monotonic() - t0:.1f}s]")
+    if scale != "default":
+        say(f"  scale '{scale}': {_describe_history(dsn)}; loaded in {loaded:.1f} s")
     _write_env_file(folder, {
         "AIAS_SANDBOX_API_URL": f"http://127.0.0.1:{ports['api']}",
         "AIAS_SANDBOX_STRIPE_API_BASE": f"http://127.0.0.1:{ports['stripe']}",
@@ -143,9 +168,32 @@ def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
     _warm(folder)
     with _admin_connection(folder) as conn:   # statistics describe the running platform, not the bulk load
         conn.execute(scenarios.STATS_RESET_SQL)
+        _fill_statements(state, conn, say)
     say("  application traffic: a few dozen index-backed reads a second (application_name aias-api); "
         "the workflow worker runs an execution every 2 s (aias-worker); visitors send the API about "
         f"{visitors.VISITS_PER_MINUTE} requests a minute once it is up")
+
+
+def _describe_history(dsn: str) -> str:
+    """The large scale's row counts, as the planner estimates them (exact counts would scan 10 M rows)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        counts = dict(conn.execute(
+            "SELECT c.relname, c.reltuples::bigint FROM pg_class c WHERE c.oid IN ('public.api_requests'::regclass,"
+            " 'public.error_logs'::regclass, 'public.workflow_executions'::regclass, 'auth.users'::regclass,"
+            " 'public.tenants'::regclass)").fetchall())
+        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'archive'").fetchone()[0]
+    return (f"{counts['api_requests']:,} api_requests, {counts['error_logs']:,} error_logs, "
+            f"{counts['workflow_executions']:,} workflow_executions, {counts['users']:,} users, "
+            f"{counts['tenants']:,} tenants, {tables:,} archive tables")
+
+
+def _fill_statements(state: dict[str, Any], conn: psycopg.Connection, say: Callable[[str], None]) -> None:
+    """At scale large, after a statistics reset: pg_stat_statements holds thousands of statements again."""
+    if state.get("scale", "default") != "large" or not state["components"]["postgres"].get("pg_stat_statements"):
+        return
+    t0 = time.monotonic()
+    count = fill_statements(conn)
+    say(f"  pg_stat_statements: {count:,} distinct statements [{time.monotonic() - t0:.1f}s]")
 
 
 def _warm(folder: Path) -> None:
@@ -162,11 +210,11 @@ def _warm(folder: Path) -> None:
             conn.execute("SELECT 1")
 
 
-def _start_postgres(folder: Path, port: int, password: str) -> dict[str, Any]:
+def _start_postgres(folder: Path, port: int, password: str, shared_buffers: str = "128MB") -> dict[str, Any]:
     binaries = postgres.find_binaries()
     data_dir = folder / "pgdata"
     postgres.init(binaries, data_dir, password)
-    postgres.configure(binaries, data_dir, port)
+    postgres.configure(binaries, data_dir, port, shared_buffers=shared_buffers)
     pid = postgres.start(binaries, data_dir, folder / "logs" / "postgres.log")
     return processes.record_of(pid) | {
         "port": port, "data_dir": str(data_dir), "bindir": str(binaries.bindir), "version": binaries.version,
@@ -189,8 +237,12 @@ def _start_stripe(state: dict[str, Any]) -> None:
                               "--state-dir", str(folder), "--webhook-url", webhook],
                              folder / "logs" / "localstripe.log", cwd=folder, env=_component_env(folder))
     url = f"http://127.0.0.1:{port}/v1/customers"
+    try:   # localstripe creates each paying user's customer and subscription at start: ~20 ms each on two cores
+        paying = len(json.loads((folder / "stripe-seed.json").read_text()))
+    except (OSError, ValueError):
+        paying = 0
     processes.wait_until(lambda: (folder / "stripe-seeded.json").exists() and _http_ok(url, auth=("sk_test_ready", "")),
-                         record, "localstripe")
+                         record, "localstripe", timeout=30 + 0.05 * paying)
     state["components"]["stripe"] = record | {"port": port, "url": f"http://127.0.0.1:{port}"}
     _write_state(state)
     with _admin_connection(folder) as conn:
@@ -283,6 +335,7 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
             conn.execute(scenarios.WARM_SQL)
             conn.execute(scenarios.FLUSH_STATS_SQL)
             conn.execute(scenarios.STATS_RESET_SQL)
+            _fill_statements(state, conn, lambda _: None)
         if wanted.setup_sql:
             conn.execute(wanted.setup_sql)
     (folder / "scenario.json").write_text(json.dumps({"name": wanted.name, "api": wanted.api,

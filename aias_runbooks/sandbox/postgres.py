@@ -108,12 +108,13 @@ def init(binaries: Binaries, data_dir: Path, password: str) -> None:
         raise RuntimeError(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
 
 
-def configure(binaries: Binaries, data_dir: Path, port: int, max_connections: int = 50) -> None:
+def configure(binaries: Binaries, data_dir: Path, port: int, max_connections: int = 50,
+              shared_buffers: str = "128MB") -> None:
     settings = {
         "listen_addresses": "'127.0.0.1'", "port": str(port), "unix_socket_directories": "''",
         "max_connections": str(max_connections), "superuser_reserved_connections": "3",
         "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
-        "shared_buffers": "'128MB'", "log_min_messages": "warning", "track_io_timing": "on",
+        "shared_buffers": f"'{shared_buffers}'", "log_min_messages": "warning", "track_io_timing": "on",
         "log_connections": "on",
     }
     if binaries.has_pg_stat_statements:

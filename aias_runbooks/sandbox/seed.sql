@@ -26,6 +26,18 @@ $$;
 CREATE OR REPLACE FUNCTION pg_temp.n(base numeric) RETURNS int
 LANGUAGE sql STABLE AS $$ SELECT greatest(1, round(base * pg_temp.scale()))::int $$;
 
+-- A row count: aias.seed_<kind> when set (the large sandbox sets each table's), else base * scale.
+CREATE OR REPLACE FUNCTION pg_temp.cnt(kind text, base numeric) RETURNS int
+LANGUAGE sql STABLE AS $$
+  SELECT coalesce(nullif(btrim(coalesce(current_setting('aias.seed_' || kind, true), '')), '')::int, pg_temp.n(base))
+$$;
+
+-- A shape setting: aias.seed_<name> when set, else the default (history hours 72, no daily cycle, tenant skew 1.6).
+CREATE OR REPLACE FUNCTION pg_temp.knob(name text, fallback float8) RETURNS float8
+LANGUAGE sql STABLE AS $$
+  SELECT coalesce(nullif(btrim(coalesce(current_setting('aias.seed_' || name, true), '')), '')::float8, fallback)
+$$;
+
 -- Uniform in (0, 1).
 CREATE OR REPLACE FUNCTION pg_temp.h(i bigint, salt bigint) RETURNS double precision
 LANGUAGE sql IMMUTABLE AS $$
@@ -57,7 +69,7 @@ TRUNCATE auth.audit_log_entries, auth.sessions, auth.users,
 -- ---------------------------------------------------------------------------------------------
 DROP TABLE IF EXISTS pg_temp._u;
 CREATE TEMP TABLE _u AS
-WITH p AS (SELECT pg_temp.n(500) AS nu, pg_temp.n(40) AS nt),
+WITH p AS (SELECT pg_temp.cnt('users', 500) AS nu, pg_temp.cnt('tenants', 40) AS nt),
 g AS (
   SELECT i, p.nu, p.nt, (i - 0.5) / p.nu AS f
   FROM p, generate_series(1, (SELECT nu FROM p)) AS i
@@ -81,7 +93,7 @@ SELECT i,
               'Borg','Wirth','Nakamura','Okafor','Silva','Novak','Kowalski'])
          [1 + floor(pg_temp.h(i, 13) * 25)::int] AS full_name,
        now() - age_days * interval '1 day' AS created_at,
-       CASE WHEN i <= nt THEN i ELSE 1 + floor(nt * power(pg_temp.h(i, 14), 1.6))::int END AS tenant_i,
+       CASE WHEN i <= nt THEN i ELSE 1 + floor(nt * power(pg_temp.h(i, 14), pg_temp.knob('tenant_skew', 1.6)))::int END AS tenant_i,
        CASE WHEN i <= nt THEN 'owner' WHEN pg_temp.h(i, 15) < 0.10 THEN 'admin' ELSE 'member' END AS role
 FROM a;
 ALTER TABLE _u ADD PRIMARY KEY (i);
@@ -95,13 +107,19 @@ UPDATE _u SET last_sign_in_at =
 -- Scale-derived constants, computed once.
 DROP TABLE IF EXISTS pg_temp._c;
 CREATE TEMP TABLE _c AS
-SELECT now() - interval '72 hours' AS t0,
-       pg_temp.n(129600) AS nreq,
-       interval '72 hours' / pg_temp.n(129600) AS req_step,
-       pg_temp.n(20000) AS nexec,
-       (interval '72 hours' - interval '20 minutes') / pg_temp.n(20000) AS exec_step,
-       -- API traffic comes from users who signed up before the 72-hour window
-       greatest(1, floor(0.98 * pg_temp.n(500)))::int AS nactive;
+SELECT now() - pg_temp.knob('hours', 72) * interval '1 hour' AS t0,
+       pg_temp.knob('hours', 72) / 24 AS days,
+       pg_temp.cnt('requests', 129600) AS nreq,
+       pg_temp.knob('hours', 72) * interval '1 hour' / pg_temp.cnt('requests', 129600) AS req_step,
+       pg_temp.cnt('executions', 20000) AS nexec,
+       (pg_temp.knob('hours', 72) * interval '1 hour' - interval '20 minutes') / pg_temp.cnt('executions', 20000) AS exec_step,
+       -- API traffic comes from users who signed up before the window (88 % signed up 30+ days ago)
+       greatest(1, floor(CASE WHEN pg_temp.knob('hours', 72) <= 72 THEN 0.98 ELSE 0.88 END
+                         * pg_temp.cnt('users', 500)))::int AS nactive,
+       -- daily cycle of API traffic: amplitude a (0 = flat), busiest at 14:00 UTC; p = that hour's offset from t0
+       pg_temp.knob('daily_cycle', 0) AS cycle,
+       (((14 * 3600 - mod(extract(epoch FROM now() - pg_temp.knob('hours', 72) * interval '1 hour')::numeric, 86400))
+         / 86400 + 1) % 1)::float8 AS peak;
 
 INSERT INTO auth.users (id, email, encrypted_password, email_confirmed_at, last_sign_in_at,
                         raw_user_meta_data, created_at, updated_at, banned_until)
@@ -127,7 +145,7 @@ CROSS JOIN LATERAL (
          (ARRAY['Labs','Systems','Analytics','Corp','Studio','AI','Works','Cloud','Logistics','Health'])
            [1 + floor(pg_temp.h(u.i, 22) * 10)::int] AS name
 ) nm
-WHERE u.i <= pg_temp.n(40);
+WHERE u.i <= pg_temp.cnt('tenants', 40);
 
 INSERT INTO public.profiles (id, email, full_name, tenant_id, created_at, updated_at)
 SELECT id, email, full_name, pg_temp.uid('tenant:' || tenant_i), created_at + interval '1 second',
@@ -188,9 +206,11 @@ SELECT pg_temp.uid('sub:' || i), id, pg_temp.uid('tenant:' || tenant_i), tier, s
        greatest(created_at + interval '2 seconds', now() - pg_temp.h(i, 54) * interval '30 days')
 FROM (
   SELECT u.*,
-         CASE WHEN pg_temp.h(i, 51) < 0.70 THEN 'free' WHEN pg_temp.h(i, 51) < 0.95 THEN 'pro'
+         -- paid share 30 % (aias.seed_paid_share: the large sandbox's 50 k users convert as freemium does)
+         CASE WHEN pg_temp.h(i, 51) < 1 - pg_temp.knob('paid_share', 0.30) THEN 'free'
+              WHEN pg_temp.h(i, 51) < 1 - pg_temp.knob('paid_share', 0.30) / 6 THEN 'pro'
               ELSE 'enterprise' END AS tier,
-         CASE WHEN pg_temp.h(i, 51) < 0.70 THEN 'active'   -- free plans are simply active
+         CASE WHEN pg_temp.h(i, 51) < 1 - pg_temp.knob('paid_share', 0.30) THEN 'active'   -- free plans are simply active
               WHEN pg_temp.h(i, 52) < 0.04 THEN 'trialing' WHEN pg_temp.h(i, 52) < 0.07 THEN 'canceled'
               ELSE 'active' END AS status
   FROM _u u
@@ -219,18 +239,19 @@ FROM (
          least(nu, 1 + floor(pg_temp.h(i, 62) * greatest(1, floor(nu *
            CASE WHEN age_days >= 30 THEN (90 - age_days) / 60 * 0.88
                 ELSE 0.88 + (30 - age_days) / 30 * 0.12 END)))::int) AS user_i
-  FROM (SELECT i, pg_temp.n(500) AS nu, 0.003 + pg_temp.h(i, 61) * 89.9 AS age_days
+  FROM (SELECT i, pg_temp.cnt('users', 500) AS nu, 0.003 + pg_temp.h(i, 61) * 89.9 AS age_days
         FROM generate_series(1, pg_temp.n(1500)) AS i) g
 ) w
 JOIN _u u ON u.i = w.user_i;
 
--- Bulk-load trick: drop the secondary indexes of the two big tables, load, then rebuild them
+-- Bulk-load trick: drop the secondary indexes of the three big tables, load, then rebuild them
 -- from their own definitions (a sorted build is much faster than row-by-row maintenance).
 DROP TABLE IF EXISTS pg_temp._idx;
 CREATE TEMP TABLE _idx AS
 SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS def
 FROM pg_index i
-WHERE i.indrelid IN ('public.api_requests'::regclass, 'public.workflow_executions'::regclass)
+WHERE i.indrelid IN ('public.api_requests'::regclass, 'public.workflow_executions'::regclass,
+                     'public.error_logs'::regclass)
   AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid);
 DO $$
 DECLARE r record;
@@ -251,7 +272,7 @@ DROP TABLE IF EXISTS pg_temp._wf;
 CREATE TEMP TABLE _wf AS
 SELECT row_number() OVER (ORDER BY id) AS n, id, tenant_id, user_id, timeout_seconds
 FROM public.workflows
-WHERE status = 'active' AND created_at < now() - interval '73 hours';
+WHERE status = 'active' AND created_at < (SELECT t0 FROM _c) - interval '1 hour';
 ALTER TABLE _wf ADD PRIMARY KEY (n);
 ANALYZE _wf;
 
@@ -284,7 +305,7 @@ FROM (
   FROM (
     SELECT g.i, wfo.id AS workflow_id, wfo.tenant_id, wfo.user_id, wfo.timeout_seconds AS timeout_s,
            CASE WHEN g.finished_at > now() - interval '15 minutes'
-                  OR g.finished_at < now() - interval '72 hours' + interval '35 minutes' THEN 'succeeded'
+                  OR g.finished_at < (SELECT t0 FROM _c) + interval '35 minutes' THEN 'succeeded'
                 WHEN g.i % 200 = floor(pg_temp.h(g.i / 200, 72) * 200)::int THEN 'timed_out'
                 WHEN g.i % 40 = floor(pg_temp.h(g.i / 40, 73) * 40)::int THEN 'failed'
                 ELSE 'succeeded' END AS status,
@@ -292,7 +313,7 @@ FROM (
            round(120 * exp(0.8 * pg_temp.z(g.i, 75)))::int AS queue_ms
     FROM (
       SELECT i, 1 + floor(power(pg_temp.h(i, 71), 2) * (SELECT count(*) FROM _wf))::int AS wf_n,
-             now() - interval '72 hours' + interval '20 minutes'
+             (SELECT t0 FROM _c) + interval '20 minutes'
                + (i - 1 + pg_temp.h(i, 74)) * (SELECT exec_step FROM _c) - interval '3 seconds' AS finished_at
       FROM generate_series(1, (SELECT nexec FROM _c)) AS i
       OFFSET 0
@@ -356,25 +377,23 @@ FROM (
                * exp((ARRAY[0.35,0.55,0.55,0.60,0.45,0.45,0.50,0.45,0.50,0.50]::float8[])[g.k] * pg_temp.z(g.i, 87)))
            / 1000 AS dur
   FROM (
-    SELECT i, (SELECT t0 FROM _c) + (i - 1 + pg_temp.h(i, 81)) * (SELECT req_step FROM _c) AS created_at,
+    SELECT i,
+           CASE WHEN c.cycle = 0 THEN c.t0 + (i - 1 + pg_temp.h(i, 81)) * c.req_step
+                -- daily cycle: warp uniform time tau (days) by tau - a/2pi (sin 2pi(tau - p) + sin 2pi p), so the
+                -- rate is 1 / (1 - a cos 2pi(tau - p)): whole days map onto themselves, busiest at the peak hour
+                ELSE c.t0 + interval '1 day' * (d.tau - c.cycle / (2 * pi())
+                                                * (sin(2 * pi() * (d.tau - c.peak)) + sin(2 * pi() * c.peak))) END
+             AS created_at,
            CASE WHEN up < 0.200  THEN 1 WHEN up < 0.460  THEN 2 WHEN up < 0.490 THEN 3
                 WHEN up < 0.690  THEN 4 WHEN up < 0.810  THEN 5 WHEN up < 0.812 THEN 6
                 WHEN up < 0.8166 THEN 7 WHEN up < 0.819  THEN 8 WHEN up < 0.970 THEN 9
                 ELSE 10 END AS k
-    FROM (SELECT i, pg_temp.h(i, 82) AS up FROM generate_series(1, (SELECT nreq FROM _c)) AS i OFFSET 0) d
+    FROM (SELECT i, pg_temp.h(i, 82) AS up, (i - 1 + pg_temp.h(i, 81)) / c.nreq * c.days AS tau
+          FROM _c c, generate_series(1, c.nreq) AS i OFFSET 0) d, _c c
     OFFSET 0  -- optimisation fence: compute k once per row instead of inlining it everywhere
   ) g
   OFFSET 0
 ) r;
-
-DO $$
-DECLARE r record;
-BEGIN
-  FOR r IN SELECT def FROM _idx LOOP
-    EXECUTE r.def;
-  END LOOP;
-END
-$$;
 
 -- One error log per 5xx request, plus routine worker warnings.
 INSERT INTO public.error_logs (created_at, level, source, message, path, user_id, request_id, context)
@@ -394,7 +413,7 @@ WHERE status >= 500
 ORDER BY i;
 
 INSERT INTO public.error_logs (created_at, level, source, message, path, user_id, request_id, context)
-SELECT now() - (pg_temp.h(i, 101) * 72) * interval '1 hour', 'warning', 'worker',
+SELECT now() - (pg_temp.h(i, 101) * pg_temp.knob('hours', 72)) * interval '1 hour', 'warning', 'worker',
        (ARRAY['Retrying execution after transient connector error (attempt 2/3)',
               'Slow step detected: "fetch" took longer than 5s',
               'Queue lag above 2s on queue "default"',
@@ -402,8 +421,17 @@ SELECT now() - (pg_temp.h(i, 101) * 72) * interval '1 hour', 'warning', 'worker'
               'Execution output truncated to 1 MB for logging'])[1 + floor(pg_temp.h(i, 102) * 5)::int],
        NULL, NULL, NULL,
        jsonb_build_object('worker', 'worker-' || (1 + i % 4), 'queue', 'default')
-FROM generate_series(1, pg_temp.n(300)) AS i
+FROM generate_series(1, pg_temp.cnt('warnings', 300)) AS i
 ORDER BY 1;
+
+DO $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT def FROM _idx LOOP
+    EXECUTE r.def;
+  END LOOP;
+END
+$$;
 
 -- ---------------------------------------------------------------------------------------------
 -- Stripe events: one per successful webhook delivery above, all processed within seconds.
@@ -469,7 +497,7 @@ SELECT key, ws,
 FROM (
   SELECT k, w,
          CASE WHEN k % 3 = 0 THEN 'ip:' || ((ARRAY['203.0.113.','198.51.100.','192.0.2.'])[1 + floor(pg_temp.h(k, 127) * 3)::int] || (1 + k % 254))
-              ELSE 'user:' || pg_temp.uid('user:' || (1 + floor(pg_temp.h(k, 121) * pg_temp.n(500))::int)) END AS key,
+              ELSE 'user:' || pg_temp.uid('user:' || (1 + floor(pg_temp.h(k, 121) * pg_temp.cnt('users', 500))::int)) END AS key,
          date_trunc('minute', now()) - (w + 2) * interval '1 minute' AS ws,
          (ARRAY[60,60,60,600,600,6000])[1 + floor(pg_temp.h(k, 122) * 6)::int] AS lim,
          pg_temp.h(k * 100 + w, 126) < 0.03 AS blocked
@@ -492,7 +520,7 @@ SELECT pg_temp.uid('apikey:' || k.i), t.id,
        CASE WHEN pg_temp.h(k.i, 135) < 0.07 THEN k.created + (now() - k.created) * pg_temp.h(k.i, 136) END
 FROM (
   SELECT g.i, pg_temp.uid('tenant:' || (1 + (g.i - 1) % c.nt)) AS tenant_id, pg_temp.h(g.i, 132) AS f
-  FROM (SELECT pg_temp.n(40) AS nt, pg_temp.n(60) AS nk) c
+  FROM (SELECT pg_temp.cnt('tenants', 40) AS nt, pg_temp.n(60) AS nk) c
   CROSS JOIN LATERAL generate_series(1, c.nk) AS g(i)
 ) k0
 JOIN public.tenants t ON t.id = k0.tenant_id
@@ -507,6 +535,8 @@ DROP FUNCTION IF EXISTS pg_temp.uid(text);
 DROP FUNCTION IF EXISTS pg_temp.z(bigint, bigint);
 DROP FUNCTION IF EXISTS pg_temp.h(bigint, bigint);
 DROP FUNCTION IF EXISTS pg_temp.n(numeric);
+DROP FUNCTION IF EXISTS pg_temp.cnt(text, numeric);
+DROP FUNCTION IF EXISTS pg_temp.knob(text, float8);
 DROP FUNCTION IF EXISTS pg_temp.scale();
 
 ANALYZE;
