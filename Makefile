@@ -34,8 +34,7 @@ lab: $(LAB)/.installed
 	@$(LAB)/bin/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 bench: $(STAMP)
-	@$(BIN)/python benchmarks/overhead.py
-	@$(BIN)/python benchmarks/runbooks.py
+	@$(BIN)/python benchmarks/bench.py
 
 lint: $(STAMP)
 	@$(BIN)/ruff check .

@@ -23,7 +23,7 @@ def _show_inline() -> None:
     shell = get_ipython()
     if shell is not None:
         from IPython.core.pylabtools import select_figure_formats
-        select_figure_formats(shell, {"png"})
+        select_figure_formats(shell, {"png"}, bbox_inches=None)   # tight_layout already fits: one draw, not two
 
 
 _show_inline()

@@ -1,0 +1,217 @@
+"""`make bench`: one table from one run, against issue 10's targets.
+
+- start-up: `run health-check -p samples=10 -p interval_ms=0` against stock papermill (a virtualenv with only
+  papermill and ipykernel, made once in .bench/stock-papermill) running a one-cell notebook, alternating, median
+  of RUNS pairs, and the ratio pair by pair;
+- peak memory of the runner and of the kernel (their largest resident set, sampled every 20 ms);
+- every runbook's wall time (median of 3), its report sizes, the database connections it opened, at default scale
+  and, unless --no-large, at large scale (a sandbox of its own in .bench/large, loaded once and kept);
+- every named query's median at large scale (benchmarks/queries.py, whose EXPLAINs follow the table);
+- the archive index: filing one run at 10 and at 50,000 runs.
+Usage: .venv/bin/python benchmarks/bench.py [--no-large] [RUNS]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+BENCH = ROOT / ".bench"
+STOCK = BENCH / "stock-papermill"
+LARGE = {"AIAS_SANDBOX_DIR": str(BENCH / "large"), "AIAS_SANDBOX_PORT_BASE": "55330"}
+TARGETS = {"start-up ratio": 1.5, "query ms": 50, "index ms": 50, "report KB": 150, "scale growth": 1.10}
+
+
+def timed(argv: list, env: dict | None = None) -> float:
+    start = time.perf_counter()
+    done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, env=env, cwd=ROOT)
+    elapsed = time.perf_counter() - start
+    if done.returncode not in (0, 1, 2):
+        raise SystemExit(f"{argv} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return elapsed
+
+
+def stock_papermill() -> list:
+    """The yardstick: stock papermill in its own virtualenv, a one-cell notebook, its own python3 kernel."""
+    if not (STOCK / "bin" / "papermill").exists():
+        subprocess.run([sys.executable, "-m", "venv", STOCK], check=True)
+        subprocess.run([STOCK / "bin" / "pip", "install", "-q", "papermill", "ipykernel"], check=True,
+                       capture_output=True)
+        subprocess.run([STOCK / "bin" / "python", "-m", "ipykernel", "install", "--prefix", STOCK, "--name",
+                        "python3"], check=True, capture_output=True)
+    notebook = BENCH / "one-cell.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hello')")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, notebook)
+    return [STOCK / "bin" / "papermill", "-k", "python3", notebook, BENCH / "one-cell-out.ipynb"]
+
+
+def start_up(runs: int, output: Path) -> list[dict]:
+    ours = [BIN / "aias-runbooks", "run", "health-check", "-p", "samples=10", "-p", "interval_ms=0",
+            "--output", output]
+    stock = stock_papermill()
+    timed(ours), timed(stock)     # warm the page cache for both
+    pairs = [(timed(ours), timed(stock)) for _ in range(runs)]
+    a, b = statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+    ratio = statistics.median(p[0] / p[1] for p in pairs)
+    return [row("start-up", "stock papermill, one-cell notebook", b, "s"),
+            row("start-up", "run health-check -p samples=10 -p interval_ms=0", a, "s"),
+            row("start-up", "ratio to stock papermill (median of pairs)", ratio, "x", TARGETS["start-up ratio"])]
+
+
+def peak_memory(output: Path) -> list[dict]:
+    """The largest resident set of the runner and of its kernel during one health-check run."""
+    proc = psutil.Popen([BIN / "aias-runbooks", "run", "health-check", "--output", output],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    peaks = {"runner": 0, "kernel": 0}
+
+    def sample() -> None:
+        while proc.poll() is None:
+            try:
+                peaks["runner"] = max(peaks["runner"], proc.memory_info().rss)
+                for child in proc.children(recursive=True):
+                    if "ipykernel_launcher" in " ".join(child.cmdline()):
+                        peaks["kernel"] = max(peaks["kernel"], child.memory_info().rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=sample)
+    watcher.start()
+    proc.wait()
+    watcher.join()
+    return [row("memory", f"{who} peak RSS (health-check)", peak / 2**20, "MiB") for who, peak in peaks.items()]
+
+
+def runbooks(scale: str, env: dict, output: Path, runs: int = 3) -> dict[str, dict]:
+    """slug -> median wall time, report sizes and connections opened, on the sandbox `env` points at."""
+    from aias_runbooks.runner.parameterize import runbook_slugs
+    found = {}
+    for slug in runbook_slugs():
+        times, folder = [], None
+        for _ in range(runs):
+            start = time.perf_counter()
+            done = subprocess.run([BIN / "aias-runbooks", "run", slug, "--output", output], capture_output=True,
+                                  text=True, env=env, cwd=ROOT)
+            times.append(time.perf_counter() - start)
+            folder = Path(next(line.split("report: ", 1)[1] for line in done.stdout.splitlines()
+                               if "report: " in line)).parent
+        verdict = json.loads((folder / "verdict.json").read_text())
+        found[slug] = {"wall_s": statistics.median(times), "status": verdict["status"],
+                       "report_kb": (folder / "report.html").stat().st_size / 1024,
+                       "notebook_kb": (folder / "notebook.ipynb").stat().st_size / 1024,
+                       "connections": _connections(env, f"aias-runbooks/{slug}/{verdict['run_id']}"[:63])}
+    return found
+
+
+def _connections(env: dict, application: str) -> int:
+    log = Path(env.get("AIAS_SANDBOX_DIR") or ROOT / ".sandbox") / "logs" / "postgres.log"
+    return log.read_text(errors="replace").count(f"application_name={application}\n")
+
+
+def runbook_rows(default: dict[str, dict], large: dict[str, dict] | None) -> list[dict]:
+    rows = []
+    for slug, d in default.items():
+        rows.append(row("runbook (default scale)", f"{slug}: wall ({d['status']}, {d['connections']} connection(s))",
+                        d["wall_s"], "s"))
+        rows.append(row("report size", f"{slug}: report.html (notebook.ipynb {d['notebook_kb']:.0f} KB)",
+                        d["report_kb"], "KB", TARGETS["report KB"]))
+        if large and slug in large:
+            g = large[slug]
+            rows.append(row("runbook (large scale)", f"{slug}: wall ({g['status']}, {g['connections']} connection(s))",
+                            g["wall_s"], "s"))
+            rows.append(row("runbook (large scale)", f"{slug}: large / default", g["wall_s"] / d["wall_s"], "x",
+                            TARGETS["scale growth"]))
+    return rows
+
+
+def index_update() -> list[dict]:
+    """Filing one run into an archive of 10 and of 50,000 runs (median of 5)."""
+    from aias_runbooks.runner import catalog
+    rows = []
+    for history in (10, 50_000):
+        root = Path(tempfile.mkdtemp(prefix="aias-bench-index-"))
+        with open(root / "runs.jsonl", "w") as fh:
+            for i in range(history - 1):
+                fh.write(json.dumps(_record(i)) + "\n")
+        catalog.append_run(root, _record(history - 1))       # pages the history once, as an old archive would
+        times = []
+        for i in range(history, history + 5):
+            start = time.perf_counter()
+            catalog.append_run(root, _record(i))
+            times.append(time.perf_counter() - start)
+        rows.append(row("archive index", f"file one run at {history:,} runs", statistics.median(times) * 1000,
+                        "ms", TARGETS["index ms"]))
+    return rows
+
+
+def _record(i: int) -> dict:
+    return {"run_id": f"bench-{i}", "runbook": "health-check", "env": "sandbox", "incident": None, "status": "OK",
+            "exit_code": 0, "summary": "OK: 2 check(s) passed (API_HEALTHY, API_LATENCY_OK)", "top_finding": None,
+            "started_at": f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:00:00+00:00",
+            "finished_at": "", "duration_s": 2.0, "report_dir": f"2026-01-01/bench-{i}", "redactions": 0,
+            "error": None}
+
+
+def queries_large(env: dict) -> tuple[list[dict], str]:
+    """benchmarks/queries.py against the large sandbox: its medians as rows, its whole output (EXPLAINs) kept."""
+    done = subprocess.run([sys.executable, ROOT / "benchmarks" / "queries.py", "5", "--json"], capture_output=True,
+                          text=True, env=env, cwd=ROOT)
+    if done.returncode != 0:
+        return [row("query (large scale)", f"benchmarks/queries.py failed: {done.stderr.strip()[-200:]}", 0, "")], ""
+    table, _, rest = done.stdout.partition("\n\n")
+    medians = json.loads(table)
+    return [row("query (large scale)", name, ms, "ms", TARGETS["query ms"]) for name, ms in medians.items()], rest
+
+
+def row(section: str, what: str, value: float, unit: str, target: float | None = None) -> dict:
+    met = "" if target is None else ("yes" if value <= target else "NO")
+    return {"section": section, "measure": what, "median": round(value, 3 if unit in ("x",) else 2), "unit": unit,
+            "target": "" if target is None else f"<= {target}", "met": met}
+
+
+def sandbox(env: dict, *args: str) -> None:
+    done = subprocess.run([BIN / "aias-runbooks", "sandbox", "up", *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(f"sandbox up {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+
+
+def main() -> None:
+    runs = int(next((a for a in sys.argv[1:] if a.isdigit()), 5))
+    BENCH.mkdir(exist_ok=True)
+    output = Path(tempfile.mkdtemp(prefix="aias-bench-"))
+    default_env = os.environ | {"AIAS_SANDBOX_DIR": str(ROOT / ".sandbox")}
+    default_env.pop("AIAS_SANDBOX_PORT_BASE", None)
+    sandbox(default_env)
+    rows = start_up(runs, output) + peak_memory(output)
+    default = runbooks("default", default_env, output)
+    large, explains = None, ""
+    if "--no-large" not in sys.argv:
+        large_env = os.environ | LARGE
+        sandbox(large_env, "--scale", "large")
+        large = runbooks("large", large_env, output)
+        query_rows, explains = queries_large(large_env)
+        rows += query_rows
+    rows = rows[:5] + runbook_rows(default, large) + rows[5:] + index_update()
+    pd.set_option("display.max_colwidth", 90)
+    print(pd.DataFrame(rows).to_string(index=False))
+    if explains:
+        print("\n" + explains)
+
+
+if __name__ == "__main__":
+    main()
