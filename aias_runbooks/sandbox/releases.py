@@ -52,10 +52,18 @@ def bad_deploy(folder: Path, conn: psycopg.Connection) -> dict[str, Any]:
 
 
 def reset(folder: Path, conn: psycopg.Connection) -> None:
-    """The bad release gone: its history deleted, production back on the newest sound deployment."""
+    """The bad release gone: its history deleted, production back on the newest sound deployment.
+
+    The history is found from its first minute on (created_at, indexed): `request_id LIKE` alone reads every
+    row of both tables, 1.5 GB at scale large, and after a statistics reset that reads as a low cache hit ratio."""
+    with services.services_state(folder) as state:
+        faulty = set(state.get("faulty", []))
+        created = [d["created"] / 1000 for d in state["deployments"] if d["uid"] in faulty]
+    since = min(created) - HISTORY_MINUTES * 60 if created else 0   # the history began before the release went live
     with conn.transaction():
-        conn.execute("DELETE FROM public.error_logs WHERE request_id LIKE 'release-%'")
-        conn.execute("DELETE FROM public.api_requests WHERE request_id LIKE 'release-%'")
+        for table in ("error_logs", "api_requests"):
+            conn.execute(f"DELETE FROM public.{table} WHERE request_id LIKE 'release-%%' "
+                         "AND created_at >= to_timestamp(%s)", (since,))
     with services.services_state(folder) as state:
         faulty = set(state.pop("faulty", []))
         state["deployments"] = [d for d in state["deployments"] if d["uid"] not in faulty]
