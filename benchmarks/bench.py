@@ -166,15 +166,21 @@ def _record(i: int) -> dict:
             "error": None}
 
 
-def queries_large(env: dict) -> tuple[list[dict], str]:
-    """benchmarks/queries.py against the large sandbox: its medians as rows, its whole output (EXPLAINs) kept."""
-    done = subprocess.run([sys.executable, ROOT / "benchmarks" / "queries.py", "5", "--json"], capture_output=True,
-                          text=True, env=env, cwd=ROOT)
-    if done.returncode != 0:
-        return [row("query (large scale)", f"benchmarks/queries.py failed: {done.stderr.strip()[-200:]}", 0, "")], ""
-    table, _, rest = done.stdout.partition("\n\n")
-    medians = json.loads(table)
-    return [row("query (large scale)", name, ms, "ms", TARGETS["query ms"]) for name, ms in medians.items()], rest
+def queries_large() -> tuple[list[dict], str]:
+    """benchmarks/queries.py against the large sandbox: its medians as rows, its EXPLAINs kept for after."""
+    import queries
+    saved = {k: os.environ.get(k) for k in LARGE}
+    os.environ.update(LARGE)
+    try:
+        held, table, plans = queries.measure(5)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key)
+            else:
+                os.environ[key] = value
+    rows = [row("query (large scale)", r.query, r.median_ms, "ms", TARGETS["query ms"]) for r in table.itertuples()]
+    return rows, held + "\n" + "".join(f"\n=== EXPLAIN (ANALYZE, BUFFERS) {name}\n{plan}\n" for name, plan in plans)
 
 
 def row(section: str, what: str, value: float, unit: str, target: float | None = None) -> dict:
@@ -204,7 +210,7 @@ def main() -> None:
         large_env = os.environ | LARGE
         sandbox(large_env, "--scale", "large")
         large = runbooks("large", large_env, output)
-        query_rows, explains = queries_large(large_env)
+        query_rows, explains = queries_large()
         rows += query_rows
     rows = rows[:5] + runbook_rows(default, large) + rows[5:] + index_update()
     pd.set_option("display.max_colwidth", 90)

@@ -42,7 +42,8 @@ def params_of(name: str, real: dict) -> dict:
     return {k: real.get(k, PARAMS.get(k)) for k in names}
 
 
-def main(runs: int) -> None:
+def measure(runs: int) -> tuple[str, pd.DataFrame, list[tuple[str, str]]]:
+    """(what the sandbox holds, the table of medians, each query's EXPLAIN) from `runs` runs of each query."""
     engine = database.connect(load_environment("sandbox").secret("database_url"), "aias-runbooks/bench/queries")
     with engine.connect() as conn:
         snapshot = database.query(conn, "statements_snapshot")
@@ -68,9 +69,14 @@ def main(runs: int) -> None:
             plan = conn.execute(text("EXPLAIN (ANALYZE, BUFFERS)\n" + sql), params).fetchall()
             plans.append((name, "\n".join(r[0] for r in plan)))
     engine.dispose()
-    print(f"sandbox {paths.sandbox_dir()}: ~{counts[0]:,} api_requests, {counts[1]:,} tables, "
-          f"{counts[2]:,} statements in pg_stat_statements; {runs} runs each, as aias_monitor\n")
-    table = pd.DataFrame(rows)
+    held = (f"sandbox {paths.sandbox_dir()}: ~{counts[0]:,} api_requests, {counts[1]:,} tables, "
+            f"{counts[2]:,} statements in pg_stat_statements; {runs} runs each, as aias_monitor")
+    return held, pd.DataFrame(rows), plans
+
+
+def main(runs: int) -> None:
+    held, table, plans = measure(runs)
+    print(held + "\n")
     print(table.to_string(index=False))
     over = table[table["within"] == "NO"]
     print(f"\n{len(table) - len(over)} of {len(table)} queries within {TARGET_MS} ms median"
