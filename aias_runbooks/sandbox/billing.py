@@ -48,6 +48,11 @@ SET tier = coalesce(seed.tier, 'free'), status = coalesce(seed.status, 'active')
     stripe_subscription_id = NULL, current_period_end = to_timestamp(seed.period_end)
 FROM public.subscription_tiers t2 LEFT JOIN seed ON seed.user_id = t2.user_id
 WHERE t.user_id = t2.user_id
+  -- only rows that change: rewriting every row leaves one dead row per user (49 k at scale large, past twice the
+  -- autovacuum trigger point: DB_VACUUM_LAG on healthy until autovacuum comes round)
+  AND (t.tier, t.status, t.stripe_customer_id, t.stripe_subscription_id, t.current_period_end)
+      IS DISTINCT FROM (coalesce(seed.tier, 'free'), coalesce(seed.status, 'active'), NULL::text, NULL::text,
+                        to_timestamp(seed.period_end))
 """
 
 
