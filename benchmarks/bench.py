@@ -7,7 +7,7 @@
 - every runbook's wall time (median of 3), its report sizes, the database connections it opened, at default scale
   and, unless --no-large, at large scale (a sandbox of its own in .bench/large, loaded once and kept);
 - every named query's median at large scale (benchmarks/queries.py, whose EXPLAINs follow the table);
-- the archive index: filing one run at 10 and at 50,000 runs.
+- the archive index: filing one run at 10, 1,000 (a full index page) and 50,000 runs.
 Usage: .venv/bin/python benchmarks/bench.py [--no-large] [RUNS]
 """
 
@@ -142,7 +142,7 @@ def index_update() -> list[dict]:
     """Filing one run into an archive of 10 and of 50,000 runs (median of 5)."""
     from aias_runbooks.runner import catalog
     rows = []
-    for history in (10, 50_000):
+    for history in (10, 1_000, 50_000):
         root = Path(tempfile.mkdtemp(prefix="aias-bench-index-"))
         with open(root / "runs.jsonl", "w") as fh:
             for i in range(history - 1):
