@@ -92,7 +92,8 @@ def subscription_diff(stripe_subs: pd.DataFrame, db_rows: pd.DataFrame, settled_
     subs = subs.assign(key=subs["user_id"].fillna(subs["customer"]),
                        granting=subs["stripe_status"].isin(ENTITLED)).sort_values(["granting", "created"])
     current = subs.drop_duplicates("key", keep="last")
-    rows = [_compare(sub, _row_of(db_rows, sub)) for sub in current.itertuples(index=False)]
+    index = _by_key(db_rows)
+    rows = [_compare(sub, _row_of(index, sub)) for sub in current.itertuples(index=False)]
     known = set(stripe_subs["id"])
     orphans = db_rows[db_rows["stripe_subscription_id"].notna() & ~db_rows["stripe_subscription_id"].isin(known)
                       & db_rows["status"].isin(ENTITLED) & (db_rows["tier"] != "free")]
@@ -103,12 +104,20 @@ def subscription_diff(stripe_subs: pd.DataFrame, db_rows: pd.DataFrame, settled_
     return pd.DataFrame([r for r in rows if r], columns=DIFF_COLUMNS)
 
 
-def _row_of(db_rows: pd.DataFrame, sub: Any) -> Any:
-    for column, value in (("stripe_subscription_id", sub.id), ("user_id", sub.user_id),
-                          ("stripe_customer_id", sub.customer)):
-        match = db_rows[db_rows[column] == value] if value is not None and not pd.isna(value) else db_rows[:0]
-        if len(match):
-            return next(match.itertuples(index=False))
+MATCH_BY = ("stripe_subscription_id", "user_id", "stripe_customer_id")   # a subscription's row: the first that matches
+
+
+def _by_key(db_rows: pd.DataFrame) -> list[dict[Any, Any]]:
+    """For each MATCH_BY column, its values to their first row: one pass, not a scan per subscription (1,485
+    subscriptions against as many rows took 1.2 s)."""
+    rows = list(db_rows.itertuples(index=False))
+    return [{getattr(r, column): r for r in reversed(rows) if not pd.isna(getattr(r, column))} for column in MATCH_BY]
+
+
+def _row_of(index: list[dict[Any, Any]], sub: Any) -> Any:
+    for by_value, value in zip(index, (sub.id, sub.user_id, sub.customer), strict=True):
+        if value is not None and not pd.isna(value) and value in by_value:
+            return by_value[value]
     return None
 
 
