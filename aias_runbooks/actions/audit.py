@@ -8,6 +8,9 @@ the two still leaves the started record.
 from __future__ import annotations
 
 import getpass
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,3 +34,16 @@ def append(rb: Runbook, action: str, attempt: str, phase: str, operator: str, **
         "attempt": attempt, "phase": phase, "operator": operator, "login": getpass.getuser(), "runbook": rb.slug,
         "run_id": rb.run_id, "env": rb.env.name, "incident": rb.incident, **fields})
     return path
+
+
+@contextmanager
+def attempt(rb: Runbook, action: str, operator: str, started: dict[str, Any],
+            finished: Callable[[], dict[str, Any]]) -> Iterator[Path]:
+    """One attempt: `started` recorded before the block changes anything, `finished()` (read when the block ends,
+    however it ends: failed, interrupted) recorded after it, under one attempt id. Yields the audit file's path."""
+    attempt_id = uuid.uuid4().hex
+    path = append(rb, action, attempt_id, "started", operator, **started)
+    try:
+        yield path
+    finally:
+        append(rb, action, attempt_id, "finished", operator, **finished())

@@ -7,8 +7,6 @@ asks the endpoint to lift it; the runbook itself never writes to the database. A
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import pandas as pd
 
@@ -37,15 +35,12 @@ def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str, timeout_
     token = rb.env.secret("admin_token")
     if token is None:
         return targets.assign(action="not attempted: " + rb.env.missing_secret_message("admin_token"))
-    key, attempt = str(targets.iloc[0]["key"]), uuid.uuid4().hex
+    key = str(targets.iloc[0]["key"])
     result = targets.assign(action=INTERRUPTED)
     fields = {"criteria": {"key": key},
               "targets": [{"key": key, "blocked_until": str(targets.iloc[0]["blocked_until"])}]}
-    path = audit.append(rb, ACTION, attempt, "started", operator, **fields)
-    try:
+    with audit.attempt(rb, ACTION, operator, fields, lambda: fields | {"outcome": result.iloc[0]["action"]}) as path:
         result["action"] = _clear(rb.env.api_base_url + ENDPOINT, token.reveal(), key, timeout_s)
-    finally:
-        audit.append(rb, ACTION, attempt, "finished", operator, **fields, outcome=result.iloc[0]["action"])
     result.attrs["audit"] = str(path)
     return result
 

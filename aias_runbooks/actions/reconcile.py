@@ -9,8 +9,6 @@ with each row's outcome, also when the call fails or the run is interrupted).
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import pandas as pd
 
@@ -73,16 +71,14 @@ def run(rb: Runbook, diff: pd.DataFrame | None, apply: bool, operator: str, time
     token = rb.env.secret("admin_token")
     if token is None:
         return diff.assign(action=NOT_ATTEMPTED + rb.env.missing_secret_message("admin_token"))
-    attempt, targets = uuid.uuid4().hex, diff["subscription"].dropna().tolist()
+    targets = diff["subscription"].dropna().tolist()
     criteria = {"subscriptions": targets}
     result = diff.assign(action=INTERRUPTED)       # what the audit says if the call never comes back
-    path = audit.append(rb, ACTION, attempt, "started", operator, criteria=criteria, targets=_records(result))
-    try:
+    with audit.attempt(rb, ACTION, operator, {"criteria": criteria, "targets": _records(result)},
+                       lambda: {"criteria": criteria, "targets": _records(result),
+                                "reconciled": int((result["action"] == RECONCILED).sum()),
+                                "failed": int(result["action"].str.startswith(FAILED).sum())}) as path:
         result["action"] = _call(rb.env.api_base_url + ENDPOINT, token.reveal(), targets, result, timeout_s)
-    finally:
-        audit.append(rb, ACTION, attempt, "finished", operator, criteria=criteria, targets=_records(result),
-                     reconciled=int((result["action"] == RECONCILED).sum()),
-                     failed=int(result["action"].str.startswith(FAILED).sum()))
     result.attrs["audit"] = str(path)
     return result
 

@@ -9,8 +9,6 @@ each execution's outcome, also when the call fails or is interrupted).
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import pandas as pd
 
@@ -20,6 +18,7 @@ from . import audit
 ACTION = "retry_executions"
 ENDPOINT = "/api/admin/executions/retry"
 INTERRUPTED = "interrupted: outcome unknown (list the retryable executions again)"
+COUNTED = (("retried", "re-queued"), ("skipped", "skipped"), ("failed", "failed"))   # audit: outcomes by kind
 
 
 def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str, window_minutes: int,
@@ -33,20 +32,19 @@ def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str, window_m
     token = rb.env.secret("admin_token")
     if token is None:
         return targets.assign(action="not attempted: " + rb.env.missing_secret_message("admin_token"))
-    ids, attempt = [str(i) for i in targets["execution"]], uuid.uuid4().hex
+    ids = [str(i) for i in targets["execution"]]
     result = targets.assign(action=INTERRUPTED)
     fields = {"criteria": {"status": ["failed", "timed_out"], "window_minutes": window_minutes},
               "targets": [{"execution": r.execution, "workflow": r.workflow, "status": r.status}
                           for r in targets.itertuples(index=False)]}
-    path = audit.append(rb, ACTION, attempt, "started", operator, **fields)
-    try:
-        result["action"] = _retry(rb.env.api_base_url + ENDPOINT, token.reveal(), ids, timeout_s)
-    finally:
+
+    def finished() -> dict:
         outcomes = dict(zip(ids, result["action"], strict=True))
-        audit.append(rb, ACTION, attempt, "finished", operator, **fields, outcomes=outcomes,
-                     retried=sum(o.startswith("re-queued") for o in outcomes.values()),
-                     skipped=sum(o.startswith("skipped") for o in outcomes.values()),
-                     failed=sum(o.startswith("failed") for o in outcomes.values()))
+        return fields | {"outcomes": outcomes} | {kind: sum(o.startswith(prefix) for o in outcomes.values())
+                                                  for kind, prefix in COUNTED}
+
+    with audit.attempt(rb, ACTION, operator, fields, finished) as path:
+        result["action"] = _retry(rb.env.api_base_url + ENDPOINT, token.reveal(), ids, timeout_s)
     result.attrs["audit"] = str(path)
     return result
 

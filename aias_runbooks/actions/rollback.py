@@ -7,8 +7,6 @@ confirm which one is live. Audited in output/audit.jsonl (started before the cal
 
 from __future__ import annotations
 
-import uuid
-
 import pandas as pd
 
 from ..runbook import Runbook
@@ -44,18 +42,16 @@ def run(rb: Runbook, target: pd.DataFrame, apply: bool, operator: str, reason: s
     vercel, problem = deploys.vercel_of(rb.env)
     if vercel is None:
         return target.assign(action=f"not attempted: {problem}")
-    row, attempt = target.iloc[0], uuid.uuid4().hex
+    row = target.iloc[0]
     fields = {"criteria": {"project": vercel.project, "from": row["live"], "to": row["rollback_to"]}}
     result = target.assign(action="interrupted: outcome unknown (list the deployments again)")
-    path = audit.append(rb, ACTION, attempt, "started", operator, **fields)
-    try:
-        vercel.rollback(row["rollback_to"], reason or f"aias-runbooks {rb.slug} {rb.run_id}")
-        live = vercel.deployments()
-        now = live.loc[live["live"], "id"].tolist()
-        result["action"] = "rolled back" if now == [row["rollback_to"]] else f"failed: live is now {now}"
-    except Unreachable as exc:
-        result["action"] = f"failed: {exc}"
-    finally:
-        audit.append(rb, ACTION, attempt, "finished", operator, **fields, outcome=result.iloc[0]["action"])
+    with audit.attempt(rb, ACTION, operator, fields, lambda: fields | {"outcome": result.iloc[0]["action"]}) as path:
+        try:
+            vercel.rollback(row["rollback_to"], reason or f"aias-runbooks {rb.slug} {rb.run_id}")
+            live = vercel.deployments()
+            now = live.loc[live["live"], "id"].tolist()
+            result["action"] = "rolled back" if now == [row["rollback_to"]] else f"failed: live is now {now}"
+        except Unreachable as exc:
+            result["action"] = f"failed: {exc}"
     result.attrs["audit"] = str(path)
     return result
