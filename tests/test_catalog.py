@@ -85,3 +85,13 @@ def test_concurrent_filers_lose_no_run(tmp_path):
     assert all(w.exitcode == 0 for w in workers)
     assert json.loads((tmp_path / ".catalog.json").read_text())["runs"] == 120
     assert sum(len(_ids(p)) for p in (tmp_path / "archive").glob("runs-*.html")) == 120
+
+
+def test_a_run_whose_filer_was_killed_after_the_append_is_paged_by_the_next(tmp_path):
+    for i in range(PAGE - 1):
+        catalog.append_run(tmp_path, _run(i))
+    append_jsonl(tmp_path / "runs.jsonl", _run(PAGE - 1))      # its filer died here: no page, no state written
+    catalog.append_run(tmp_path, _run(PAGE))
+    pages = sorted((tmp_path / "archive").glob("runs-*.html"))
+    assert sorted(i for p in pages for i in _ids(p)) == [f"run-{i:06d}" for i in range(PAGE + 1)]
+    assert json.loads((tmp_path / ".catalog.json").read_text())["runs"] == PAGE + 1

@@ -3,8 +3,9 @@ output/archive/runs-NNNNNN.html (every run, PAGE_SIZE a page, oldest page first)
 
 Filing a run costs the same whatever the history: it appends one line, reads back only the tail of runs.jsonl
 (the index's runs, the current page's), rewrites the index and the one page that changed. A full page is never
-rewritten. The page count and each page's date range live in output/.catalog.json; an archive without it (made
-before pages existed) is paged once, on the next run.
+rewritten. output/.catalog.json holds each page's byte offset in runs.jsonl and its date range: the current page
+is whatever follows its offset, so a filer killed between the append and the rest loses nothing (the next filer
+pages that run too). An archive without it (made before pages existed) is paged once, on the next run.
 """
 
 from __future__ import annotations
@@ -30,15 +31,11 @@ def append_run(output_root: Path, record: dict[str, Any]) -> Path:
     """File one run: append it to runs.jsonl, then rewrite the index and the archive page it lands on."""
     with _locked(output_root):
         append_jsonl(output_root / "runs.jsonl", record)
-        state = _state(output_root)
-        if state is None:                       # no .catalog.json yet: page the whole archive once
-            state = {"runs": 0, "pages": []}
-            _write_pages(output_root, state, read_runs(output_root))
-        else:
-            state["runs"] += 1
-            last = (state["runs"] - 1) // PAGE_SIZE
-            _write_pages(output_root, state, tail_runs(output_root, state["runs"] - last * PAGE_SIZE),
-                         first_page=last)
+        state = _state(output_root) or {"pages": []}   # none yet: the whole archive is paged, once
+        current = max(len(state["pages"]) - 1, 0)
+        start = state["pages"][current]["offset"] if state["pages"] else 0
+        _write_pages(output_root, state, current, _runs_from(output_root / "runs.jsonl", start))
+        state["runs"] = _total(state)   # for readers of the file; the pages are what counts
         write_atomic(output_root / ".catalog.json", json.dumps(state))
         return write_index(output_root, state)
 
@@ -70,31 +67,45 @@ def tail_runs(output_root: Path, count: int) -> list[dict[str, Any]]:
 
 def write_index(output_root: Path, state: dict[str, Any] | None = None) -> Path:
     """output/index.html: the newest PAGE_SIZE runs, newest first, and the archive's pages."""
-    state = state or _state(output_root) or {"runs": 0, "pages": []}
+    state = state or _state(output_root) or {"pages": []}
     runs = sorted(tail_runs(output_root, PAGE_SIZE), key=lambda r: r.get("started_at", ""), reverse=True)
     pages = [{"href": f"archive/{_page_name(n)}", "n": n + 1} | page for n, page in enumerate(state["pages"])]
     index = output_root / "index.html"
     write_atomic(index, _templates.get_template("index.html.j2").render(
-        runs=runs, total=state["runs"], pages=list(reversed(pages)), base="", title="aias-runbooks reports"))
+        runs=runs, total=_total(state), pages=list(reversed(pages)), base="", title="aias-runbooks reports"))
     return index
 
 
-def _write_pages(output_root: Path, state: dict[str, Any], runs: list[dict[str, Any]], first_page: int = 0) -> None:
-    """Write pages first_page.. from `runs` (the runs of those pages, oldest first), updating state."""
+def _runs_from(path: Path, offset: int) -> list[tuple[int, dict[str, Any]]]:
+    """(byte offset, run) of each line of runs.jsonl from `offset` on; a torn or corrupt line is skipped."""
+    found = []
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        for line in fh:
+            with contextlib.suppress(ValueError):
+                found.append((offset, json.loads(line)))
+            offset += len(line)
+    return found
+
+
+def _write_pages(output_root: Path, state: dict[str, Any], first: int, runs: list[tuple[int, dict]]) -> None:
+    """Pages first.. from `runs` (those pages' runs with their offsets, oldest first), recorded in state."""
     folder = output_root / "archive"
     folder.mkdir(exist_ok=True)
-    if first_page == 0:
-        state["runs"] = len(runs)
-    for offset in range(0, max(len(runs), 1), PAGE_SIZE):
-        n, chunk = first_page + offset // PAGE_SIZE, runs[offset:offset + PAGE_SIZE]
-        if not chunk:
-            break
-        page = {"first": chunk[0].get("started_at", ""), "last": chunk[-1].get("started_at", ""),
-                "runs": len(chunk)}
-        state["pages"][n:n + 1] = [page]
+    del state["pages"][first:]
+    for start in range(0, len(runs), PAGE_SIZE):
+        chunk = [run for _, run in runs[start:start + PAGE_SIZE]]
+        page = {"offset": runs[start][0], "first": chunk[0].get("started_at", ""),
+                "last": chunk[-1].get("started_at", ""), "runs": len(chunk)}
+        state["pages"].append(page)
+        n = len(state["pages"]) - 1
         title = f"aias-runbooks reports, page {n + 1}: {page['first'][:10]} to {page['last'][:10]}"
         write_atomic(folder / _page_name(n), _templates.get_template("index.html.j2").render(
-            runs=list(reversed(chunk)), total=state["runs"], pages=[], base="../", title=title))
+            runs=list(reversed(chunk)), total=_total(state), pages=[], base="../", title=title))
+
+
+def _total(state: dict[str, Any]) -> int:
+    return sum(page["runs"] for page in state["pages"])
 
 
 def _page_name(n: int) -> str:
@@ -103,9 +114,10 @@ def _page_name(n: int) -> str:
 
 def _state(output_root: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((output_root / ".catalog.json").read_text())
+        state = json.loads((output_root / ".catalog.json").read_text())
     except (FileNotFoundError, ValueError):
         return None
+    return state if all("offset" in page for page in state.get("pages", [])) else None
 
 
 @contextlib.contextmanager
