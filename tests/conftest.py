@@ -134,6 +134,16 @@ def run(sandbox, tmp_path):
     return go
 
 
+def finding(result: Run, code: str) -> dict:
+    """The run's first finding with this code (StopIteration if it has none)."""
+    return next(f for f in result.verdict["findings"] if f["code"] == code)
+
+
+def audit_records(result: Run) -> list[dict]:
+    """Every record of the run's output/audit.jsonl, in order."""
+    return [json.loads(line) for line in (result.output / "audit.jsonl").read_text().splitlines()]
+
+
 def wait_for(condition, timeout: float, what: str, interval: float = 0.1) -> None:
     """Poll condition() until it holds; fail naming what was awaited once timeout seconds have passed."""
     deadline = time.monotonic() + timeout

@@ -15,7 +15,7 @@ from dotenv import dotenv_values
 
 from aias_runbooks import paths
 
-from .conftest import sandbox_dsn
+from .conftest import finding, sandbox_dsn
 from .test_secrets import leaks
 
 PROBLEMS = {"WARNING", "CRITICAL"}
@@ -46,10 +46,6 @@ def rows_of(users: set[str]) -> dict[str, tuple[str, str, str]]:
         return {str(u): (e, t, s) for u, e, t, s in conn.execute(
             "SELECT s.user_id, p.email, s.tier, s.status FROM subscription_tiers s JOIN profiles p ON p.id = s.user_id "
             "WHERE s.user_id = ANY(%s::uuid[])", [sorted(users)])}
-
-
-def finding(result, code: str) -> dict:
-    return next(f for f in result.verdict["findings"] if f["code"] == code)
 
 
 @pytest.mark.parametrize("runbook", [WEBHOOKS, PAYMENTS])

@@ -12,6 +12,8 @@ from aias_runbooks import paths
 from aias_runbooks.settings import load_environment
 from aias_runbooks.sources.deploys import Vercel
 
+from .conftest import finding
+
 PROBLEMS = {"WARNING", "CRITICAL"}
 
 
@@ -23,10 +25,6 @@ def vercel() -> Vercel:
 def workflows_answers(n: int = 9) -> list[int]:
     api = dotenv_values(paths.sandbox_dir() / "sandbox.env")["AIAS_SANDBOX_API_URL"]
     return [httpx.get(f"{api}/api/workflows", timeout=5).status_code for _ in range(n)]
-
-
-def finding(result, code: str) -> dict:
-    return next(f for f in result.verdict["findings"] if f["code"] == code)
 
 
 def test_healthy_platform_has_no_error_problem(run):

@@ -15,7 +15,7 @@ from dotenv import dotenv_values
 from aias_runbooks import paths
 from aias_runbooks.sandbox import services, signups
 
-from .conftest import sandbox_dsn
+from .conftest import finding, sandbox_dsn
 
 PROBLEMS = {"WARNING", "CRITICAL"}
 KEY = f"ip:{signups.BURST_CLIENT}"
@@ -31,10 +31,6 @@ def blocked(key: str) -> bool:
     with psycopg.connect(sandbox_dsn()) as conn:
         return bool(conn.execute("SELECT 1 FROM rate_limits WHERE key = %s AND blocked_until > now()",
                                  [key]).fetchone())
-
-
-def finding(result, code: str) -> dict:
-    return next(f for f in result.verdict["findings"] if f["code"] == code)
 
 
 def test_healthy_signups_have_no_problem(run):

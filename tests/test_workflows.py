@@ -3,24 +3,14 @@ queue in workflow_executions, its heartbeat, the integrations it calls (sandbox/
 
 from __future__ import annotations
 
-import json
-
 import psycopg
 
 from aias_runbooks.sandbox import workflows
 
-from .conftest import sandbox_dsn
+from .conftest import audit_records, finding, sandbox_dsn
 
 PROBLEMS = {"WARNING", "CRITICAL"}
 RUNBOOK = "workflows-not-executing"
-
-
-def finding(result, code: str) -> dict:
-    return next(f for f in result.verdict["findings"] if f["code"] == code)
-
-
-def audit_records(result) -> list[dict]:
-    return [json.loads(line) for line in (result.output / "audit.jsonl").read_text().splitlines()]
 
 
 def retries_of(ids: list[str]) -> dict[str, int]:
