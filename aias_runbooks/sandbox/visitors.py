@@ -86,7 +86,7 @@ class Visitors:
         try:
             return self.http.request(method, self.api + path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:   # one condition (the API is down, or too slow), one line, whatever the path
-            workloads._log_error(f"the API did not answer: {type(exc).__name__}: {exc}")
+            workloads.log_error(f"the API did not answer: {type(exc).__name__}: {exc}")
             return None
 
     def refresh(self) -> None:
@@ -96,7 +96,7 @@ class Visitors:
                                  autocommit=True, options="-c statement_timeout=5000") as conn:
                 self.sessions.load(conn)
         except psycopg.Error as exc:
-            workloads._log_error(f"sessions not refreshed: {type(exc).__name__}: {exc.diag.message_primary or exc}")
+            workloads.log_error(f"sessions not refreshed: {type(exc).__name__}: {exc.diag.message_primary or exc}")
 
     def visit(self) -> None:
         self.until_bug -= 1
@@ -164,7 +164,7 @@ class Visitors:
                 self.customers = []
             except stripe.StripeError as exc:   # Stripe down or restarting: ask again next time
                 self.customers = []
-                workloads._log_error(f"Stripe: {type(exc).__name__}: {exc.user_message or exc}")
+                workloads.log_error(f"Stripe: {type(exc).__name__}: {exc.user_message or exc}")
                 return
 
     def bug_limit_all(self) -> None:
@@ -184,7 +184,7 @@ def _survive(step) -> None:
     try:
         step()
     except Exception as exc:
-        workloads._log_error(f"{step.__name__}: {type(exc).__name__}: {exc}")
+        workloads.log_error(f"{step.__name__}: {type(exc).__name__}: {exc}")
 
 
 def main() -> None:

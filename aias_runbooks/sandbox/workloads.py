@@ -149,7 +149,7 @@ class _Session:
         self.errors += 1
         # the server's message without its CONTEXT (which names a tuple that moves), or the client's, on one line
         detail = exc.diag.message_primary or " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
-        self.logged |= _log_error(f"{self.name} ({self.app}): {type(exc).__name__}: {detail}",
+        self.logged |= log_error(f"{self.name} ({self.app}): {type(exc).__name__}: {detail}",
                                   f"; reconnecting in {self.delay:g} s")
         if self.conn is not None:
             with contextlib.suppress(Exception):
@@ -163,7 +163,7 @@ _log_lock = threading.Lock()
 _logged: dict[str, tuple[float, int]] = {}   # message -> (when last written, how many not written since)
 
 
-def _log_error(message: str, suffix: str = "") -> bool:
+def log_error(message: str, suffix: str = "") -> bool:
     """Write message (+ suffix) unless the same message was written less than LOG_REPEAT_S ago; True if written."""
     now = time.monotonic()
     with _log_lock:
