@@ -107,15 +107,19 @@ class Visitors:
         kind = random.choices(list(MIX), weights=list(MIX.values()))[0]
         getattr(self, kind)()
 
-    def signed_in(self) -> tuple | None:
-        return random.choice(self.sessions.items) if self.sessions.items else None
+    def signed_in(self) -> tuple[str | None, str, str]:
+        """(token, address, workflow) of a live session of a tenant member; no token when none is known."""
+        if not self.sessions.items:
+            return None, _address(), str(uuid.uuid4())
+        token, address, workflow, _ = random.choice(self.sessions.items)
+        return token, address or _address(), workflow
 
     def healthz(self) -> None:
         self.send("GET", "/api/healthz", LOAD_BALANCER)
 
     def dashboard(self) -> None:
-        who = self.signed_in()
-        self.send("GET", "/api/workflows", who[1] if who else _address(), who[0] if who else None)
+        token, address, _ = self.signed_in()
+        self.send("GET", "/api/workflows", address, token)
 
     def run(self) -> None:
         who = self.sessions.pick()
@@ -127,9 +131,10 @@ class Visitors:
         self.send("POST", "/api/workflows/run", address or _address(), token, json={"workflow_id": workflow})
 
     def profile(self) -> None:
-        who = self.signed_in()
-        token = who[0] if who and random.random() >= EXPIRED else str(uuid.uuid4())
-        self.send("GET", "/api/profile", (who[1] if who else None) or _address(), token)
+        token, address, _ = self.signed_in()
+        if token is None or random.random() < EXPIRED:
+            token = str(uuid.uuid4())
+        self.send("GET", "/api/profile", address, token)
 
     def login(self) -> None:
         if not self.accounts or random.random() < MISTAKE:
@@ -174,9 +179,8 @@ class Visitors:
         self.send("POST", "/api/auth/login", _address(), data={"email": "someone@example.com", "password": "x"})
 
     def bug_camel_case_run(self) -> None:
-        who = self.signed_in()
-        self.send("POST", "/api/workflows/run", (who[1] if who else None) or _address(), who[0] if who else None,
-                  json={"workflowId": who[2] if who else str(uuid.uuid4())})
+        token, address, workflow = self.signed_in()
+        self.send("POST", "/api/workflows/run", address, token, json={"workflowId": workflow})
 
 
 def _survive(step) -> None:
