@@ -174,6 +174,39 @@ def pending_ages(pending: pd.DataFrame, stuck_minutes: float) -> Figure:
     return fig
 
 
+def incident_timeline(minutes: pd.DataFrame, events: pd.DataFrame) -> Figure:
+    """Requests per minute (left axis) with 5xx answers and error_logs rows per minute (right axis), and each
+    event (a deployment going live, the API falling silent, this check) as a numbered vertical marker."""
+    if minutes.empty:
+        return _nothing("Timeline: no minutes in the window")
+    fig, axis = _subplots(figsize=(11, 3.6))
+    axis.plot(minutes["minute"], minutes["requests"], color="#4c72b0", lw=1.5, label="requests / min")
+    axis.set(ylabel="requests per minute", xlabel="UTC")
+    axis.set_ylim(bottom=0)
+    errors = axis.twinx()
+    errors.bar(minutes["minute"], minutes["errors_5xx"], width=1 / 1440 * 0.8, color="#cf222e", alpha=0.7,
+               label="5xx answers / min")
+    errors.plot(minutes["minute"], minutes["error_logs"], color="#9a6700", lw=1, marker=".", ms=3,
+                label="error_logs / min")
+    errors.set_ylabel("errors per minute")
+    errors.set_ylim(bottom=0, top=max(1, minutes[["errors_5xx", "error_logs"]].to_numpy().max()) * 1.3)
+    errors.yaxis.set_major_locator(MaxNLocator(integer=True))
+    top = axis.get_ylim()[1] or 1
+    for number, row in enumerate(events.itertuples(index=False), start=1):
+        colour = "#57606a" if row.event == "this check" else "#8250df"
+        axis.axvline(row.at, color=colour, ls=":", lw=1.2)
+        axis.annotate(str(number), (row.at, top * 0.95), color=colour, fontsize=8, ha="center",
+                      bbox={"boxstyle": "circle,pad=0.2", "fc": "white", "ec": colour})
+    lines = axis.get_legend_handles_labels()
+    bars = errors.get_legend_handles_labels()
+    axis.legend(lines[0] + bars[0], lines[1] + bars[1], fontsize=8, loc="upper left")
+    axis.set_title(f"Last {len(minutes)} minutes: traffic, server errors and error logs (numbers: events table)")
+    axis.grid(alpha=0.3, axis="y")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
+
+
 def _nothing(message: str) -> Figure:
     fig, axis = _subplots(figsize=(6, 0.8))
     axis.axis("off")

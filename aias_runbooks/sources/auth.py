@@ -16,11 +16,11 @@ def health(supabase_url: str, anon_key: str, timeout_s: float = 5.0) -> dict:
     return {"ok": True, "latency_ms": round(took, 1), "version": body.get("version"), "name": body.get("name")}
 
 
-def health_of(env: Environment) -> tuple[dict | None, str]:
+def health_of(env: Environment, timeout_s: float = 5.0) -> tuple[dict | None, str]:
     """(health, "") for the profile's Supabase, or (None, why it was not checked)."""
     key = env.secret("supabase_anon_key")
     if key is None:
         return None, env.missing_secret_message("supabase_anon_key")
     if not env.urls.get("supabase"):
         return None, "no `supabase` url in the profile"
-    return health(env.urls["supabase"], key.reveal()), ""
+    return health(env.urls["supabase"], key.reveal(), timeout_s), ""

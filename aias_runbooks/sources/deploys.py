@@ -58,11 +58,12 @@ def vercel_of(env: Environment) -> tuple[Vercel | None, str]:
     return Vercel(token.reveal(), env.urls["vercel_api"], env.vercel_project), ""
 
 
-def read(env: Environment, limit: int = 20) -> tuple[pd.DataFrame | None, str]:
-    """(the latest production deployments, "") or (None, why they could not be read)."""
+def read(env: Environment, limit: int = 20, timeout_s: float = 10.0) -> tuple[pd.DataFrame | None, str]:
+    """(the latest production deployments, "") or (None, why they could not be read); timeout_s per request."""
     vercel, problem = vercel_of(env)
     if vercel is None:
         return None, problem
+    vercel.timeout_s = timeout_s
     try:
         return vercel.deployments(limit), ""
     except Unreachable as exc:

@@ -1,0 +1,134 @@
+"""incident-system-down through the runner: every subsystem asked at once, SYSTEM_DOWN naming what is down, a full
+report when the database is gone, a bounded run when every target hangs, and a status update safe to post."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+from aias_runbooks.settings import load_environment
+
+from .conftest import finding, free_port_base, sandbox_dsn, sandbox_password
+
+PROBLEMS = {"WARNING", "CRITICAL"}
+
+
+def cells(result) -> dict[str, dict]:
+    nb = json.loads((result.folder / "notebook.ipynb").read_text())
+    return {c["id"]: c for c in nb["cells"] if c["cell_type"] == "code"}
+
+
+def drafted_update(result) -> str:
+    """The status-page draft as the report shows it (section 3's markdown output)."""
+    (text,) = ["".join(o["data"]["text/markdown"]) for o in cells(result)["sd-10"]["outputs"]
+               if "text/markdown" in o.get("data", {})]
+    return text
+
+
+def assert_safe_to_post(text: str) -> None:
+    """No secret of the profile, no password, no host of any target, no deployment id."""
+    profile = load_environment("sandbox")
+    secrets = [s.reveal() for s in profile.secrets().values()] + [sandbox_password(), urlsplit(sandbox_dsn()).password]
+    assert not [s for s in secrets if s and s in text]
+    hosts = {urlsplit(u).hostname for u in [profile.api_base_url, *profile.urls.values()]} | {"localhost", "127.0.0.1"}
+    assert not [h for h in hosts if h and h in text], text
+    assert "dpl_" not in text and "http" not in text, text
+
+
+def ran_to_the_end(result) -> None:
+    """Every code cell ran without error: the table, the timeline, the events, the draft and the verdict."""
+    assert "RUNBOOK_ERROR" not in result.codes, result.verdict["findings"]
+    for cell_id, cell in cells(result).items():
+        assert not [o for o in cell["outputs"] if o["output_type"] == "error"], cell_id
+    assert any("image/png" in o.get("data", {}) for o in cells(result)["sd-07"]["outputs"]), "the timeline chart"
+
+
+@contextmanager
+def hanging_port() -> Iterator[int]:
+    """A TCP port that accepts connections and never says a word (a frozen host)."""
+    server = socket.create_server(("127.0.0.1", free_port_base()))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def test_healthy_platform_is_up_and_needs_no_update(run):
+    result = run("incident-system-down")
+    assert result.proc.returncode == 0, result.verdict["findings"]
+    assert not PROBLEMS & set(result.codes.values())
+    assert {"SYSTEM_UP", "API_HEALTHY", "AUTH_HEALTHY", "EXTERNAL_STATUS_OK"} <= result.codes.keys()
+    assert "8 of 8" in finding(result, "SYSTEM_UP")["title"], "API, database, Vercel, Auth and four status pages"
+    assert {"notebook.ipynb", "report.html", "verdict.json"} == {p.name for p in result.folder.iterdir()}
+    ran_to_the_end(result)
+    draft = drafted_update(result)
+    assert "No update needed" in draft
+    assert_safe_to_post(draft)
+
+
+def test_api_down_is_system_down_naming_the_api(run, scenario):
+    scenario("api-down")
+    result = run("incident-system-down", "--incident", "INC-77")
+    assert result.proc.returncode == 2, result.proc.stdout + result.proc.stderr
+    assert result.verdict["summary"].startswith("CRITICAL: SYSTEM_DOWN"), "the summary leads the verdict"
+    down = finding(result, "SYSTEM_DOWN")
+    assert down["severity"] == "CRITICAL" and "the API" in down["title"]
+    assert "API" in down["evidence"]["down"] and "Database" in down["evidence"]["up"]
+    assert result.codes["API_DOWN"] == "CRITICAL", "the existing code says what is down"
+    assert result.codes["AUTH_HEALTHY"] == "OK" and result.codes["EXTERNAL_STATUS_OK"] == "OK"
+    ran_to_the_end(result)
+    draft = drafted_update(result)
+    assert draft.startswith("**Investigating**") and "Web app and API: Major outage" in draft
+    assert_safe_to_post(draft)
+
+
+def test_dead_database_still_gives_a_full_report(run, sandbox):
+    closed = free_port_base()    # nothing listens there
+    dead = f"postgresql://aias_monitor:{sandbox_password()}@127.0.0.1:{closed}/postgres"
+    result = run("incident-system-down", env=os.environ | {"AIAS_SANDBOX_DATABASE_URL": dead})
+    assert result.proc.returncode == 2, result.proc.stdout + result.proc.stderr
+    assert result.codes["DB_UNREACHABLE"] == "CRITICAL"
+    down = finding(result, "SYSTEM_DOWN")
+    assert down["severity"] == "CRITICAL" and "the database" in down["title"] and "API" in down["evidence"]["up"]
+    ran_to_the_end(result)
+    assert_safe_to_post(drafted_update(result))
+    assert sandbox_password() not in (result.folder / "report.html").read_text()
+
+
+def test_every_target_hanging_is_checked_at_once_within_its_timeout(run):
+    """API, services and database all accept connections and never answer: each is reported as not answering,
+    and the check takes about one timeout (plus the database's connect timeout), not one per target."""
+    timeout_s = 2
+    with hanging_port() as port:
+        frozen = f"http://127.0.0.1:{port}"
+        env = os.environ | {"AIAS_SANDBOX_API_URL": frozen, "AIAS_SANDBOX_SERVICES_URL": frozen,
+                            "AIAS_SANDBOX_DATABASE_URL": f"postgresql://aias_monitor:x@127.0.0.1:{port}/postgres"}
+        result = run("incident-system-down", "-p", f"timeout_s={timeout_s}", env=env)
+    assert result.proc.returncode == 2, result.proc.stdout + result.proc.stderr
+    assert {"API_DOWN", "DB_UNREACHABLE", "AUTH_UNHEALTHY"} <= result.codes.keys()
+    assert result.codes["DEPLOYS_UNKNOWN"] == "UNKNOWN" and result.codes["EXTERNAL_STATUS_DEGRADED"] == "WARNING"
+    ran_to_the_end(result)
+    # nine probes one after the other would take 9 x 2 s plus the database's 5 s connect timeout
+    took = cells(result)["sd-04"]["metadata"]["papermill"]["duration"]
+    assert took < 5 + 2 * timeout_s + 3, f"the check took {took:.1f} s: the probes did not run at once"
