@@ -57,6 +57,7 @@ class Environment:
     thresholds: Mapping[str, Any]
     is_sandbox: bool
     _values: Mapping[str, str] = field(repr=False)
+    backups: Mapping[str, Any] = field(default_factory=dict)   # profile `backups:` (folder expanded), database-backup
 
     def secret(self, role: str) -> Secret | None:
         """The secret for a role such as 'database_url', or None when it is not set."""
@@ -108,7 +109,17 @@ def load_environment(name: str) -> Environment:
         is_sandbox=bool(raw.get("sandbox", False)),
         # only what the profile names: an env file may hold more (the sandbox's admin URL) than runbooks may see
         _values={var: values[var] for var in secret_vars.values() if var in values},
+        backups=_backups(raw.get("backups")),
     )
+
+
+def _backups(raw: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The profile's `backups:` with its folder as a path: {sandbox_dir} and {root} filled in, relative to the root."""
+    settings = dict(raw or {})
+    if settings.get("folder"):
+        folder = Path(str(settings["folder"]).format(sandbox_dir=paths.sandbox_dir(), root=paths.project_root()))
+        settings["folder"] = folder if folder.is_absolute() else paths.project_root() / folder
+    return settings
 
 
 def _values(env_file: str | None) -> dict[str, str]:

@@ -8,7 +8,9 @@ sandbox.env holds three database URLs, one per role: AIAS_SANDBOX_DATABASE_URL i
 monitoring role aias_monitor (the profile's database_url, so every runbook diagnoses as production does),
 AIAS_SANDBOX_APP_DATABASE_URL the application role aias_app (the sandbox API and workloads), and
 AIAS_SANDBOX_ADMIN_DATABASE_URL the superuser (this module, scenario setup, faults that need a superuser).
-Only the first is named in the profile's secrets.
+Only the first is named in the profile's secrets, besides database-backup's two (sandbox/backups.py):
+AIAS_SANDBOX_BACKUP_DATABASE_URL (the backup role aias_backup) and AIAS_SANDBOX_SCRATCH_DATABASE_URL (the same role
+on the scratch database aias_scratch, which verify restores into).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import psycopg
 from .. import paths
 from ..errors import UsageError
 from ..records import write_atomic
+from . import backups as sandbox_backups
 from . import billing, postgres, processes, releases, scenarios, schema, services, signups, visitors, workflows
 from .statements import fill as fill_statements
 
@@ -129,6 +132,7 @@ def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
         schema.enable_pg_stat_statements(dsn)
     applied = schema.migrate(dsn)
     schema.allow_login(dsn, {role: passwords[role] for role in LOGIN_ROLES})
+    backup_urls = sandbox_backups.prepare(dsn, secrets.token_urlsafe(18))   # the backup role, the scratch database
     loading = time.monotonic()
     schema.seed(dsn, settings=schema.SCALES[scale])
     if scale == "large":
@@ -153,6 +157,7 @@ def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
         "AIAS_SANDBOX_VERCEL_TOKEN": secrets.token_urlsafe(24),
         "AIAS_SANDBOX_RESEND_API_KEY": "re_" + secrets.token_urlsafe(24),
         "AIAS_SANDBOX_SUPABASE_ANON_KEY": secrets.token_urlsafe(32),
+        **backup_urls,   # database-backup: AIAS_SANDBOX_BACKUP_DATABASE_URL, AIAS_SANDBOX_SCRATCH_DATABASE_URL
     })
     t0 = time.monotonic()
     _start_services(state)
@@ -329,6 +334,8 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
     if previous and previous.workflows:
         with _admin_connection(folder) as conn:
             workflows.reset(folder, conn, state.get("scenario_since", 0))
+    if previous and previous.backups:
+        sandbox_backups.reset(folder)
     with _admin_connection(folder) as conn:
         conn.execute(scenarios.RESET_SQL)
         if previous and previous.dirties_stats:
@@ -368,6 +375,10 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
     if wanted.stripe_activity:
         with _admin_connection(folder) as conn:
             billing.make_activity(wanted.stripe_activity, _sandbox_env(folder), conn)
+    if wanted.backups == "stale":
+        sandbox_backups.make_stale(folder)
+    else:   # healthy has a fresh backup (taken at `up`, again once the newest is an hour old)
+        sandbox_backups.ensure_fresh(say)
     _write_state(state)
     say(f"sandbox up in {folder}: scenario '{wanted.name}': {wanted.description}")
     return state

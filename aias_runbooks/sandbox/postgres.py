@@ -30,6 +30,16 @@ class Binaries:
 
 def find_binaries() -> Binaries:
     """AIAS_PG_BINDIR, then a server on this machine (newest first), then the pgserver wheel."""
+    for bindir, source in bindir_candidates():
+        folder = Path(bindir)
+        if bindir and all(os.access(folder / b, os.X_OK) for b in REQUIRED):
+            return _describe(folder, source)
+    raise RuntimeError("no PostgreSQL server binaries found: install PostgreSQL, or `pip install pgserver` "
+                       "(make demo does), or set AIAS_PG_BINDIR to a folder holding initdb and pg_ctl")
+
+
+def bindir_candidates() -> list[tuple[str, str]]:
+    """(folder, where it comes from) in the order find_binaries tries them; database-backup finds pg_dump here too."""
     candidates: list[tuple[str, str]] = []
     if env := os.environ.get("AIAS_PG_BINDIR"):
         candidates.append((env, "AIAS_PG_BINDIR"))
@@ -40,12 +50,7 @@ def find_binaries() -> Binaries:
         candidates.append((path, "this machine"))
     if spec := importlib.util.find_spec("pgserver"):
         candidates.append((str(Path(spec.origin).parent / "pginstall" / "bin"), "pgserver wheel"))
-    for bindir, source in candidates:
-        folder = Path(bindir)
-        if bindir and all(os.access(folder / b, os.X_OK) for b in REQUIRED):
-            return _describe(folder, source)
-    raise RuntimeError("no PostgreSQL server binaries found: install PostgreSQL, or `pip install pgserver` "
-                       "(make demo does), or set AIAS_PG_BINDIR to a folder holding initdb and pg_ctl")
+    return candidates
 
 
 def _major(path: str) -> int:

@@ -17,6 +17,7 @@ class Scenario:
     signup_activity: str | None = None  # signups.ACTIVITIES: signups through the API; undone at the end
     bad_release: bool = False  # releases.bad_deploy: a faulty deployment live for 12 minutes; undone at the end
     workflows: str | None = None  # workflows.FAULTS (workers-down also stops the worker); undone at the end
+    backups: str | None = None  # "stale": the newest backup is 3 days old (sandbox/backups.py); undone at the end
     fault: str | None = None  # a workloads.py kind that holds the fault while the scenario lasts
     setup_sql: str = ""      # run once when the scenario starts; RESET_SQL undoes it
     dirties_stats: bool = False  # leaves evidence in the statistics: reset them when the scenario ends
@@ -133,6 +134,8 @@ SCENARIOS = {s.name: s for s in [
     Scenario("plan-limit-reached", "One tenant on the free plan ran its 100 executions today: its workflows stop "
              "until tomorrow.", workflows="plan-limit-reached",
              diagnosed_by="workflows-not-executing: PLAN_LIMIT_REACHED"),
+    Scenario("backup-stale", "Backups stopped three days ago: the newest in the backup folder was taken then.",
+             backups="stale", diagnosed_by="database-backup: BACKUP_STALE (CRITICAL)"),
 ]}
 
 

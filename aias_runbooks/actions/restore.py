@@ -1,0 +1,102 @@
+"""Guarded action: restore a backup into the target database (pg_restore --clean --if-exists --single-transaction).
+
+The plan (dry run) names the target as `host:port/database` of the profile's backup_database_url and lists every
+table of the backup with its rows now (read-only) and in the backup: what would be replaced. Apply needs
+apply=True, an operator, and `confirm_target` equal to that name (the target named twice), and a dump whose
+SHA-256 is still its metadata's; anything else is RESTORE_REFUSED with nothing changed. The restore is one
+transaction: all of it or none. Audited in output/audit.jsonl (started before pg_restore runs, finished with its
+outcome, also when it fails or is interrupted); afterwards the target's tables are read again against the backup.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..checks import backups as checks
+from ..runbook import Runbook
+from ..sources import backups
+from . import audit
+
+ACTION = "restore_database"
+INTERRUPTED = "interrupted: outcome unknown (pg_restore's transaction commits whole or not at all: read the tables)"
+
+
+def application(rb: Runbook) -> str:
+    return f"aias-runbooks/{rb.slug}/{rb.run_id}"
+
+
+def plan(rb: Runbook, meta: dict[str, Any] | None) -> pd.DataFrame:
+    """The backup's tables with their rows now in the target (read-only) and in the backup; attrs["target"]."""
+    columns = ["table", "rows_in_backup", "rows_here", "state"]
+    dsn = rb.env.secret("backup_database_url")
+    if meta is None or dsn is None:
+        frame = pd.DataFrame(columns=columns)
+        frame.attrs.update(target="", error="no backup to restore" if meta is None else
+                           rb.env.missing_secret_message("backup_database_url"))
+        return frame
+    try:
+        target = backups.target_of(dsn)
+        now = backups.read_checksums(dsn, list(meta["schemas"]), application(rb))
+    except Exception as exc:  # noqa: BLE001 - an unreadable target is said in the plan, not a crash
+        frame = pd.DataFrame(columns=columns)
+        frame.attrs.update(target="", error=f"the target cannot be read: {backups._first_line(exc)}")
+        return frame
+    frame = backups.compare(meta["tables"], now)
+    frame.attrs.update(target=target, backup=Path(meta["path"]).name)
+    return frame
+
+
+def run(rb: Runbook, targets: pd.DataFrame, meta: dict[str, Any] | None, apply: bool, operator: str,
+        confirm_target: str) -> pd.DataFrame:
+    """Dry run: the plan, marked. Apply: refused (RESTORE_REFUSED) unless operator, confirm_target and the file's
+    SHA-256 are right; else pg_restore into the target, audited, then BACKUP_RESTORED or RESTORE_FAILED."""
+    target = targets.attrs.get("target", "")
+    if targets.attrs.get("error"):
+        if apply:
+            rb.record(checks.refused(targets.attrs["error"], target))
+        return targets
+    if not apply:
+        return targets.assign(action=f"dry run: would replace with the backup's rows (confirm_target={target})")
+    reason = ("apply=True needs the operator's name (the `operator` parameter) for the audit record"
+              if not operator.strip() else
+              f"confirm_target must repeat the target exactly as the dry run shows it ({target}); "
+              f"got {confirm_target!r}" if confirm_target.strip() != target else backups.check_file(meta))
+    if reason:
+        rb.record(checks.refused(reason, target))
+        return targets.assign(action="refused: nothing changed")
+    tools, looked = backups.find_tools()
+    if tools is None:
+        rb.record(checks.refused("pg_restore was not found (looked in " + ", ".join(looked) + ")", target))
+        return targets.assign(action="refused: nothing changed")
+    name = Path(meta["path"]).name
+    result = targets.assign(action=INTERRUPTED)
+    outcome = backups.Outcome(name)
+    fields = {"target": target, "backup": name, "sha256": meta["sha256"], "backup_created_at": meta["created_at"],
+              "tables": [{"table": r.table, "rows_now": r.rows_here, "rows_in_backup": r.rows_in_backup}
+                         for r in targets.itertuples(index=False)]}
+
+    done: dict[str, Any] = {"outcome": INTERRUPTED}
+
+    def finished() -> dict:
+        return {"target": target, "backup": name, "outcome": done["outcome"], "seconds": outcome.seconds}
+
+    started = time.monotonic()
+    with audit.attempt(rb, ACTION, operator, fields, finished) as path:
+        outcome.failed = backups.restore(tools, rb.env.secret("backup_database_url"), Path(meta["path"]),
+                                         application(rb), clean=True)
+        outcome.seconds = round(time.monotonic() - started, 2)
+        done["outcome"] = f"failed: {outcome.failed}" if outcome.failed else "restored"
+        result["action"] = "failed: rolled back, nothing changed" if outcome.failed else "replaced"
+    result.attrs["audit"] = str(path)
+    if not outcome.failed:
+        after = backups.read_checksums(rb.env.secret("backup_database_url"), list(meta["schemas"]), application(rb))
+        outcome.tables = backups.compare(meta["tables"], after)
+        result = result.drop(columns=["rows_here", "state"]).merge(
+            outcome.tables.rename(columns={"rows_here": "rows_after", "state": "after"})[
+                ["table", "rows_after", "after"]], on="table", how="left")
+    rb.record(checks.restored(outcome, target))
+    return result
