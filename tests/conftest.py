@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -153,6 +154,20 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.1) -> Non
         time.sleep(interval)
 
 
+def admin_session(timeout: float = 15) -> psycopg.Connection:
+    """A superuser session on the sandbox for a test's own setup and probes. A connection refused or dropped
+    while it is being made is tried again until `timeout`: once on CI, one closed during authentication
+    (no message from the server) failed a test before it began."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return psycopg.connect(sandbox_dsn(), autocommit=True)
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 @contextmanager
 def client_backends(total: int, application: str = "aias-api/oversized-pool") -> Iterator[None]:
     """Hold application connections (as aias_app) until `total` client backends are in use, counting a probe
@@ -167,3 +182,20 @@ def client_backends(total: int, application: str = "aias-api/oversized-pool") ->
         finally:
             for conn in held:
                 conn.close()
+
+
+NOTABLE = re.compile(r"WARNING|ERROR|FATAL|PANIC|terminat|signal|shut|recovery")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that used the sandbox shows the tail of its server log: a crash or a refused connection on
+    a CI machine is then explained in the CI output, not lost with the sandbox's temporary folder."""
+    report = yield
+    log = paths.sandbox_dir() / "logs" / "postgres.log"
+    if report.failed and "sandbox" in item.fixturenames and os.environ.get("AIAS_SANDBOX_DIR") and log.is_file():
+        lines = log.read_text(errors="replace").splitlines()[-5000:]
+        notable = [line for line in lines if NOTABLE.search(line)][-40:]
+        report.sections.append(("sandbox postgres.log: its last warnings, errors and terminations",
+                                "\n".join(notable) or "(none)"))
+    return report

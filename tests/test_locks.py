@@ -22,14 +22,14 @@ from aias_runbooks import runbook
 from aias_runbooks.actions import terminate
 from aias_runbooks.thresholds import load_thresholds
 
-from .conftest import app_dsn, sandbox_dsn, wait_for
+from .conftest import admin_session, app_dsn, sandbox_dsn, wait_for
 
 RULE = load_thresholds()["db_connections"]
 WARNING_S = RULE["blocked_warning_s"]
 
 
 def _probe(sql: str, *params) -> list[tuple]:
-    with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
+    with admin_session() as conn:
         cursor = conn.execute(sql, params)
         return cursor.fetchall() if cursor.description else []
 
