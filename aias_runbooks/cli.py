@@ -65,6 +65,10 @@ def build_parser() -> Parser:
     demo = sub.add_parser("demo", help="bring up the sandbox and run every runbook against it "
                           "(exit 1 only if a runbook itself failed)")
     demo.add_argument("--output", type=_folder, help="report root (default: output/)")
+    doctor = sub.add_parser("doctor", help="is an environment ready for the runbooks? secrets, targets, the "
+                            "database role (the playbook's validate-env); exit code as for a runbook")
+    doctor.add_argument("--env", default="sandbox",
+                        help="environment profile in params/environments (default: sandbox)")
     sandbox = sub.add_parser("sandbox", help="the embedded AIAS Platform")
     sandbox.add_argument("action", choices=["up", "down", "status"])
     sandbox.add_argument("--scenario", default="healthy", help="fault to inject with `up` (default: healthy)")
@@ -132,6 +136,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     say(f"\nAll reports: {Path(args.output or paths.output_dir()) / 'index.html'}")
     say("Step through a runbook yourself: `make lab` (the sandbox stays up; `aias-runbooks sandbox down` stops it).")
     return 1 if broken else 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import diagnose, report
+    lines, exit_code = report(diagnose(args.env), args.env)
+    for line in lines:
+        say(line)
+    return exit_code
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -221,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command == "doctor":
+            return cmd_doctor(args)
         return cmd_sandbox(args)
     except AiasError as exc:   # UsageError, OutputError, SandboxError: the message is fit to show as it is
         return fail(str(exc))
