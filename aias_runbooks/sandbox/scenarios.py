@@ -83,9 +83,10 @@ SCENARIOS = {s.name: s for s in [
     Scenario("api-slow", "A quarter of API requests take 1.2 s: /api/healthz P95 is above 1000 ms.",
              api="slow", diagnosed_by="health-check: API_LATENCY_P95_HIGH"),
     Scenario("api-down", "The API process is stopped: connections to it are refused.",
-             api="down", diagnosed_by="health-check: API_DOWN"),
+             api="down", diagnosed_by="health-check: API_DOWN; incident-system-down: SYSTEM_DOWN (CRITICAL), API_DOWN"),
     Scenario("api-db-down", "The API runs but its database check hangs: every /api/healthz waits its 2 s "
-             "timeout and answers 503.", api="db-down", diagnosed_by="health-check: API_UNHEALTHY (CRITICAL)"),
+             "timeout and answers 503.", api="db-down",
+             diagnosed_by="health-check: API_UNHEALTHY (CRITICAL); incident-system-down: SYSTEM_DOWN (CRITICAL)"),
     Scenario("autovacuum-disabled", "A bulk-import table had autovacuum turned off for a load and never turned "
              "back on: its dead rows are far past the trigger point.", setup_sql=AUTOVACUUM_DISABLED_SQL,
              diagnosed_by="database-health: DB_VACUUM_LAG (autovacuum disabled)"),
