@@ -29,7 +29,8 @@ from .conftest import sandbox_dsn
 
 FIXTURES = Path(__file__).parent / "notebooks"
 # Small samples keep every run cheap; a parameter is only passed to the runbooks that declare it.
-CHEAP = {"samples": 5, "interval_ms": 10, "latency_samples": 10, "top_tables": 5}
+CHEAP = {"samples": 5, "interval_ms": 10, "latency_samples": 10, "top_tables": 5,
+         "create": "true"}   # database-backup takes a backup too: pg_dump, besides pg_restore, gets a hostile password
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -93,30 +94,42 @@ def leaks(values: dict[str, str], output: Path, *streams: str) -> list[str]:
 def canaries(sandbox):
     """{env var: canary} for every secret of the sandbox profile (env vars win over sandbox.env).
 
-    database_url logs in as a real role created for the test, with a hostile password; stripe_webhook_secret
-    is multi-line, like a PEM key.
+    database_url logs in as a real role created for the test, with a hostile password; backup_database_url and
+    scratch_database_url as another (a superuser, as pg_dump and pg_restore need), whose password also holds the
+    passfile's special characters ':' and '\\'; stripe_webhook_secret is multi-line, like a PEM key.
     """
     profile = load_environment("sandbox")
     token = secrets.token_hex(6)
     role, password = f"canary_{token}", f"c@n&ry<'\"%-é:{token}ß@x"
     admin = urlsplit(sandbox_dsn())
     dsn = f"postgresql://{role}:{password}@{admin.hostname}:{admin.port}{admin.path}"
+    owner, owner_password = f"canary_{token}_backup", f"b@ck:\\up<'\"%-é:{token}ß@x"
+    owned = {name: f"postgresql://{owner}:{owner_password}@{admin.hostname}:{admin.port}/{database}"
+             for name, database in (("backup_database_url", "postgres"), ("scratch_database_url", "aias_scratch"))}
     pem = "\n".join(["-----BEGIN CANARY PRIVATE KEY-----",
                      *(base64.b64encode(secrets.token_bytes(45)).decode() for _ in range(3)),
                      "-----END CANARY PRIVATE KEY-----"])
     values = {var: dsn if name == "database_url" else pem if name == "stripe_webhook_secret"
-              else f"canary-{name}-{token}<&'\"é" for name, var in profile.secret_vars.items()}
+              else owned.get(name, f"canary-{name}-{token}<&'\"é") for name, var in profile.secret_vars.items()}
     with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE pg_read_all_stats, pg_read_all_settings")
                      .format(sql.Identifier(role), sql.Literal(password)))
         if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'aias_monitor'").fetchone():
             conn.execute(sql.SQL("GRANT aias_monitor TO {}").format(sql.Identifier(role)))  # its table reads
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}")
+                     .format(sql.Identifier(owner), sql.Literal(owner_password)))
     try:
         yield values
     finally:
         with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", [role])
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ANY(%s)",
+                         [[role, owner]])
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        with psycopg.connect(sandbox_dsn().rsplit("/", 1)[0] + "/aias_scratch", autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(owner)))   # what verify restored there
+        with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(owner)))
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(owner)))
 
 
 @pytest.mark.parametrize("slug", runbook_slugs())
@@ -126,7 +139,8 @@ def test_runbook_with_canary_secrets_leaks_none(run, canaries, slug):
     result = run(slug, *params, env=os.environ | canaries)
     assert "RUNBOOK_ERROR" not in result.codes, result.verdict["findings"]
     assert not leaks(canaries, result.output, result.proc.stdout, result.proc.stderr)
-    assert not {"DB_UNREACHABLE", "DB_NOT_CONFIGURED"} & set(result.codes), "it connected with the hostile password"
+    assert not {"DB_UNREACHABLE", "DB_NOT_CONFIGURED", "BACKUP_FAILED", "BACKUP_NOT_VERIFIED",
+                "BACKUP_VERIFY_FAILED"} & set(result.codes), "it connected with the hostile password"
 
 
 def test_leaky_notebook_with_canary_secrets_leaks_none(run, canaries):
