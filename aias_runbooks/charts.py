@@ -177,8 +177,8 @@ def pending_ages(pending: pd.DataFrame, stuck_minutes: float) -> Figure:
 def incident_timeline(minutes: pd.DataFrame, events: pd.DataFrame) -> Figure:
     """Requests per minute (left axis) with 5xx answers and error_logs rows per minute (right axis), and each
     event (a deployment going live, the API falling silent, this check) as a numbered vertical marker."""
-    if minutes.empty:
-        return _nothing("Timeline: no minutes in the window")
+    if minutes.empty or minutes.attrs.get("error"):
+        return _nothing("Timeline: the request and error history could not be read (database); see the events table")
     fig, axis = _subplots(figsize=(11, 3.6))
     axis.plot(minutes["minute"], minutes["requests"], color="#4c72b0", lw=1.5, label="requests / min")
     axis.set(ylabel="requests per minute", xlabel="UTC")

@@ -157,8 +157,9 @@ def timeline(requests: pd.DataFrame, logs: pd.DataFrame, window_minutes: int,
                 continue
             series = source.set_index(pd.to_datetime(source["minute"], utc=True))[column].astype(int)
             frame[name] = series.reindex(minutes, fill_value=0)
+    frame = frame.reset_index()
     frame.attrs["error"] = requests.attrs.get("error") or logs.attrs.get("error")
-    return frame.reset_index()
+    return frame
 
 
 def events(minutes: pd.DataFrame, deployments: pd.DataFrame | None, table: pd.DataFrame,
