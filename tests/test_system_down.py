@@ -11,6 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
+import pandas as pd
+
+from aias_runbooks.checks import system_down
 from aias_runbooks.settings import load_environment
 
 from .conftest import finding, free_port_base, sandbox_dsn, sandbox_password
@@ -132,3 +135,17 @@ def test_every_target_hanging_is_checked_at_once_within_its_timeout(run):
     # nine probes one after the other would take 9 x 2 s plus the database's 5 s connect timeout
     took = cells(result)["sd-04"]["metadata"]["papermill"]["duration"]
     assert took < 5 + 2 * timeout_s + 3, f"the check took {took:.1f} s: the probes did not run at once"
+
+
+def test_a_provider_incident_makes_the_draft_identified_and_names_components_not_providers():
+    table = pd.DataFrame([
+        {"subsystem": "API", "status": "down", "detail": "no answer from https://api.internal.example:8443"},
+        {"subsystem": "Database", "status": "up", "detail": "db.abcd.supabase.co:5432"},
+        {"subsystem": "Supabase Auth", "status": "down", "detail": "HTTP 503 from https://abcd.supabase.co"},
+        {"subsystem": "Status: supabase", "status": "down", "detail": "Major outage"},
+        {"subsystem": "Status: stripe", "status": "degraded", "detail": "Partial outage"}], columns=system_down.COLUMNS)
+    draft = system_down.status_update(table)
+    assert draft.startswith("**Identified**") and "infrastructure providers" in draft
+    assert "- Web app and API: Major outage" in draft and "- Sign-up and login: Partial outage" in draft
+    assert "- Billing and payments: Degraded performance" in draft
+    assert not [word for word in ("supabase", "internal", "8443", "503", "https") if word in draft.lower()]
