@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -73,9 +73,10 @@ def execute(request: RunRequest, output_root: Path | None = None, cell_timeout: 
         with _kernel_env(AIAS_RUN_ID=run_id, AIAS_INCIDENT=request.incident, AIAS_OUTPUT_DIR=str(root),
                          AIAS_FINDINGS_JOURNAL=str(space.journal)), workspace.kernel_config(space) as config, \
                 _runner_log(space.log):
+            target, writer = workspace.private_target(space, secrets_in_use)
             try:
                 papermill.execute_notebook(
-                    str(request.info.path), workspace.private_target(space, secrets_in_use),
+                    str(request.info.path), target,
                     parameters=request.parameters | {ENV_PARAM: env}, kernel_name="python3",
                     progress_bar=sys.stderr.isatty() if progress is None else progress, log_output=False,
                     execution_timeout=cell_timeout, cwd=str(request.info.path.parent), config=config)
@@ -83,6 +84,9 @@ def execute(request: RunRequest, output_root: Path | None = None, cell_timeout: 
                 error = _describe(exc)
             except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from a scheduler's timeout: still reported
                 error = INTERRUPTED
+            finally:
+                with suppress(OSError):   # a full disk: finish() says so, and the last save written stays
+                    writer.flush()
         result = finish(root, space, secrets_in_use, error)
     result.interrupted = stopped()
     return result
