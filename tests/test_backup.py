@@ -11,6 +11,7 @@ import pytest
 from dotenv import dotenv_values
 
 from aias_runbooks import paths
+from aias_runbooks.checks import backups as checks
 from aias_runbooks.sandbox import scenarios
 from aias_runbooks.settings import load_environment
 from aias_runbooks.sources import backups
@@ -167,3 +168,13 @@ def test_the_backup_password_never_reaches_a_report(run):
     assert {"BACKUP_CREATED", "BACKUP_VERIFIED"} <= result.codes.keys()
     assert not leaks(values, result.output, result.proc.stdout, result.proc.stderr)
     assert result.verdict["redactions"] == 0, "nothing had to be redacted: it was never written"
+
+
+def test_missing_pg_dump_is_a_finding_not_a_traceback(sandbox, monkeypatch):
+    monkeypatch.setattr(backups, "find_tools", lambda: (None, ["/opt/nowhere/bin", "PATH"]))
+    env = load_environment("sandbox")
+    made = checks.created(backups.create(env, "aias-runbooks/test"))
+    assert made.code == "BACKUP_TOOLS_MISSING" and made.severity.value == "UNKNOWN" and "/opt/nowhere" in made.title
+    meta, _ = backups.chosen(backup_folder())
+    checked = checks.verified(backups.verify(env, meta, "aias-runbooks/test"))
+    assert checked.code == "BACKUP_TOOLS_MISSING" and "pg_restore" in checked.title

@@ -93,7 +93,13 @@ def run(rb: Runbook, targets: pd.DataFrame, meta: dict[str, Any] | None, apply: 
         result["action"] = "failed: rolled back, nothing changed" if outcome.failed else "replaced"
     result.attrs["audit"] = str(path)
     if not outcome.failed:
-        after = backups.read_checksums(rb.env.secret("backup_database_url"), list(meta["schemas"]), application(rb))
+        try:
+            after = backups.read_checksums(rb.env.secret("backup_database_url"), list(meta["schemas"]),
+                                           application(rb))
+        except Exception as exc:  # noqa: BLE001 - the restore is done; only the reading back failed
+            outcome.details["unread"] = backups._first_line(exc)
+            rb.record(checks.restored(outcome, target))
+            return result
         outcome.tables = backups.compare(meta["tables"], after)
         result = result.drop(columns=["rows_here", "state"]).merge(
             outcome.tables.rename(columns={"rows_here": "rows_after", "state": "after"})[

@@ -109,7 +109,12 @@ def restored(outcome: Outcome, target: str) -> Finding:
                        f"{outcome.failed}", evidence,
                        ["The restore ran in one transaction: it rolled back and the target is as it was.",
                         "Fix the cause pg_restore names (a lock, a missing role, a disk) and run it again."])
-    tables = outcome.tables if outcome.tables is not None else pd.DataFrame(columns=["table", "state"])
+    if outcome.tables is None:
+        return Finding("BACKUP_RESTORED", Severity.OK, f"Restored {outcome.backup} into {target} in "
+                       f"{outcome.seconds:.1f} s (pg_restore committed); its tables could not be read again: "
+                       f"{outcome.details.get('unread', 'unknown')}.", evidence,
+                       ["Run this runbook again (dry run) to compare the target's tables with the backup."])
+    tables = outcome.tables
     equal = tables[tables["state"] == "equal"]
     since = tables[tables["state"] != "equal"]
     evidence |= {"tables_equal": len(equal), "tables": len(tables)}

@@ -49,7 +49,9 @@ def ensure_fresh(say: Callable[[str], None] = print) -> None:
         return
     made = backups.create(env, "aias-sandbox/backup")
     if made.problem or made.failed:   # said, not fatal: database-backup reports it (a sandbox from before backups)
-        say(f"  no backup taken: {made.problem or made.failed}")
+        said = made.problem or made.failed
+        hint = " (a sandbox started before backups: `sandbox down`, then `sandbox up`)" if made.problem else ""
+        say(f"  no backup taken: {said}{hint}")
         return
     say(f"  backup {made.backup} taken [{made.seconds:.1f}s]")
 

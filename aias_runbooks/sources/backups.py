@@ -116,7 +116,7 @@ def metadata_of(folder: Path) -> list[dict[str, Any]]:
             created = datetime.fromisoformat(meta["created_at"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        dump = folder / str(meta.get("file", meta_path.with_suffix(".dump").name))
+        dump = folder / Path(str(meta.get("file") or meta_path.with_suffix(".dump").name)).name   # never elsewhere
         found.append(meta | {"path": dump, "complete": dump.is_file(), "created": created})
     return sorted(found, key=lambda m: m["created"], reverse=True)
 
@@ -245,10 +245,13 @@ def create(env: Environment, application: str, run_id: str = "") -> Outcome:
         return Outcome(problem="pg_dump and pg_restore were not found (looked in " + ", ".join(looked) + ")",
                        details={"missing": "pg_dump"})
     started, now = time.monotonic(), datetime.now(timezone.utc)
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     name = _new_name(env.name, now)
     partial = folder / f".{name}.dump.partial"
-    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        return Outcome(name, failed=f"cannot write in the backup folder {folder}: {exc.strerror or exc}")
     try:
         engine = database.connect(dsn, application)
         with engine.connect() as conn, _libpq(dsn, application) as (conninfo, tool_env):
