@@ -377,8 +377,8 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
             billing.make_activity(wanted.stripe_activity, _sandbox_env(folder), conn)
     if wanted.backups == "stale":
         sandbox_backups.make_stale(folder)
-    else:   # healthy has a fresh backup (taken at `up`, again once the newest is an hour old)
-        sandbox_backups.ensure_fresh(say)
+    elif state.get("scale", "default") == "default":   # at scale large a dump takes minutes: `create=true` does it
+        sandbox_backups.ensure_fresh(say)              # healthy has a fresh backup (at `up`, again after an hour)
     _write_state(state)
     say(f"sandbox up in {folder}: scenario '{wanted.name}': {wanted.description}")
     return state
