@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 import pytest
 from dotenv import dotenv_values
@@ -15,6 +16,7 @@ from aias_runbooks.checks import backups as checks
 from aias_runbooks.sandbox import scenarios
 from aias_runbooks.settings import load_environment
 from aias_runbooks.sources import backups
+from aias_runbooks.thresholds import load_thresholds
 
 from .conftest import audit_records, finding, sandbox_dsn
 from .test_secrets import leaks
@@ -178,3 +180,13 @@ def test_missing_pg_dump_is_a_finding_not_a_traceback(sandbox, monkeypatch):
     meta, _ = backups.chosen(backup_folder())
     checked = checks.verified(backups.verify(env, meta, "aias-runbooks/test"))
     assert checked.code == "BACKUP_TOOLS_MISSING" and "pg_restore" in checked.title
+
+
+@pytest.mark.parametrize(("age_hours", "code", "severity"), [
+    (23.9, "BACKUP_OK", "OK"), (30, "BACKUP_STALE", "WARNING"), (49, "BACKUP_STALE", "CRITICAL"),
+    (None, "BACKUP_STALE", "CRITICAL")])
+def test_stale_is_graded_by_the_thresholds(age_hours, code, severity):
+    rows = [] if age_hours is None else [{"backup": "b.dump", "age_hours": age_hours, "complete": True}]
+    listed = pd.DataFrame(rows, columns=backups.LISTING_COLUMNS)
+    judged = checks.freshness(listed, load_thresholds())
+    assert (judged.code, judged.severity.value) == (code, severity)
