@@ -10,6 +10,7 @@ import pandas as pd
 import psycopg
 import pytest
 from dotenv import dotenv_values
+from psycopg import sql
 
 from aias_runbooks import paths
 from aias_runbooks.checks import backups as checks
@@ -159,6 +160,25 @@ def test_a_damaged_backup_fails_verification_by_sha256_and_is_not_restored(run, 
     finally:   # the newest backup must be a good one again for the tests after this one
         dump.unlink(missing_ok=True)
         dump.with_suffix(".json").unlink(missing_ok=True)
+
+
+def test_verify_does_not_empty_a_scratch_database_not_marked_as_scratch(run):
+    scratch = sandbox_dsn().rsplit("/", 1)[0] + "/aias_scratch"
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
+        mark = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                            "WHERE datname = 'aias_scratch'").fetchone()[0]
+        conn.execute("COMMENT ON DATABASE aias_scratch IS NULL")
+    try:
+        with psycopg.connect(scratch, autocommit=True) as conn:
+            conn.execute("CREATE SCHEMA IF NOT EXISTS public; CREATE TABLE IF NOT EXISTS public.kept (id int)")
+        result = run(RUNBOOK)
+        assert result.proc.returncode == 3
+        assert "not marked as scratch" in finding(result, "BACKUP_NOT_VERIFIED")["title"]
+        with psycopg.connect(scratch) as conn:
+            assert conn.execute("SELECT to_regclass('public.kept') IS NOT NULL").fetchone()[0], "nothing dropped"
+    finally:
+        with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
+            conn.execute(sql.SQL("COMMENT ON DATABASE aias_scratch IS {}").format(sql.Literal(mark)))
 
 
 def test_the_backup_password_never_reaches_a_report(run):

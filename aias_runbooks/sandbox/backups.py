@@ -35,6 +35,8 @@ def prepare(admin_dsn: str, password: str) -> dict[str, str]:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}").format(sql.Identifier(ROLE),
                                                                                   sql.Literal(password)))
         conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(SCRATCH), sql.Identifier(ROLE)))
+        conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(     # verify may empty it (backups.SCRATCH_MARK)
+            sql.Identifier(SCRATCH), sql.Literal(f"{backups.SCRATCH_MARK}: database-backup verify restores here")))
     base = admin_dsn.rsplit("@", 1)[1].split("/", 1)[0]
     return {"AIAS_SANDBOX_BACKUP_DATABASE_URL": f"postgresql://{ROLE}:{password}@{base}/postgres",
             "AIAS_SANDBOX_SCRATCH_DATABASE_URL": f"postgresql://{ROLE}:{password}@{base}/{SCRATCH}"}

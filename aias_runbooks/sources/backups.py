@@ -42,6 +42,8 @@ CHECKSUM_TIMEOUT_S = 600       # the table checksums read every row once
 CANONICAL_SQL = ("SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; "
                  "SET extra_float_digits = 1; SET bytea_output = 'hex'")
 NO_FOLDER = "the environment profile names no backup folder (`backups: {folder: ...}`)"
+# verify empties the scratch database: only one whose comment starts with this (COMMENT ON DATABASE ... IS ...)
+SCRATCH_MARK = "aias-runbooks scratch"
 LISTING_COLUMNS = ["backup", "created_at", "age_hours", "size_mb", "tables", "rows", "sha256", "complete"]
 
 
@@ -327,14 +329,25 @@ def restore(tools: Tools, dsn: Secret, path: Path, application: str, clean: bool
     return None if done.returncode == 0 else f"pg_restore exited {done.returncode}: {_tail(done.stderr)}"
 
 
+class NotScratch(Exception):
+    """The scratch URL names a database not marked as scratch: verify will not empty it."""
+
+
 def _empty_scratch(dsn: Secret, schemas: list[str], application: str) -> None:
-    """Drop the backup's schemas (and everything in them) from the scratch database: the restore starts clean."""
+    """Drop the backup's schemas (and everything in them) from the scratch database: the restore starts clean.
+    NotScratch, and nothing dropped, unless the database's comment starts with SCRATCH_MARK: a URL that names a
+    real database by mistake must not have it emptied on every scheduled run."""
     import psycopg
     from psycopg import sql
     parts = split_url(dsn.reveal())
     with psycopg.connect(host=parts.host, port=parts.port, dbname=parts.database, user=parts.username,
                          password=parts.password, application_name=application[:63], connect_timeout=10,
                          autocommit=True, **{k: v for k, v in parts.query.items() if isinstance(v, str)}) as conn:
+        mark = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                            "WHERE datname = current_database()").fetchone()[0]
+        if not (mark or "").startswith(SCRATCH_MARK):
+            raise NotScratch(f"the scratch database {target_of(dsn)} is not marked as scratch, so verify does not "
+                             f"empty it: mark it with COMMENT ON DATABASE <name> IS '{SCRATCH_MARK}'")
         conn.execute("SET lock_timeout = '10s'")
         for schema in schemas:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
@@ -370,6 +383,8 @@ def verify(env: Environment, meta: dict[str, Any], application: str) -> Outcome:
                            details={"check": "restore", "scratch": where})
         restored_s = round(time.monotonic() - started, 2)
         actual = read_checksums(scratch, list(meta.get("schemas") or schemas_of(env)), application)
+    except NotScratch as exc:
+        return Outcome(name, problem=str(exc))
     except (psycopg.Error, SQLAlchemyError, OSError) as exc:
         return Outcome(name, problem=f"the scratch database {where} could not be used: {_first_line(exc)}")
     tables = compare(meta.get("tables", {}), actual)
