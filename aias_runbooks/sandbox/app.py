@@ -1,6 +1,7 @@
 """The sandbox AIAS API: /api/healthz (which checks its database), /api/workflows, billing (billing_routes.py),
 accounts (auth_routes.py: signup, login, profile), workflow runs and retries (workflow_routes.py), every request
-logged to api_requests (with the signed-in user, if any).
+logged to api_requests (with the signed-in user, if any,
+and the API key or service-role token it presented: credential_routes.py).
 
 Like any real API it ships a few bugs that only rare inputs reach, each an unhandled exception (500, logged to
 error_logs): `?limit=all` on /api/workflows, a form-encoded body on /api/auth/login, `workflowId` instead of
@@ -27,7 +28,7 @@ from pathlib import Path
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
-from aias_runbooks.sandbox import auth_routes, billing_routes, processes, workflow_routes
+from aias_runbooks.sandbox import auth_routes, billing_routes, credential_routes, processes, workflow_routes
 
 log = logging.getLogger("aias-sandbox-api")
 SLOW_EVERY = 4          # api-slow: every 4th request of each client waits SLOW_DELAY_S (P95 crosses 1 s)
@@ -88,10 +89,11 @@ async def _log_request(app: web.Application, request: web.Request, status: int, 
     try:
         async with app["pool"].connection(timeout=2) as conn:
             await conn.execute(
-                "INSERT INTO api_requests (method, path, status, duration_ms, user_id, ip, request_id, error) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                "INSERT INTO api_requests (method, path, status, duration_ms, user_id, ip, request_id, error, "
+                "credential, api_key_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (request.method, request.path, status, duration_ms, request.get("user_id"),
-                 auth_routes.client_ip(request), request["request_id"], error))
+                 auth_routes.client_ip(request), request["request_id"], error, request.get("credential"),
+                 request.get("api_key_id")))
             if unhandled:
                 await conn.execute("INSERT INTO error_logs (level, source, message, path, request_id) "
                                    "VALUES ('error', 'api', %s, %s, %s)",
@@ -156,7 +158,7 @@ async def _open_pool(app: web.Application):
 
 
 def make_app(state_dir: Path) -> web.Application:
-    app = web.Application(middlewares=[request_id, scenario_and_request_log])
+    app = web.Application(middlewares=[request_id, scenario_and_request_log, credential_routes.identify])
     app.update(scenario=JsonFile(state_dir / "scenario.json"), services=JsonFile(state_dir / "services.json"),
                counts=collections.Counter(), pending=set())   # requests in all and per client
     app.cleanup_ctx.append(_open_pool)
@@ -165,6 +167,7 @@ def make_app(state_dir: Path) -> web.Application:
     billing_routes.configure(app)
     auth_routes.configure(app)          # after billing: shares its admin token
     workflow_routes.configure(app)
+    credential_routes.configure(app)
     return app
 
 

@@ -9,8 +9,9 @@ signup still succeeds: the account exists, the user just gets no email.
 
 Login checks the password against auth.users.encrypted_password (PBKDF2 here; Supabase uses bcrypt: the seeded
 users' hashes are bcrypt-shaped placeholders, so only accounts that signed up in this sandbox can log in), opens
-an auth.sessions row whose id is the bearer token, and writes the audit entry (with the client's address) that
-Supabase Auth writes. A session's token authenticates /api/profile and /api/workflows/run.
+an auth.sessions row whose id is the bearer token (and its auth.refresh_tokens row), and writes the audit entry
+(with the client's address) that Supabase Auth writes. A session's token authenticates /api/profile and
+/api/workflows/run. A failed login logs the account it tried (api_requests.user_id), when there is one.
 """
 
 from __future__ import annotations
@@ -178,16 +179,21 @@ async def login(request: web.Request) -> web.Response:
     async with request.app["pool"].connection() as conn:
         row = await (await conn.execute("SELECT id, encrypted_password FROM auth.users WHERE email = %s "
                                         "AND (banned_until IS NULL OR banned_until < now())", (email,))).fetchone()
+        if row is not None:
+            request["user_id"] = row[0]      # the account tried: a failed-login burst against it is visible
         if row is None or not await asyncio.to_thread(password_matches, password, row[1]):
             request["error"] = "invalid_grant: Invalid login credentials"
             return web.json_response({"error": "invalid_grant", "error_description": "Invalid login credentials"},
                                      status=400)
-        request["user_id"] = user = row[0]
+        user = row[0]
         async with conn.transaction():
             token = (await (await conn.execute(
                 "INSERT INTO auth.sessions (user_id, not_after, user_agent, ip) VALUES "
                 "(%s, now() + make_interval(days => %s), %s, %s) RETURNING id",
                 (user, SESSION_DAYS, request.headers.get("User-Agent", ""), client_ip(request)))).fetchone())[0]
+            await conn.execute("INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, session_id) "
+                               "VALUES ('00000000-0000-0000-0000-000000000000', %s, %s, false, %s)",
+                               (secrets.token_urlsafe(24), str(user), token))
             await conn.execute("UPDATE auth.users SET last_sign_in_at = now(), updated_at = now() WHERE id = %s",
                                (user,))
             await conn.execute(AUDIT_SQL, ("login", user, email, "account", client_ip(request)))
