@@ -58,6 +58,7 @@ class Environment:
     is_sandbox: bool
     _values: Mapping[str, str] = field(repr=False)
     backups: Mapping[str, Any] = field(default_factory=dict)   # profile `backups:` (folder expanded), database-backup
+    migrations: Mapping[str, Any] = field(default_factory=dict)   # profile `migrations:` (folder expanded), migrations
     known_origins: tuple[str, ...] = ()   # profile `known_origins:`: the CIDRs the platform's own services call from
 
     def secret(self, role: str) -> Secret | None:
@@ -111,6 +112,7 @@ def load_environment(name: str) -> Environment:
         # only what the profile names: an env file may hold more (the sandbox's admin URL) than runbooks may see
         _values={var: values[var] for var in secret_vars.values() if var in values},
         backups=_backups(raw.get("backups")),
+        migrations=_backups(raw.get("migrations")),   # the same {sandbox_dir}/{root} expansion of its folder
         known_origins=tuple(str(c) for c in raw.get("known_origins") or ()),
     )
 

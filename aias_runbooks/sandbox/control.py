@@ -32,6 +32,7 @@ from ..errors import UsageError
 from ..records import write_atomic
 from . import backups as sandbox_backups
 from . import billing, postgres, processes, releases, scenarios, schema, services, signups, visitors, workflows
+from . import migration_files as sandbox_migrations
 from .statements import fill as fill_statements
 
 DEFAULT_PORT_BASE = 54330          # api = base, localstripe = base + 1, postgres = base + 2, services = base + 3
@@ -149,6 +150,7 @@ def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
         "AIAS_SANDBOX_STRIPE_API_BASE": f"http://127.0.0.1:{ports['stripe']}",
         "AIAS_SANDBOX_DATABASE_URL": dsns[MONITOR_ROLE],     # the profile's database_url: every runbook
         "AIAS_SANDBOX_ADMIN_DATABASE_URL": dsn,               # control, scenario setup, superuser-only faults
+        "AIAS_SANDBOX_MIGRATIONS_DATABASE_URL": dsn,          # migrations' guarded apply (the schemas' owner)
         "AIAS_SANDBOX_APP_DATABASE_URL": dsns[APP_ROLE],      # the sandbox API and the application's workloads
         "AIAS_SANDBOX_STRIPE_SECRET_KEY": "sk_test_" + secrets.token_hex(16),
         "AIAS_SANDBOX_STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(24),
@@ -338,6 +340,8 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
         sandbox_backups.reset(folder)
     with _admin_connection(folder) as conn:
         conn.execute(scenarios.RESET_SQL)
+        sandbox_migrations.reset(conn)            # the local migrations folder and the history as `up` left them
+        sandbox_migrations.sync(folder)
         if previous and previous.dirties_stats:
             conn.execute(scenarios.WARM_SQL)
             conn.execute(scenarios.FLUSH_STATS_SQL)
@@ -345,6 +349,8 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
             _fill_statements(state, conn, lambda _: None)
         if wanted.setup_sql:
             conn.execute(wanted.setup_sql)
+        if wanted.migrations == "drift":
+            sandbox_migrations.make_drift(folder, conn)
     (folder / "scenario.json").write_text(json.dumps({"name": wanted.name, "api": wanted.api,
                                                       "webhook": wanted.webhook}))
     api = state["components"].get("api")

@@ -18,6 +18,7 @@ class Scenario:
     bad_release: bool = False  # releases.bad_deploy: a faulty deployment live for 12 minutes; undone at the end
     workflows: str | None = None  # workflows.FAULTS (workers-down also stops the worker); undone at the end
     backups: str | None = None  # "stale": the newest backup is 3 days old (sandbox/backups.py); undone at the end
+    migrations: str | None = None  # "drift": a hotfix row without a file, a file never applied (migration_files.py)
     fault: str | None = None  # a workloads.py kind that holds the fault while the scenario lasts
     setup_sql: str = ""      # run once when the scenario starts; RESET_SQL undoes it
     dirties_stats: bool = False  # leaves evidence in the statistics: reset them when the scenario ends
@@ -137,6 +138,9 @@ SCENARIOS = {s.name: s for s in [
              diagnosed_by="workflows-not-executing: PLAN_LIMIT_REACHED"),
     Scenario("backup-stale", "Backups stopped three days ago: the newest in the backup folder was taken then.",
              backups="stale", diagnosed_by="database-backup: BACKUP_STALE (CRITICAL)"),
+    Scenario("migration-drift", "A hotfix was run from the dashboard and recorded as migration 20250115093000 with "
+             "no file in the repository, and the repository's migration 20250201000000 was never applied.",
+             migrations="drift", diagnosed_by="migrations: MIGRATION_DRIFT, MIGRATIONS_PENDING"),
 ]}
 
 
