@@ -31,7 +31,7 @@ from .. import paths
 from ..errors import UsageError
 from ..records import write_atomic
 from . import backups as sandbox_backups
-from . import billing, postgres, processes, releases, scenarios, schema, services, signups, visitors, workflows
+from . import billing, breach, postgres, processes, releases, scenarios, schema, services, signups, visitors, workflows
 from . import migration_files as sandbox_migrations
 from .statements import fill as fill_statements
 
@@ -338,6 +338,9 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
             workflows.reset(folder, conn, state.get("scenario_since", 0))
     if previous and previous.backups:
         sandbox_backups.reset(folder)
+    if previous and previous.breach:
+        with _admin_connection(folder) as conn:
+            breach.reset(folder, conn)
     with _admin_connection(folder) as conn:
         conn.execute(scenarios.RESET_SQL)
         sandbox_migrations.reset(conn)            # the local migrations folder and the history as `up` left them
@@ -381,6 +384,9 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
     if wanted.stripe_activity:
         with _admin_connection(folder) as conn:
             billing.make_activity(wanted.stripe_activity, _sandbox_env(folder), conn)
+    if wanted.breach:
+        with _admin_connection(folder) as conn:
+            breach.make_activity(folder, _sandbox_env(folder), conn)
     if wanted.backups == "stale":
         sandbox_backups.make_stale(folder)
     elif state.get("scale", "default") == "default":   # at scale large a dump takes minutes: `create=true` does it

@@ -19,6 +19,7 @@ class Scenario:
     workflows: str | None = None  # workflows.FAULTS (workers-down also stops the worker); undone at the end
     backups: str | None = None  # "stale": the newest backup is 3 days old (sandbox/backups.py); undone at the end
     migrations: str | None = None  # "drift": a hotfix row without a file, a file never applied (migration_files.py)
+    breach: bool = False     # breach.make_activity: stolen credentials used through the API; undone at the end
     fault: str | None = None  # a workloads.py kind that holds the fault while the scenario lasts
     setup_sql: str = ""      # run once when the scenario starts; RESET_SQL undoes it
     dirties_stats: bool = False  # leaves evidence in the statistics: reset them when the scenario ends
@@ -141,6 +142,10 @@ SCENARIOS = {s.name: s for s in [
     Scenario("migration-drift", "A hotfix was run from the dashboard and recorded as migration 20250115093000 with "
              "no file in the repository, and the repository's migration 20250201000000 was never applied.",
              migrations="drift", diagnosed_by="migrations: MIGRATION_DRIFT, MIGRATIONS_PENDING"),
+    Scenario("credential-misuse", "Stolen credentials in use: a failed-login burst from one new address against "
+             "four accounts ends in a login as one of them; a revoked API key and its live successor are presented "
+             "from an unknown address; the service-role token is used from an unknown origin.", breach=True,
+             diagnosed_by="incident-data-breach: SUSPICIOUS_LOGINS (CRITICAL), CREDENTIAL_MISUSE (CRITICAL)"),
 ]}
 
 
