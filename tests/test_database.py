@@ -21,7 +21,8 @@ SAMPLE_PARAMS = {"limit": 5, "min_idle_s": 0, "application": None, "min_seconds"
                  "min_blocked_s": 5, "window_minutes": 60, "ids": [], "user_ids": ["not-a-uuid'--"],
                  "schemas": ["public"], "stuck_minutes": 5, "min_share": 1.0,
                  "min_rows": 10000, "min_scans": 50, "max_index_pct": 50, "lag_factor": 2,
-                 "tables": ["public.error_logs", "public.no_such_table"]}
+                 "tables": ["public.error_logs", "public.no_such_table"], "baseline_days": 30,
+                 "known_origins": ["127.0.0.0/8", "::1/128"], "key_ids": ["not-a-uuid'--"]}
 
 
 @pytest.fixture
