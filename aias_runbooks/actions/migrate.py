@@ -1,0 +1,145 @@
+"""Guarded action: apply the pending migrations, as `supabase db push` does.
+
+The plan (dry run) lists the pending migrations in version order with their statement counts. Apply needs
+apply=True, an operator and the profile's migrations_database_url (a role that may run DDL: the run's diagnosis
+session is read-only); it is refused, with nothing changed, while the checks found drift, a broken dependency or a
+file that does not parse, unless override=True. Then, over one connection of its own: the CLI's history table
+statements (CREATE SCHEMA/TABLE IF NOT EXISTS supabase_migrations.schema_migrations, its statements and name
+columns), and each migration in ONE transaction: its statements one by one, then its row (version, name, the
+statements array, exactly as the CLI inserts it). A migration already recorded when its turn comes (applied
+meanwhile) is skipped; the first failure rolls that migration back and stops: the later ones are not attempted.
+Audited in output/audit.jsonl (started with every planned migration, finished with each one's outcome, also when
+it fails or is interrupted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pandas as pd
+import psycopg
+
+from ..checks import migrations as checks
+from ..dsn import split_url
+from ..runbook import Runbook
+from ..settings import Secret
+from ..sources.migrations import LocalMigration
+from . import audit
+
+ACTION = "apply_migrations"
+BLOCKING = ("MIGRATION_DRIFT", "MIGRATION_DEPENDENCY_BROKEN", "MIGRATION_INVALID")
+INTERRUPTED = "interrupted: outcome unknown (read supabase_migrations.schema_migrations)"
+STATEMENT_TIMEOUT_S = 240      # one statement (an index build on a big table); the cell timeout bounds the run
+# What `supabase db push` runs first (pkg/migration/history.go), so a database it never touched gets the table too.
+HISTORY_TABLE = [
+    "CREATE SCHEMA IF NOT EXISTS supabase_migrations",
+    "CREATE TABLE IF NOT EXISTS supabase_migrations.schema_migrations (version text NOT NULL PRIMARY KEY)",
+    "ALTER TABLE supabase_migrations.schema_migrations ADD COLUMN IF NOT EXISTS statements text[]",
+    "ALTER TABLE supabase_migrations.schema_migrations ADD COLUMN IF NOT EXISTS name text",
+]
+INSERT = "INSERT INTO supabase_migrations.schema_migrations (version, name, statements) VALUES (%s, %s, %s)"
+
+
+def target_of(dsn: Secret) -> str:
+    parts = split_url(dsn.reveal())
+    return f"{parts.host or 'localhost'}:{parts.port or 5432}/{parts.database or parts.username or ''}"
+
+
+def plan(pending: list[LocalMigration]) -> pd.DataFrame:
+    """The pending migrations in the order they would be applied, with their statement counts."""
+    return pd.DataFrame([{"order": i, "version": m.version, "name": m.name, "statements": len(m.statements)}
+                         for i, m in enumerate(pending, start=1)], columns=["order", "version", "name", "statements"])
+
+
+def run(rb: Runbook, steps: pd.DataFrame, pending: list[LocalMigration], apply: bool, operator: str,
+        override: bool = False, lock_timeout_s: int = 5, history_read: bool = True) -> pd.DataFrame:
+    """Dry run: the plan, marked. Apply: refused (MIGRATIONS_APPLY_REFUSED) unless the checks allow it and a writable
+    URL is configured; else each migration applied in its own transaction, audited; MIGRATIONS_APPLIED or
+    MIGRATION_FAILED. The `action` column says what happened to each."""
+    if steps.empty:
+        return steps.assign(action=pd.Series(dtype=str))
+    if not apply:
+        return steps.assign(action="dry run: would apply")
+    audit.require_operator(operator)
+    secret = rb.env.secret("migrations_database_url")
+    blocking = sorted({f.code for f in rb.findings if f.code in BLOCKING})
+    reason = (rb.env.missing_secret_message("migrations_database_url") + " (the diagnosis session is read-only; "
+              "apply needs a role that may run DDL)" if secret is None else
+              "the migration history could not be read, so what is pending is not known" if not history_read else
+              f"the checks above found {', '.join(blocking)}; fix it, or set override=true to apply anyway"
+              if blocking and not override else None)
+    if reason:
+        rb.record(checks.apply_refused(reason))
+        return steps.assign(action="refused: nothing changed")
+    target = target_of(secret)
+    outcomes = {m.version: INTERRUPTED for m in pending}
+    failure: dict[str, Any] = {}
+    started = {"target": target, "override": override, "blocking_findings": blocking,
+               "migrations": [{"version": m.version, "name": m.name, "file": m.file, "statements": len(m.statements),
+                               "sha256": hashlib.sha256(m.text.encode()).hexdigest()} for m in pending]}
+
+    def finished() -> dict[str, Any]:
+        return {"target": target, "outcomes": outcomes, "failure": failure or None,
+                "applied": sum(o == "applied" for o in outcomes.values()),
+                "failed": sum(o.startswith("failed") for o in outcomes.values()),
+                "not_attempted": sum(o.startswith("not attempted") for o in outcomes.values())}
+
+    with audit.attempt(rb, ACTION, operator, started, finished) as path:
+        _apply(rb, secret, pending, outcomes, failure, lock_timeout_s)
+    result = steps.assign(action=[outcomes[v] for v in steps["version"]])
+    result.attrs["audit"] = str(path)
+    rb.record(checks.applied(outcomes, target, failure or None))
+    return result
+
+
+def _connect(dsn: Secret, application: str, lock_timeout_s: int) -> psycopg.Connection:
+    parts = split_url(dsn.reveal())
+    extra = {k: v for k, v in parts.query.items() if isinstance(v, str)}
+    options = f"-c lock_timeout={lock_timeout_s * 1000} -c statement_timeout={STATEMENT_TIMEOUT_S * 1000}"
+    return psycopg.connect(host=parts.host, port=parts.port, user=parts.username, password=parts.password,
+                           dbname=parts.database, application_name=application[:63], connect_timeout=10,
+                           autocommit=True, **(extra | {"options": (extra.get("options", "") + " " + options).strip()}))
+
+
+def _apply(rb: Runbook, dsn: Secret, pending: list[LocalMigration], outcomes: dict[str, str],
+           failure: dict[str, Any], lock_timeout_s: int) -> None:
+    """Apply in order into `outcomes` (applied / skipped / failed / not attempted); `failure` names the first one."""
+    try:
+        conn = _connect(dsn, f"aias-runbooks/{rb.slug}/{rb.run_id}", lock_timeout_s)
+    except psycopg.Error as exc:
+        failure.update(version=pending[0].version, statement=0, line=0, error=f"cannot connect: {_first_line(exc)}")
+        for m in pending:
+            outcomes[m.version] = "not attempted: " + failure["error"]
+        return
+    with conn:
+        for statement in HISTORY_TABLE:
+            conn.execute(statement)
+        for index, m in enumerate(pending):
+            current = 0
+            try:
+                with conn.transaction():
+                    if conn.execute("SELECT 1 FROM supabase_migrations.schema_migrations WHERE version = %s",
+                                    [m.version]).fetchone():
+                        outcomes[m.version] = "skipped: recorded as applied meanwhile"
+                        continue
+                    for number, statement in enumerate(m.statements, start=1):
+                        current = number
+                        conn.execute(statement.text)
+                    current = 0     # the statements ran: a failure now is the history row's
+                    conn.execute(INSERT, (m.version, m.name, [s.text for s in m.statements]))
+                outcomes[m.version] = "applied"
+            except psycopg.Error as exc:
+                line = m.statements[current - 1].line if current else 0
+                error = _first_line(exc)
+                failure.update(version=m.version, file=m.file, statement=current or "the history row", line=line,
+                               error=error)
+                outcomes[m.version] = f"failed: rolled back at statement {current or 'history row'}: {error}"
+                for later in pending[index + 1:]:
+                    outcomes[later.version] = f"not attempted: {m.version} failed before it"
+                break
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

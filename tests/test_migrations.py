@@ -1,0 +1,319 @@
+"""migrations: the parser-based dependency analysis on small SQL texts (no database), the CLI's statement split, and
+the runbook through the real CLI against the sandbox: healthy, scenario migration-drift, a broken dependency in a
+pending file, the dry run, the guarded apply (in order, recorded as the CLI records it, audited) and a failing one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from aias_runbooks.checks.migration_dependencies import analyze
+from aias_runbooks.sandbox import migration_files
+from aias_runbooks.sandbox.schema import MIGRATIONS
+from aias_runbooks.settings import load_environment
+from aias_runbooks.sources.migrations import Catalogue, same_sql, split
+
+from .conftest import audit_records, finding, sandbox_dsn
+
+RUNBOOK = "migrations"
+# A database as Supabase hands it over: public and extensions (and the CLI's history table), nothing of the app.
+SUPABASE = Catalogue(schemas=frozenset({"public", "extensions", "supabase_migrations"}),
+                     relations=frozenset({("supabase_migrations", "schema_migrations")}))
+APP = Catalogue(schemas=frozenset({"public", "auth", "private"}),
+                relations=frozenset({("public", "tenants"), ("auth", "users")}),
+                functions=frozenset({("auth", "uid")}))
+
+
+def missing(problems) -> list[tuple[str, int, str, str]]:
+    return [(p.file, p.line, p.kind, p.missing) for p in problems]
+
+
+# -- the analysis, without a database ---------------------------------------------------------------------------
+
+def test_references_must_exist_in_the_database_or_an_earlier_statement():
+    sql = """CREATE TABLE public.projects (
+  id uuid PRIMARY KEY,
+  tenant_id uuid REFERENCES public.tenants (id),
+  owner uuid REFERENCES auth.users (id)
+);
+CREATE TABLE public.tasks (
+  id bigint PRIMARY KEY,
+  project_id uuid REFERENCES public.projects (id),
+  label_id bigint REFERENCES public.labels (id)
+);"""
+    assert missing(analyze([("20990101000000_projects.sql", sql)], APP)) == [
+        ("20990101000000_projects.sql", 9, "table", "public.labels")]
+
+
+def test_order_across_files_counts():
+    first = ("20990101000000_a.sql", "CREATE VIEW public.v AS SELECT * FROM public.later;")
+    second = ("20990101000100_b.sql", "CREATE TABLE public.later (id int);")
+    assert missing(analyze([first, second], APP)) == [("20990101000000_a.sql", 1, "table", "public.later")]
+    assert analyze([second, first], APP) == []
+
+
+def test_alter_table_of_a_table_created_earlier_in_the_same_file():
+    sql = ("CREATE TABLE public.notes (id int PRIMARY KEY);\n"
+           "ALTER TABLE public.notes ADD COLUMN body text, ENABLE ROW LEVEL SECURITY;\n"
+           "CREATE INDEX notes_body_idx ON public.notes (body);\n"
+           "ALTER TABLE public.gone ADD COLUMN x int;\n"
+           "ALTER TABLE IF EXISTS public.maybe ADD COLUMN x int;\n")
+    assert missing(analyze([("20990101000000_notes.sql", sql)], APP)) == [
+        ("20990101000000_notes.sql", 4, "table", "public.gone")]
+
+
+def test_create_policy_using_a_function():
+    policy = ("CREATE POLICY notes_own ON public.notes FOR SELECT TO authenticated\n"
+              "  USING (owner = auth.uid() AND tenant_id IN (SELECT private.user_tenant_ids()));\n")
+    table = "CREATE TABLE public.notes (id int, owner uuid, tenant_id uuid);\n"
+    helper = ("CREATE FUNCTION private.user_tenant_ids() RETURNS SETOF uuid LANGUAGE sql STABLE AS $$\n"
+              "  SELECT id FROM public.tenants\n$$;\n")
+    assert missing(analyze([("20990101000000_notes.sql", table + policy)], APP)) == [
+        ("20990101000000_notes.sql", 3, "function", "private.user_tenant_ids()")]
+    assert analyze([("20990101000000_notes.sql", table + helper + policy)], APP) == []
+    assert missing(analyze([("20990101000000_notes.sql", policy)], APP)) == [
+        ("20990101000000_notes.sql", 1, "table", "public.notes"),
+        ("20990101000000_notes.sql", 2, "function", "private.user_tenant_ids()")]
+
+
+def test_built_in_functions_and_types_need_nothing_but_the_apps_do():
+    sql = ("CREATE TYPE public.mood AS ENUM ('ok', 'sad');\n"
+           "CREATE TABLE public.t (id uuid DEFAULT gen_random_uuid(), at timestamptz DEFAULT now(), m mood,\n"
+           "  n public.level, c text CHECK (length(c) < 10));\n")
+    assert missing(analyze([("20990101000000_t.sql", sql)], APP)) == [
+        ("20990101000000_t.sql", 3, "type", "public.level")]
+
+
+def test_a_sql_function_body_is_followed_and_a_plpgsql_one_is_not():
+    sql = ("CREATE FUNCTION public.f() RETURNS bigint LANGUAGE sql AS $$\n"
+           "  SELECT count(*)\n"
+           "  FROM public.nowhere\n"
+           "$$;\n"
+           "CREATE FUNCTION public.g() RETURNS void LANGUAGE plpgsql AS $$\n"
+           "  BEGIN DELETE FROM public.elsewhere; END $$;\n"
+           "DO $$ BEGIN PERFORM 1 FROM public.anywhere; END $$;\n")
+    assert missing(analyze([("20990101000000_f.sql", sql)], APP)) == [
+        ("20990101000000_f.sql", 3, "table", "public.nowhere")]
+
+
+def test_a_hostile_identifier_with_quotes_is_one_name_and_shown_quoted():
+    sql = ('CREATE TABLE public."we""ird; DROP TABLE x; --" (id int PRIMARY KEY);\n'
+           'CREATE INDEX ON public."we""ird; DROP TABLE x; --" (id);\n'
+           'CREATE TABLE public.child (parent int REFERENCES public."Odd""Name" (id));\n')
+    problems = analyze([("20990101000000_q.sql", sql)], APP)
+    assert missing(problems) == [("20990101000000_q.sql", 3, "table", 'public."Odd""Name"')]
+
+
+def test_drop_removes_and_rename_moves():
+    sql = ("CREATE TABLE public.a (id int);\n"
+           "ALTER TABLE public.a RENAME TO b;\n"
+           "SELECT * FROM public.b;\n"
+           "SELECT * FROM public.a;\n"
+           "DROP TABLE public.b;\n"
+           "INSERT INTO public.b VALUES (1);\n"
+           "DROP TABLE IF EXISTS public.b;\n")
+    assert missing(analyze([("20990101000000_r.sql", sql)], APP)) == [
+        ("20990101000000_r.sql", 4, "table", "public.a"), ("20990101000000_r.sql", 6, "table", "public.b")]
+
+
+def test_unqualified_names_follow_the_search_path_and_ctes_are_not_tables():
+    sql = ("CREATE TABLE items (id int);\n"
+           "WITH recent AS (SELECT * FROM items) SELECT * FROM recent, pg_class;\n"
+           "SET search_path = private;\n"
+           "SELECT * FROM items;\n")
+    assert missing(analyze([("20990101000000_u.sql", sql)], APP)) == [
+        ("20990101000000_u.sql", 4, "table", "items")]
+
+
+def test_a_file_that_does_not_parse_is_a_syntax_problem_with_its_line():
+    problems = analyze([("20990101000000_bad.sql", "SELECT 1;\n-- é\nCREATE TABLE (id int);\n")], APP)
+    assert [(p.kind, p.line) for p in problems] == [("syntax", 3)] and "syntax error" in problems[0].missing
+
+
+def test_the_sandbox_migrations_replay_on_a_fresh_supabase_database():
+    files = [(p.name, p.read_text()) for p in sorted(MIGRATIONS.glob("*.sql"))]
+    assert len(files) >= 10 and analyze(files, SUPABASE) == []
+
+
+def test_statements_are_split_as_the_supabase_cli_records_them():
+    sql = ("-- a table\nCREATE TABLE t (x text DEFAULT 'a;b');\n\n"
+           "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $body$ BEGIN RETURN 1; END $body$;;\n"
+           "CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END;\n"
+           "SELECT 'no semicolon at the end'\n")
+    assert [s.text for s in split(sql)] == [
+        "-- a table\nCREATE TABLE t (x text DEFAULT 'a;b')",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $body$ BEGIN RETURN 1; END $body$",
+        "CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END",
+        "SELECT 'no semicolon at the end'"]
+    assert [s.line for s in split(sql)] == [2, 4, 5, 6]
+    assert [s.text for s in split("SELECT 1; -- the end\n")] == ["SELECT 1", "-- the end"]
+
+
+def test_same_sql_ignores_comments_and_spacing_but_not_a_changed_value():
+    assert same_sql("-- v1\nCREATE TABLE t (a int DEFAULT 1);", "create   table t(a int default 1)")
+    assert not same_sql("CREATE TABLE t (a int DEFAULT 1);", "CREATE TABLE t (a int DEFAULT 2);")
+
+
+# -- the runbook against the sandbox ----------------------------------------------------------------------------
+
+def migrations_folder() -> Path:
+    return load_environment("sandbox").migrations["folder"]
+
+
+@pytest.fixture
+def folder(sandbox, tmp_path):
+    """A copy of the sandbox's local migrations (all applied) to add pending files to; what the test applied is
+    removed afterwards (tables named mig_test_*, history rows of 2099)."""
+    copy = tmp_path / "migrations"
+    shutil.copytree(migrations_folder(), copy)
+    yield copy
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
+        for (table,) in conn.execute("SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public' "
+                                     "AND tablename LIKE 'mig\\_test\\_%'").fetchall():
+            conn.execute(f"DROP TABLE IF EXISTS public.{table} CASCADE")
+        conn.execute("DELETE FROM supabase_migrations.schema_migrations WHERE version LIKE '2099%'")
+
+
+def history() -> list[tuple[str, str, list[str]]]:
+    with psycopg.connect(sandbox_dsn()) as conn:
+        return conn.execute("SELECT version, name, statements FROM supabase_migrations.schema_migrations "
+                            "ORDER BY version").fetchall()
+
+
+def public_tables() -> set[str]:
+    with psycopg.connect(sandbox_dsn()) as conn:
+        return {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+
+
+GOOD_A = """-- projects of a tenant
+CREATE TABLE public.mig_test_projects (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  tenant_id uuid NOT NULL REFERENCES public.tenants (id) ON DELETE CASCADE,
+  name text NOT NULL CHECK (name <> '%s; not a placeholder')
+);
+ALTER TABLE public.mig_test_projects ENABLE ROW LEVEL SECURITY;
+CREATE POLICY mig_test_projects_member ON public.mig_test_projects FOR SELECT TO authenticated
+  USING (tenant_id IN (SELECT private.user_tenant_ids()));
+"""
+GOOD_B = """CREATE TABLE public.mig_test_tasks (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  project_id uuid NOT NULL REFERENCES public.mig_test_projects (id) ON DELETE CASCADE
+);
+CREATE INDEX mig_test_tasks_project_idx ON public.mig_test_tasks (project_id);
+"""
+
+
+def test_healthy_is_ok(run):
+    result = run(RUNBOOK)
+    assert result.proc.returncode == 0, result.verdict["findings"]
+    assert result.codes == {"MIGRATIONS_OK": "OK"}
+    ok = finding(result, "MIGRATIONS_OK")["evidence"]
+    assert ok["local_files"] == ok["applied"] == len(list(MIGRATIONS.glob("*.sql")))
+
+
+def test_migration_drift_names_the_hotfix_and_the_pending_file(run, scenario):
+    scenario("migration-drift")
+    result = run(RUNBOOK)
+    assert result.proc.returncode == 1, result.verdict["findings"]
+    assert result.codes == {"MIGRATION_DRIFT": "WARNING", "MIGRATIONS_PENDING": "WARNING",
+                            "MIGRATION_DEPENDENCIES_OK": "OK"}
+    drift = finding(result, "MIGRATION_DRIFT")["evidence"]
+    assert drift["missing_locally"] == [migration_files.HOTFIX_VERSION]
+    assert drift["changed_since_applied"] == [] and drift["out_of_order"] == []
+    assert finding(result, "MIGRATIONS_PENDING")["evidence"]["pending"] == [migration_files.PENDING_VERSION]
+    text = (result.folder / "notebook.ipynb").read_text()
+    assert "missing locally" in text and "dry run: would apply" in text
+
+
+def test_a_pending_migration_using_a_missing_table_is_critical_and_apply_is_refused(run, folder):
+    (folder / "20990101000000_mig_test_reports.sql").write_text(
+        "-- reports per project\nCREATE TABLE public.mig_test_reports (\n  id int PRIMARY KEY,\n"
+        "  project_id uuid REFERENCES public.mig_test_nowhere (id)\n);\n")
+    before = history(), public_tables()
+    result = run(RUNBOOK, "-p", f"migrations_dir={folder}")
+    assert result.proc.returncode == 2, result.verdict["findings"]
+    broken = finding(result, "MIGRATION_DEPENDENCY_BROKEN")
+    assert broken["severity"] == "CRITICAL"
+    assert "20990101000000_mig_test_reports.sql line 4" in broken["title"]
+    assert "public.mig_test_nowhere" in broken["title"] and "REFERENCES" in broken["title"]
+
+    refused = run(RUNBOOK, "-p", f"migrations_dir={folder}", "-p", "apply=true", "--operator", "alice")
+    assert "MIGRATIONS_APPLY_REFUSED" in refused.codes and "MIGRATION_DEPENDENCY_BROKEN" in finding(
+        refused, "MIGRATIONS_APPLY_REFUSED")["title"]
+    assert not (refused.output / "audit.jsonl").exists()
+    assert (history(), public_tables()) == before, "a refused apply changes nothing"
+
+
+def test_dry_run_changes_nothing(run, folder):
+    (folder / "20990101000000_mig_test_projects.sql").write_text(GOOD_A)
+    (folder / "20990101000100_mig_test_tasks.sql").write_text(GOOD_B)
+    before = history(), public_tables()
+    result = run(RUNBOOK, "-p", f"migrations_dir={folder}")
+    assert result.proc.returncode == 1, result.verdict["findings"]
+    assert result.codes == {"MIGRATIONS_PENDING": "WARNING", "MIGRATION_DEPENDENCIES_OK": "OK"}
+    assert finding(result, "MIGRATIONS_PENDING")["evidence"]["pending"] == ["20990101000000", "20990101000100"]
+    assert "dry run: would apply" in (result.folder / "notebook.ipynb").read_text()
+    assert not (result.output / "audit.jsonl").exists()
+    assert (history(), public_tables()) == before
+
+
+def test_apply_runs_in_order_records_as_the_cli_does_and_is_audited(run, folder):
+    (folder / "20990101000000_mig_test_projects.sql").write_text(GOOD_A)
+    (folder / "20990101000100_mig_test_tasks.sql").write_text(GOOD_B)
+    before = history()
+    applied = run(RUNBOOK, "-p", f"migrations_dir={folder}", "-p", "apply=true", "--operator", "alice")
+    assert applied.codes.get("MIGRATIONS_APPLIED") == "OK", applied.verdict["findings"]
+    assert applied.proc.returncode == 1, "the run still reports what it found pending"
+    rows = history()
+    assert rows[:len(before)] == before and [r[:2] for r in rows[len(before):]] == [
+        ("20990101000000", "mig_test_projects"), ("20990101000100", "mig_test_tasks")]
+    assert rows[-2][2] == [s.text for s in split(GOOD_A)] and len(rows[-2][2]) == 3
+    assert rows[-1][2] == [s.text for s in split(GOOD_B)] and rows[-2][2][0].startswith("-- projects of a tenant")
+    assert {"mig_test_projects", "mig_test_tasks"} <= public_tables()
+
+    records = audit_records(applied)
+    assert [r["phase"] for r in records] == ["started", "finished"] and records[0]["attempt"] == records[1]["attempt"]
+    assert {r["action"] for r in records} == {"apply_migrations"} and records[0]["operator"] == "alice"
+    assert [m["version"] for m in records[0]["migrations"]] == ["20990101000000", "20990101000100"]
+    assert records[1]["outcomes"] == {"20990101000000": "applied", "20990101000100": "applied"}
+    assert records[1]["applied"] == 2 and records[1]["failed"] == 0
+
+    again = run(RUNBOOK, "-p", f"migrations_dir={folder}")
+    assert again.proc.returncode == 0 and again.codes == {"MIGRATIONS_OK": "OK"}, again.verdict["findings"]
+
+
+def test_a_failing_migration_is_rolled_back_and_stops_the_sequence(run, folder):
+    (folder / "20990101000000_mig_test_projects.sql").write_text(GOOD_A)
+    (folder / "20990101000100_mig_test_broken.sql").write_text(
+        "CREATE TABLE public.mig_test_half (id int);\n"
+        "INSERT INTO public.mig_test_projects (no_such_column) VALUES (1);\n")
+    (folder / "20990101000200_mig_test_tasks.sql").write_text(GOOD_B)
+    before = history()
+    result = run(RUNBOOK, "-p", f"migrations_dir={folder}", "-p", "apply=true", "--operator", "alice")
+    assert result.proc.returncode == 2, result.verdict["findings"]
+    failed = finding(result, "MIGRATION_FAILED")
+    assert failed["evidence"]["version"] == "20990101000100" and failed["evidence"]["statement"] == 2
+    assert failed["evidence"]["line"] == 2 and "no_such_column" in failed["title"]
+    assert failed["evidence"]["applied"] == ["20990101000000"]
+    assert failed["evidence"]["not_attempted"] == ["20990101000200"]
+    assert [r[0] for r in history()[len(before):]] == ["20990101000000"]
+    tables = public_tables()
+    assert "mig_test_projects" in tables and not {"mig_test_half", "mig_test_tasks"} & tables
+
+    outcomes = audit_records(result)[1]["outcomes"]
+    assert outcomes["20990101000000"] == "applied" and outcomes["20990101000100"].startswith("failed: rolled back")
+    assert outcomes["20990101000200"].startswith("not attempted")
+
+
+def test_apply_without_a_writable_url_is_refused(run, folder):
+    (folder / "20990101000000_mig_test_projects.sql").write_text(GOOD_A)
+    before = history(), public_tables()
+    result = run(RUNBOOK, "-p", f"migrations_dir={folder}", "-p", "apply=true", "--operator", "alice",
+                 env=os.environ | {"AIAS_SANDBOX_MIGRATIONS_DATABASE_URL": ""})
+    refused = finding(result, "MIGRATIONS_APPLY_REFUSED")
+    assert "migrations_database_url" in refused["title"] and "read-only" in refused["title"]
+    assert not (result.output / "audit.jsonl").exists() and (history(), public_tables()) == before
