@@ -4,8 +4,10 @@ The playbook's first Data Breach step. Dry run unless apply: the plan is each li
 tokens (counts, never ids: a session id is a bearer token) and each listed API key (already revoked or not). Apply
 (operator required) asks the endpoint to sign those users out everywhere (delete their auth.sessions and
 auth.refresh_tokens) and set the keys' revoked_at, all in one transaction; the runbook itself never writes to the
-database. Audited in output/audit.jsonl (started before the call, finished with each target's outcome, also when
-the call fails or the run is interrupted).
+database. A user's sessions are all ended, also one opened since the plan (the attacker may have logged in again:
+signing out everywhere is the point); a key is revoked only if it still is not (`revoked_at IS NULL` in the same
+statement), so an earlier revocation time is kept. Audited in output/audit.jsonl (started before the call,
+finished with each target's outcome, also when the call fails or the run is interrupted).
 """
 
 from __future__ import annotations
