@@ -59,15 +59,23 @@ def _quietly(conn: psycopg.Connection, sql: str, *params) -> None:
         conn.execute(sql, params)
 
 
+_STARTED: list[threading.Thread] = []   # joined by the sessions fixture before it closes their connections
+
+
 def _start(conn: psycopg.Connection, sql: str, *params) -> threading.Thread:
     thread = threading.Thread(target=_quietly, args=(conn, sql, *params), daemon=True)
     thread.start()
+    _STARTED.append(thread)
     return thread
 
 
 @pytest.fixture
 def sessions(sandbox):
-    """Open sessions for a test; closed (their transactions rolled back) afterwards, whatever happened."""
+    """Open sessions for a test; ended (their transactions rolled back) afterwards, whatever happened: their
+    server processes are terminated, the threads running statements on them joined, and only then are they
+    closed. psycopg's close() does not wait for another thread inside execute() on the same connection: it frees
+    libpq's connection under it (a segfault in this file, twice on CI, one of them seen as a probe's connection
+    'closed unexpectedly')."""
     opened: list[psycopg.Connection] = []
 
     def connect(app: str, admin: bool = False, autocommit: bool = False) -> psycopg.Connection:
@@ -78,6 +86,10 @@ def sessions(sandbox):
     pids = [c.info.backend_pid for c in opened if not c.closed]
     with psycopg.connect(sandbox_dsn(), autocommit=True) as admin:   # a waiter's close would wait on its lock
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,))
+    for thread in _STARTED:
+        thread.join(timeout=30)
+    assert not [t for t in _STARTED if t.is_alive()], "a statement outlived its terminated session"
+    _STARTED.clear()
     for conn in opened:
         conn.close()
 

@@ -23,6 +23,7 @@ def test_a_hostile_application_name_and_operator_stay_text_in_the_report(run, sa
     """A root blocker named like a markdown link and an HTML tag, and an operator with markup: all literal."""
     holder = psycopg.connect(sandbox_dsn(), application_name=HOSTILE_APP)
     waiter = psycopg.connect(sandbox_dsn(), application_name="aias-api", autocommit=True)
+    blocked = None
     try:
         row = holder.execute("SELECT id FROM workflows ORDER BY id DESC LIMIT 1").fetchone()[0]
         holder.execute("UPDATE workflows SET updated_at = now() WHERE id = %s", (row,))
@@ -35,7 +36,8 @@ def test_a_hostile_application_name_and_operator_stay_text_in_the_report(run, sa
                 "a lock wait long enough to be reported")
         result = run("database-connection-errors", "-p", "latency_samples=10", "--operator", HOSTILE_OPERATOR)
     finally:
-        holder.close()
+        holder.close()                 # its lock goes: the waiter's UPDATE ends, and the thread running it
+        blocked and blocked.join(30)   # only then may the waiter close (close() frees it under an execute())
         waiter.close()
     blocking = next(f for f in result.verdict["findings"] if f["code"] == "DB_BLOCKING_LOCKS")
     assert HOSTILE_APP in blocking["title"], "verdict.json keeps the name exactly"
