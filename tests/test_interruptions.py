@@ -130,6 +130,7 @@ def test_a_killed_runner_leaves_no_secret_and_the_next_run_files_its_report(run,
     assert _codes(filed) == {"CHECK_BEFORE_HANG": "WARNING", "RUNBOOK_ERROR": "UNKNOWN"}
     assert canary not in (output / orphan["report_dir"] / "notebook.ipynb").read_text()
     assert not list(output.glob(".work/*"))
+    assert not list(Path(tempfile.gettempdir()).glob(f"aias-kernel-{run_id}-*")), "its kernel's sockets removed"
 
 
 @pytest.fixture

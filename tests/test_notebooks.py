@@ -10,7 +10,7 @@ import pytest
 from nbclient import NotebookClient
 
 from aias_runbooks.findings import VERDICT_MIME
-from aias_runbooks.runner.execute import kernel_sockets
+from aias_runbooks.runner import kernel
 from aias_runbooks.runner.parameterize import load_runbook
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
@@ -36,7 +36,7 @@ def test_parameters_are_typed_and_documented(path):
 def test_runs_top_to_bottom_with_defaults_as_in_jupyterlab(sandbox, path):
     """No runner, no injected parameters: what an engineer gets from Run All in JupyterLab."""
     nb = nbformat.read(path, as_version=4)
-    with kernel_sockets() as config:
+    with kernel.config() as config:
         NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
                        config=config).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]

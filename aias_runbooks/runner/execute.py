@@ -9,7 +9,6 @@ import os
 import secrets
 import signal
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -18,21 +17,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import nbformat
-import papermill
-from papermill.exceptions import PapermillExecutionError
-from traitlets.config import Config
-
 from .. import paths
 from ..errors import OutputError
 from ..findings import Verdict
 from ..records import write_atomic
 from ..settings import Environment, load_environment
-from . import workspace
+from . import kernel, workspace
 from .catalog import append_run
 from .parameterize import ENV_PARAM
 from .redact import redact_folder, redact_text, secret_values
-from .report import displays_verdict, make_run_dir, provenance, read_verdict, write_report
 from .request import INCIDENT, RunRequest, prepare  # noqa: F401 - checked in request.py, re-exported
 
 
@@ -71,22 +64,26 @@ def execute(request: RunRequest, output_root: Path | None = None, cell_timeout: 
     logging.getLogger("papermill").setLevel(logging.WARNING)
     with stop_signals() as stopped:
         with _kernel_env(AIAS_RUN_ID=run_id, AIAS_INCIDENT=request.incident, AIAS_OUTPUT_DIR=str(root),
-                         AIAS_FINDINGS_JOURNAL=str(space.journal)), workspace.kernel_config(space) as config, \
+                         AIAS_FINDINGS_JOURNAL=str(space.journal)), kernel.config(space) as config, \
                 _runner_log(space.log):
-            target, writer = workspace.private_target(space, secrets_in_use)
+            km, writer = None, None
             try:
+                km = kernel.start(config, request.info.path)   # it boots while papermill is imported
+                import papermill
+                target, writer = workspace.private_target(space, secrets_in_use)
                 papermill.execute_notebook(
-                    str(request.info.path), target,
-                    parameters=request.parameters | {ENV_PARAM: env}, kernel_name="python3",
+                    str(request.info.path), target, km=km,
+                    parameters=request.parameters | {ENV_PARAM: env}, kernel_name=kernel.KERNEL_NAME,
                     progress_bar=sys.stderr.isatty() if progress is None else progress, log_output=False,
-                    execution_timeout=cell_timeout, cwd=str(request.info.path.parent), config=config)
+                    execution_timeout=cell_timeout, cwd=str(request.info.path.parent))
             except Exception as exc:  # the run is reported as RUNBOOK_ERROR, never lost
                 error = _describe(exc)
             except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from a scheduler's timeout: still reported
                 error = INTERRUPTED
             finally:
                 with suppress(OSError):   # a full disk: finish() says so, and the last save written stays
-                    writer.flush()
+                    writer and writer.flush()
+                kernel.stop(km)
         result = finish(root, space, secrets_in_use, error)
     result.interrupted = stopped()
     return result
@@ -108,6 +105,9 @@ def finish(root: Path, space: workspace.Workspace, secrets_in_use: list[str], er
     error, quoted = redact_text(error, secret_values(secrets_in_use)) if error else (None, 0)
     error = error and error[:500]   # cut after redaction, so no part of a secret survives the cut
     started = datetime.fromisoformat(meta["started_at"])
+    import nbformat  # here, not at the top: the run's kernel is started before the runner imports it
+
+    from .report import displays_verdict, make_run_dir, provenance, read_verdict, write_report
     try:
         source = space.notebook if space.notebook.is_file() else Path(meta["input"])
         nb = nbformat.read(source, as_version=4)
@@ -142,6 +142,7 @@ def finish_orphans(root: Path) -> list[RunResult]:
     """File the reports of runs whose runner died (their workspace lock is free); never fails a new run."""
     done = []
     for space in workspace.orphans(root):
+        kernel.remove_sockets(space)
         try:
             meta = space.meta()
         except (OSError, ValueError):   # killed before it wrote anything worth keeping
@@ -170,6 +171,7 @@ def _scan(folder: Path, secrets_in_use: list[str], earlier: int = 0) -> int:
 
 
 def _describe(exc: Exception) -> str:
+    from papermill.exceptions import PapermillExecutionError
     if isinstance(exc, PapermillExecutionError):
         text = f"cell [{exc.exec_count}] raised {exc.ename}: {exc.evalue}"
     else:
@@ -218,13 +220,6 @@ def _runner_log(path: Path) -> Iterator[None]:
             logger.removeHandler(handler)
             logger.propagate = propagate
         handler.close()
-
-
-@contextmanager
-def kernel_sockets() -> Iterator[Config]:
-    """Kernel traffic over Unix sockets in a private folder, not loopback TCP: the kernel holds the run's secrets."""
-    with tempfile.TemporaryDirectory(prefix="aias-kernel-") as folder:
-        yield Config({"KernelManager": {"transport": "ipc", "ip": f"{folder}/kernel"}})
 
 
 @contextmanager

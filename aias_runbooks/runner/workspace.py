@@ -8,26 +8,17 @@ folder's lock is free: the next run finishes that report (see execute.finish_orp
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import json
 import os
 import shutil
-import signal
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from jupyter_client.manager import AsyncKernelManager
-from papermill.iorw import papermill_io
-from traitlets import Unicode
-from traitlets.config import Config
 
 from .. import paths
 from ..errors import OutputError
@@ -193,42 +184,8 @@ class RedactingWriter:
 def private_target(space: Workspace, secrets: Iterable[str]) -> tuple[str, RedactingWriter]:
     """The output path to hand papermill, and the writer through which its saves land redacted in the
     workspace (flush it when papermill returns, or raises)."""
+    from papermill.iorw import papermill_io
     prefix = f"{SCHEME}{space.path}/"
     writer = RedactingWriter(secrets)
     papermill_io.register(prefix, writer)
     return prefix + space.notebook.name, writer
-
-
-class KernelManager(AsyncKernelManager):
-    """The kernel process's own output (ipykernel's warnings, its shutdown errors after an interrupt) goes to
-    kernel.log in the workspace, not to the scheduler's stderr; cells' output is captured as always."""
-
-    log_file = Unicode("", config=True, help="where the kernel process's stdout and stderr go")
-
-    async def start_kernel(self, **kw) -> None:
-        if sys.platform == "linux":
-            kw.setdefault("preexec_fn", _die_with_parent)
-        if self.log_file:
-            with open(self.log_file, "ab") as log:
-                return await super().start_kernel(**kw, stdout=log, stderr=log)
-        return await super().start_kernel(**kw)
-
-
-def _die_with_parent() -> None:
-    """In the kernel process, before it starts: SIGKILL it when the runner dies, however the runner dies, so no
-    kernel is left holding the run's secrets and a database connection (prctl PR_SET_PDEATHSIG)."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-
-
-@contextmanager
-def kernel_config(space: Workspace) -> Iterator[Config]:
-    """Kernel traffic over Unix sockets in a private temp folder (short path: socket names are limited to
-    107 bytes); its connection file (HMAC key) and its log in the workspace, not in the user's runtime folder."""
-    sockets = tempfile.mkdtemp(prefix=f"aias-kernel-{space.path.name}-")
-    try:
-        yield Config({"NotebookClient": {"kernel_manager_class": f"{__name__}.KernelManager",
-                                         "shutdown_kernel": "immediate"},
-                      "KernelManager": {"transport": "ipc", "ip": f"{sockets}/kernel", "log_file": str(space.log),
-                                        "connection_file": str(space.path / "kernel.json")}})
-    finally:
-        shutil.rmtree(sockets, ignore_errors=True)

@@ -1,0 +1,113 @@
+"""The run's kernel: started before the runner imports papermill, so that it boots, and imports what the
+notebook imports, on the second core while the runner gets ready; killed once the last cell is done.
+
+papermill is handed the running kernel (`km`) instead of starting one itself. The kernel's own start-up
+(~0.5 s) and the notebook's imports (pandas and matplotlib, ~0.7 s) then overlap the runner's imports and
+set-up, instead of following them.
+"""
+
+from __future__ import annotations
+
+import ast
+import ctypes
+import json
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
+from traitlets import Unicode
+from traitlets.config import Config
+
+if TYPE_CHECKING:
+    from .workspace import Workspace
+
+KERNEL_NAME = "python3"
+
+
+class KernelManager(AsyncKernelManager):
+    """The kernel process's own output (ipykernel's warnings, its shutdown errors after an interrupt) goes to
+    kernel.log in the workspace, not to the scheduler's stderr; cells' output is captured as always."""
+
+    log_file = Unicode("", config=True, help="where the kernel process's stdout and stderr go")
+
+    async def start_kernel(self, **kw) -> None:
+        if sys.platform == "linux":
+            kw.setdefault("preexec_fn", _die_with_parent)
+        if self.log_file:
+            with open(self.log_file, "ab") as log:
+                return await super().start_kernel(**kw, stdout=log, stderr=log)
+        return await super().start_kernel(**kw)
+
+
+def _die_with_parent() -> None:
+    """In the kernel process, before it starts: SIGKILL it when the runner dies, however the runner dies, so no
+    kernel is left holding the run's secrets and a database connection (prctl PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+
+
+@contextmanager
+def config(space: Workspace | None = None) -> Iterator[Config]:
+    """Kernel traffic over Unix sockets in a private temp folder, not loopback TCP: the kernel holds the run's
+    secrets (a short path: socket names are limited to 107 bytes). With a run's workspace, the connection file
+    (HMAC key) and the kernel's log go there, not to the user's runtime folder."""
+    sockets = tempfile.mkdtemp(prefix=f"aias-kernel-{space.path.name}-" if space else "aias-kernel-")
+    manager = {"transport": "ipc", "ip": f"{sockets}/kernel"}
+    if space:
+        manager |= {"log_file": str(space.log), "connection_file": str(space.path / "kernel.json")}
+    try:
+        yield Config({"KernelManager": manager})
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
+
+
+def remove_sockets(space: Workspace) -> None:
+    """Remove the socket folder of a run whose runner was killed before it could (its kernel died with it)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"aias-kernel-{space.path.name}-*"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def start(kernel_config: Config, notebook: Path) -> KernelManager:
+    """Start the kernel and return at once; before it answers, it imports the modules the notebook imports."""
+    km = KernelManager(kernel_name=KERNEL_NAME, config=kernel_config)
+    code = warm_up(notebook)
+    run_sync(km.start_kernel)(extra_arguments=[f"--IPKernelApp.exec_lines={code}"] if code else [])
+    return km
+
+
+def stop(km: KernelManager | None) -> None:
+    """Kill the kernel now (its last cell is done; its database session is autocommit, so nothing is left
+    open), and remove its connection file and sockets."""
+    if km is None or not km.has_kernel:
+        return
+    if run_sync(km.is_alive)():
+        run_sync(km.shutdown_kernel)(now=True)
+    else:
+        run_sync(km.cleanup_resources)()
+
+
+def warm_up(notebook: Path) -> str:
+    """Code importing every module that a code cell of the notebook imports at its top level, bound to no name
+    the notebook can see; a name that is not a module (`from x import function`) is skipped."""
+    modules: list[str] = []
+    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
+        try:
+            tree = ast.parse("".join(cell["source"])) if cell["cell_type"] == "code" else None
+        except SyntaxError:   # IPython syntax (a magic): not ours to warm
+            continue
+        for node in tree.body if tree else []:
+            if isinstance(node, ast.Import):
+                modules += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                modules += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+    if not modules:
+        return ""
+    return (f"import importlib as _aias_warm\nfor _aias_module in {list(dict.fromkeys(modules))!r}:\n"
+            "    try:\n        _aias_warm.import_module(_aias_module)\n    except ImportError:\n        pass\n"
+            "del _aias_warm, _aias_module")
