@@ -8,14 +8,16 @@ import os
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 import pytest
 
+from aias_runbooks.checks import migrations as checks
 from aias_runbooks.checks.migration_dependencies import analyze
 from aias_runbooks.sandbox import migration_files
 from aias_runbooks.sandbox.schema import MIGRATIONS
 from aias_runbooks.settings import load_environment
-from aias_runbooks.sources.migrations import Catalogue, same_sql, split
+from aias_runbooks.sources.migrations import Catalogue, read_local, same_sql, split
 
 from .conftest import audit_records, finding, sandbox_dsn
 
@@ -156,6 +158,34 @@ def test_statements_are_split_as_the_supabase_cli_records_them():
 def test_same_sql_ignores_comments_and_spacing_but_not_a_changed_value():
     assert same_sql("-- v1\nCREATE TABLE t (a int DEFAULT 1);", "create   table t(a int default 1)")
     assert not same_sql("CREATE TABLE t (a int DEFAULT 1);", "CREATE TABLE t (a int DEFAULT 2);")
+
+
+def test_states_and_drift_from_files_and_history(tmp_path):
+    for name, sql in [("20990101000000_a.sql", "CREATE TABLE a (id int);"),
+                      ("20990101000100_b.sql", "-- now with a comment\nCREATE TABLE b (id int);"),
+                      ("20990101000200_c.sql", "CREATE TABLE c (id bigint);"),
+                      ("20990101000300_late.sql", "CREATE TABLE late (id int);"),
+                      ("20990101000500_new.sql", "CREATE TABLE new (id int);"), ("notes.sql", "-- not one")]:
+        (tmp_path / name).write_text(sql)
+    local, ignored, problem = read_local(tmp_path)
+    history = pd.DataFrame([("20990101000000", "a", None), ("20990101000100", "b", ["CREATE TABLE b (id int)"]),
+                            ("20990101000200", "c", ["CREATE TABLE c (id int)"]),
+                            ("20990101000400", "hotfix", ["CREATE INDEX ON a (id)"])],
+                           columns=["version", "name", "statements"])
+    table = checks.states(local, history, ignored)
+    assert problem is None and ignored == ["notes.sql"]
+    assert dict(zip(table["version"], table["state"], strict=True)) == {
+        "20990101000000": "applied (not compared)", "20990101000100": "applied", "20990101000200":
+        "changed since applied", "20990101000300": "pending, out of order", "20990101000400": "missing locally",
+        "20990101000500": "pending", "": "ignored (not named <version>_<name>.sql)"}
+    assert [m.version for m in checks.pending_of(local, table)] == ["20990101000300", "20990101000500"]
+    found = {f.code: f for f in checks.compare(table, tmp_path)}
+    assert set(found) == {"MIGRATION_DRIFT", "MIGRATIONS_PENDING"}
+    drift = found["MIGRATION_DRIFT"]
+    assert drift.severity.value == "CRITICAL", "an applied migration's file was changed"
+    assert (drift.evidence["changed_since_applied"], drift.evidence["out_of_order"], drift.evidence["missing_locally"]
+            ) == (["20990101000200"], ["20990101000300"], ["20990101000400"])
+    assert found["MIGRATIONS_PENDING"].evidence["local_files"] == 5
 
 
 # -- the runbook against the sandbox ----------------------------------------------------------------------------

@@ -38,6 +38,7 @@ HISTORY_TABLE = [
     "ALTER TABLE supabase_migrations.schema_migrations ADD COLUMN IF NOT EXISTS statements text[]",
     "ALTER TABLE supabase_migrations.schema_migrations ADD COLUMN IF NOT EXISTS name text",
 ]
+LOCK = "SELECT pg_advisory_xact_lock(hashtext('supabase_migrations.schema_migrations'))"
 INSERT = "INSERT INTO supabase_migrations.schema_migrations (version, name, statements) VALUES (%s, %s, %s)"
 
 
@@ -53,7 +54,7 @@ def plan(pending: list[LocalMigration]) -> pd.DataFrame:
 
 
 def run(rb: Runbook, steps: pd.DataFrame, pending: list[LocalMigration], apply: bool, operator: str,
-        override: bool = False, lock_timeout_s: int = 5, history_read: bool = True) -> pd.DataFrame:
+        override: bool = False, lock_timeout_s: int = 5, checked: bool = True) -> pd.DataFrame:
     """Dry run: the plan, marked. Apply: refused (MIGRATIONS_APPLY_REFUSED) unless the checks allow it and a writable
     URL is configured; else each migration applied in its own transaction, audited; MIGRATIONS_APPLIED or
     MIGRATION_FAILED. The `action` column says what happened to each."""
@@ -66,7 +67,8 @@ def run(rb: Runbook, steps: pd.DataFrame, pending: list[LocalMigration], apply: 
     blocking = sorted({f.code for f in rb.findings if f.code in BLOCKING})
     reason = (rb.env.missing_secret_message("migrations_database_url") + " (the diagnosis session is read-only; "
               "apply needs a role that may run DDL)" if secret is None else
-              "the migration history could not be read, so what is pending is not known" if not history_read else
+              "the migration history or the catalogue could not be read, so what is pending and what it needs is "
+              "not known" if not checked else
               f"the checks above found {', '.join(blocking)}; fix it, or set override=true to apply anyway"
               if blocking and not override else None)
     if reason:
@@ -105,20 +107,25 @@ def _connect(dsn: Secret, application: str, lock_timeout_s: int) -> psycopg.Conn
 def _apply(rb: Runbook, dsn: Secret, pending: list[LocalMigration], outcomes: dict[str, str],
            failure: dict[str, Any], lock_timeout_s: int) -> None:
     """Apply in order into `outcomes` (applied / skipped / failed / not attempted); `failure` names the first one."""
+    conn = None
     try:
         conn = _connect(dsn, f"aias-runbooks/{rb.slug}/{rb.run_id}", lock_timeout_s)
-    except psycopg.Error as exc:
-        failure.update(version=pending[0].version, statement=0, line=0, error=f"cannot connect: {_first_line(exc)}")
-        for m in pending:
-            outcomes[m.version] = "not attempted: " + failure["error"]
-        return
-    with conn:
         for statement in HISTORY_TABLE:
             conn.execute(statement)
+    except psycopg.Error as exc:
+        said = "cannot connect" if conn is None else "cannot prepare supabase_migrations.schema_migrations"
+        failure.update(version=pending[0].version, statement=0, line=0, error=f"{said}: {_first_line(exc)}")
+        for m in pending:
+            outcomes[m.version] = "not attempted: " + failure["error"]
+        if conn is not None:
+            conn.close()
+        return
+    with conn:
         for index, m in enumerate(pending):
             current = 0
             try:
                 with conn.transaction():
+                    conn.execute(LOCK)     # one applier at a time; then: is it still pending?
                     if conn.execute("SELECT 1 FROM supabase_migrations.schema_migrations WHERE version = %s",
                                     [m.version]).fetchone():
                         outcomes[m.version] = "skipped: recorded as applied meanwhile"

@@ -75,7 +75,7 @@ def states(local: list[LocalMigration], history: pd.DataFrame, ignored: list[str
     rows.sort(key=lambda r: (int(r["version"]) if r["version"].isdigit() else 0, r["version"]))
     rows += [{"version": "", "name": name, "state": IGNORED + " (not named <version>_<name>.sql)", "file": name,
               "statements": None, "applied_name": None} for name in ignored or ()]
-    return pd.DataFrame(rows, columns=STATE_COLUMNS)
+    return pd.DataFrame(rows, columns=STATE_COLUMNS).astype({"statements": "Int64"})
 
 
 def pending_of(local: list[LocalMigration], table: pd.DataFrame) -> list[LocalMigration]:
@@ -101,8 +101,8 @@ def compare(table: pd.DataFrame, folder: Path | None) -> list[Finding]:
     changed = table[table["state"] == CHANGED]
     late = table[table["state"] == OUT_OF_ORDER]
     applied = table[table["state"].isin([APPLIED, NOT_COMPARED, CHANGED, MISSING])]
-    base = {"folder": str(folder) if folder else "", "local_files": int(table["file"].notna().sum()),
-            "applied": len(applied)}
+    local = table["file"].notna() & (table["version"] != "")
+    base = {"folder": str(folder) if folder else "", "local_files": int(local.sum()), "applied": len(applied)}
     if len(missing) or len(changed) or len(late):
         parts = []
         if len(missing):
@@ -196,6 +196,11 @@ def applied(outcomes: dict[str, str], target: str, failure: dict[str, Any] | Non
     done = [v for v, o in outcomes.items() if o == "applied"]
     evidence: dict[str, Any] = {"target": target, "applied": done,
                                 "not_attempted": [v for v, o in outcomes.items() if o.startswith("not attempted")]}
+    if failure and not failure["statement"]:
+        evidence |= failure
+        return Finding("MIGRATION_FAILED", Severity.UNKNOWN, f"Nothing was applied to {target}: {failure['error']}.",
+                       evidence, ["Check migrations_database_url (the role, its password, that it may create in "
+                                  "schema supabase_migrations), then apply again."])
     if failure:
         evidence |= failure
         return Finding("MIGRATION_FAILED", Severity.CRITICAL,
