@@ -60,6 +60,10 @@ def _out_of_range(param: Parameter) -> list[str]:
 def _in_range(param: Parameter) -> list[str]:
     if param.type in ("int", "float") and param.bounds:
         return [f"{b:g}" if param.type == "float" else str(int(b)) for b in param.bounds]
+    if param.choices:
+        return list(param.choices)
+    if param.timestamp:
+        return ["", "2026-11-01T07:00:00Z", "2026-03-08T02:30:00-05:00"]
     return {"bool": ["false", "off"], "str": ["", "x" * param.max_length]}.get(param.type, [])
 
 
@@ -89,8 +93,11 @@ for slug in runbook_slugs():
         else:
             case(f"{pid}:one-over-limit", slug, "-p", f"{name}={'x' * (param.max_length + 1)}",
                  expect=f"must be at most {param.max_length} characters")
+            # a parameter with choices or a timestamp format refuses such text; any other takes it as data
+            refused = ("must be one of" if param.choices else
+                       "must be an ISO 8601 timestamp" if param.timestamp else None)
             for i, text in enumerate(HOSTILE_TEXT):
-                case(f"{pid}:hostile-but-valid-{i}", slug, "-p", f"{name}={text}", expect=NOT_RUNNING)
+                case(f"{pid}:hostile-but-valid-{i}", slug, "-p", f"{name}={text}", expect=refused or NOT_RUNNING)
         for text in _out_of_range(param):
             case(f"{pid}:out-of-range-{text}", slug, "-p", f"{name}={text}", expect="must be between")
         for text in _in_range(param):

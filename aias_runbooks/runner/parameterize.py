@@ -6,7 +6,9 @@ The parameters cell (the first cell tagged `parameters`) declares one parameter 
 
 `type` is int, float, bool or str. A `[min..max]` at the end of the help bounds a number; on a str parameter
 it bounds the length in characters (`[..40]` or `[1..40]`) and may only narrow the default limit of
-MAX_TEXT (200). Every str value (and --operator) must be valid UTF-8 text without control characters
+MAX_TEXT (200). A str parameter's help may also end in `[pre|post]` (the value must be one of those words) or
+`[timestamp]` (empty, or an ISO 8601 time with a UTC offset: 2026-11-01T07:00:00Z, 2026-11-01T02:00-05:00).
+Every str value (and --operator) must be valid UTF-8 text without control characters
 (U+0000-U+001F, U+007F-U+009F, U+2028/U+2029); anything else printable is accepted as it is, hostile or not
 (SQL, HTML, markdown, `../`): the library binds it as a query parameter and reports escape it.
 
@@ -27,6 +29,7 @@ import re
 import stat
 import tokenize
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,8 @@ SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
 MAX_TEXT = 200                      # characters in a str parameter or --operator
 MAX_PARAMS_FILE = 1024 * 1024       # bytes in a -f parameters file
 _RANGE = re.compile(r"\[(-?[\d.]*)\.\.(-?[\d.]+)\]")
+_CHOICES = re.compile(r"\[([a-z0-9_-]+(?:\|[a-z0-9_-]+)+)\]")
+_TIMESTAMP = "[timestamp]"
 _TYPES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _INT = re.compile(r"[+-]?[0-9]+")
@@ -93,6 +98,17 @@ class Parameter:
         """For a str parameter: MAX_TEXT, or less when the help says `[..N]`."""
         bounds = self.bounds if self.type == "str" else None
         return int(min(bounds[1], MAX_TEXT)) if bounds else MAX_TEXT
+
+    @property
+    def choices(self) -> tuple[str, ...] | None:
+        """For a str parameter: the words `[a|b]` in the help allows, else None (any text)."""
+        match = _CHOICES.search(self.help) if self.type == "str" else None
+        return tuple(match.group(1).split("|")) if match else None
+
+    @property
+    def timestamp(self) -> bool:
+        """A str parameter whose help ends in `[timestamp]`: empty or an ISO 8601 time with a UTC offset."""
+        return self.type == "str" and _TIMESTAMP in self.help
 
     def describe(self) -> str:
         return f"{self.name}: {self.type} = {self.default!r}" + (f"  # {self.help}" if self.help else "")
@@ -302,6 +318,13 @@ def coerce(slug: str, param: Parameter, given: Any) -> Any:
         bounds = param.bounds
         if problem is None and bounds and len(result) < bounds[0]:
             problem = f"must be at least {bounds[0]:g} characters"
+        if problem is None and param.choices and result not in param.choices:
+            problem = f"must be one of {', '.join(param.choices)}" + ("" if from_file else f", got {show(result)}")
+        if problem is None and param.timestamp and result.strip():
+            try:
+                parse_timestamp(result)
+            except ValueError as exc:
+                problem = f"{exc}" + ("" if from_file else f", got {show(result)}")
         if problem:
             raise UsageError(f"{what} {problem}")
         return result
@@ -313,6 +336,19 @@ def coerce(slug: str, param: Parameter, given: Any) -> Any:
         got = "" if from_file else f", got {show(str(value))}"
         raise UsageError(f"{what} must be between {low} and {high}{got}")
     return result
+
+
+def parse_timestamp(text: str) -> datetime:
+    """An ISO 8601 date and time with a UTC offset (`Z` or `+hh:mm`) as an aware datetime; ValueError saying what
+    is expected (a time without an offset is refused: which zone it means would be a guess)."""
+    expected = "must be an ISO 8601 timestamp with a UTC offset, e.g. 2026-11-01T07:00:00Z"
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(expected) from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(expected)
+    return moment
 
 
 def _number(bound: float) -> str:
