@@ -277,6 +277,13 @@ def test_a_pending_migration_using_a_missing_table_is_critical_and_apply_is_refu
     assert not (refused.output / "audit.jsonl").exists()
     assert (history(), public_tables()) == before, "a refused apply changes nothing"
 
+    forced = run(RUNBOOK, "-p", f"migrations_dir={folder}", "-p", "apply=true", "-p", "override=true",
+                 "--operator", "alice")
+    failed = finding(forced, "MIGRATION_FAILED")
+    assert failed["severity"] == "CRITICAL" and failed["evidence"]["line"] == 2, "the statement starts on line 2"
+    assert "mig_test_nowhere" in failed["title"] and audit_records(forced)[0]["override"] is True
+    assert (history(), public_tables()) == before, "the server refused it too: rolled back"
+
 
 def test_dry_run_changes_nothing(run, folder):
     (folder / "20990101000000_mig_test_projects.sql").write_text(GOOD_A)
