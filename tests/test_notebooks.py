@@ -42,4 +42,7 @@ def test_runs_top_to_bottom_with_defaults_as_in_jupyterlab(sandbox, path):
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     verdict = next(o["data"][VERDICT_MIME] for o in outputs if VERDICT_MIME in o.get("data", {}))
-    assert verdict["run_id"].startswith("interactive-") and verdict["status"] == "OK"
+    # maintenance-window's clock is the current time: in the 48 h before each monthly window the notice is due
+    problems = {f["code"] for f in verdict["findings"] if f["severity"] != "OK"}
+    assert verdict["run_id"].startswith("interactive-")
+    assert verdict["status"] == "OK" or problems == {"MAINTENANCE_NOTICE_DUE"}, verdict["findings"]
