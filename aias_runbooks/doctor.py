@@ -39,7 +39,8 @@ SHAPES = {
     "stripe_webhook_secret": (re.compile(r"whsec_[A-Za-z0-9+/=_-]+"), "a webhook signing secret (whsec_...)"),
     "resend_api_key": (re.compile(r"re_[A-Za-z0-9_-]+"), "a Resend API key (re_...)"),
 }
-OPTIONAL = {"admin_token": "only the guarded reconcile, rate-limit and retry actions use it"}
+OPTIONAL = {"admin_token": "only the guarded reconcile, rate-limit and retry actions use it",
+            "migrations_database_url": "only the migrations runbook's guarded apply uses it"}
 
 
 @dataclass(frozen=True)

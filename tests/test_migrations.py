@@ -158,6 +158,9 @@ def test_statements_are_split_as_the_supabase_cli_records_them():
 def test_same_sql_ignores_comments_and_spacing_but_not_a_changed_value():
     assert same_sql("-- v1\nCREATE TABLE t (a int DEFAULT 1);", "create   table t(a int default 1)")
     assert not same_sql("CREATE TABLE t (a int DEFAULT 1);", "CREATE TABLE t (a int DEFAULT 2);")
+    for path in sorted(MIGRATIONS.glob("*.sql")):   # a whole file and the CLI's pieces of it, offsets shifted
+        text = path.read_text()
+        assert same_sql(text, ";\n".join(s.text for s in split(text))), path.name
 
 
 def test_states_and_drift_from_files_and_history(tmp_path):

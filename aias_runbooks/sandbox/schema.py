@@ -7,6 +7,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from ..sources.migrations import split
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 SEED = Path(__file__).parent / "seed.sql"
 
@@ -34,7 +36,7 @@ def migrate(dsn: str) -> list[str]:
             with conn.transaction():
                 conn.execute(sql)
                 conn.execute("INSERT INTO supabase_migrations.schema_migrations (version, statements, name) "
-                             "VALUES (%s, %s, %s)", (version, [sql], name))
+                             "VALUES (%s, %s, %s)", (version, [s.text for s in split(sql)], name))   # as the CLI
             applied.append(version)
     return applied
 

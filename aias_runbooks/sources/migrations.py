@@ -29,7 +29,7 @@ FILE_NAME = re.compile(r"^([0-9]+)_(.*)\.sql$")    # the CLI's own pattern: <tim
 NO_FOLDER = "the environment profile names no migrations folder (`migrations: {folder: ...}`)"
 HISTORY_LIMIT = 10_000      # rows of schema_migrations read (a project has hundreds)
 CATALOGUE_LIMIT = 200_000   # objects read from the catalogue (every relation, function and type outside pg_catalog)
-_POSITIONS = {"location", "stmt_location", "stmt_len", "arg_location"}
+_POSITION = re.compile(r"(location|_start|_end|_len)$")   # offsets into the text (location, rexpr_list_start, ...)
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,8 @@ def _shape(text: str) -> Any:
 
 def _without_positions(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _without_positions(v) for k, v in value.items() if k not in _POSITIONS}
+        return {k: _without_positions(v) for k, v in value.items()
+                if not (isinstance(v, int) and _POSITION.search(k))}
     if isinstance(value, list):
         return [_without_positions(v) for v in value]
     return value
