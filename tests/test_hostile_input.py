@@ -31,6 +31,7 @@ SECRET = "sk_live_" + secrets.token_hex(12)     # the first line of a file a -f 
 TYPES = {"int": "must be an integer", "float": "must be a number", "bool": "must be true or false"}
 HOSTILE_TEXT = ["'; DROP TABLE auth.users; --", "<script>alert(1)</script>", "[click](javascript:alert(1))",
                 "$(rm -rf /) `id` | tee /etc/passwd &", "../../../etc/passwd", "Zoë ☃ 日本 \u202e", "%s%n{0}"]
+HOSTILE_EMAILS = ["o'brien\"<script>alert(1)</script>@example.test", "x'--@evil.test", "[a](javascript:x)@b.c"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ def _in_range(param: Parameter) -> list[str]:
         return list(param.choices)
     if param.timestamp:
         return ["", "2026-11-01T07:00:00Z", "2026-03-08T02:30:00-05:00"]
+    if param.user:
+        return ["ada@example.test", "0F8FAD5B-D9CB-469F-A165-70867728950E",
+                "x" * (param.max_length - 13) + "@example.test"]
     return {"bool": ["false", "off"], "str": ["", "x" * param.max_length]}.get(param.type, [])
 
 
@@ -95,9 +99,12 @@ for slug in runbook_slugs():
                  expect=f"must be at most {param.max_length} characters")
             # a parameter with choices or a timestamp format refuses such text; any other takes it as data
             refused = ("must be one of" if param.choices else
-                       "must be an ISO 8601 timestamp" if param.timestamp else None)
+                       "must be an ISO 8601 timestamp" if param.timestamp else
+                       "must be an email or a user id (uuid)" if param.user else None)
             for i, text in enumerate(HOSTILE_TEXT):
                 case(f"{pid}:hostile-but-valid-{i}", slug, "-p", f"{name}={text}", expect=refused or NOT_RUNNING)
+            for i, text in enumerate(HOSTILE_EMAILS if param.user else []):
+                case(f"{pid}:hostile-email-{i}", slug, "-p", f"{name}={text}", expect=NOT_RUNNING)
         for text in _out_of_range(param):
             case(f"{pid}:out-of-range-{text}", slug, "-p", f"{name}={text}", expect="must be between")
         for text in _in_range(param):

@@ -7,7 +7,8 @@ The parameters cell (the first cell tagged `parameters`) declares one parameter 
 `type` is int, float, bool or str. A `[min..max]` at the end of the help bounds a number; on a str parameter
 it bounds the length in characters (`[..40]` or `[1..40]`) and may only narrow the default limit of
 MAX_TEXT (200). A str parameter's help may also end in `[pre|post]` (the value must be one of those words) or
-`[timestamp]` (empty, or an ISO 8601 time with a UTC offset: 2026-11-01T07:00:00Z, 2026-11-01T02:00-05:00).
+`[timestamp]` (empty, or an ISO 8601 time with a UTC offset: 2026-11-01T07:00:00Z, 2026-11-01T02:00-05:00), or
+`[email-or-uuid]` (an email or a user id: accounts.user_reference).
 Every str value (and --operator) must be valid UTF-8 text without control characters
 (U+0000-U+001F, U+007F-U+009F, U+2028/U+2029); anything else printable is accepted as it is, hostile or not
 (SQL, HTML, markdown, `../`): the library binds it as a query parameter and reports escape it.
@@ -36,6 +37,7 @@ from typing import Any
 import yaml
 
 from .. import paths
+from ..accounts import user_reference
 from ..errors import UsageError
 
 # The environment profile parameter every runbook declares; set by --env. (Not `env`: IPython's
@@ -47,6 +49,7 @@ MAX_PARAMS_FILE = 1024 * 1024       # bytes in a -f parameters file
 _RANGE = re.compile(r"\[(-?[\d.]*)\.\.(-?[\d.]+)\]")
 _CHOICES = re.compile(r"\[([a-z0-9_-]+(?:\|[a-z0-9_-]+)+)\]")
 _TIMESTAMP = "[timestamp]"
+_USER = "[email-or-uuid]"
 _TYPES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _INT = re.compile(r"[+-]?[0-9]+")
@@ -109,6 +112,11 @@ class Parameter:
     def timestamp(self) -> bool:
         """A str parameter whose help ends in `[timestamp]`: empty or an ISO 8601 time with a UTC offset."""
         return self.type == "str" and _TIMESTAMP in self.help
+
+    @property
+    def user(self) -> bool:
+        """A str parameter whose help ends in `[email-or-uuid]`: it names one user by email or user id."""
+        return self.type == "str" and _USER in self.help
 
     def describe(self) -> str:
         return f"{self.name}: {self.type} = {self.default!r}" + (f"  # {self.help}" if self.help else "")
@@ -323,6 +331,11 @@ def coerce(slug: str, param: Parameter, given: Any) -> Any:
         if problem is None and param.timestamp and result.strip():
             try:
                 parse_timestamp(result)
+            except ValueError as exc:
+                problem = f"{exc}" + ("" if from_file else f", got {show(result)}")
+        if problem is None and param.user:
+            try:
+                user_reference(result)
             except ValueError as exc:
                 problem = f"{exc}" + ("" if from_file else f", got {show(result)}")
         if problem:
