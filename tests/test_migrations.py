@@ -288,6 +288,18 @@ def test_a_pending_migration_using_a_missing_table_is_critical_and_apply_is_refu
     assert (history(), public_tables()) == before, "the server refused it too: rolled back"
 
 
+def test_a_pending_file_that_does_not_parse_is_critical_and_never_applied(run, folder):
+    (folder / "20990101000000_mig_test_typo.sql").write_text("CREATE TABLE public.mig_test_typo (id int);\n"
+                                                             "CREATE TABEL public.mig_test_typo2 (id int);\n")
+    before = history(), public_tables()
+    result = run(RUNBOOK, "-p", f"migrations_dir={folder}", "-p", "apply=true", "-p", "override=true",
+                 "--operator", "alice")
+    assert result.proc.returncode == 2 and result.codes["MIGRATION_INVALID"] == "CRITICAL"
+    assert "20990101000000_mig_test_typo.sql line 2" in finding(result, "MIGRATION_INVALID")["title"]
+    assert "cannot be read as SQL" in finding(result, "MIGRATIONS_APPLY_REFUSED")["title"]
+    assert (history(), public_tables()) == before and not (result.output / "audit.jsonl").exists()
+
+
 def test_dry_run_changes_nothing(run, folder):
     (folder / "20990101000000_mig_test_projects.sql").write_text(GOOD_A)
     (folder / "20990101000100_mig_test_tasks.sql").write_text(GOOD_B)

@@ -65,8 +65,11 @@ def run(rb: Runbook, steps: pd.DataFrame, pending: list[LocalMigration], apply: 
     audit.require_operator(operator)
     secret = rb.env.secret("migrations_database_url")
     blocking = sorted({f.code for f in rb.findings if f.code in BLOCKING})
+    unreadable = [m.file for m in pending if m.error]
     reason = (rb.env.missing_secret_message("migrations_database_url") + " (the diagnosis session is read-only; "
               "apply needs a role that may run DDL)" if secret is None else
+              f"{', '.join(unreadable)} cannot be read as SQL (override or not: its statements are unknown)"
+              if unreadable else
               "the migration history or the catalogue could not be read, so what is pending and what it needs is "
               "not known" if not checked else
               f"the checks above found {', '.join(blocking)}; fix it, or set override=true to apply anyway"
