@@ -31,7 +31,20 @@ from .. import paths
 from ..errors import UsageError
 from ..records import write_atomic
 from . import backups as sandbox_backups
-from . import billing, breach, postgres, processes, releases, scenarios, schema, services, signups, visitors, workflows
+from . import (
+    billing,
+    breach,
+    postgres,
+    processes,
+    releases,
+    rls_user,
+    scenarios,
+    schema,
+    services,
+    signups,
+    visitors,
+    workflows,
+)
 from . import migration_files as sandbox_migrations
 from .statements import fill as fill_statements
 
@@ -341,6 +354,9 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
     if previous and previous.breach:
         with _admin_connection(folder) as conn:
             breach.reset(folder, conn)
+    if previous and previous.rls_user:
+        with _admin_connection(folder) as conn:
+            rls_user.reset(folder, conn)
     with _admin_connection(folder) as conn:
         conn.execute(scenarios.RESET_SQL)
         sandbox_migrations.reset(conn)            # the local migrations folder and the history as `up` left them
@@ -387,6 +403,9 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
     if wanted.breach:
         with _admin_connection(folder) as conn:
             breach.make_activity(folder, _sandbox_env(folder), conn)
+    if wanted.rls_user:
+        with _admin_connection(folder) as conn:
+            rls_user.make_activity(folder, _sandbox_env(folder), conn)
     if wanted.backups == "stale":
         sandbox_backups.make_stale(folder)
     elif state.get("scale", "default") == "default":   # at scale large a dump takes minutes: `create=true` does it

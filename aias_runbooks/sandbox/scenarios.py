@@ -20,6 +20,7 @@ class Scenario:
     backups: str | None = None  # "stale": the newest backup is 3 days old (sandbox/backups.py); undone at the end
     migrations: str | None = None  # "drift": a hotfix row without a file, a file never applied (migration_files.py)
     breach: bool = False     # breach.make_activity: stolen credentials used through the API; undone at the end
+    rls_user: bool = False   # rls_user.make_activity: a member and a workflows policy that hides their data; undone
     fault: str | None = None  # a workloads.py kind that holds the fault while the scenario lasts
     setup_sql: str = ""      # run once when the scenario starts; RESET_SQL undoes it
     dirties_stats: bool = False  # leaves evidence in the statistics: reset them when the scenario ends
@@ -146,6 +147,11 @@ SCENARIOS = {s.name: s for s in [
              "four accounts ends in a login as one of them; a revoked API key and its live successor are presented "
              "from an unknown address; the service-role token is used from an unknown origin.", breach=True,
              diagnosed_by="incident-data-breach: SUSPICIOUS_LOGINS (CRITICAL), CREDENTIAL_MISUSE (CRITICAL)"),
+    Scenario("rls-blocks-user", "A policy change made workflows' SELECT policy match only the workflows a user "
+             "created, not their tenants': rls.member@example.test, who just joined a tenant as a member, sees none of "
+             "its workflows, and every other member misses some (rls-user.json in the sandbox folder names the user).",
+             rls_user=True,
+             diagnosed_by="user-support: RLS_BLOCKS_USER (CRITICAL)"),
 ]}
 
 
