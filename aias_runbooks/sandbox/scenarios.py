@@ -139,7 +139,8 @@ SCENARIOS = {s.name: s for s in [
              "until tomorrow.", workflows="plan-limit-reached",
              diagnosed_by="workflows-not-executing: PLAN_LIMIT_REACHED"),
     Scenario("backup-stale", "Backups stopped three days ago: the newest in the backup folder was taken then.",
-             backups="stale", diagnosed_by="database-backup: BACKUP_STALE (CRITICAL)"),
+             backups="stale", diagnosed_by="database-backup: BACKUP_STALE (CRITICAL); maintenance-window: "
+             "MAINTENANCE_BACKUP_MISSING (CRITICAL), MAINTENANCE_NOT_READY (CRITICAL)"),
     Scenario("migration-drift", "A hotfix was run from the dashboard and recorded as migration 20250115093000 with "
              "no file in the repository, and the repository's migration 20250201000000 was never applied.",
              migrations="drift", diagnosed_by="migrations: MIGRATION_DRIFT, MIGRATIONS_PENDING"),
