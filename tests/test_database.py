@@ -22,7 +22,9 @@ SAMPLE_PARAMS = {"limit": 5, "min_idle_s": 0, "application": None, "min_seconds"
                  "schemas": ["public"], "stuck_minutes": 5, "min_share": 1.0,
                  "min_rows": 10000, "min_scans": 50, "max_index_pct": 50, "lag_factor": 2,
                  "tables": ["public.error_logs", "public.no_such_table"], "baseline_days": 30,
-                 "known_origins": ["127.0.0.0/8", "::1/128"], "key_ids": ["not-a-uuid'--"]}
+                 "known_origins": ["127.0.0.0/8", "::1/128"], "key_ids": ["not-a-uuid'--"],
+                 "user_id": "00000000-0000-4000-8000-000000000000", "email": "o'brien\"<b>@example.test",
+                 "tenant_ids": ["00000000-0000-4000-8000-000000000000"], "since": "2026-01-01T00:00:00Z"}
 
 
 @pytest.fixture
