@@ -204,10 +204,13 @@ def pending_migrations(rb: Runbook) -> tuple[list[LocalMigration], str | None]:
     return checks.pending_of(local, checks.states(local, history, ignored)), None
 
 
-def incident_runs(root: Path, now: datetime, exclude: str = "", hours: float = INCIDENT_HOURS) -> pd.DataFrame:
-    """Runs filed with an incident id in the `hours` before `now` (output/runs.jsonl), the latest per incident and
-    runbook, with `open` when its status is not OK. `exclude` leaves out a runbook (this one)."""
+def incident_runs(root: Path, now: datetime | None = None, exclude: str = "",
+                  hours: float = INCIDENT_HOURS) -> pd.DataFrame:
+    """Runs filed with an incident id in the `hours` before `now` (default: the current time) in output/runs.jsonl,
+    the latest per incident and runbook, with `open` when its status is not OK. `exclude` leaves out a runbook (this
+    one)."""
     from .runner.catalog import tail_runs
+    now = now or datetime.now(timezone.utc)
     since = now - timedelta(hours=hours)
     rows = []
     for run in tail_runs(root, ARCHIVE_TAIL):
@@ -215,6 +218,7 @@ def incident_runs(root: Path, now: datetime, exclude: str = "", hours: float = I
             started = datetime.fromisoformat(str(run.get("started_at")))
         except ValueError:
             continue
+        started = started if started.tzinfo else started.replace(tzinfo=timezone.utc)    # the runner writes UTC
         if run.get("incident") and run.get("runbook") != exclude and since <= started <= now:
             rows.append({"incident": str(run["incident"]), "runbook": str(run.get("runbook")), "started_at": started,
                          "status": str(run.get("status")), "summary": str(run.get("summary") or "")[:160],

@@ -5,8 +5,10 @@ healthy, and a malformed `now` is refused before any kernel starts."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, time, timezone
+import json
+from datetime import datetime, time, timedelta, timezone
 
+import pandas as pd
 import pytest
 
 from aias_runbooks import maintenance
@@ -177,3 +179,47 @@ def test_an_unknown_phase_is_refused(tmp_path):
 
 def test_a_timestamp_with_an_offset_is_the_same_instant():
     assert maintenance.clock("2026-12-06T02:00:00-05:00") == datetime(2026, 12, 6, 7, tzinfo=timezone.utc)
+
+
+def file_runs(output, *runs: tuple[str, str, str, str]) -> None:
+    """(runbook, incident, status, started_at) lines in output/runs.jsonl, as the runner files them."""
+    output.mkdir(parents=True, exist_ok=True)
+    with open(output / "runs.jsonl", "a") as fh:
+        for runbook, incident, status, started in runs:
+            fh.write(json.dumps({"runbook": runbook, "env": "sandbox", "incident": incident or None,
+                                 "status": status, "started_at": started, "summary": f"{status}: ..."}) + "\n")
+
+
+def test_an_incident_is_open_while_its_latest_run_of_a_runbook_is_not_ok(tmp_path):
+    file_runs(tmp_path, ("health-check", "INC-1", "CRITICAL", "2026-11-26T08:00:00+00:00"),
+              ("health-check", "INC-1", "OK", "2026-11-26T09:00:00+00:00"),          # resolved
+              ("high-error-rate", "INC-2", "OK", "2026-11-26T08:00:00+00:00"),
+              ("high-error-rate", "INC-2", "WARNING", "2026-11-26T10:00:00+00:00"),  # worse again: open
+              ("health-check", "INC-3", "CRITICAL", "2026-11-25T11:00:00+00:00"),    # over 24 h ago
+              ("health-check", "", "CRITICAL", "2026-11-26T10:00:00+00:00"),         # no incident id
+              ("maintenance-window", "INC-4", "CRITICAL", "2026-11-26T10:00:00+00:00"))   # this runbook itself
+    runs = maintenance.incident_runs(tmp_path, at(NOW), exclude=RUNBOOK)
+    assert sorted(zip(runs["incident"], runs["open"], strict=True)) == [("INC-1", False), ("INC-2", True)]
+    pages = pd.DataFrame([{"service": "stripe", "indicator": "none", "incidents": "", "error": None}])
+    found = checks.incidents(runs, pages)
+    assert (found.code, found.severity) == ("MAINTENANCE_OPEN_INCIDENT", Severity.WARNING)
+    assert "INC-2" in found.title and "INC-1" not in found.title
+
+
+def test_an_open_incident_in_the_archive_is_a_warning_to_weigh(run, tmp_path):
+    """The archive is read at the current time, whatever `now` says (it places the schedule only)."""
+    started = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
+    file_runs(tmp_path / "output", ("high-error-rate", "INC-7", "CRITICAL", started.isoformat()))
+    result = run(RUNBOOK, "-p", f"now={NOW}", "-p", "verify_backup=false")
+    assert result.proc.returncode == 1, result.verdict["findings"]
+    assert "INC-7" in finding(result, "MAINTENANCE_OPEN_INCIDENT")["title"]
+    assert finding(result, "MAINTENANCE_READY")["evidence"]["to_weigh"] == ["MAINTENANCE_BACKUP_UNVERIFIED",
+                                                                            "MAINTENANCE_OPEN_INCIDENT"]
+
+
+def test_pending_migrations_are_listed_as_the_windows_work(run, scenario):
+    scenario("migration-drift")
+    result = run(RUNBOOK, "-p", f"now={NOW}", "-p", "verify_backup=false")
+    planned = finding(result, "MAINTENANCE_MIGRATIONS_PLANNED")
+    assert planned["severity"] == "OK" and planned["evidence"]["pending"] == ["20250201000000"]
+    assert "20250201000000" in planned["title"]
