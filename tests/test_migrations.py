@@ -369,3 +369,9 @@ def test_apply_without_a_writable_url_is_refused(run, folder):
     refused = finding(result, "MIGRATIONS_APPLY_REFUSED")
     assert "migrations_database_url" in refused["title"] and "read-only" in refused["title"]
     assert not (result.output / "audit.jsonl").exists() and (history(), public_tables()) == before
+
+    garbled = run(RUNBOOK, "-p", f"migrations_dir={folder}", "-p", "apply=true", "--operator", "alice",
+                  env=os.environ | {"AIAS_SANDBOX_MIGRATIONS_DATABASE_URL": "postgres-at-the-usual-place"})
+    assert "RUNBOOK_ERROR" not in garbled.codes, garbled.verdict["findings"]
+    assert "not a connection URL" in finding(garbled, "MIGRATIONS_APPLY_REFUSED")["title"]
+    assert not (garbled.output / "audit.jsonl").exists() and (history(), public_tables()) == before

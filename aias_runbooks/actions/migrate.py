@@ -24,6 +24,7 @@ from ..checks import migrations as checks
 from ..dsn import split_url
 from ..runbook import Runbook
 from ..settings import Secret
+from ..sources.backups import target_of
 from ..sources.migrations import LocalMigration
 from . import audit
 
@@ -40,11 +41,6 @@ HISTORY_TABLE = [
 ]
 LOCK = "SELECT pg_advisory_xact_lock(hashtext('supabase_migrations.schema_migrations'))"
 INSERT = "INSERT INTO supabase_migrations.schema_migrations (version, name, statements) VALUES (%s, %s, %s)"
-
-
-def target_of(dsn: Secret) -> str:
-    parts = split_url(dsn.reveal())
-    return f"{parts.host or 'localhost'}:{parts.port or 5432}/{parts.database or parts.username or ''}"
 
 
 def plan(pending: list[LocalMigration]) -> pd.DataFrame:
@@ -74,10 +70,13 @@ def run(rb: Runbook, steps: pd.DataFrame, pending: list[LocalMigration], apply: 
               "not known" if not checked else
               f"the checks above found {', '.join(blocking)}; fix it, or set override=true to apply anyway"
               if blocking and not override else None)
+    try:
+        target = target_of(secret) if not reason else ""
+    except ValueError as exc:     # the message never quotes the URL
+        reason = f"{secret.name} is not a connection URL: {exc}"
     if reason:
         rb.record(checks.apply_refused(reason))
         return steps.assign(action="refused: nothing changed")
-    target = target_of(secret)
     outcomes = {m.version: INTERRUPTED for m in pending}
     failure: dict[str, Any] = {}
     started = {"target": target, "override": override, "blocking_findings": blocking,

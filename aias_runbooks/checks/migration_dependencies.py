@@ -32,7 +32,7 @@ from pglast import parser as pg
 from pglast.enums import ConstrType, GrantTargetType, ObjectType, VariableSetKind
 from pglast.keywords import RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
 
-from ..sources.migrations import FILE_NAME, Catalogue, line_of, parse_error
+from ..sources.migrations import FILE_NAME, Catalogue, Lines, parse_error
 
 BUILTIN_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
 DEFAULT_PATH = ("public", "extensions")     # Supabase's search_path for the roles migrations run as
@@ -125,15 +125,15 @@ class _Place:
     file: str
     statement: int
     statement_line: int
-    text: str
-    first_line: int = 1       # the line of `text`'s first character in the file (a function body starts mid-file)
+    lines: Lines              # of the text being read: the file, or a function body
+    first_line: int = 1       # the line of that text's first character in the file (a function body starts mid-file)
     path: tuple[str, ...] = DEFAULT_PATH
     check_bodies: bool = True
 
     def line(self, location: int | None) -> int:
         if location is None or location < 0:
             return self.statement_line
-        return self.first_line + line_of(self.text, location) - 1
+        return self.first_line + self.lines.of(location) - 1
 
 
 def analyze(migrations: Iterable[tuple[str, str]], existing: Catalogue | None = None) -> list[Problem]:
@@ -158,10 +158,10 @@ def analyze(migrations: Iterable[tuple[str, str]], existing: Catalogue | None = 
             line = int(m[1]) if (m := re.match(r"line (\d+):", stmts)) else 1
             problems.append(Problem(version, name, 0, line, line, "syntax", stmts, "parse"))
             continue
-        reader = _Reader(model, problems)
+        reader, lines = _Reader(model, problems), Lines(text)
         settings = {"path": DEFAULT_PATH, "check_bodies": True}   # a session setting lasts to the end of its file
         for number, raw in enumerate(stmts, start=1):
-            place = _Place(version, name, number, line_of(text, raw.stmt_location), text, **settings)
+            place = _Place(version, name, number, lines.of(raw.stmt_location), lines, **settings)
             reader.statement(raw.stmt, place)
             settings = {"path": place.path, "check_bodies": place.check_bodies}
     return problems
@@ -370,7 +370,7 @@ class _Reader:
         except pg.ParseError:
             return          # the server reports it when the migration runs
         offset = body.arg_location if getattr(body, "arg_location", None) is not None else -1
-        inner = _Place(place.version, place.file, place.statement, place.statement_line, text,
+        inner = _Place(place.version, place.file, place.statement, place.statement_line, Lines(text),
                        place.line(offset), path, place.check_bodies)
         for raw in stmts:
             self.uses(raw.stmt, inner)
