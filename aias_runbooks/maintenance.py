@@ -214,6 +214,8 @@ def incident_runs(root: Path, now: datetime | None = None, exclude: str = "",
     since = now - timedelta(hours=hours)
     rows = []
     for run in tail_runs(root, ARCHIVE_TAIL):
+        if not isinstance(run, dict):
+            continue
         try:
             started = datetime.fromisoformat(str(run.get("started_at")))
         except ValueError:

@@ -223,3 +223,11 @@ def test_pending_migrations_are_listed_as_the_windows_work(run, scenario):
     planned = finding(result, "MAINTENANCE_MIGRATIONS_PLANNED")
     assert planned["severity"] == "OK" and planned["evidence"]["pending"] == ["20250201000000"]
     assert "20250201000000" in planned["title"]
+
+
+def test_post_ok_needs_both_checks_judged_and_nothing_else_wrong():
+    window = window_in(2026, 12, SCHEDULE)
+    passed = [Finding(code, Severity.OK, "") for code in ("API_HEALTHY", "API_LATENCY_OK", "ERROR_RATE_OK")]
+    assert [f.code for f in checks.post(passed, window)] == ["MAINTENANCE_POST_OK"]
+    assert checks.post(passed[:2], window) == []        # the error rate could not be read
+    assert checks.post([*passed, Finding("DB_UNREACHABLE", Severity.CRITICAL, "")], window) == []

@@ -160,9 +160,14 @@ def readiness(findings: list[Finding]) -> Finding:
                    {"checks": [f.code for f in findings], "to_weigh": [f.code for f in weigh]})
 
 
+POST_CHECKS = {"API_HEALTHY", "API_LATENCY_OK", "ERROR_RATE_OK"}
+
+
 def post(findings: list[Finding], window: Window) -> list[Finding]:
-    """MAINTENANCE_POST_OK when every post-check finding is OK (the failures are reported by their own codes)."""
-    if not findings or any(f.severity is not Severity.OK for f in findings):
+    """MAINTENANCE_POST_OK when the health check and the error rate were judged and every finding of the run is OK
+    (the failures are reported by their own codes: API_DOWN, ERROR_RATE_HIGH, DB_UNREACHABLE, ...)."""
+    codes = {f.code for f in findings}
+    if not codes >= POST_CHECKS or any(f.severity is not Severity.OK for f in findings):
         return []
     return [Finding("MAINTENANCE_POST_OK", Severity.OK,
                     f"After the window of {local_text(window.start)}: the API is healthy and the error rate is within "
