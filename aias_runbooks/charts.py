@@ -207,6 +207,34 @@ def incident_timeline(minutes: pd.DataFrame, events: pd.DataFrame) -> Figure:
     return fig
 
 
+STATUS_CLASS_COLOURS = {"2xx": "#1a7f37", "3xx": "#8c959f", "4xx": "#9a6700", "5xx": "#cf222e"}
+
+
+def user_requests(requests: pd.DataFrame, window_minutes: int) -> Figure:
+    """One user's API requests over the window, stacked by status class (when they hit errors, and which)."""
+    if requests.empty:
+        return _nothing(f"Requests: none by this user in the last {window_minutes} min")
+    step = max(1, window_minutes // 24)
+    frame = requests.assign(at=pd.to_datetime(requests["created_at"], utc=True).dt.floor(f"{step}min"),
+                            status_class=(requests["status"] // 100).astype(str) + "xx")
+    counts = frame.pivot_table(index="at", columns="status_class", values="path", aggfunc="count", fill_value=0)
+    end = pd.Timestamp.now(tz="UTC").floor(f"{step}min")
+    bins = pd.date_range(end - pd.Timedelta(minutes=step * (window_minutes // step)), end, freq=f"{step}min")
+    counts = counts.reindex(bins.union(counts.index), fill_value=0)
+    counts.index = counts.index.strftime("%m-%d %H:%M")     # categories: one bar each, at 0..n-1
+    fig, axis = _subplots(figsize=(10, 2.6))
+    counts.plot.bar(stacked=True, ax=axis, width=0.9,
+                    color=[STATUS_CLASS_COLOURS.get(c, "#4c72b0") for c in counts])
+    axis.set(title=f"this user's requests per {step} min (UTC), by status", xlabel="", ylabel="requests")
+    every = max(1, len(counts) // 8)
+    axis.set_xticks(range(0, len(counts), every))
+    axis.set_xticklabels(counts.index[::every], rotation=0, fontsize=8)
+    axis.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def _nothing(message: str) -> Figure:
     fig, axis = _subplots(figsize=(6, 0.8))
     axis.axis("off")
