@@ -231,3 +231,12 @@ def test_post_ok_needs_both_checks_judged_and_nothing_else_wrong():
     assert [f.code for f in checks.post(passed, window)] == ["MAINTENANCE_POST_OK"]
     assert checks.post(passed[:2], window) == []        # the error rate could not be read
     assert checks.post([*passed, Finding("DB_UNREACHABLE", Severity.CRITICAL, "")], window) == []
+
+
+def test_post_with_the_api_down_is_critical_and_sends_no_all_clear(run, scenario):
+    scenario("api-down")
+    result = run(RUNBOOK, "-p", "phase=post", "-p", "now=2026-12-06T09:30:00Z", "-p", "samples=5")
+    assert result.proc.returncode == 2, result.verdict["findings"]
+    assert result.codes["API_DOWN"] == "CRITICAL" and "MAINTENANCE_POST_OK" not in result.codes
+    report = (result.folder / "report.html").read_text()
+    assert "No all-clear yet" in report and "Scheduled maintenance complete" not in report
