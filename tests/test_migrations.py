@@ -102,6 +102,14 @@ def test_a_sql_function_body_is_followed_and_a_plpgsql_one_is_not():
         ("20990101000000_f.sql", 3, "table", "public.nowhere")]
 
 
+def test_an_apps_function_named_like_a_built_in_does_not_hide_the_built_in():
+    realtime = Catalogue(schemas=frozenset({"public", "realtime"}),
+                         functions=frozenset({("realtime", "to_regrole"), ("pg_catalog", "to_regrole")}))
+    sql = "SELECT to_regrole('anon');\nSELECT realtime.to_regrole('anon'), realtime.nope();\n"
+    assert missing(analyze([("20990101000000_r.sql", sql)], realtime)) == [
+        ("20990101000000_r.sql", 2, "function", "realtime.nope()")]
+
+
 def test_a_hostile_identifier_with_quotes_is_one_name_and_shown_quoted():
     sql = ('CREATE TABLE public."we""ird; DROP TABLE x; --" (id int PRIMARY KEY);\n'
            'CREATE INDEX ON public."we""ird; DROP TABLE x; --" (id);\n'
