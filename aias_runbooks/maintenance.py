@@ -19,6 +19,7 @@ Start and end are wall-clock times in that zone, computed with zoneinfo:
 from __future__ import annotations
 
 import calendar
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 WEEKDAYS = [d.lower() for d in calendar.day_name]       # monday .. sunday, as date.weekday() numbers them
 ARCHIVE_TAIL = 20_000       # runs.jsonl lines read for the last 24 h of incidents (the newest first)
+BACKUP_RUNS = 50            # database-backup verdicts read, newest first, for an earlier verification of a backup
 INCIDENT_HOURS = 24
 
 
@@ -202,6 +204,35 @@ def pending_migrations(rb: Runbook) -> tuple[list[LocalMigration], str | None]:
     if history.attrs.get("error"):
         return [], f"the migration history could not be read: {history.attrs['error']}"
     return checks.pending_of(local, checks.states(local, history, ignored)), None
+
+
+def earlier_verification(root: Path, meta: dict[str, Any], env: str) -> dict[str, Any] | None:
+    """database-backup's newest verdict in the archive on this backup (its BACKUP_VERIFIED or BACKUP_VERIFY_FAILED
+    finding, with `run_id`, `started_at` and `report`), from the last BACKUP_RUNS runs of it against `env`; None when
+    none judged it. A backup verified then whose file's SHA-256 is no longer its metadata's is BACKUP_VERIFY_FAILED."""
+    from .runner.catalog import tail_runs
+    from .sources.backups import check_file
+    name, seen, top = Path(meta["path"]).name, 0, root.resolve()
+    for run in reversed(tail_runs(root, ARCHIVE_TAIL)):
+        if not isinstance(run, dict) or run.get("runbook") != "database-backup" or run.get("env") != env:
+            continue
+        seen += 1
+        if seen > BACKUP_RUNS:
+            break
+        folder = (root / str(run.get("report_dir") or "")).resolve()
+        try:
+            verdict = json.loads((folder / "verdict.json").read_text()) if folder.is_relative_to(top) else {}
+        except (OSError, ValueError):
+            continue
+        for finding in verdict.get("findings", []) if isinstance(verdict, dict) else []:
+            if (finding.get("code") in ("BACKUP_VERIFIED", "BACKUP_VERIFY_FAILED")
+                    and (finding.get("evidence") or {}).get("backup") == name):
+                found = {"code": finding["code"], "title": str(finding.get("title", "")), "run_id": run.get("run_id"),
+                         "started_at": run.get("started_at"), "report": run.get("report_dir")}
+                if found["code"] == "BACKUP_VERIFIED" and (damaged := check_file(meta)):
+                    found |= {"code": "BACKUP_VERIFY_FAILED", "title": f"verified then, changed since: {damaged}"}
+                return found
+    return None
 
 
 def incident_runs(root: Path, now: datetime | None = None, exclude: str = "",

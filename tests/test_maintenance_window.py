@@ -240,3 +240,27 @@ def test_post_with_the_api_down_is_critical_and_sends_no_all_clear(run, scenario
     assert result.codes["API_DOWN"] == "CRITICAL" and "MAINTENANCE_POST_OK" not in result.codes
     report = (result.folder / "report.html").read_text()
     assert "No all-clear yet" in report and "Scheduled maintenance complete" not in report
+
+
+def test_a_verification_by_database_backup_in_the_archive_counts(run):
+    verified = run("database-backup")
+    assert verified.codes.get("BACKUP_VERIFIED") == "OK", verified.verdict["findings"]
+    result = run(RUNBOOK, "-p", f"now={NOW}", "-p", "verify_backup=false")
+    assert result.proc.returncode == 0, result.verdict["findings"]
+    evidence = finding(result, "MAINTENANCE_BACKUP_OK")["evidence"]
+    assert evidence["verified_in_run"] == verified.verdict["run_id"]
+    assert evidence["newest"] == finding(verified, "BACKUP_VERIFIED")["evidence"]["backup"]
+
+
+def test_a_backup_changed_since_its_verification_does_not_count(tmp_path):
+    dump = tmp_path / "sandbox-20261126-100000Z-abcd.dump"
+    dump.write_bytes(b"altered after it was verified")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "verdict.json").write_text(json.dumps({"findings": [
+        {"code": "BACKUP_VERIFIED", "severity": "OK", "title": "intact", "evidence": {"backup": dump.name}}]}))
+    (tmp_path / "runs.jsonl").write_text(json.dumps({"run_id": "r1", "runbook": "database-backup", "env": "sandbox",
+                                                     "started_at": NOW, "report_dir": "run"}) + "\n")
+    meta = {"path": dump, "sha256": "0" * 64}
+    found = maintenance.earlier_verification(tmp_path, meta, "sandbox")
+    assert found["code"] == "BACKUP_VERIFY_FAILED" and "changed since" in found["title"] and found["run_id"] == "r1"
+    assert maintenance.earlier_verification(tmp_path, meta, "production") is None

@@ -60,10 +60,11 @@ def recent(listing: pd.DataFrame, thresholds: dict[str, Any]) -> bool:
     return backup_checks.freshness(listing, thresholds).severity is Severity.OK
 
 
-def backup(listing: pd.DataFrame, outcome: Outcome | None, thresholds: dict[str, Any]) -> Finding:
-    """MAINTENANCE_BACKUP_MISSING (CRITICAL) unless the newest complete backup is within backups.max_age_hours and,
-    when verified (`outcome`), restores intact; MAINTENANCE_BACKUP_UNVERIFIED (WARNING) when it was not verified;
-    MAINTENANCE_BACKUP_OK otherwise."""
+def backup(listing: pd.DataFrame, outcome: Outcome | None, thresholds: dict[str, Any],
+           earlier: dict[str, Any] | None = None) -> Finding:
+    """MAINTENANCE_BACKUP_MISSING (CRITICAL) unless the newest complete backup is within backups.max_age_hours and
+    restores intact, verified now (`outcome`) or by an earlier database-backup run (`earlier`, its finding);
+    MAINTENANCE_BACKUP_UNVERIFIED (WARNING) when neither verified it; MAINTENANCE_BACKUP_OK otherwise."""
     limit = thresholds["backups"]["max_age_hours"]
     steps = ["Take a backup and verify it now: run database-backup with create=true.",
              "Do not start the window's changes until a recent backup restores."]
@@ -79,6 +80,17 @@ def backup(listing: pd.DataFrame, outcome: Outcome | None, thresholds: dict[str,
         return Finding("MAINTENANCE_BACKUP_MISSING", Severity.CRITICAL,
                        f"No recent backup before the window: {said}.", evidence, steps)
     name = evidence["newest"]
+    if outcome is None and earlier:
+        evidence |= {"verification": earlier["code"], "verified_in_run": earlier["run_id"],
+                     "verified_at": earlier["started_at"], "report": earlier["report"]}
+        if earlier["code"] != "BACKUP_VERIFIED":
+            return Finding("MAINTENANCE_BACKUP_MISSING", Severity.CRITICAL,
+                           f"The newest backup, {name}, does not restore intact (database-backup run "
+                           f"{earlier['run_id']}): {earlier['title']}", evidence, steps)
+        return Finding("MAINTENANCE_BACKUP_OK", Severity.OK,
+                       f"The newest backup, {name}, is {evidence['newest_age_hours']:.1f} h old (limit {limit} h); "
+                       f"database-backup run {earlier['run_id']} restored it intact, and its SHA-256 is unchanged.",
+                       evidence)
     if outcome is None:
         return Finding("MAINTENANCE_BACKUP_UNVERIFIED", Severity.WARNING,
                        f"The newest backup, {name}, is {evidence['newest_age_hours']:.1f} h old but was not verified "
