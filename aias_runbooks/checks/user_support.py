@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -168,6 +168,10 @@ REPLIES: dict[str, tuple[str, int, str]] = {
     "USER_NOT_FOUND": (SELF_SERVE, 0, "Thank you for reaching out. We could not find an account for the email "
                        "address you wrote from. Could you tell us the email address you signed up with?"),
 }
+# a WARNING of these codes is a milder case than their CRITICAL one (billing: a status differs, nobody is unpaid for)
+MILDER = {"SUBSCRIPTION_MISMATCH": "Thank you for reaching out. We found a detail of your plan that does not match "
+                                   "our billing records. We are checking it and will follow up shortly; there is "
+                                   "nothing you need to do."}
 ALL_CLEAR = ("Thank you for reaching out. We checked your account, your workspace, your plan and your access to "
              "your data, and everything looks right on our side. Please sign out and back in; if it still does not "
              "work, reply with what you see (a screenshot helps) and roughly when it happened.")
@@ -180,16 +184,20 @@ class Escalation:
     level: str
     because: list[str]
     reply: str
+    also: list[str] = field(default_factory=list)    # problems of a lower level: handle them too, after
 
     def _repr_html_(self) -> str:
         why = "".join(f"<li><code>{html.escape(c)}</code></li>" for c in self.because) or "<li>no problem found</li>"
-        return (f"<h4>Escalation: {html.escape(self.level)}</h4><p>Because of:</p><ul>{why}</ul>"
+        also = (f"<p>Also found (lower level, handle after): {', '.join(html.escape(c) for c in self.also)}</p>"
+                if self.also else "")
+        return (f"<h4>Escalation: {html.escape(self.level)}</h4><p>Because of:</p><ul>{why}</ul>{also}"
                 f"<p><b>Reply to send the user</b> (no internal detail):</p>"
                 f"<blockquote style='border-left:3px solid #999;padding-left:8px'>{html.escape(self.reply)}"
                 f"</blockquote>")
 
     def __repr__(self) -> str:
-        return f"Escalation: {self.level}\nBecause of: {', '.join(self.because) or 'no problem found'}\n" \
+        also = f"\nAlso found: {', '.join(self.also)}" if self.also else ""
+        return f"Escalation: {self.level}\nBecause of: {', '.join(self.because) or 'no problem found'}{also}\n" \
                f"Reply: {self.reply}"
 
 
@@ -199,7 +207,15 @@ def escalation(findings: list[Finding]) -> Escalation:
     problems = [f for f in findings if f.severity is not Severity.OK]
     if not problems:
         return Escalation(SELF_SERVE, [], ALL_CLEAR)
-    ranked = [(REPLIES.get(f.code, (LEVEL_2, 2, REPLIES["USER_ACCESS_UNKNOWN"][2])), f.code) for f in problems]
+    ranked = [(_reply(f), f.code) for f in problems]
     (level, rank, reply), _ = max(ranked, key=lambda item: item[0][1])
     because = [code for (lvl, _, _), code in ranked if lvl == level]
-    return Escalation(level, list(dict.fromkeys(because)), reply)
+    also = [code for (lvl, _, _), code in ranked if lvl != level]
+    return Escalation(level, list(dict.fromkeys(because)), reply, list(dict.fromkeys(also)))
+
+
+def _reply(finding: Finding) -> tuple[str, int, str]:
+    level, rank, reply = REPLIES.get(finding.code, (LEVEL_2, 2, REPLIES["USER_ACCESS_UNKNOWN"][2]))
+    if finding.severity is Severity.WARNING and finding.code in MILDER:
+        reply = MILDER[finding.code]
+    return level, rank, reply
