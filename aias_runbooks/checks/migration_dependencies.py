@@ -100,6 +100,7 @@ class _Model:
     functions: set[tuple[str, str]]
     types: set[tuple[str, str]]
     provided: set[str] = field(default_factory=set)        # schemas an extension created objects in
+    extension_schemas: bool = False    # an extension was created: a schema unknown here may be one of its own (cron)
     user_functions: set[str] = field(default_factory=set)  # unqualified names that are not the server's own
     user_types: set[str] = field(default_factory=set)
 
@@ -219,14 +220,19 @@ class _Reader:
     def _lookup(self, place: _Place) -> tuple[str, ...]:
         return ("pg_catalog", *place.path)
 
+    def _from_extension(self, schema: str) -> bool:
+        """A schema the model does not know, after an extension was created: it may be the extension's own."""
+        return self.model.extension_schemas and schema not in self.model.schemas
+
     def need_schema(self, place: _Place, schema: str, used_in: str, location: int | None = None) -> None:
-        if schema not in self.model.schemas:
+        if schema not in self.model.schemas and not self._from_extension(schema):
             self._missing(place, "schema", quote(schema), used_in, location)
 
     def need_relation(self, place: _Place, schema: str | None, name: str, used_in: str,
                       location: int | None = None) -> None:
         if schema:
-            found = schema in BUILTIN_SCHEMAS or (schema, name) in self.model.relations
+            found = (schema in BUILTIN_SCHEMAS or (schema, name) in self.model.relations
+                     or self._from_extension(schema))
         else:
             found = any((s, name) in self.model.relations for s in self._lookup(place)) or name.startswith("pg_")
         if not found:
@@ -237,7 +243,8 @@ class _Reader:
         *schema, name = names
         if schema:
             s = schema[-1]
-            found = s in BUILTIN_SCHEMAS or s in self.model.provided or (s, name) in self.model.functions
+            found = (s in BUILTIN_SCHEMAS or s in self.model.provided or (s, name) in self.model.functions
+                     or self._from_extension(s))
         elif name not in self.model.user_functions and (not always or name in BUILTIN_TRIGGER_FUNCTIONS):
             return          # the server's own (now(), gen_random_uuid(), count(), ...)
         else:
@@ -253,7 +260,7 @@ class _Reader:
         if schema:
             s = schema[-1]
             found = (s in BUILTIN_SCHEMAS or s in model.provided or (s, name) in model.types
-                     or (s, name) in model.relations)
+                     or (s, name) in model.relations or self._from_extension(s))
         elif name not in model.user_types:
             return
         else:
@@ -304,14 +311,27 @@ class _Reader:
     def _CreateStmt(self, stmt: ast.CreateStmt, place: _Place) -> None:
         schema, table = self._create_relation(place, stmt.relation)
         for column in stmt.tableElts or ():
-            if not isinstance(column, ast.ColumnDef):
-                continue
-            serial = column.typeName is not None and _names(column.typeName.names)[-1] in SERIAL_TYPES
-            identity = any(isinstance(c, ast.Constraint) and c.contype == ConstrType.CONSTR_IDENTITY
-                           for c in column.constraints or ())
-            if serial or identity:
-                self.model.relations.add((schema, f"{table}_{column.colname}_seq"))
+            if isinstance(column, ast.ColumnDef):
+                self._column_sequences(schema, table, column)
         self.uses(stmt, place, skip=(stmt.relation,))
+
+    def _column_sequences(self, schema: str, table: str, column: ast.ColumnDef) -> None:
+        """A serial or identity column's sequence: its SEQUENCE NAME, else <table>_<column>_seq."""
+        serial = column.typeName is not None and _names(column.typeName.names)[-1] in SERIAL_TYPES
+        for constraint in column.constraints or ():
+            if isinstance(constraint, ast.Constraint) and constraint.contype == ConstrType.CONSTR_IDENTITY:
+                self._identity_sequence(schema, table, column.colname, constraint)
+                return
+        if serial:
+            self.model.relations.add((schema, f"{table}_{column.colname}_seq"))
+
+    def _identity_sequence(self, schema: str, table: str, column: str, identity: ast.Constraint) -> None:
+        named = next((_names(d.arg) for d in identity.options or () if d.defname == "sequence_name"), None)
+        if named:
+            *in_schema, name = named
+            self.model.relations.add((in_schema[-1] if in_schema else schema, name))
+        else:
+            self.model.relations.add((schema, f"{table}_{column}_seq"))
 
     def _CreateForeignTableStmt(self, stmt: ast.CreateForeignTableStmt, place: _Place) -> None:
         self._CreateStmt(stmt.base, place)
@@ -349,6 +369,7 @@ class _Reader:
     def _CreateExtensionStmt(self, stmt: ast.CreateExtensionStmt, place: _Place) -> None:
         schema = next((d.arg.sval for d in stmt.options or () if d.defname == "schema"), None)
         self.model.provided.add(self._schema_for(place, schema, None))
+        self.model.extension_schemas = True
 
     def _CreateFunctionStmt(self, stmt: ast.CreateFunctionStmt, place: _Place) -> None:
         *schema, name = _names(stmt.funcname)
@@ -410,6 +431,13 @@ class _Reader:
 
     def _AlterTableStmt(self, stmt: ast.AlterTableStmt, place: _Place) -> None:
         self.uses(stmt, place, skip=(stmt.relation,) if stmt.missing_ok else ())
+        var = stmt.relation
+        schema = var.schemaname or next((s for s in place.path if (s, var.relname) in self.model.relations), "public")
+        for cmd in stmt.cmds or ():     # ADD COLUMN ... serial/IDENTITY, ALTER COLUMN ... ADD GENERATED AS IDENTITY
+            if isinstance(cmd.def_, ast.ColumnDef):
+                self._column_sequences(schema, var.relname, cmd.def_)
+            elif isinstance(cmd.def_, ast.Constraint) and cmd.def_.contype == ConstrType.CONSTR_IDENTITY:
+                self._identity_sequence(schema, var.relname, cmd.name, cmd.def_)
 
     def _RenameStmt(self, stmt: ast.RenameStmt, place: _Place) -> None:
         kind, model = stmt.renameType, self.model
