@@ -13,7 +13,8 @@ what it drops, renames or moves. Every object a statement uses must exist in the
 - types likewise: qualified, or unqualified and user-defined (an enum, a domain, a composite type, a table's row type).
 Unqualified names resolve along pg_catalog then the search path, Supabase's `public, extensions` unless a migration
 sets search_path. pg_catalog and information_schema always exist; an extension created by a migration (CREATE
-EXTENSION) may provide any function or type in its schema.
+EXTENSION) may provide any function or type in its schema, and any object of a schema the model does not know (some
+extensions create a schema of their own: pg_cron's cron).
 
 Not followed, so never reported: the body of a DO block or of a PL/pgSQL function (the server checks those when
 they run, not when they are created), dynamic SQL, and objects whose names are only strings (nextval('seq')). The
