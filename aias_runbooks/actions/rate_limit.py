@@ -7,10 +7,10 @@ asks the endpoint to lift it; the runbook itself never writes to the database. A
 
 from __future__ import annotations
 
-import httpx
 import pandas as pd
 
 from ..runbook import Runbook
+from ..sources.http import Unreachable, admin_post
 from . import audit
 
 ACTION = "clear_rate_limit"
@@ -47,11 +47,7 @@ def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str, timeout_
 
 def _clear(url: str, token: str, key: str, timeout_s: float) -> str:
     try:
-        response = httpx.post(url, json={"key": key}, timeout=timeout_s,
-                              headers={"Authorization": f"Bearer {token}", "User-Agent": "aias-runbooks"})
-    except (httpx.HTTPError, UnicodeEncodeError, ValueError) as exc:   # no answer, or a token no header can carry
-        said = f": {exc}" if isinstance(exc, httpx.HTTPError) else " (the admin token is not a valid header)"
-        return f"failed: {type(exc).__name__}{said}"[:200]
-    if response.status_code != 200:
-        return f"failed: HTTP {response.status_code} from {ENDPOINT}: {response.text[:200]}"
-    return f"cleared ({response.json().get('cleared', 0)} window(s) unblocked)"
+        answer = admin_post(url, token, {"key": key}, timeout_s)
+    except Unreachable as exc:
+        return f"failed: {exc}"
+    return f"cleared ({answer.get('cleared', 0)} window(s) unblocked)"

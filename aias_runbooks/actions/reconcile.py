@@ -9,12 +9,12 @@ with each row's outcome, also when the call fails or the run is interrupted).
 
 from __future__ import annotations
 
-import httpx
 import pandas as pd
 
 from ..checks import billing, webhooks
 from ..findings import Finding, Severity
 from ..runbook import Runbook
+from ..sources.http import Unreachable, admin_post
 from . import audit
 
 ACTION = "reconcile_subscriptions"
@@ -85,14 +85,10 @@ def run(rb: Runbook, diff: pd.DataFrame | None, apply: bool, operator: str, time
 
 def _call(url: str, token: str, targets: list[str], diff: pd.DataFrame, timeout_s: float) -> list[str]:
     try:
-        response = httpx.post(url, json={"subscriptions": targets}, timeout=timeout_s,
-                              headers={"Authorization": f"Bearer {token}", "User-Agent": "aias-runbooks"})
-    except (httpx.HTTPError, UnicodeEncodeError, ValueError) as exc:   # no answer, or a token no header can carry
-        said = f": {exc}" if isinstance(exc, httpx.HTTPError) else " (the admin token is not a valid header)"
-        return [FAILED + f"{type(exc).__name__}{said}"[:200]] * len(diff)
-    if response.status_code != 200:
-        return [FAILED + f"HTTP {response.status_code} from {ENDPOINT}: {response.text[:200]}"] * len(diff)
-    changed = {c["subscription"] for c in response.json().get("changed", [])}
+        answer = admin_post(url, token, {"subscriptions": targets}, timeout_s)
+    except Unreachable as exc:
+        return [FAILED + str(exc)] * len(diff)
+    changed = {c["subscription"] for c in answer.get("changed", [])}
     return [RECONCILED if sub in changed else UNCHANGED for sub in diff["subscription"]]
 
 

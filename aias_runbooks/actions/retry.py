@@ -9,10 +9,10 @@ each execution's outcome, also when the call fails or is interrupted).
 
 from __future__ import annotations
 
-import httpx
 import pandas as pd
 
 from ..runbook import Runbook
+from ..sources.http import Unreachable, admin_post
 from . import audit
 
 ACTION = "retry_executions"
@@ -51,13 +51,8 @@ def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str, window_m
 
 def _retry(url: str, token: str, ids: list[str], timeout_s: float) -> list[str]:
     try:
-        response = httpx.post(url, json={"ids": ids}, timeout=timeout_s,
-                              headers={"Authorization": f"Bearer {token}", "User-Agent": "aias-runbooks"})
-    except (httpx.HTTPError, UnicodeEncodeError, ValueError) as exc:   # no answer, or a token no header can carry
-        said = f": {exc}" if isinstance(exc, httpx.HTTPError) else " (the admin token is not a valid header)"
-        return [f"failed: {type(exc).__name__}{said}"[:200]] * len(ids)
-    if response.status_code != 200:
-        return [f"failed: HTTP {response.status_code} from {ENDPOINT}: {response.text[:200]}"] * len(ids)
-    retried = response.json().get("retried", {})
+        retried = admin_post(url, token, {"ids": ids}, timeout_s).get("retried", {})
+    except Unreachable as exc:
+        return [f"failed: {exc}"] * len(ids)
     return [f"re-queued as {retried[i]}" if i in retried else "skipped: already retried or no longer failed"
             for i in ids]

@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 import pandas as pd
 
 from .. import paths
 from ..runbook import Runbook
+from ..sources.http import Unreachable, admin_post
 from . import audit
 
 ACTION = "revoke_credentials"
@@ -79,14 +79,9 @@ def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str, timeout_
 def _call(url: str, token: str, users: list[str], keys: list[str], targets: pd.DataFrame,
           timeout_s: float) -> list[str]:
     try:
-        response = httpx.post(url, json={"users": users, "api_keys": keys}, timeout=timeout_s,
-                              headers={"Authorization": f"Bearer {token}", "User-Agent": "aias-runbooks"})
-    except (httpx.HTTPError, UnicodeEncodeError, ValueError) as exc:   # no answer, or a token no header can carry
-        said = f": {exc}" if isinstance(exc, httpx.HTTPError) else " (the admin token is not a valid header)"
-        return [FAILED + f"{type(exc).__name__}{said}"[:200]] * len(targets)
-    if response.status_code != 200:
-        return [FAILED + f"HTTP {response.status_code} from {ENDPOINT}: {response.text[:200]}"] * len(targets)
-    answer = response.json()
+        answer = admin_post(url, token, {"users": users, "api_keys": keys}, timeout_s)
+    except Unreachable as exc:
+        return [FAILED + str(exc)] * len(targets)
     out = []
     for row in targets.itertuples(index=False):
         if row.target == "user":

@@ -32,3 +32,10 @@ def request_json(method: str, url: str, headers: dict[str, str] | None = None, t
     if response.status_code >= 400:
         raise Unreachable(f"HTTP {response.status_code} from {url}: {str(body)[:200]}")
     return body, took
+
+
+def admin_post(url: str, token: str, payload: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    """POST to one of the app's admin endpoints (a guarded action's change) with the admin bearer token; its
+    JSON answer, or Unreachable in one line that never quotes the token."""
+    body, _ = request_json("POST", url, {"Authorization": f"Bearer {token}"}, timeout_s, json=payload)
+    return body if isinstance(body, dict) else {}
