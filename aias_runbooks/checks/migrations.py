@@ -62,7 +62,9 @@ def states(local: list[LocalMigration], history: pd.DataFrame, ignored: list[str
         elif not _recorded(row.statements):
             state = NOT_COMPARED
         else:
-            state = APPLIED if same_sql(m.text, ";\n".join(row.statements)) else CHANGED
+            same = ([s.text for s in m.statements] == list(row.statements)    # as the CLI recorded it: no parse
+                    or same_sql(m.text, ";\n".join(row.statements)))
+            state = APPLIED if same else CHANGED
         rows.append({"version": m.version, "name": m.name, "state": state, "file": m.file,
                      "statements": len(m.statements) if not m.error else None,
                      "applied_name": row.name if row is not None else None})
