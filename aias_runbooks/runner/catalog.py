@@ -40,6 +40,24 @@ def append_run(output_root: Path, record: dict[str, Any]) -> Path:
         return write_index(output_root, state)
 
 
+def rebuild(output_root: Path) -> Path:
+    """Page the whole of runs.jsonl again and rewrite the index, after runs.jsonl itself was rewritten (`reports
+    prune`): every page, its offsets and the count follow the new file, and pages past the new last one are removed.
+
+    The caller holds `locked(output_root)`, across its rewrite and this, so no run is filed in between.
+    """
+    state: dict[str, Any] = {"pages": []}
+    path = output_root / "runs.jsonl"
+    _write_pages(output_root, state, 0, _runs_from(path, 0) if path.is_file() else [])
+    current = {_page_name(n) for n in range(len(state["pages"]))}
+    for stale in (output_root / "archive").glob("runs-*.html"):
+        if stale.name not in current:
+            stale.unlink(missing_ok=True)
+    state["runs"] = _total(state)
+    write_atomic(output_root / ".catalog.json", json.dumps(state))
+    return write_index(output_root, state)
+
+
 def read_runs(output_root: Path) -> list[dict[str, Any]]:
     """Every run ever filed, oldest first (reads the whole catalogue: for reports and tools, not per run)."""
     return read_jsonl(output_root / "runs.jsonl")
@@ -118,6 +136,12 @@ def _state(output_root: Path) -> dict[str, Any] | None:
     except (FileNotFoundError, ValueError):
         return None
     return state if all("offset" in page for page in state.get("pages", [])) else None
+
+
+def locked(output_root: Path) -> contextlib.AbstractContextManager[None]:
+    """The catalogue's lock, for a tool that rewrites runs.jsonl (`reports prune`): no run is filed meanwhile.
+    Not re-entrant: inside it call `rebuild`, never `append_run`."""
+    return _locked(output_root)
 
 
 @contextlib.contextmanager
