@@ -47,6 +47,30 @@ def _folder(text: str) -> Path:
     return Path(text)
 
 
+def _timestamp(text: str):
+    from .runner.parameterize import parse_timestamp, show
+    try:
+        return parse_timestamp(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}, got {show(text)}") from None
+
+
+def _count(text: str) -> int:
+    value = text.strip()
+    if not (value.isascii() and value.isdigit() and len(value) <= 3 and 1 <= int(value) <= 256):
+        from .runner.parameterize import show
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 256, got {show(text)}")
+    return int(value)
+
+
+def _limit(text: str) -> int:
+    value = text.strip()
+    if not (value.isascii() and value.isdigit() and len(value) <= 9):
+        from .runner.parameterize import show
+        raise argparse.ArgumentTypeError(f"must be a whole number (0 or more), got {show(text)}")
+    return int(value)
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="aias-runbooks", description="Executable runbooks for the AIAS Platform.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -69,6 +93,45 @@ def build_parser() -> Parser:
                             "database role (the playbook's validate-env); exit code as for a runbook")
     doctor.add_argument("--env", default="sandbox",
                         help="environment profile in params/environments (default: sandbox)")
+    schedule = sub.add_parser("schedule", help="scheduled runs from params/schedules.yaml")
+    schedule_sub = schedule.add_subparsers(dest="schedule_command", required=True, parser_class=Parser)
+    due = schedule_sub.add_parser("run-due", help="run each entry whose slot is due, once per slot (call it every "
+                                  "minute); one line per run; exit code: the worst run's (0 when none was due)")
+    due.add_argument("--now", type=_timestamp, help="the time to judge slots at, ISO 8601 with a UTC offset "
+                     "(default: now)")
+    due.add_argument("--schedules", type=Path, help="schedules file (default: params/schedules.yaml)")
+    due.add_argument("--output", type=_folder, help="report root (default: output/ or AIAS_OUTPUT_DIR)")
+    due.add_argument("--parallel", type=_count, help="runs at once when several are due (default: CPU count)")
+    run_all = sub.add_parser("run-all", help="run a set of runbooks in parallel, print a table; exit code: the "
+                             "worst run's")
+    run_all.add_argument("--runbooks", help="comma-separated slugs (default: every runbook)")
+    run_all.add_argument("--env", default="sandbox", help="environment profile (default: sandbox)")
+    run_all.add_argument("--parallel", type=_count, help="runs at once (default: CPU count)")
+    run_all.add_argument("--output", type=_folder, help="report root (default: output/ or AIAS_OUTPUT_DIR)")
+    reports = sub.add_parser("reports", help="archived runs, newest first, filtered; `reports prune --keep-days N` "
+                             "deletes old ones (never a run tied to an incident)")
+    reports.add_argument("--since", help="runs started since a UTC date (2026-11-20) or in the last 90m, 24h, 7d, 2w")
+    reports.add_argument("--runbook", help="only this runbook's runs")
+    reports.add_argument("--status", help="only runs with this status: OK, WARNING, CRITICAL or UNKNOWN")
+    reports.add_argument("--incident", help="only runs filed with this incident id")
+    reports.add_argument("--limit", type=_limit, default=100, help="show the newest N matching runs (default: 100; "
+                         "0: all)")
+    reports.add_argument("--output", type=_folder, help="report root (default: output/ or AIAS_OUTPUT_DIR)")
+    prune = reports.add_subparsers(dest="reports_action", parser_class=Parser).add_parser(
+        "prune", help="delete the reports of runs older than --keep-days and their catalogue lines, then page the "
+        "archive again; runs tied to an incident are kept")
+    prune.add_argument("--keep-days", type=_limit, required=True, metavar="N", help="keep the last N days (1 or more)")
+    prune.add_argument("--dry-run", action="store_true", help="say what would be removed; change nothing")
+    prune.add_argument("--output", type=_folder, default=argparse.SUPPRESS,
+                       help="report root (default: output/ or AIAS_OUTPUT_DIR)")
+    bundle = sub.add_parser("bundle", help="one zip of every report of an incident with a SHA-256 manifest, for the "
+                            "postmortem; --verify checks one (exit 0 intact, 2 not)")
+    which = bundle.add_mutually_exclusive_group(required=True)
+    which.add_argument("--incident", help="the incident id the runs were filed with (run --incident)")
+    which.add_argument("--verify", type=Path, metavar="PATH", help="check a bundle against its manifest")
+    bundle.add_argument("--out", type=Path, metavar="PATH", help="the zip to write, never overwritten "
+                        "(default: a new file in output/bundles/)")
+    bundle.add_argument("--output", type=_folder, help="report root (default: output/ or AIAS_OUTPUT_DIR)")
     sandbox = sub.add_parser("sandbox", help="the embedded AIAS Platform")
     sandbox.add_argument("action", choices=["up", "down", "status"])
     sandbox.add_argument("--scenario", default="healthy", help="fault to inject with `up` (default: healthy)")
@@ -138,12 +201,75 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 1 if broken else 0
 
 
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from . import schedule
+    entries = schedule.load(args.schedules, args.output)   # the whole file checked before anything runs
+    due = schedule.run_due(entries, args.output, args.now, args.parallel)
+    if due.busy:
+        say(f"another run-due holds the lock for more than {schedule.LOCK_WAIT_S:g} s; it runs what is due")
+    for ran in due.ran:
+        say(ran.line())
+        for line in ran.outcome.stderr.splitlines():
+            say(f"  {ran.entry.name}: {line}", sys.stderr)
+    return due.exit_code
+
+
+def cmd_run_all(args: argparse.Namespace) -> int:
+    from .runner.parameterize import runbook_slugs
+    from .runner.request import prepare
+    from .runner.run_all import Job, run_jobs, worst
+    slugs = [s.strip() for s in args.runbooks.split(",") if s.strip()] if args.runbooks else runbook_slugs()
+    if not slugs:
+        raise UsageError("--runbooks names no runbook; give comma-separated slugs (see `aias-runbooks list`)")
+    jobs = [Job(r.info.slug, r.profile.name) for r in (prepare(s, args.env, output=args.output) for s in slugs)]
+    outcomes = run_jobs(jobs, args.output, args.parallel)
+    print_table([{"runbook": o.job.runbook, "status": o.status, "top finding": o.top_finding or "-",
+                  "seconds": f"{o.seconds:.1f}", "report": o.report or o.summary} for o in outcomes])
+    for outcome in outcomes:
+        for line in outcome.stderr.splitlines():
+            say(f"  {outcome.job.runbook}: {line}", sys.stderr)
+    return worst([o.exit_code for o in outcomes])
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from .doctor import diagnose, report
     lines, exit_code = report(diagnose(args.env), args.env)
     for line in lines:
         say(line)
     return exit_code
+
+
+def cmd_reports(args: argparse.Namespace) -> int:
+    from .runner import archive
+    root = Path(args.output or paths.output_dir())
+    if args.reports_action == "prune":
+        given = [f"--{name}" for name in ("since", "runbook", "status", "incident") if getattr(args, name)]
+        if given:
+            raise UsageError(f"{', '.join(given)} filter(s) `reports`, not `reports prune`: prune takes --keep-days "
+                             "and --dry-run")
+        say(archive.prune(root, args.keep_days, args.dry_run).summary())
+        return 0
+    for line in archive.show_reports(root, args.since, args.runbook, args.status, args.incident, args.limit):
+        say(line)
+    return 0
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from .runner import bundle
+    if args.verify is not None:
+        if args.out is not None:
+            raise UsageError("--out writes a bundle: it goes with --incident, not --verify")
+        code, line = bundle.verify(args.verify)
+        say(line, sys.stdout if code == 0 else sys.stderr)
+        return code
+    path, manifest = bundle.make_bundle(Path(args.output or paths.output_dir()), args.incident, args.out)
+    size = path.stat().st_size
+    say(f"bundle of incident {args.incident}: {len(manifest['runs'])} run(s), {len(manifest['files']) + 1} file(s) "
+        f"with manifest.json, {size} bytes\n  {path}\n  check it with `aias-runbooks bundle --verify {path}`")
+    if missing := manifest["missing_reports"]:
+        say(f"aias-runbooks: warning: {len(missing)} report folder(s) of the incident are missing from the archive "
+            f"(listed in the manifest): {one_line(', '.join(map(str, missing)), 200)}", sys.stderr)
+    return 0
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -235,6 +361,14 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "doctor":
             return cmd_doctor(args)
+        if args.command == "reports":
+            return cmd_reports(args)
+        if args.command == "bundle":
+            return cmd_bundle(args)
+        if args.command == "schedule":
+            return cmd_schedule(args)
+        if args.command == "run-all":
+            return cmd_run_all(args)
         return cmd_sandbox(args)
     except AiasError as exc:   # UsageError, OutputError, SandboxError: the message is fit to show as it is
         return fail(str(exc))

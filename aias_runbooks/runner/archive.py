@@ -1,0 +1,272 @@
+"""The archive of past runs: `aias-runbooks reports` lists them (filtered), `reports prune` applies retention.
+
+runs.jsonl is the archive's catalogue (catalog.py files every run into it). Listing streams it line by line: a
+filter is tried on the raw line before the line is parsed, so a narrow filter over 50,000 runs parses only the
+runs it could match. Prune rewrites runs.jsonl under the catalogue's lock (no run is filed meanwhile), never
+touches a run tied to an incident, and pages the archive again with catalog.rebuild.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from ..records import write_atomic
+from . import catalog
+
+STATUSES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
+DURATION = re.compile(r"(\d{1,6})([mhdw])")
+UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+MAX_KEEP_DAYS = 36500
+COLUMNS = [("started_at", "started (UTC)"), ("run_id", "run id"), ("runbook", "runbook"), ("env", "env"),
+           ("incident", "incident"), ("status", "status"), ("top_finding", "top finding"), ("report_dir", "report")]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What `reports` keeps; None is "any"."""
+
+    since: datetime | None = None
+    runbook: str | None = None
+    status: str | None = None
+    incident: str | None = None
+
+    def cheap_miss(self, line: str) -> bool:
+        """True when the raw line cannot match (a value the filter wants is not in it at all): no parse needed."""
+        return any(value is not None and value not in line for value in (self.runbook, self.status, self.incident))
+
+    def match(self, run: dict[str, Any]) -> bool:
+        if self.runbook is not None and run.get("runbook") != self.runbook:
+            return False
+        if self.status is not None and run.get("status") != self.status:
+            return False
+        if self.incident is not None and run.get("incident") != self.incident:
+            return False
+        if self.since is not None:
+            started = parse_time(run.get("started_at"))
+            return started is not None and started >= self.since
+        return True
+
+
+def filters(since: str | None = None, runbook: str | None = None, status: str | None = None,
+            incident: str | None = None, now: datetime | None = None) -> Filters:
+    """The command line's filters, checked; UsageError names what is valid."""
+    from .parameterize import SLUG, runbook_slugs, show
+    from .request import INCIDENT
+    if status is not None and status.strip().upper() not in STATUSES:
+        raise UsageError(f"--status {show(status)} is not a status; valid: {', '.join(STATUSES)}")
+    if runbook is not None and not SLUG.fullmatch(runbook):
+        raise UsageError(f"--runbook {show(runbook)} is not a runbook name; valid: "
+                         f"{', '.join(runbook_slugs()) or 'none'}")
+    if incident is not None and not INCIDENT.fullmatch(incident):
+        raise UsageError(f"--incident {show(incident)} is not an incident id: 1 to 64 letters, digits, '.', '_' "
+                         "or '-' (e.g. INC-1234)")
+    return Filters(parse_since(since, now) if since is not None else None, runbook,
+                   status.strip().upper() if status is not None else None, incident)
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """A date (2026-11-20, from its midnight UTC), a timestamp with a UTC offset, or a duration back from now
+    (90m, 24h, 7d, 2w); UsageError naming the forms otherwise."""
+    from .parameterize import show
+    value = text.strip()
+    now = now or datetime.now(timezone.utc)
+    if match := DURATION.fullmatch(value):
+        return now - timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+    moment = None
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        try:
+            moment = datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+        except ValueError:
+            moment = None
+    elif re.fullmatch(r"\d{4}-\d{2}-\d{2}[T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})", value):
+        moment = parse_time(value)
+    if moment is None:
+        raise UsageError(f"--since {show(text)} is neither a date nor a duration; valid: a UTC date (2026-11-20), "
+                         "a timestamp with offset (2026-11-20T08:00:00+00:00), or a duration back from now: "
+                         "a whole number with m, h, d or w (90m, 24h, 7d, 2w)")
+    return moment
+
+
+def parse_time(text: Any) -> datetime | None:
+    """started_at as the runner writes it (ISO 8601 with offset); None when it is not one."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def runs(output_root: Path, keep: Filters) -> Iterator[dict[str, Any]]:
+    """Every run of runs.jsonl that `keep` matches, in file order (a torn or corrupt line is skipped)."""
+    path = output_root / "runs.jsonl"
+    if not path.is_file():
+        return
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if keep.cheap_miss(line):
+                continue
+            try:
+                run = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(run, dict) and keep.match(run):
+                yield run
+
+
+def listing(output_root: Path, keep: Filters, limit: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """The matching runs newest first (the first `limit` of them; 0: all) and how many matched in all."""
+    found = sorted(runs(output_root, keep), key=lambda r: str(r.get("started_at", "")), reverse=True)
+    return (found[:limit] if limit else found), len(found)
+
+
+def show_reports(output_root: Path, since: str | None = None, runbook: str | None = None,
+                 status: str | None = None, incident: str | None = None, limit: int = 0) -> list[str]:
+    """`aias-runbooks reports`: the lines to print (a table, then a count); UsageError for a bad filter, and for a
+    runbook name that is neither a runbook nor in the archive."""
+    from .parameterize import runbook_slugs
+    keep = filters(since, runbook, status, incident)
+    rows, total = listing(output_root, keep, limit)
+    if runbook is not None and not total and runbook not in runbook_slugs():
+        raise UsageError(f"--runbook {runbook!r} is no runbook and has no run in the archive; valid: "
+                         f"{', '.join(runbook_slugs()) or 'none'}")
+    if not total:
+        return [f"no archived run matches in {output_root / 'runs.jsonl'}"]
+    shown = f"{len(rows)} of {total}" if len(rows) < total else f"{total}"
+    more = " (--limit 0 shows all)" if len(rows) < total else ""
+    return [table(rows), f"{shown} run(s), newest first{more}; reports under {output_root}"]
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """Runs as a left-aligned text table, one line each (no pandas: this must stay fast on a big archive)."""
+    cells = [[_cell(run.get(key)) for key, _ in COLUMNS] for run in rows]
+    widths = [max([len(title), *(len(row[i]) for row in cells)]) for i, (_, title) in enumerate(COLUMNS)]
+    lines = ["  ".join(title.ljust(w) for (_, title), w in zip(COLUMNS, widths, strict=True))]
+    lines += ["  ".join(text.ljust(w) for text, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    text = "-" if value in (None, "") else str(value)
+    return "".join(c if c.isprintable() else "?" for c in text)[:120]   # a runs.jsonl edited by hand stays one line
+
+
+# --- retention -------------------------------------------------------------------------------------------------
+
+@dataclass
+class Pruned:
+    """What prune removed (or, in a dry run, would remove) and kept."""
+
+    cutoff: datetime
+    removed: list[dict[str, Any]] = field(default_factory=list)
+    bytes: int = 0
+    kept_for_incidents: int = 0
+    remaining: int = 0
+    missing_folders: int = 0
+    dry_run: bool = False
+
+    def summary(self) -> str:
+        verb = "would remove" if self.dry_run else "removed"
+        text = (f"{verb} {len(self.removed)} run(s) started before {self.cutoff:%Y-%m-%d %H:%M} UTC "
+                f"({_size(self.bytes)} of reports); kept {self.kept_for_incidents} older run(s) tied to an incident; "
+                f"{self.remaining} run(s) {'would remain' if self.dry_run else 'remain'}")
+        if self.missing_folders:
+            text += f"; {self.missing_folders} of those report folder(s) were already gone"
+        return text + (" (dry run: nothing changed)" if self.dry_run else "")
+
+
+def prune(output_root: Path, keep_days: int, dry_run: bool = False, now: datetime | None = None) -> Pruned:
+    """Delete the report folders of runs started more than `keep_days` ago and their lines in runs.jsonl, except
+    runs tied to an incident; then page the archive again. A dry run only counts.
+
+    Under the catalogue's lock throughout: a run filed meanwhile waits and is appended to the rewritten file.
+    Folders go first, then runs.jsonl: a prune stopped half way leaves lines whose folder is gone (the next prune
+    removes them), never a folder that no line names. A line that cannot be parsed or dated is kept.
+    """
+    if not 1 <= keep_days <= MAX_KEEP_DAYS:
+        raise UsageError(f"--keep-days {keep_days} is out of range; valid: whole days from 1 to {MAX_KEEP_DAYS}")
+    result = Pruned(cutoff=(now or datetime.now(timezone.utc)) - timedelta(days=keep_days), dry_run=dry_run)
+    path = output_root / "runs.jsonl"
+    if not path.is_file():
+        return result
+    top = output_root.resolve()
+    with catalog.locked(output_root):
+        kept_lines: list[str] = []
+        doomed: list[Path] = []
+        with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+            for line in fh:
+                run = _parsed(line)
+                started = parse_time(run.get("started_at")) if run else None
+                if run is None or started is None or started >= result.cutoff:
+                    kept_lines.append(line if line.endswith("\n") else line + "\n")
+                    continue
+                if run.get("incident"):
+                    result.kept_for_incidents += 1
+                    kept_lines.append(line if line.endswith("\n") else line + "\n")
+                    continue
+                folder = report_folder(top, run)
+                if folder is not None and folder.is_dir():
+                    result.bytes += folder_bytes(folder)
+                    doomed.append(folder)
+                else:
+                    result.missing_folders += 1
+                result.removed.append(run)
+        result.remaining = sum(1 for line in kept_lines if _parsed(line) is not None)
+        if dry_run or not result.removed:
+            return result
+        for folder in doomed:
+            shutil.rmtree(folder)
+            if folder.parent != top:
+                with contextlib.suppress(OSError):
+                    folder.parent.rmdir()   # the day's folder, once its last report is gone
+        write_atomic(path, "".join(kept_lines).encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+        catalog.rebuild(output_root)
+    return result
+
+
+def _parsed(line: str) -> dict[str, Any] | None:
+    try:
+        run = json.loads(line)
+    except ValueError:
+        return None
+    return run if isinstance(run, dict) else None
+
+
+def report_folder(top: Path, run: dict[str, Any]) -> Path | None:
+    """The run's report folder under the output root, or None when its report_dir points anywhere else
+    (absolute, `..`, a symlink out): a hand-edited catalogue never makes prune or bundle leave the archive."""
+    rel = run.get("report_dir")
+    if not isinstance(rel, str) or not rel or rel.startswith("/") or ".." in Path(rel).parts:
+        return None
+    folder = top / rel
+    if folder.is_symlink() or not folder.resolve().is_relative_to(top) or folder.resolve() == top:
+        return None
+    return folder
+
+
+def folder_bytes(folder: Path) -> int:
+    total = 0
+    for base, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(base, name)).st_size
+    return total
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} bytes"
