@@ -1,0 +1,267 @@
+"""params/schedules.yaml and `aias-runbooks schedule run-due`: which runbooks run when, each slot once.
+
+A schedule entry names a cron expression (5 fields, UTC), a runbook, its environment and parameters, and
+optionally an incident id. The whole file is checked before anything runs, each entry as `aias-runbooks run`
+checks its input (prepare()), so a mistake is one line naming the entry and what is valid.
+
+run-due, called every minute (cron, a systemd timer), runs each entry whose latest slot (the latest minute at or
+before now that its cron expression matches) has not been run yet:
+- once per slot: `<output>/.schedule/<entry>.json` records the last slot taken, replaced atomically;
+- no duplicates: the slots are chosen and recorded under an flock on `<output>/.schedule/run-due.lock`, held
+  for milliseconds (not during the runs); a second invocation waits for it (at most LOCK_WAIT_S) and then finds
+  those slots taken. If it cannot get it in that time it says so and exits 0: the holder runs what is due;
+- one run of an entry at a time: an entry whose previous run is still going (its `<entry>.lock` is held) is
+  not started; its slot stays open and is caught up once that run ends;
+- catch-up: after downtime (or a run that outlasted its interval) an entry that missed one or more slots runs
+  once, for the latest of them, never a burst: a runbook judges the present, so older slots would repeat it;
+- a new entry (no state yet) starts with its next slot, as cron would: the current minute if it matches, else
+  its latest slot is recorded as a baseline without a run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+from croniter import CroniterError, croniter
+
+from . import paths
+from .errors import AiasError, UsageError
+from .records import write_atomic
+from .runner.parameterize import _StrictLoader, show
+from .runner.request import prepare
+from .runner.run_all import Job, Outcome, run_jobs, worst
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+KEYS = ("name", "cron", "runbook", "environment", "parameters", "incident")
+MAX_FILE = 1024 * 1024
+LOCK_WAIT_S = 10.0
+STATE_DIR = ".schedule"
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    cron: str
+    job: Job
+
+
+def default_path() -> Path:
+    return paths.params_dir() / "schedules.yaml"
+
+
+def load(path: Path | None = None, output: Path | None = None) -> list[Entry]:
+    """Every entry of the schedules file, each checked as `aias-runbooks run` checks its input; UsageError (one
+    line naming the file, the entry and what is valid) on the first problem. Nothing runs, nothing is written
+    but the report root (as prepare() creates it)."""
+    path = Path(path or default_path())
+    where = f"schedules file {show(str(path), 200)}"
+    data = _read_yaml(path, where)
+    if data is None:
+        return []
+    if not isinstance(data, dict) or set(data) != {"schedules"} or not isinstance(data["schedules"], list):
+        raise UsageError(f"{where} must hold `schedules:`, a list of entries (name, cron, runbook, environment, "
+                         "parameters, incident)")
+    entries: list[Entry] = []
+    for number, item in enumerate(data["schedules"], 1):
+        entry = _entry(item, f"{where}, entry {number}", output)
+        if any(e.name == entry.name for e in entries):
+            raise UsageError(f"{where}, entry {number}: the name '{entry.name}' is used twice; names are unique")
+        entries.append(entry)
+    return entries
+
+
+def _read_yaml(path: Path, where: str) -> Any:
+    try:
+        if path.is_dir():
+            raise UsageError(f"{where} is a folder, not a file")
+        if path.stat().st_size > MAX_FILE:
+            raise UsageError(f"{where} is larger than 1 MiB")
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{where} does not exist (an example: params/schedules.yaml)") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{where} is not UTF-8 text") from None
+    except OSError as exc:
+        raise UsageError(f"{where} cannot be read: {(exc.strerror or type(exc).__name__).lower()}") from None
+    loader = _StrictLoader(text)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise UsageError(f"{where} is not valid YAML (no tags, anchors or aliases){at}") from None
+    finally:
+        loader.dispose()
+
+
+def _entry(item: Any, where: str, output: Path | None) -> Entry:
+    if not isinstance(item, dict):
+        raise UsageError(f"{where} must be a mapping with keys {', '.join(KEYS)}")
+    name = item.get("name")
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise UsageError(f"{where} needs a name: letters, digits, '.', '_' or '-' (at most 64, e.g. health-5min)")
+    where = f"{where} ('{name}')"
+    unknown = [str(k) for k in item if k not in KEYS]
+    if unknown:
+        raise UsageError(f"{where}: unknown key {show(unknown[0])}; valid: {', '.join(KEYS)}")
+    for key in ("cron", "runbook", "environment"):
+        if not isinstance(item.get(key), str) or not item[key].strip():
+            raise UsageError(f"{where}: `{key}` is required and must be text")
+    cron = " ".join(item["cron"].split())
+    _check_cron(cron, where)
+    params = item.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise UsageError(f"{where}: `parameters` must be a mapping of name: value")
+    incident = item.get("incident")
+    if incident is not None and not isinstance(incident, str):
+        raise UsageError(f"{where}: `incident` must be text (e.g. INC-1234)")
+    try:
+        request = prepare(item["runbook"], item["environment"], {str(k): v for k, v in params.items()}, incident,
+                          None, output)
+    except AiasError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    return Entry(name, cron, Job(request.info.slug, request.profile.name, request.parameters, request.incident))
+
+
+def _check_cron(cron: str, where: str) -> None:
+    valid = ("valid: 5 fields, minute hour day-of-month month day-of-week, in UTC (e.g. '*/5 * * * *', "
+             "'0 * * * *', '30 2 * * 1-5')")
+    if len(cron.split()) != 5:
+        raise UsageError(f"{where}: cron {show(cron)} has {len(cron.split())} field(s); {valid}")
+    try:
+        croniter(cron, datetime(2000, 1, 1, tzinfo=timezone.utc)).get_next(datetime)
+    except CroniterError as exc:
+        never = "never matches a date" if "failed to find" in str(exc) else "is not a cron expression"
+        raise UsageError(f"{where}: cron {show(cron)} {never}; {valid}") from None
+
+
+def latest_slot(cron: str, now: datetime) -> datetime:
+    """The latest minute at or before `now` (UTC) that the expression matches."""
+    minute = now.astimezone(timezone.utc).replace(second=0, microsecond=0)
+    return croniter(cron, minute + timedelta(minutes=1)).get_prev(datetime).astimezone(timezone.utc)
+
+
+# -- run-due --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Ran:
+    entry: Entry
+    slot: datetime
+    outcome: Outcome
+
+    def line(self) -> str:
+        report = f"  report: {self.outcome.report}" if self.outcome.report else ""
+        return f"{self.entry.name} ({self.slot:%Y-%m-%d %H:%M}Z): {self.outcome.summary}{report}"
+
+
+@dataclass
+class Due:
+    ran: list[Ran]
+    busy: bool = False   # another run-due held the lock throughout LOCK_WAIT_S
+
+    @property
+    def exit_code(self) -> int:
+        return worst([r.outcome.exit_code for r in self.ran])
+
+
+def run_due(entries: list[Entry], output: Path | None = None, now: datetime | None = None,
+            parallel: int | None = None) -> Due:
+    """Run each entry whose latest slot is not taken yet (see the module's docstring); at most `parallel` at once."""
+    root = Path(output or paths.output_dir())
+    folder = root / STATE_DIR
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    with _flock(folder / "run-due.lock", LOCK_WAIT_S) as held:
+        if not held:
+            return Due([], busy=True)
+        claimed = _claim(entries, folder, now)
+    slots = {entry.name: (slot, fh) for entry, slot, fh in claimed}
+
+    def done(outcome: Outcome) -> None:   # the entry's run ended: record it, then free the entry
+        entry = next(e for e, _, _ in claimed if e.job is outcome.job)
+        slot, fh = slots[entry.name]
+        with contextlib.suppress(OSError), _flock(folder / "run-due.lock", None):
+            state = _state(folder, entry.name)
+            if state.get("slot") == slot.isoformat():   # not overtaken by a later slot meanwhile
+                write_atomic(_state_path(folder, entry.name), json.dumps(state | {
+                    "finished_at": datetime.now(timezone.utc).isoformat(), "exit_code": outcome.exit_code,
+                    "status": outcome.status, "report": str(outcome.report) if outcome.report else None}) + "\n")
+        fh.close()
+
+    try:
+        outcomes = run_jobs([entry.job for entry, _, _ in claimed], output, parallel, on_done=done)
+    finally:
+        for _, _, fh in claimed:
+            fh.close()
+    return Due([Ran(entry, slot, outcome) for (entry, slot, _), outcome in zip(claimed, outcomes, strict=True)])
+
+
+def _claim(entries: list[Entry], folder: Path, now: datetime) -> list[tuple[Entry, datetime, IO]]:
+    """Under the run-due lock: the entries due now, each slot recorded as taken and the entry's own lock held."""
+    minute = now.replace(second=0, microsecond=0)
+    claimed = []
+    for entry in entries:
+        slot = latest_slot(entry.cron, now)
+        state = _state(folder, entry.name)
+        last = state.get("slot")
+        if last is not None and slot <= datetime.fromisoformat(last):
+            continue
+        record = {"slot": slot.isoformat(), "cron": entry.cron, "runbook": entry.job.runbook, "env": entry.job.env}
+        if last is None and slot != minute:   # new entry: its latest slot predates it, so it is a baseline
+            write_atomic(_state_path(folder, entry.name), json.dumps(record | {"baseline": True}) + "\n")
+            continue
+        fh = open(folder / f"{entry.name}.lock", "a")   # noqa: SIM115 - held until the entry's run ends
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:   # its previous run still going: the slot stays open, caught up later
+            fh.close()
+            continue
+        write_atomic(_state_path(folder, entry.name), json.dumps(record | {
+            "claimed_at": datetime.now(timezone.utc).isoformat(), "pid": os.getpid()}) + "\n")
+        claimed.append((entry, slot, fh))
+    return claimed
+
+
+def _state_path(folder: Path, name: str) -> Path:
+    return folder / f"{name}.json"
+
+
+def _state(folder: Path, name: str) -> dict[str, Any]:
+    try:
+        state = json.loads(_state_path(folder, name).read_text())
+        datetime.fromisoformat(state["slot"])
+        return state
+    except (OSError, ValueError, KeyError, TypeError):   # none yet, or unreadable: a new entry
+        return {}
+
+
+@contextlib.contextmanager
+def _flock(path: Path, wait: float | None) -> Iterator[bool]:
+    """An exclusive flock on `path`: yields True once held; False if `wait` seconds pass first (None: wait)."""
+    with open(path, "a") as fh:
+        if wait is None:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        else:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        yield False
+                        return
+                    time.sleep(0.05)
+        yield True
