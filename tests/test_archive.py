@@ -1,0 +1,325 @@
+"""The archive commands: `reports` filters, `reports prune` retention (incident runs are never deleted; runs.jsonl,
+index.html and the archive pages agree afterwards), `bundle --incident` and `bundle --verify`.
+
+Archives are made up: report folders made with the runner's own make_run_dir and filed with catalog.append_run,
+records shaped as execute.finish writes them; one test files real runs on the sandbox."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import re
+import zipfile
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from aias_runbooks.runner import archive, catalog
+from aias_runbooks.runner.report import make_run_dir
+
+from .conftest import cli
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def _file(root: Path, n: int, days_ago: float, runbook: str = "health-check", status: str = "OK",
+          incident: str | None = None) -> dict:
+    """One run as the runner files it: a report folder (notebook, HTML, verdict with provenance) and its line."""
+    started = NOW - timedelta(days=days_ago, seconds=n)
+    folder = make_run_dir(root, started, runbook, "sandbox", incident)
+    run_id = f"{started:%Y%m%d-%H%M%S}-{n:04x}"
+    exit_code = {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}[status]
+    prov = {"run_id": run_id, "runbook": runbook, "env": "sandbox", "incident": incident, "operator": "test",
+            "host": "vm", "started_at": started.isoformat(), "finished_at": started.isoformat(), "duration_s": 1.0,
+            "parameters": {"environment": "sandbox", "samples": 10 + n}, "git": "abc", "python": "3.11.7",
+            "versions": {"aias-runbooks": "0.1.0", "papermill": "2.7.0"}}
+    verdict = {"runbook": runbook, "env": "sandbox", "run_id": run_id, "status": status, "exit_code": exit_code,
+               "summary": f"{status}: made up", "findings": [], "provenance": prov, "redactions": 0}
+    (folder / "verdict.json").write_text(json.dumps(verdict, indent=2) + "\n")
+    (folder / "notebook.ipynb").write_text('{"cells": []}\n')
+    (folder / "report.html").write_text(f"<html>{run_id}</html>\n")
+    record = {"run_id": run_id, "runbook": runbook, "env": "sandbox", "incident": incident, "status": status,
+              "exit_code": exit_code, "summary": f"{status}: made up", "top_finding": None,
+              "started_at": started.isoformat(), "finished_at": started.isoformat(), "duration_s": 1.0,
+              "report_dir": folder.relative_to(root).as_posix(), "redactions": 0, "error": None}
+    catalog.append_run(root, record)
+    return record
+
+
+@pytest.fixture
+def archive_root(tmp_path) -> tuple[Path, dict[str, dict]]:
+    """Twelve runs over 40 days: runbooks, statuses and one incident mixed."""
+    root = tmp_path / "output"
+    runs = {}
+    for n, (days, runbook, status, incident) in enumerate([
+            (0.01, "health-check", "OK", None), (0.5, "database-health", "WARNING", None),
+            (1.5, "health-check", "CRITICAL", "INC-7"), (2.5, "high-error-rate", "CRITICAL", "INC-7"),
+            (3, "health-check", "OK", None), (8, "database-health", "OK", None),
+            (10, "health-check", "UNKNOWN", None), (15, "health-check", "OK", "INC-3"),
+            (20, "high-error-rate", "OK", None), (30, "health-check", "WARNING", None),
+            (35, "database-health", "OK", "INC-3"), (40, "health-check", "OK", None)]):
+        record = _file(root, n, days, runbook, status, incident)
+        runs[record["run_id"]] = record
+    return root, runs
+
+
+def _listed(root: Path, *args: str) -> list[str]:
+    result = cli("reports", "--output", str(root), "--limit", "0", *args)
+    assert result.returncode == 0 and not result.stderr, result.stdout + result.stderr
+    return re.findall(r"\b\d{8}-\d{6}-[0-9a-f]{4}\b", result.stdout)
+
+
+def _expect(runs: dict[str, dict], keep) -> list[str]:
+    chosen = [r for r in runs.values() if keep(r)]
+    return [r["run_id"] for r in sorted(chosen, key=lambda r: r["started_at"], reverse=True)]
+
+
+def test_reports_lists_every_run_newest_first_and_filters_combine(archive_root):
+    root, runs = archive_root
+    assert _listed(root) == _expect(runs, lambda r: True)
+    assert _listed(root, "--runbook", "health-check") == _expect(runs, lambda r: r["runbook"] == "health-check")
+    assert _listed(root, "--status", "critical") == _expect(runs, lambda r: r["status"] == "CRITICAL")
+    assert _listed(root, "--incident", "INC-3") == _expect(runs, lambda r: r["incident"] == "INC-3")
+    week = NOW - timedelta(days=7)
+    assert _listed(root, "--since", "7d") == _expect(runs, lambda r: r["started_at"] >= week.isoformat())
+    day = (NOW - timedelta(days=9)).date()
+    assert _listed(root, "--since", day.isoformat(), "--runbook", "health-check", "--status", "OK") == _expect(
+        runs, lambda r: r["started_at"] >= f"{day}T00:00:00+00:00" and r["runbook"] == "health-check"
+        and r["status"] == "OK")
+    assert _listed(root, "--runbook", "migrations") == [], "a runbook with no run is an empty answer, not an error"
+
+
+def test_reports_limit_shows_the_newest_and_says_how_many_matched(archive_root):
+    root, runs = archive_root
+    result = cli("reports", "--output", str(root), "--limit", "3")
+    assert re.findall(r"\b\d{8}-\d{6}-[0-9a-f]{4}\b", result.stdout) == _expect(runs, lambda r: True)[:3]
+    assert "3 of 12 run(s), newest first" in result.stdout
+
+
+@pytest.mark.parametrize(("args", "names"), [
+    (["--status", "BAD"], "OK, WARNING, CRITICAL, UNKNOWN"),
+    (["--since", "last week"], "90m, 24h, 7d, 2w"),
+    (["--since", "2026-13-45"], "a UTC date (2026-11-20)"),
+    (["--runbook", "no-such-runbook"], "health-check"),
+    (["--runbook", "../etc"], "health-check"),
+    (["--incident", "INC 1; rm"], "e.g. INC-1234"),
+    (["--limit", "-1"], "whole number"),
+])
+def test_a_bad_filter_is_one_line_naming_what_is_valid(archive_root, args, names):
+    root, _ = archive_root
+    result = cli("reports", "--output", str(root), *args)
+    assert result.returncode == 3 and not result.stdout
+    assert len(result.stderr.splitlines()) == 1 and names in result.stderr, result.stderr
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _catalogue_agrees(root: Path) -> list[dict]:
+    """runs.jsonl, index.html, the archive pages and .catalog.json tell the same story; returns the runs."""
+    lines = catalog.read_runs(root)
+    dirs = sorted(r["report_dir"] for r in lines)
+    index = re.findall(r'href="([0-9-]+/[^"/]+)/report.html"', (root / "index.html").read_text())
+    newest = sorted(lines[-catalog.PAGE_SIZE:], key=lambda r: r["started_at"], reverse=True)   # the last filed
+    assert index == [r["report_dir"] for r in newest]
+    paged = [d for p in sorted((root / "archive").glob("runs-*.html"))
+             for d in re.findall(r'href="\.\./([0-9-]+/[^"/]+)/report.html"', p.read_text())]
+    assert sorted(paged) == dirs, "every run on exactly one archive page"
+    assert json.loads((root / ".catalog.json").read_text())["runs"] == len(lines)
+    assert f"of {len(lines)} run(s)" in (root / "index.html").read_text()
+    assert all((root / d / "verdict.json").is_file() for d in dirs), "every line's report is still there"
+    return lines
+
+
+def test_prune_keeps_incident_runs_and_removes_the_rest_older_than_n_days(archive_root):
+    root, runs = archive_root
+    result = cli("reports", "prune", "--keep-days", "7", "--output", str(root))
+    assert result.returncode == 0, result.stderr
+    old_free = [r for r in runs.values() if r["started_at"] < (NOW - timedelta(days=7)).isoformat()
+                and not r["incident"]]
+    kept_incident = [r for r in runs.values() if r["started_at"] < (NOW - timedelta(days=7)).isoformat()
+                     and r["incident"]]
+    assert len(old_free) == 5 and len(kept_incident) == 2
+    assert re.match(r"removed 5 run\(s\) started before .* \(\d+(\.\d)? (bytes|KiB) of reports\); kept 2 older "
+                    r"run\(s\) tied to an incident; 7 run\(s\) remain$", result.stdout.strip()), result.stdout
+    lines = _catalogue_agrees(root)
+    assert {r["run_id"] for r in lines} == set(runs) - {r["run_id"] for r in old_free}
+    assert not any((root / r["report_dir"]).exists() for r in old_free)
+    assert all((root / r["report_dir"] / "report.html").is_file() for r in kept_incident)
+
+
+def test_prune_over_several_pages_leaves_no_stale_page(tmp_path, monkeypatch):
+    monkeypatch.setattr(catalog, "PAGE_SIZE", 5)
+    root = tmp_path / "output"
+    for n in range(23):
+        _file(root, n, days_ago=20 - n * 0.5 if n < 18 else 1, incident="INC-1" if n == 2 else None)
+    assert len(list((root / "archive").glob("runs-*.html"))) == 5
+    pruned = archive.prune(root, keep_days=7)
+    assert len(pruned.removed) == 17 and pruned.kept_for_incidents == 1 and pruned.remaining == 6
+    assert pruned.bytes > 0
+    assert len(list((root / "archive").glob("runs-*.html"))) == 2
+    _catalogue_agrees(root)
+    _file(root, 99, days_ago=0)   # the next run is filed on the rebuilt pages
+    assert len(_catalogue_agrees(root)) == 7
+
+
+def test_a_dry_run_changes_nothing(archive_root):
+    root, runs = archive_root
+    before = _snapshot(root)
+    result = cli("reports", "prune", "--keep-days", "7", "--dry-run", "--output", str(root))
+    assert result.returncode == 0 and "would remove 5 run(s)" in result.stdout and "nothing changed" in result.stdout
+    assert _snapshot(root) == before
+
+
+def test_prune_refuses_a_keep_days_below_one(archive_root):
+    root, _ = archive_root
+    before = _snapshot(root)
+    result = cli("reports", "prune", "--keep-days", "0", "--output", str(root))
+    assert result.returncode == 3 and "whole days from 1" in result.stderr and _snapshot(root) == before
+
+
+def _file_recent(root: str, start: int) -> None:
+    for n in range(start, start + 15):
+        _file(Path(root), n, days_ago=0)
+
+
+def test_runs_filed_during_a_prune_are_never_lost(tmp_path):
+    root = tmp_path / "output"
+    old = [_file(root, n, days_ago=30) for n in range(40)]
+    filers = [multiprocessing.Process(target=_file_recent, args=(str(root), 1000 * (k + 1))) for k in range(3)]
+    for f in filers:
+        f.start()
+    pruned = archive.prune(root, keep_days=7)
+    for f in filers:
+        f.join(120)
+    assert all(f.exitcode == 0 for f in filers)
+    assert len(pruned.removed) == 40
+    lines = _catalogue_agrees(root)
+    assert len(lines) == 45 and not {r["run_id"] for r in old} & {r["run_id"] for r in lines}
+
+
+def _bundle(root: Path, *args: str):
+    return cli("bundle", "--output", str(root), *args)
+
+
+def test_bundle_holds_every_run_of_the_incident_and_only_those(archive_root, tmp_path):
+    root, runs = archive_root
+    (root / "audit.jsonl").write_text(
+        json.dumps({"run_id": "x", "incident": "INC-7", "action": "rollback", "phase": "finished"}) + "\n"
+        + json.dumps({"run_id": "y", "incident": "INC-3", "action": "terminate", "phase": "finished"}) + "\n")
+    out = tmp_path / "inc7.zip"
+    result = _bundle(root, "--incident", "INC-7", "--out", str(out))
+    assert result.returncode == 0 and str(out) in result.stdout, result.stderr
+    incident = [r for r in runs.values() if r["incident"] == "INC-7"]
+    with zipfile.ZipFile(out) as zf:
+        names = set(zf.namelist())
+        manifest = json.loads(zf.read("manifest.json"))
+        audit = zf.read("audit.jsonl").decode()
+    expected = {f"reports/{r['report_dir']}/{name}" for r in incident
+                for name in ("verdict.json", "notebook.ipynb", "report.html")}
+    assert names == expected | {"runs.jsonl", "audit.jsonl", "manifest.json"}
+    assert {f["path"] for f in manifest["files"]} == names - {"manifest.json"}
+    assert {r["run_id"]: (r["status"], r["parameters"]["samples"]) for r in manifest["runs"]} == {
+        r["run_id"]: (r["status"], 10 + int(r["run_id"][-4:], 16)) for r in incident}
+    assert manifest["incident"] == "INC-7" and manifest["versions"]["papermill"] == ["2.7.0"]
+    assert "rollback" in audit and "terminate" not in audit, "only the incident's audit records"
+    verified = _bundle(root, "--verify", str(out))
+    assert verified.returncode == 0 and len(verified.stdout.splitlines()) == 1 and "intact" in verified.stdout
+
+
+def test_a_bundle_of_an_unknown_incident_names_the_known_ones(archive_root):
+    root, _ = archive_root
+    result = _bundle(root, "--incident", "INC-404")
+    assert result.returncode == 3 and "INC-3, INC-7" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def _rewrite(src: Path, dst: Path, change) -> None:
+    """A copy of the zip with `change(name, data)` applied to each entry's content (None drops the entry)."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = change(info.filename, zin.read(info.filename))
+            if data is not None:
+                zout.writestr(info, data)
+
+
+def test_verify_fails_naming_the_file_a_byte_of_which_changed(archive_root, tmp_path):
+    root, _ = archive_root
+    good = tmp_path / "good.zip"
+    assert _bundle(root, "--incident", "INC-3", "--out", str(good)).returncode == 0
+    with zipfile.ZipFile(good) as zf:
+        victim = next(n for n in zf.namelist() if n.endswith("verdict.json"))
+
+    edited = tmp_path / "edited.zip"   # a valid zip whose one file has one byte changed
+    _rewrite(good, edited, lambda name, data: data.replace(b'"status"', b'"statuS"', 1) if name == victim else data)
+    result = _bundle(root, "--verify", str(edited))
+    assert result.returncode == 2 and victim in result.stderr and "SHA-256" in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and not result.stdout
+
+    raw = bytearray(good.read_bytes())  # one byte flipped inside the stored (compressed) data of that file
+    with zipfile.ZipFile(good) as zf:
+        info = zf.getinfo(victim)
+    data_start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    raw[data_start + info.compress_size // 2] ^= 0x01
+    flipped = tmp_path / "flipped.zip"
+    flipped.write_bytes(bytes(raw))
+    result = _bundle(root, "--verify", str(flipped))
+    assert result.returncode == 2 and victim in result.stderr, result.stderr
+
+
+def test_verify_fails_on_a_file_added_or_removed(archive_root, tmp_path):
+    root, _ = archive_root
+    good = tmp_path / "good.zip"
+    assert _bundle(root, "--incident", "INC-3", "--out", str(good)).returncode == 0
+    added = tmp_path / "added.zip"
+    _rewrite(good, added, lambda name, data: data)
+    with zipfile.ZipFile(added, "a") as zf:
+        zf.writestr("reports/extra.txt", "slipped in")
+    result = _bundle(root, "--verify", str(added))
+    assert result.returncode == 2 and "reports/extra.txt" in result.stderr and "not in the manifest" in result.stderr
+    removed = tmp_path / "removed.zip"
+    _rewrite(good, removed, lambda name, data: None if name == "runs.jsonl" else data)
+    result = _bundle(root, "--verify", str(removed))
+    assert result.returncode == 2 and "runs.jsonl: in the manifest but not in the zip" in result.stderr
+    not_zip = tmp_path / "not.zip"
+    not_zip.write_text("hello")
+    assert _bundle(root, "--verify", str(not_zip)).returncode == 2
+    assert _bundle(root, "--verify", str(tmp_path / "absent.zip")).returncode == 3
+
+
+def test_an_existing_bundle_is_never_overwritten(archive_root, tmp_path):
+    root, _ = archive_root
+    taken = tmp_path / "taken.zip"
+    taken.write_bytes(b"someone's file")
+    result = _bundle(root, "--incident", "INC-7", "--out", str(taken))
+    assert result.returncode == 3 and "never overwritten" in result.stderr and taken.read_bytes() == b"someone's file"
+    first, second = _bundle(root, "--incident", "INC-7"), _bundle(root, "--incident", "INC-7")
+    made = sorted((root / "bundles").glob("*.zip"))
+    assert first.returncode == second.returncode == 0 and len(made) == 2, "the default name is always a new file"
+    assert not list((root / "bundles").glob(".*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_two_real_incident_runs_are_bundled_and_verified(run, tmp_path):
+    first = run("health-check", "-p", "samples=10", "--incident", "INC-X")
+    second = run("health-check", "-p", "samples=10", "--incident", "INC-X")
+    other = run("health-check", "-p", "samples=10")
+    assert {first.proc.returncode, second.proc.returncode, other.proc.returncode} == {0}, first.proc.stderr
+    output = first.output
+    listed = cli("reports", "--output", str(output), "--incident", "INC-X")
+    assert listed.returncode == 0 and listed.stdout.count("INC-X") == 2
+    out = tmp_path / "INC-X.zip"
+    made = cli("bundle", "--incident", "INC-X", "--out", str(out), "--output", str(output))
+    assert made.returncode == 0, made.stderr
+    with zipfile.ZipFile(out) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        names = zf.namelist()
+    assert {r["run_id"] for r in manifest["runs"]} == {first.verdict["provenance"]["run_id"],
+                                                        second.verdict["provenance"]["run_id"]}
+    assert all(r["parameters"]["samples"] == 10 and r["status"] == "OK" for r in manifest["runs"])
+    for folder in (first.folder, second.folder):
+        rel = folder.relative_to(output).as_posix()
+        assert {f"reports/{rel}/{p.name}" for p in folder.iterdir()} <= set(names)
+    assert not [n for n in names if n.startswith(f"reports/{other.folder.relative_to(output).as_posix()}/")]
+    verified = cli("bundle", "--verify", str(out))
+    assert verified.returncode == 0 and "2 run(s)" in verified.stdout, verified.stdout + verified.stderr
