@@ -163,7 +163,10 @@ def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
         "AIAS_SANDBOX_STRIPE_API_BASE": f"http://127.0.0.1:{ports['stripe']}",
         "AIAS_SANDBOX_DATABASE_URL": dsns[MONITOR_ROLE],     # the profile's database_url: every runbook
         "AIAS_SANDBOX_ADMIN_DATABASE_URL": dsn,               # control, scenario setup, superuser-only faults
-        "AIAS_SANDBOX_MIGRATIONS_DATABASE_URL": dsn,          # migrations' guarded apply (the schemas' owner)
+        # migrations' guarded apply: the backup role (never the bootstrap superuser's URL in a profile), acting as
+        # the schemas' owner, so what it creates is owned as the Supabase CLI's `postgres` would own it
+        "AIAS_SANDBOX_MIGRATIONS_DATABASE_URL": backup_urls["AIAS_SANDBOX_BACKUP_DATABASE_URL"]
+        + "?options=-c%20role%3Dpostgres",
         "AIAS_SANDBOX_APP_DATABASE_URL": dsns[APP_ROLE],      # the sandbox API and the application's workloads
         "AIAS_SANDBOX_STRIPE_SECRET_KEY": "sk_test_" + secrets.token_hex(16),
         "AIAS_SANDBOX_STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(24),
