@@ -1,0 +1,181 @@
+"""Scheduled runs: `schedule run-due` runs exactly the due entries, once per slot (called twice, or twice at once),
+catches a missed slot up once, refuses a bad schedules file before anything runs; `run-all` runs a set of
+runbooks in parallel and exits with the worst exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from aias_runbooks.runner.run_all import worst
+
+from .conftest import CLI, cli
+
+FIXTURES = Path(__file__).parent / "notebooks"
+
+# Cheap runbooks on the sandbox: a health check of 10 requests takes a few seconds.
+SCHEDULES = """\
+schedules:
+  - name: health-5min
+    cron: "*/5 * * * *"
+    runbook: health-check
+    environment: sandbox
+    parameters: {samples: 10, interval_ms: 0}
+  - name: health-hourly
+    cron: "0 * * * *"
+    runbook: health-check
+    environment: sandbox
+    parameters: {samples: 10, interval_ms: 0}
+    incident: INC-77
+  - name: health-nightly
+    cron: "30 3 * * *"
+    runbook: health-check
+    environment: sandbox
+    parameters: {samples: 10, interval_ms: 0}
+"""
+
+
+@pytest.fixture
+def schedules(tmp_path):
+    path = tmp_path / "schedules.yaml"
+    path.write_text(SCHEDULES)
+    return path
+
+
+def run_due(schedules: Path, output: Path, now: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return cli("schedule", "run-due", "--schedules", str(schedules), "--output", str(output), "--now", now, env=env)
+
+
+def runs(output: Path) -> list[dict]:
+    path = output / "runs.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def entries_run(proc: subprocess.CompletedProcess) -> list[str]:
+    return sorted(line.split(" ", 1)[0] for line in proc.stdout.splitlines())
+
+
+def test_run_due_runs_exactly_the_due_entries_once_per_slot(sandbox, schedules, tmp_path):
+    output = tmp_path / "output"
+    first = run_due(schedules, output, "2026-11-26T20:00:20Z")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert entries_run(first) == ["health-5min", "health-hourly"], "20:00 is a slot of both; 03:30 is not"
+    assert first.stderr == ""
+    assert all("(2026-11-26 20:00Z): OK: " in line and "report: " in line for line in first.stdout.splitlines()), \
+        "one line per run: entry, slot, summary, report"
+    assert sorted((r["runbook"], r["incident"] or "-") for r in runs(output)) == [("health-check", "-"),
+                                                                                   ("health-check", "INC-77")]
+    again = run_due(schedules, output, "2026-11-26T20:00:50Z")
+    assert (again.returncode, again.stdout, again.stderr) == (0, "", ""), "the same minute again: nothing, silently"
+    assert len(runs(output)) == 2
+    state = json.loads((output / ".schedule" / "health-5min.json").read_text())
+    assert state["slot"] == "2026-11-26T20:00:00+00:00" and state["exit_code"] == 0
+
+
+def test_two_run_dues_at_once_make_one_run_per_slot(sandbox, schedules, tmp_path):
+    output = tmp_path / "output"
+    args = [*CLI, "schedule", "run-due", "--schedules", str(schedules), "--output", str(output),
+            "--now", "2026-11-26T21:00:05Z"]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+    assert [code for code, _, _ in results] == [0, 0], results
+    lines = [line for _, out, _ in results for line in out.splitlines()]
+    assert sorted(line.split(" ", 1)[0] for line in lines) == ["health-5min", "health-hourly"], \
+        "each due entry ran once, by one of the two"
+    assert len(runs(output)) == 2
+
+
+def test_missed_slots_are_caught_up_once_with_the_latest(sandbox, schedules, tmp_path):
+    output = tmp_path / "output"
+    assert run_due(schedules, output, "2026-11-26T20:00:00Z").returncode == 0   # both run; nightly: baseline
+    later = run_due(schedules, output, "2026-11-26T20:23:40Z")   # 20:05 .. 20:20 missed (down, say)
+    assert later.returncode == 0, later.stderr
+    assert later.stdout.splitlines()[0].startswith("health-5min (2026-11-26 20:20Z): ")
+    assert entries_run(later) == ["health-5min"], "four missed slots: one run, for the latest; hourly is not due"
+    next_day = run_due(schedules, output, "2026-11-27T05:10:00Z")   # nightly's 03:30 and the others missed
+    assert entries_run(next_day) == ["health-5min", "health-hourly", "health-nightly"]
+    assert "health-nightly (2026-11-27 03:30Z)" in next_day.stdout
+    assert "health-hourly (2026-11-27 05:00Z)" in next_day.stdout
+    assert len(runs(output)) == 2 + 1 + 3
+
+
+def test_run_due_exit_code_is_the_worst_run(sandbox, tmp_path):
+    path = tmp_path / "schedules.yaml"
+    path.write_text("schedules:\n"
+                    "  - {name: crash, cron: '* * * * *', runbook: crashing-check, environment: sandbox}\n"
+                    "  - {name: leak, cron: '*/2 * * * *', runbook: leaky-check, environment: sandbox}\n")
+    env = os.environ | {"AIAS_NOTEBOOKS_DIR": str(FIXTURES)}
+    result = run_due(path, tmp_path / "output", "2026-11-26T20:02:00Z", env=env)
+    assert entries_run(result) == ["crash", "leak"]
+    assert result.returncode == 1, "WARNING (crashing-check) outranks UNKNOWN (leaky-check), as verdicts rank"
+
+
+BAD = [
+    ("{name: a, cron: '61 * * * *', runbook: health-check, environment: sandbox}",
+     "entry 2 ('a'): cron '61 * * * *' is not a cron expression; valid: 5 fields"),
+    ("{name: a, cron: '*/5 * * *', runbook: health-check, environment: sandbox}", "has 4 field(s); valid: 5 fields"),
+    ("{name: a, cron: '0 0 30 2 *', runbook: health-check, environment: sandbox}", "never matches a date"),
+    ("{name: a, cron: '* * * * *', runbook: health-chek, environment: sandbox}",
+     "entry 2 ('a'): unknown runbook 'health-chek'; valid: "),
+    ("{name: a, cron: '* * * * *', runbook: health-check, environment: sandbox, parameters: {samples: 0}}",
+     "entry 2 ('a'): health-check: parameter 'samples' must be between 1 and 500"),
+    ("{name: a, cron: '* * * * *', runbook: health-check, environment: sandbox, parameters: {sample: 3}}",
+     "runbook 'health-check' has no parameter 'sample'; valid: "),
+    ("{name: a, cron: '* * * * *', runbook: health-check, environment: staging}", "unknown environment 'staging'"),
+    ("{name: a, cron: '* * * * *', runbook: health-check}", "`environment` is required"),
+    ("{name: health-5min, cron: '* * * * *', runbook: health-check, environment: sandbox}", "is used twice"),
+]
+
+
+@pytest.mark.parametrize("entry, message", BAD, ids=[m.split(";")[0][-40:] for _, m in BAD])
+def test_a_bad_schedules_file_is_one_line_and_exit_3_before_anything_runs(sandbox, tmp_path, entry, message):
+    """The bad entry comes second: the good first one must not run either."""
+    path = tmp_path / "schedules.yaml"
+    path.write_text("schedules:\n  - {name: health-5min, cron: '* * * * *', runbook: health-check, "
+                    f"environment: sandbox}}\n  - {entry}\n")
+    output = tmp_path / "output"
+    result = run_due(path, output, "2026-11-26T20:00:00Z")
+    assert result.returncode == 3 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
+    assert not (output / "runs.jsonl").exists() and not (output / ".schedule").exists() \
+        and not (output / ".work").exists(), "nothing ran, no kernel started"
+
+
+def test_run_all_runs_the_set_in_parallel(sandbox, tmp_path):
+    output = tmp_path / "output"
+    result = cli("run-all", "--runbooks", "health-check,database-health", "--parallel", "2",
+                 "--output", str(output))
+    assert result.returncode == 0, result.stdout + result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split()[:4] == ["runbook", "status", "top", "finding"]
+    assert sorted(row.split()[0] for row in rows) == ["database-health", "health-check"]
+    assert all(row.split()[1] == "OK" and "report.html" in row for row in rows)
+    filed = runs(output)
+    assert len(filed) == 2
+    assert max(r["started_at"] for r in filed) < min(r["finished_at"] for r in filed), "the two ran at once"
+
+
+def test_run_all_exit_code_is_the_worst_run(sandbox, tmp_path):
+    env = os.environ | {"AIAS_NOTEBOOKS_DIR": str(FIXTURES)}
+    result = cli("run-all", "--runbooks", "crashing-check,leaky-check", "--output", str(tmp_path / "o"), env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    rows = {row.split()[0]: row.split()[1:3] for row in result.stdout.splitlines()[1:]}
+    assert rows == {"crashing-check": ["WARNING", "CHECK_BEFORE_CRASH"], "leaky-check": ["UNKNOWN", "RUNBOOK_ERROR"]}
+
+
+def test_run_all_refuses_an_unknown_runbook_before_anything_runs(sandbox, tmp_path):
+    result = cli("run-all", "--runbooks", "health-check,nope", "--output", str(tmp_path / "o"))
+    assert result.returncode == 3 and "unknown runbook 'nope'" in result.stderr
+    assert not (tmp_path / "o" / "runs.jsonl").exists()
+
+
+def test_worst_ranks_exit_codes_as_verdicts_rank():
+    assert worst([]) == 0
+    assert worst([0, 3]) == 3
+    assert worst([3, 1, 0]) == 1
+    assert worst([1, 2, 3]) == 2
+    assert worst([0, -15]) == 3, "a child killed outright is UNKNOWN"
