@@ -97,6 +97,16 @@ def test_reports_limit_shows_the_newest_and_says_how_many_matched(archive_root):
     assert "3 of 12 run(s), newest first" in result.stdout
 
 
+def test_a_corrupt_or_torn_line_is_skipped_not_counted(archive_root):
+    root, runs = archive_root
+    with open(root / "runs.jsonl", "a") as fh:
+        fh.write("not json at all\n\n")
+        fh.write('{"run_id": "torn", "runbook": "health-ch')
+    assert _listed(root) == _expect(runs, lambda r: True)
+    result = cli("reports", "--output", str(root), "--limit", "3")
+    assert "3 of 12 run(s)" in result.stdout, result.stdout
+
+
 @pytest.mark.parametrize(("args", "names"), [
     (["--status", "BAD"], "OK, WARNING, CRITICAL, UNKNOWN"),
     (["--since", "last week"], "90m, 24h, 7d, 2w"),

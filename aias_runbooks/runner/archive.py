@@ -27,6 +27,7 @@ STATUSES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
 DURATION = re.compile(r"(\d{1,6})([mhdw])")
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 MAX_KEEP_DAYS = 36500
+STARTED = re.compile(r'"started_at":\s*"([^"\\]*)"')   # as json.dumps writes it; a line without one sorts last
 COLUMNS = [("started_at", "started (UTC)"), ("run_id", "run id"), ("runbook", "runbook"), ("env", "env"),
            ("incident", "incident"), ("status", "status"), ("top_finding", "top finding"), ("report_dir", "report")]
 
@@ -126,9 +127,44 @@ def runs(output_root: Path, keep: Filters) -> Iterator[dict[str, Any]]:
 
 
 def listing(output_root: Path, keep: Filters, limit: int = 0) -> tuple[list[dict[str, Any]], int]:
-    """The matching runs newest first (the first `limit` of them; 0: all) and how many matched in all."""
-    found = sorted(runs(output_root, keep), key=lambda r: str(r.get("started_at", "")), reverse=True)
-    return (found[:limit] if limit else found), len(found)
+    """The matching runs newest first (the first `limit` of them; 0: all) and how many matched in all.
+
+    Parsing is what costs on a big archive, so a line is sorted (and judged by --since) on its started_at read
+    straight from the text, and parsed only when shown or when a runbook, status or incident filter must be
+    confirmed on it. Without such a filter the count is of lines with a started_at: a corrupt one among those
+    not shown would be counted (the runner writes whole lines under a lock; only a killed one leaves a torn line).
+    """
+    path = output_root / "runs.jsonl"
+    if not path.is_file():
+        return [], 0
+    candidates: list[tuple[str, str]] = []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if keep.cheap_miss(line):
+                continue
+            found = STARTED.search(line)
+            if found is None and _parsed(line) is None:   # a blank, corrupt or torn line: never counted
+                continue
+            started = found.group(1) if found else ""
+            if keep.since is not None and ((moment := parse_time(started)) is None or moment < keep.since):
+                continue
+            candidates.append((started, line))
+    candidates.sort(key=lambda c: c[0], reverse=True)
+    exact = any(v is not None for v in (keep.runbook, keep.status, keep.incident))
+    shown: list[dict[str, Any]] = []
+    total = 0 if exact else len(candidates)
+    step = limit if limit and not exact else max(len(candidates), 1)   # without a filter, parse only what is shown
+    for start in range(0, len(candidates), step):
+        for run in _parse_many([line for _, line in candidates[start:start + step]]):
+            if run is None or not keep.match(run):
+                total -= not exact
+                continue
+            total += exact
+            if not limit or len(shown) < limit:
+                shown.append(run)
+        if limit and not exact and len(shown) >= limit:
+            break
+    return shown, total
 
 
 def show_reports(output_root: Path, since: str | None = None, runbook: str | None = None,
@@ -158,7 +194,9 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def _cell(value: Any) -> str:
-    text = "-" if value in (None, "") else str(value)
+    text = "-" if value is None or value == "" else str(value)
+    if text.isprintable():
+        return text[:120]
     return "".join(c if c.isprintable() else "?" for c in text)[:120]   # a runs.jsonl edited by hand stays one line
 
 
@@ -233,6 +271,21 @@ def prune(output_root: Path, keep_days: int, dry_run: bool = False, now: datetim
         write_atomic(path, "".join(kept_lines).encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
         catalog.rebuild(output_root)
     return result
+
+
+def _parse_many(lines: list[str], chunk: int = 2000) -> Iterator[dict[str, Any] | None]:
+    """Each line parsed (None if it is not a JSON object), a chunk of lines in one json.loads call (a third
+    faster than one call a line); a chunk holding a corrupt line is parsed line by line."""
+    for start in range(0, len(lines), chunk):
+        part = lines[start:start + chunk]
+        try:
+            runs = json.loads("[" + ",".join(part) + "]")
+        except ValueError:
+            runs = None
+        if runs is None or len(runs) != len(part):   # a line holding two values would shift the rest
+            yield from (_parsed(line) for line in part)
+        else:
+            yield from (run if isinstance(run, dict) else None for run in runs)
 
 
 def _parsed(line: str) -> dict[str, Any] | None:
