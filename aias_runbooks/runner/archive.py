@@ -228,9 +228,11 @@ def prune(output_root: Path, keep_days: int, dry_run: bool = False, now: datetim
     """Delete the report folders of runs started more than `keep_days` ago and their lines in runs.jsonl, except
     runs tied to an incident; then page the archive again. A dry run only counts.
 
-    Under the catalogue's lock throughout: a run filed meanwhile waits and is appended to the rewritten file.
-    Folders go first, then runs.jsonl: a prune stopped half way leaves lines whose folder is gone (the next prune
-    removes them), never a folder that no line names. A line that cannot be parsed or dated is kept.
+    The report folders are deleted first, without the lock (old reports are never written again, and a run being
+    filed must not wait while a disk deletes thousands of folders); then, under the catalogue's lock, runs.jsonl is
+    read again and rewritten without exactly the removed lines, so a run filed meanwhile is kept, and the archive is
+    paged again. Stopped half way, a prune leaves lines whose folder is gone (the next prune removes them), never a
+    folder that no line names. A line that cannot be parsed or dated is kept.
     """
     if not 1 <= keep_days <= MAX_KEEP_DAYS:
         raise UsageError(f"--keep-days {keep_days} is out of range; valid: whole days from 1 to {MAX_KEEP_DAYS}")
@@ -239,37 +241,42 @@ def prune(output_root: Path, keep_days: int, dry_run: bool = False, now: datetim
     if not path.is_file():
         return result
     top = output_root.resolve()
-    with catalog.locked(output_root):
-        kept_lines: list[str] = []
-        doomed: list[Path] = []
-        with open(path, encoding="utf-8", errors="surrogateescape") as fh:
-            for line in fh:
-                run = _parsed(line)
-                started = parse_time(run.get("started_at")) if run else None
-                if run is None or started is None or started >= result.cutoff:
-                    kept_lines.append(line if line.endswith("\n") else line + "\n")
-                    continue
-                if run.get("incident"):
-                    result.kept_for_incidents += 1
-                    kept_lines.append(line if line.endswith("\n") else line + "\n")
-                    continue
-                folder = report_folder(top, run)
-                if folder is not None and folder.is_dir():
-                    result.bytes += folder_bytes(folder)
-                    doomed.append(folder)
-                else:
-                    result.missing_folders += 1
-                result.removed.append(run)
-        result.remaining = sum(1 for line in kept_lines if _parsed(line) is not None)
-        if dry_run or not result.removed:
-            return result
-        for folder in doomed:
+    removed_lines: set[str] = set()
+    doomed: list[Path] = []
+    parseable = 0
+    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+        for line in fh:
+            run = _parsed(line)
+            parseable += run is not None
+            started = parse_time(run.get("started_at")) if run else None
+            if run is None or started is None or started >= result.cutoff:
+                continue
+            if run.get("incident"):
+                result.kept_for_incidents += 1
+                continue
+            folder = report_folder(top, run)
+            if folder is not None and folder.is_dir():
+                result.bytes += folder_bytes(folder)
+                doomed.append(folder)
+            else:
+                result.missing_folders += 1
+            result.removed.append(run)
+            removed_lines.add(line.rstrip("\n"))
+    result.remaining = parseable - len(result.removed)
+    if dry_run or not result.removed:
+        return result
+    for folder in doomed:
+        with contextlib.suppress(FileNotFoundError):   # a prune running beside this one took it first
             shutil.rmtree(folder)
-            if folder.parent != top:
-                with contextlib.suppress(OSError):
-                    folder.parent.rmdir()   # the day's folder, once its last report is gone
-        write_atomic(path, "".join(kept_lines).encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+    for day in {folder.parent for folder in doomed} - {top}:
+        with contextlib.suppress(OSError):
+            day.rmdir()   # the day's folder, once its last report is gone
+    with catalog.locked(output_root):
+        with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+            kept = [line.rstrip("\n") + "\n" for line in fh if line.rstrip("\n") not in removed_lines]
+        write_atomic(path, "".join(kept).encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
         catalog.rebuild(output_root)
+    result.remaining = sum(1 for line in kept if _parsed(line) is not None)
     return result
 
 
