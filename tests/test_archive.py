@@ -333,3 +333,28 @@ def test_two_real_incident_runs_are_bundled_and_verified(run, tmp_path):
     assert not [n for n in names if n.startswith(f"reports/{other.folder.relative_to(output).as_posix()}/")]
     verified = cli("bundle", "--verify", str(out))
     assert verified.returncode == 0 and "2 run(s)" in verified.stdout, verified.stdout + verified.stderr
+
+
+def test_trends_reads_one_point_per_run_from_the_verdicts(archive_root):
+    from aias_runbooks import trends
+    from aias_runbooks.thresholds import load_thresholds
+    root, runs = archive_root
+    thresholds = load_thresholds()
+    assert trends.finding(trends.points(root, "sandbox", 30, 100), thresholds, 30).code == "TRENDS_NO_DATA"
+    evidence = {"health-check": ("API_LATENCY_P95_HIGH", {"p95_ms": 640.0}),
+                "high-error-rate": ("ERROR_RATE_OK", {"error_rate_pct": 0.2}),
+                "database-connection-errors": ("DB_POOL_SATURATED", {"server_message": "too many clients"})}
+    for n, runbook in enumerate(evidence):
+        record = _file(root, 100 + n, days_ago=1, runbook=runbook)
+        code, values = evidence[runbook]
+        path = root / record["report_dir"] / "verdict.json"
+        verdict = json.loads(path.read_text())
+        verdict["findings"] = [{"code": code, "severity": "OK", "title": "", "evidence": values, "next_steps": []}]
+        path.write_text(json.dumps(verdict))
+    points = trends.points(root, "sandbox", 30, 100)
+    assert sorted(zip(points["metric"], points["value"], strict=True)) == [("error_rate_pct", 0.2),
+                                                                           ("health_p95_ms", 640.0)]
+    assert trends.points(root, "production", 30, 100).empty, "only the environment's own runs"
+    found = trends.finding(points, thresholds, 30)
+    assert found.code == "TRENDS_OK" and found.severity.value == "OK" and "1 point(s) above" in found.title
+    assert trends.chart(points, thresholds) is not None
