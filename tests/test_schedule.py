@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from aias_runbooks.runner.run_all import worst
 
-from .conftest import CLI, cli
+from .conftest import CLI, cli, wait_for
 
 FIXTURES = Path(__file__).parent / "notebooks"
 
@@ -165,6 +166,32 @@ def test_run_all_exit_code_is_the_worst_run(sandbox, tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr
     rows = {row.split()[0]: row.split()[1:3] for row in result.stdout.splitlines()[1:]}
     assert rows == {"crashing-check": ["WARNING", "CHECK_BEFORE_CRASH"], "leaky-check": ["UNKNOWN", "RUNBOOK_ERROR"]}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "ctrl-c"])
+def test_run_all_stopped_stops_its_runs_and_each_still_leaves_its_report(sandbox, tmp_path, signum):
+    """One at a time: stuck-check hangs, crashing-check waits its turn; stopping run-all stops the first (its
+    report filed with the WARNING it had recorded) and never starts the second."""
+    output = tmp_path / "output"
+    env = os.environ | {"AIAS_NOTEBOOKS_DIR": str(FIXTURES)}
+    proc = subprocess.Popen([*CLI, "run-all", "--runbooks", "stuck-check,crashing-check", "--parallel", "1",
+                             "--output", str(output)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    # as test_interruptions waits: the finding recorded, then the printed key (masked) saved: the cell hangs
+    hanging = lambda: any("CHECK_BEFORE_HANG" in p.read_text() for p in output.glob(".work/*/findings.jsonl")) \
+        and any("[REDACTED]" in p.read_text() for p in output.glob(".work/*/notebook.ipynb"))  # noqa: E731
+    wait_for(lambda: hanging() or proc.poll() is not None, 120, "stuck-check to record its finding and hang")
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signum)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, f"the WARNING recorded before the stop outranks NOT RUN (UNKNOWN)\n{stdout}{stderr}"
+    rows = {row.split()[0]: row for row in stdout.splitlines()[1:]}
+    assert "WARNING" in rows["stuck-check"] and "report.html" in rows["stuck-check"]
+    assert "NOT RUN" in rows["crashing-check"]
+    filed = runs(output)
+    assert [(r["runbook"], r["status"]) for r in filed] == [("stuck-check", "WARNING")]
+    assert "interrupted" in filed[0]["error"]
+    assert not list(output.glob(".work/*")), "the stopped run's workspace was filed, not left behind"
 
 
 def test_run_all_refuses_an_unknown_runbook_before_anything_runs(sandbox, tmp_path):
