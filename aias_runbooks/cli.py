@@ -1,4 +1,5 @@
-"""aias-runbooks: list, run and demo runbooks; start and stop the sandbox.
+"""aias-runbooks: list, run and demo runbooks, run them on a schedule (schedule run-due) or all at once (run-all);
+start and stop the sandbox.
 
 Exit codes of `run` follow the monitoring-plugin convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
 (bad input, runbook error, or no verdict possible).
