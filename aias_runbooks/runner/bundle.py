@@ -68,17 +68,11 @@ def make_bundle(output_root: Path, incident: str, out: Path | None = None,
     entries.append(("runs.jsonl", "".join(json.dumps(r) + "\n" for r in found).encode()))
     if audit := _audit_lines(output_root, incident, {r.get("run_id") for r in found}):
         entries.append(("audit.jsonl", audit))
-    files, blobs = [], []
-    for name, source in entries:
-        data = source if isinstance(source, bytes) else source.read_bytes()
-        files.append({"path": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
-        blobs.append((name, data, source if isinstance(source, Path) else None))
-    manifest = {"format": FORMAT, "incident": incident, "created_at": now.isoformat(timespec="seconds"),
-                "created_with": {"aias-runbooks": _own_version(), "python": platform.python_version()},
-                "versions": _versions(described), "runs": described, "missing_reports": missing, "files": files}
+    head = {"format": FORMAT, "incident": incident, "created_at": now.isoformat(timespec="seconds"),
+            "created_with": {"aias-runbooks": _own_version(), "python": platform.python_version()},
+            "versions": _versions(described), "runs": described, "missing_reports": missing}
     target = out if out is not None else _new_name(output_root / "bundles", incident, now)
-    _write_new(target, blobs, json.dumps(manifest, indent=2) + "\n")
-    return target, manifest
+    return target, _write_new(target, entries, head)
 
 
 def verify(path: Path) -> tuple[int, str]:
@@ -106,7 +100,7 @@ def verify(path: Path) -> tuple[int, str]:
                 if name not in listed:
                     return BROKEN, f"bundle NOT intact: {name}: in the zip but not in the manifest"
                 try:
-                    digest = hashlib.sha256(zf.read(name)).hexdigest()
+                    digest = _digest(zf, name)
                 except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
                     return BROKEN, f"bundle NOT intact: {name}: cannot be read back ({exc})"
                 if digest != listed[name]:
@@ -121,6 +115,15 @@ def verify(path: Path) -> tuple[int, str]:
     runs_count = len(manifest.get("runs", [])) if isinstance(manifest, dict) else 0
     return INTACT, (f"bundle intact: {len(seen)} file(s) match their SHA-256 in the manifest "
                     f"(incident {manifest.get('incident')}, {runs_count} run(s)): {path}")
+
+
+def _digest(zf: zipfile.ZipFile, name: str) -> str:
+    """SHA-256 of one entry, read in chunks (its CRC is checked at the end, as zipfile does)."""
+    sha = hashlib.sha256()
+    with zf.open(name) as fh:
+        while chunk := fh.read(1 << 20):
+            sha.update(chunk)
+    return sha.hexdigest()
 
 
 def _files(folder: Path) -> list[Path]:
@@ -205,9 +208,10 @@ def _new_name(folder: Path, incident: str, now: datetime) -> Path:
     raise UsageError(f"no free bundle name for {base} under {folder}; name one with --out")
 
 
-def _write_new(target: Path, blobs: list[tuple[str, bytes, Path | None]], manifest: str) -> None:
-    """Write the zip beside target and link it into place: never half a zip under the name, and never over an
-    existing file (a link fails where a file appeared meanwhile). Owner and group only: reports are not public."""
+def _write_new(target: Path, entries: list[tuple[str, Path | bytes]], head: dict[str, Any]) -> dict[str, Any]:
+    """Write the zip (each file read once, hashed as it is stored, then manifest.json) beside target and link it
+    into place: never half a zip under the name, and never over an existing file (a link fails where a file
+    appeared meanwhile). Owner and group only: reports are not public. Returns the manifest."""
     folder = target.parent
     if not folder.is_dir():
         if target.parent.name == "bundles":
@@ -216,17 +220,15 @@ def _write_new(target: Path, blobs: list[tuple[str, bytes, Path | None]], manife
             raise UsageError(f"{folder} is not a folder: --out must name a file in an existing folder")
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
     try:
+        files = []
         with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
-            for name, data, source in blobs:
-                stamp = datetime.fromtimestamp(source.stat().st_mtime).timetuple()[:6] if source else None
-                info = zipfile.ZipInfo(name, date_time=stamp or datetime.now().timetuple()[:6])
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = 0o640 << 16
-                zf.writestr(info, data)
-            info = zipfile.ZipInfo(MANIFEST, date_time=datetime.now().timetuple()[:6])
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o640 << 16
-            zf.writestr(info, manifest)
+            for name, source in entries:
+                data = source if isinstance(source, bytes) else source.read_bytes()
+                files.append({"path": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+                moment = datetime.fromtimestamp(source.stat().st_mtime) if isinstance(source, Path) else None
+                zf.writestr(_entry(name, moment), data)
+            manifest = head | {"files": files}
+            zf.writestr(_entry(MANIFEST, None), json.dumps(manifest, indent=2) + "\n")
         os.chmod(tmp, 0o640 & ~umask())
         try:
             os.link(tmp, target)
@@ -243,3 +245,11 @@ def _write_new(target: Path, blobs: list[tuple[str, bytes, Path | None]], manife
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+    return manifest
+
+
+def _entry(name: str, moment: datetime | None) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=(moment or datetime.now()).timetuple()[:6])
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o640 << 16
+    return info
