@@ -4,6 +4,7 @@ runbooks in parallel and exits with the worst exit code."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -102,6 +103,18 @@ def test_missed_slots_are_caught_up_once_with_the_latest(sandbox, schedules, tmp
     assert "health-nightly (2026-11-27 03:30Z)" in next_day.stdout
     assert "health-hourly (2026-11-27 05:00Z)" in next_day.stdout
     assert len(runs(output)) == 2 + 1 + 3
+
+
+def test_an_entry_still_running_is_not_started_again_and_its_slot_is_caught_up(sandbox, schedules, tmp_path):
+    """While an entry's earlier run holds its lock (here: the test holds it), run-due leaves its slot open."""
+    output = tmp_path / "output"
+    assert entries_run(run_due(schedules, output, "2026-11-26T19:00:00Z")) == ["health-5min", "health-hourly"]
+    with open(output / ".schedule" / "health-hourly.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        busy = run_due(schedules, output, "2026-11-26T20:00:00Z")
+    assert (busy.returncode, entries_run(busy)) == (0, ["health-5min"])
+    freed = run_due(schedules, output, "2026-11-26T20:01:00Z")
+    assert entries_run(freed) == ["health-hourly"] and "(2026-11-26 20:00Z)" in freed.stdout
 
 
 def test_run_due_exit_code_is_the_worst_run(sandbox, tmp_path):
