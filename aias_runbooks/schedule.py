@@ -227,6 +227,10 @@ def _claim(entries: list[Entry], folder: Path, now: datetime) -> list[tuple[Entr
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:   # its previous run still going: the slot stays open, caught up later
             fh.close()
+            if last is None:   # keep it open for a new entry too: the slot before it is the baseline
+                before = croniter(entry.cron, slot).get_prev(datetime).astimezone(timezone.utc)
+                write_atomic(_state_path(folder, entry.name), json.dumps(record | {
+                    "slot": before.isoformat(), "baseline": True}) + "\n")
             continue
         write_atomic(_state_path(folder, entry.name), json.dumps(record | {
             "claimed_at": datetime.now(timezone.utc).isoformat(), "pid": os.getpid()}) + "\n")
