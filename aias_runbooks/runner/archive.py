@@ -1,9 +1,10 @@
 """The archive of past runs: `aias-runbooks reports` lists them (filtered), `reports prune` applies retention.
 
 runs.jsonl is the archive's catalogue (catalog.py files every run into it). Listing streams it line by line: a
-filter is tried on the raw line before the line is parsed, so a narrow filter over 50,000 runs parses only the
-runs it could match. Prune rewrites runs.jsonl under the catalogue's lock (no run is filed meanwhile), never
-touches a run tied to an incident, and pages the archive again with catalog.rebuild.
+filter is tried on the raw line before the line is parsed, and runs are sorted on the started_at read from the
+text, so over 50,000 runs only those shown (or those a narrow filter must confirm) are parsed. Prune deletes old
+report folders, then rewrites runs.jsonl under the catalogue's lock (a run filed meanwhile is kept), never touches
+a run tied to an incident, and pages the archive again with catalog.rebuild.
 """
 
 from __future__ import annotations
