@@ -24,7 +24,8 @@ NOT_RUNNING = ("aias-runbooks: error: the sandbox is not running: start it with 
                "(or `make demo`)")
 
 BAD = [
-    (["nope"], "unknown runbook 'nope'; valid: database-backup, database-connection-errors, database-health, health-check"),
+    (["nope"], "unknown runbook 'nope'; valid: database-backup, database-connection-errors, database-health, "
+               "health-check"),
     (["../tests/notebooks/crashing-check"], "unknown runbook '../tests/notebooks/crashing-check'; valid: "),
     (["health-check", "-p", "samples=abc"], "parameter 'samples' must be an integer, got 'abc'"),
     (["health-check", "-p", "samples=0"], "parameter 'samples' must be between 1 and 500"),
