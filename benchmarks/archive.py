@@ -24,6 +24,8 @@ from aias_runbooks.runner import catalog  # noqa: E402
 CLI = [sys.executable, "-m", "aias_runbooks.cli"]
 RUNBOOKS = ["health-check", "database-health", "high-error-rate", "database-connection-errors"]
 STATUSES = ["OK"] * 17 + ["WARNING", "CRITICAL", "UNKNOWN"]
+EVIDENCE = {"health-check": ("API_LATENCY_OK", "p95_ms"), "high-error-rate": ("ERROR_RATE_OK", "error_rate_pct"),
+            "database-connection-errors": ("DB_POOL_OK", "usage_pct")}
 
 
 def make_archive(root: Path, total: int, real: Path | None) -> None:
@@ -40,7 +42,9 @@ def make_archive(root: Path, total: int, real: Path | None) -> None:
             for file in real.iterdir():
                 shutil.copy(file, folder / file.name)
         else:
-            (folder / "verdict.json").write_text(json.dumps({"status": status, "findings": [],
+            code, key = EVIDENCE.get(runbook, ("NONE", "none"))
+            finding = {"code": code, "severity": "OK", "evidence": {key: float(i % 97)}}
+            (folder / "verdict.json").write_text(json.dumps({"status": status, "findings": [finding],
                                                              "provenance": {"parameters": {}}}))
         lines.append(json.dumps({
             "run_id": f"{started:%Y%m%d-%H%M%S}-{i % 65536:04x}", "runbook": runbook, "env": "sandbox",
@@ -80,6 +84,11 @@ def main() -> None:
                             ("reports --since 7d --limit 0", ["--since", "7d", "--limit", "0"])]:
             seconds, proc = timed("reports", "--output", str(root), *args)
             rows.append((label, seconds, proc.stdout.strip().splitlines()[-1][:60]))
+        from aias_runbooks import trends
+        start = time.perf_counter()
+        points = trends.points(root, "sandbox", 30, 2000)
+        rows.append(("trends.points (30 days, newest 2000 runs of each)", time.perf_counter() - start,
+                     f"{len(points)} point(s)"))
         seconds, proc = timed("reports", "prune", "--keep-days", "30", "--dry-run", "--output", str(root))
         rows.append(("reports prune --keep-days 30 --dry-run", seconds, proc.stdout.strip()[:60]))
         seconds, proc = timed("reports", "prune", "--keep-days", "30", "--output", str(root))
