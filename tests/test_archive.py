@@ -358,3 +358,23 @@ def test_trends_reads_one_point_per_run_from_the_verdicts(archive_root):
     found = trends.finding(points, thresholds, 30)
     assert found.code == "TRENDS_OK" and found.severity.value == "OK" and "1 point(s) above" in found.title
     assert trends.chart(points, thresholds) is not None
+
+
+def test_a_hand_edited_report_dir_never_leads_prune_or_bundle_out_of_the_archive(tmp_path):
+    root = tmp_path / "output"
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("not the archive's")
+    (root / "2026-01-01").mkdir(parents=True)
+    (root / "2026-01-01" / "link").symlink_to(outside)
+    for n, rel in enumerate(["../precious", str(outside), "2026-01-01/link"]):
+        record = _file(root, 200 + n, days_ago=60, incident="INC-9" if n == 2 else None)
+        lines = (root / "runs.jsonl").read_text().replace(json.dumps(record["report_dir"]), json.dumps(rel))
+        (root / "runs.jsonl").write_text(lines)
+    pruned = archive.prune(root, keep_days=7)
+    assert len(pruned.removed) == 2 and pruned.missing_folders == 2
+    assert (outside / "keep.txt").read_text() == "not the archive's"
+    result = cli("bundle", "--incident", "INC-9", "--out", str(tmp_path / "b.zip"), "--output", str(root))
+    assert result.returncode == 0 and "missing from the archive" in result.stderr
+    with zipfile.ZipFile(tmp_path / "b.zip") as zf:
+        assert not [n for n in zf.namelist() if n.startswith("reports/")]
