@@ -119,7 +119,7 @@ def test_round_trip_restore_brings_back_the_backup_and_is_audited(run, marker):
                        "--operator", "alice", "-p", f"confirm_target={target()}")
     finally:   # the restore replaced every table: their statistics start over, as after a scenario that dirties them
         with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
-            conn.execute(scenarios.WARM_SQL)
+            scenarios.warm(conn)
             conn.execute(scenarios.FLUSH_STATS_SQL)
             conn.execute(scenarios.STATS_RESET_SQL)
     assert restored.proc.returncode == 0, restored.verdict["findings"]

@@ -188,7 +188,7 @@ def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
     state["components"]["traffic"] = _start_workload(folder, "traffic")
     state["components"]["worker"] = _start_component(folder, "worker")
     _write_state(state)
-    _warm(folder)
+    _warm(folder, scale)
     with _admin_connection(folder) as conn:   # statistics describe the running platform, not the bulk load
         conn.execute(scenarios.STATS_RESET_SQL)
         _fill_statements(state, conn, say)
@@ -219,12 +219,12 @@ def _fill_statements(state: dict[str, Any], conn: psycopg.Connection, say: Calla
     say(f"  pg_stat_statements: {count:,} distinct statements [{time.monotonic() - t0:.1f}s]")
 
 
-def _warm(folder: Path) -> None:
+def _warm(folder: Path, scale: str) -> None:
     """Before the statistics reset, bring into memory what a running platform has there and the bulk load evicted:
-    workflow_executions' indexes (the worker inserts into each) and the catalogs a login of each role reads."""
+    the indexes (scenarios.warm) and the catalogs a login of each role reads."""
     env = _sandbox_env(folder)
     with _admin_connection(folder) as conn:
-        conn.execute(scenarios.WARM_SQL)
+        scenarios.warm(conn, scale)
         conn.execute(scenarios.FLUSH_STATS_SQL)
         conn.execute("SELECT 1")      # the flush happens as the session goes idle: before this answer comes back
     for var in ("AIAS_SANDBOX_DATABASE_URL", "AIAS_SANDBOX_APP_DATABASE_URL"):
@@ -365,7 +365,7 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
         sandbox_migrations.reset(conn)            # the local migrations folder and the history as `up` left them
         sandbox_migrations.sync(folder)
         if previous and previous.dirties_stats:
-            conn.execute(scenarios.WARM_SQL)
+            scenarios.warm(conn, state.get("scale", "default"))
             conn.execute(scenarios.FLUSH_STATS_SQL)
             conn.execute(scenarios.STATS_RESET_SQL)
             _fill_statements(state, conn, lambda _: None)
