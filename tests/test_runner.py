@@ -9,6 +9,9 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from aias_runbooks.runner.execute import stop_signals
 from aias_runbooks.settings import load_environment
 
 from .conftest import CLI, sandbox_password, wait_for
@@ -86,3 +89,19 @@ def test_reports_are_not_world_readable(run):
     for folder in (result.output, result.folder.parent, result.folder):
         assert folder.stat().st_mode & 0o007 == 0, f"{folder} is open to others"
     assert not list(result.output.glob(".work/*")), "the private workspace is gone"
+
+
+def test_a_stop_signal_while_the_report_is_filed_is_noted_not_raised():
+    """The first SIGTERM stops the notebook; once it is done and its report is being filed (shielded), a first
+    SIGTERM is noted, so the report is filed and the exit code is the verdict's, not 'interrupted'."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        with stop_signals() as stopped:
+            stopped.shield()
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert stopped(), "the signal is noted"
+        with pytest.raises(KeyboardInterrupt), stop_signals():
+            os.kill(os.getpid(), signal.SIGTERM)
+    finally:   # stop_signals leaves them ignored, as the runner is about to exit: not this test process
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)

@@ -10,7 +10,7 @@ import secrets
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -81,6 +81,7 @@ def execute(request: RunRequest, output_root: Path | None = None, cell_timeout: 
             except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from a scheduler's timeout: still reported
                 error = INTERRUPTED
             finally:
+                stopped.shield()   # a first stop signal from here on is noted: the run is filed all the same
                 with suppress(OSError):   # a full disk: finish() says so, and the last save written stays
                     writer and writer.flush()
                 kernel.stop(km)
@@ -179,27 +180,40 @@ def _describe(exc: Exception) -> str:
     return text.strip()
 
 
-@contextmanager
-def stop_signals() -> Iterator[Callable[[], bool]]:
-    """SIGTERM, SIGINT and SIGHUP stop the notebook once (as KeyboardInterrupt); any further one is ignored
-    until the process exits, so a scheduler's second SIGTERM can lose neither the report nor the exit code.
-    Yields 'was it stopped?'."""
-    caught: list[int] = []
+class Stop:
+    """What stop_signals() yields: `stop()` says whether a stop signal came; after `stop.shield()` the first one no
+    longer raises (the notebook is done and its report is being filed: filing it is what the signal asks for)."""
 
-    def stop(signum, frame) -> None:
-        caught.append(signum)
-        if len(caught) == 1:
+    def __init__(self) -> None:
+        self.caught: list[int] = []
+        self.shielded = False
+
+    def __call__(self) -> bool:
+        return bool(self.caught)
+
+    def shield(self) -> None:
+        self.shielded = True
+
+    def handle(self, signum: int, frame: Any) -> None:
+        self.caught.append(signum)
+        if len(self.caught) == 1 and not self.shielded:
             raise KeyboardInterrupt
 
+
+@contextmanager
+def stop_signals() -> Iterator[Stop]:
+    """SIGTERM, SIGINT and SIGHUP stop the notebook once (as KeyboardInterrupt); any further one is ignored
+    until the process exits, so a scheduler's second SIGTERM can lose neither the report nor the exit code."""
+    stop = Stop()
     if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
+        yield stop
         return
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    previous = {sig: signal.signal(sig, stop.handle) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
-        yield lambda: bool(caught)
+        yield stop
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, signal.SIG_IGN if caught else handler)
+            signal.signal(sig, signal.SIG_IGN if stop() else handler)
 
 
 @contextmanager
