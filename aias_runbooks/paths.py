@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import glob
+import importlib.util
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -36,3 +40,24 @@ def sandbox_dir() -> Path:
 
 def sql_dir() -> Path:
     return PACKAGE_DIR / "sql"
+
+
+def postgres_bindirs() -> list[tuple[str, str]]:
+    """PostgreSQL binary folders as (folder, where it comes from), in the order they are tried: the sandbox's server
+    and database-backup's pg_dump and pg_restore are looked for here."""
+    candidates: list[tuple[str, str]] = []
+    if env := os.environ.get("AIAS_PG_BINDIR"):
+        candidates.append((env, "AIAS_PG_BINDIR"))
+    if pg_config := shutil.which("pg_config"):
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)
+        candidates.append((out.stdout.strip(), "this machine"))
+    for path in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_major, reverse=True):
+        candidates.append((path, "this machine"))
+    if spec := importlib.util.find_spec("pgserver"):
+        candidates.append((str(Path(spec.origin).parent / "pginstall" / "bin"), "pgserver wheel"))
+    return candidates
+
+
+def _major(path: str) -> int:
+    part = Path(path).parent.name
+    return int(part) if part.isdigit() else 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import glob
-import importlib.util
 import os
 import pwd
 import re
@@ -12,6 +10,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .. import paths
 
 REQUIRED = ("initdb", "pg_ctl", "postgres")
 
@@ -30,32 +30,12 @@ class Binaries:
 
 def find_binaries() -> Binaries:
     """AIAS_PG_BINDIR, then a server on this machine (newest first), then the pgserver wheel."""
-    for bindir, source in bindir_candidates():
+    for bindir, source in paths.postgres_bindirs():
         folder = Path(bindir)
         if bindir and all(os.access(folder / b, os.X_OK) for b in REQUIRED):
             return _describe(folder, source)
     raise RuntimeError("no PostgreSQL server binaries found: install PostgreSQL, or `pip install pgserver` "
                        "(make demo does), or set AIAS_PG_BINDIR to a folder holding initdb and pg_ctl")
-
-
-def bindir_candidates() -> list[tuple[str, str]]:
-    """(folder, where it comes from) in the order find_binaries tries them; database-backup finds pg_dump here too."""
-    candidates: list[tuple[str, str]] = []
-    if env := os.environ.get("AIAS_PG_BINDIR"):
-        candidates.append((env, "AIAS_PG_BINDIR"))
-    if pg_config := shutil.which("pg_config"):
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)
-        candidates.append((out.stdout.strip(), "this machine"))
-    for path in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_major, reverse=True):
-        candidates.append((path, "this machine"))
-    if spec := importlib.util.find_spec("pgserver"):
-        candidates.append((str(Path(spec.origin).parent / "pginstall" / "bin"), "pgserver wheel"))
-    return candidates
-
-
-def _major(path: str) -> int:
-    part = Path(path).parent.name
-    return int(part) if part.isdigit() else 0
 
 
 def _describe(bindir: Path, source: str) -> Binaries:

@@ -31,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import paths
 from ..dsn import split_url
 from ..settings import Environment, Secret
 
@@ -81,9 +82,8 @@ def schemas_of(env: Environment) -> list[str]:
 def find_tools() -> tuple[Tools | None, list[str]]:
     """pg_dump and pg_restore from the folders the sandbox looks in for a server (AIAS_PG_BINDIR, pg_config,
     /usr/lib/postgresql/<newest>/bin, the pgserver wheel), then PATH; also the places looked in."""
-    from ..sandbox.postgres import bindir_candidates
     looked = []
-    places = [*bindir_candidates(), *((str(Path(p).parent), "PATH") for p in [shutil.which("pg_dump")] if p)]
+    places = [*paths.postgres_bindirs(), *((str(Path(p).parent), "PATH") for p in [shutil.which("pg_dump")] if p)]
     for bindir, source in places:
         if not bindir:
             continue
