@@ -195,7 +195,6 @@ def last_window(now: datetime, schedule: Schedule) -> Window:
 def pending_migrations(rb: Runbook) -> tuple[list[LocalMigration], str | None]:
     """The migrations the window would apply, in order (the migrations runbook's library: local files not in the
     database's history); or why they could not be listed."""
-    from .checks import migrations as checks
     from .sources import migrations
     local, ignored, problem = migrations.read_local(migrations.folder_of(rb.env))
     if problem:
@@ -203,7 +202,7 @@ def pending_migrations(rb: Runbook) -> tuple[list[LocalMigration], str | None]:
     history = migrations.history(rb)
     if history.attrs.get("error"):
         return [], f"the migration history could not be read: {history.attrs['error']}"
-    return checks.pending_of(local, checks.states(local, history, ignored)), None
+    return migrations.pending_of(local, migrations.states(local, history, ignored)), None
 
 
 def earlier_verification(root: Path, meta: dict[str, Any], env: str) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ from aias_runbooks.checks.migration_dependencies import analyze
 from aias_runbooks.sandbox import migration_files
 from aias_runbooks.sandbox.schema import MIGRATIONS
 from aias_runbooks.settings import load_environment
-from aias_runbooks.sources.migrations import Catalogue, read_local, same_sql, split
+from aias_runbooks.sources.migrations import Catalogue, pending_of, read_local, same_sql, split, states
 
 from .conftest import audit_records, finding, sandbox_dsn
 
@@ -197,13 +197,13 @@ def test_states_and_drift_from_files_and_history(tmp_path):
                             ("20990101000200", "c", ["CREATE TABLE c (id int)"]),
                             ("20990101000400", "hotfix", ["CREATE INDEX ON a (id)"])],
                            columns=["version", "name", "statements"])
-    table = checks.states(local, history, ignored)
+    table = states(local, history, ignored)
     assert problem is None and ignored == ["notes.sql"]
     assert dict(zip(table["version"], table["state"], strict=True)) == {
         "20990101000000": "applied (not compared)", "20990101000100": "applied", "20990101000200":
         "changed since applied", "20990101000300": "pending, out of order", "20990101000400": "missing locally",
         "20990101000500": "pending", "": "ignored (not named <version>_<name>.sql)"}
-    assert [m.version for m in checks.pending_of(local, table)] == ["20990101000300", "20990101000500"]
+    assert [m.version for m in pending_of(local, table)] == ["20990101000300", "20990101000500"]
     found = {f.code: f for f in checks.compare(table, tmp_path)}
     assert set(found) == {"MIGRATION_DRIFT", "MIGRATIONS_PENDING"}
     drift = found["MIGRATION_DRIFT"]

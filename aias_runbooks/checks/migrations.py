@@ -1,7 +1,7 @@
 """Run Migrations: are the local migration files and the database's migration history the same list, and will the
 pending migrations find what they use?
 
-Every version gets one state (states()):
+Every version gets one state (sources.migrations.states()):
 - applied: a local file and a history row, saying the same SQL (comments and white space aside, sources.migrations
   .same_sql); `applied (not compared)` when the row holds no statements;
 - pending: a local file not applied yet, newer than every applied one;
@@ -27,15 +27,18 @@ from typing import Any
 import pandas as pd
 
 from ..findings import Finding, Severity
-from ..sources.migrations import LocalMigration, same_sql
+from ..sources.migrations import (
+    APPLIED,
+    CHANGED,
+    MISSING,
+    NOT_COMPARED,
+    OUT_OF_ORDER,
+    PENDING,
+    LocalMigration,
+)
 from .migration_dependencies import Problem
 
 EXAMPLES = 10
-STATE_COLUMNS = ["version", "name", "state", "file", "statements", "applied_name"]
-APPLIED, NOT_COMPARED, PENDING, OUT_OF_ORDER = ("applied", "applied (not compared)", "pending",
-                                                "pending, out of order")
-MISSING, CHANGED, IGNORED = "missing locally", "changed since applied", "ignored"
-UNKNOWN = "unknown (the history could not be read)"
 PROBLEM_STATES = {OUT_OF_ORDER, MISSING, CHANGED}
 
 
@@ -43,51 +46,6 @@ def not_configured(problem: str) -> Finding:
     return Finding("MIGRATIONS_NOT_CONFIGURED", Severity.UNKNOWN, f"Migrations cannot be checked: {problem}.", {},
                    ["Name the folder of the app's migration files in the environment profile "
                     "(`migrations: {folder: .../supabase/migrations}`), or pass migrations_dir."])
-
-
-def states(local: list[LocalMigration], history: pd.DataFrame, ignored: list[str] | None = None) -> pd.DataFrame:
-    """One row per version, local or applied, in version order, with its state (see the module's docstring); when
-    the history could not be read (attrs["error"]) every local file is `unknown`."""
-    if history.attrs.get("error"):
-        return pd.DataFrame([{"version": m.version, "name": m.name, "state": UNKNOWN, "file": m.file,
-                              "statements": len(m.statements), "applied_name": None} for m in local],
-                            columns=STATE_COLUMNS)
-    applied = {str(r.version): r for r in history.itertuples(index=False)}
-    newest = max((int(v) for v in applied if v.isdigit()), default=None)
-    rows: list[dict[str, Any]] = []
-    for m in local:
-        row = applied.get(m.version)
-        if row is None:
-            state = OUT_OF_ORDER if newest is not None and int(m.version) < newest else PENDING
-        elif not _recorded(row.statements):
-            state = NOT_COMPARED
-        else:
-            same = ([s.text for s in m.statements] == list(row.statements)    # as the CLI recorded it: no parse
-                    or same_sql(m.text, ";\n".join(row.statements)))
-            state = APPLIED if same else CHANGED
-        rows.append({"version": m.version, "name": m.name, "state": state, "file": m.file,
-                     "statements": len(m.statements) if not m.error else None,
-                     "applied_name": row.name if row is not None else None})
-    known = {m.version for m in local}
-    for version, row in applied.items():
-        if version not in known:
-            rows.append({"version": version, "name": row.name, "state": MISSING, "file": None,
-                         "statements": len(row.statements) if _recorded(row.statements) else None,
-                         "applied_name": row.name})
-    rows.sort(key=lambda r: (int(r["version"]) if r["version"].isdigit() else 0, r["version"]))
-    rows += [{"version": "", "name": name, "state": IGNORED + " (not named <version>_<name>.sql)", "file": name,
-              "statements": None, "applied_name": None} for name in ignored or ()]
-    return pd.DataFrame(rows, columns=STATE_COLUMNS).astype({"statements": "Int64"})
-
-
-def pending_of(local: list[LocalMigration], table: pd.DataFrame) -> list[LocalMigration]:
-    """The local migrations not applied yet (in or out of order), in the order they would be applied."""
-    state = dict(zip(table["version"], table["state"], strict=True))
-    return [m for m in local if state.get(m.version) in (PENDING, OUT_OF_ORDER)]
-
-
-def _recorded(statements: Any) -> bool:
-    return isinstance(statements, (list, tuple)) and len(statements) > 0
 
 
 def _listed(frame: pd.DataFrame) -> str:
