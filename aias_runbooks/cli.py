@@ -354,23 +354,9 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc))
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "list":
-            return cmd_list()
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command == "demo":
-            return cmd_demo(args)
-        if args.command == "doctor":
-            return cmd_doctor(args)
-        if args.command == "reports":
-            return cmd_reports(args)
-        if args.command == "bundle":
-            return cmd_bundle(args)
-        if args.command == "schedule":
-            return cmd_schedule(args)
-        if args.command == "run-all":
-            return cmd_run_all(args)
-        return cmd_sandbox(args)
+        commands = {"list": lambda _: cmd_list(), "run": cmd_run, "demo": cmd_demo, "doctor": cmd_doctor,
+                    "reports": cmd_reports, "bundle": cmd_bundle, "schedule": cmd_schedule, "run-all": cmd_run_all}
+        return commands.get(args.command, cmd_sandbox)(args)
     except AiasError as exc:   # UsageError, OutputError, SandboxError: the message is fit to show as it is
         return fail(str(exc))
     except RuntimeError as exc:
