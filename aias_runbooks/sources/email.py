@@ -34,19 +34,20 @@ class Resend:
         return frame
 
 
-def resend_of(env: Environment) -> tuple[Resend | None, str]:
+def resend_of(env: Environment, timeout_s: float = 10.0) -> tuple[Resend | None, str]:
     """(a Resend client for the profile, "") or (None, why not: no key or no `resend_api` url)."""
     key = env.secret("resend_api_key")
     if key is None:
         return None, env.missing_secret_message("resend_api_key")
     if not env.urls.get("resend_api"):
         return None, "no `resend_api` url in the profile"
-    return Resend(key.reveal(), env.urls["resend_api"]), ""
+    return Resend(key.reveal(), env.urls["resend_api"], timeout_s), ""
 
 
-def read(env: Environment) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str]:
-    """(domains, recent emails, "") from the profile's Resend, or (None, None, why not: unconfigured, unreachable)."""
-    resend, problem = resend_of(env)
+def read(env: Environment, timeout_s: float = 10.0) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str]:
+    """(domains, recent emails, "") from the profile's Resend, or (None, None, why not: unconfigured, unreachable);
+    each request gives up after timeout_s."""
+    resend, problem = resend_of(env, timeout_s)
     if resend is None:
         return None, None, problem
     try:
