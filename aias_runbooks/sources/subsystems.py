@@ -66,13 +66,16 @@ def _timed(call: Callable[[], Any]) -> tuple[Any, float]:
     return result, round((time.perf_counter() - start) * 1000, 1)
 
 
-def probe(rb: Runbook, timeout_s: float = 3.0, api_samples: int = 3) -> tuple[dict[str, Any], pd.DataFrame]:
+def probe(rb: Runbook, timeout_s: float = 3.0, api_samples: int = 3, more: dict[str, Callable[[], Any]] | None = None,
+          meanwhile: Callable[[], Any] | None = None) -> tuple[dict[str, Any], Any]:
     """({subsystem: what it answered}, the database's SELECT 1 round trips): the API's /api/healthz
     (`api_samples` requests, API_STAGGER_S apart), Vercel's production deployments, Supabase Auth's health and
     every status page of the profile, each bounded by timeout_s, all at once; the database meanwhile.
 
     What did not answer by the deadline is reported in the source's own shape (an unanswered health sample, a
-    deployment read's reason, an unreadable status page), so the usual checks judge it.
+    deployment read's reason, an unreadable status page), so the usual checks judge it. `more` adds calls asked
+    with them (each one's Probe under its name in the first dict); `meanwhile` replaces the database's three
+    round trips (what it returns is the second value).
     """
     env = rb.env
     pages = status_pages.pages_of(env.urls)
@@ -82,8 +85,9 @@ def probe(rb: Runbook, timeout_s: float = 3.0, api_samples: int = 3) -> tuple[di
     calls["auth"] = lambda: auth.health_of(env, timeout_s=timeout_s)
     calls |= {f"status:{service}": (lambda p={service: url}: status_pages.summary(p, timeout_s=timeout_s))
               for service, url in pages.items()}
+    calls |= more or {}
     deadline = timeout_s + API_STAGGER_S * api_samples + 1.0   # the slowest call's own bound, and a margin
-    probes, db = at_once(calls, deadline, lambda: rb.ping(samples=3, interval_ms=0))
+    probes, db = at_once(calls, deadline, meanwhile or (lambda: rb.ping(samples=3, interval_ms=0)))
 
     samples = [p.result if p.result is not None else _unanswered(i, p.error)
                for i, p in enumerate(probes[f"api#{i}"] for i in range(api_samples))]
@@ -102,7 +106,7 @@ def probe(rb: Runbook, timeout_s: float = 3.0, api_samples: int = 3) -> tuple[di
         "status_pages": (pd.concat(frames, ignore_index=True) if frames
                          else pd.DataFrame(columns=status_pages.COLUMNS)),
         "took_ms": {name: p.took_ms for name, p in probes.items()},
-    }
+    } | {name: probes[name] for name in more or {}}
     return answered, db
 
 
