@@ -114,11 +114,16 @@ def _when(value: Any) -> str:
     return f"{value:%Y-%m-%d %H:%M} UTC" if pd.notna(value) else "unknown"
 
 
+def by_status(table: pd.DataFrame) -> dict[str, list[str]]:
+    """The subsystems in each state (down, degraded, unknown, up), in the table's order."""
+    return {state: table.loc[table["status"] == state, "subsystem"].tolist()
+            for state in ("down", "degraded", "unknown", "up")}
+
+
 def summary(table: pd.DataFrame) -> Finding:
     """SYSTEM_DOWN: CRITICAL when the API or the database is down, WARNING when another subsystem is down or
     degraded (a partial outage); SYSTEM_UP when everything checked is up. Names the subsystems either way."""
-    by_state = {state: table.loc[table["status"] == state, "subsystem"].tolist()
-                for state in ("down", "degraded", "unknown", "up")}
+    by_state = by_status(table)
     evidence = {state: ", ".join(names) or "-" for state, names in by_state.items()}
     core_down = [name for name in CORE if name in by_state["down"]]
     if core_down:
