@@ -157,6 +157,42 @@ def error_rate(minutes: pd.DataFrame, rule: dict[str, Any], compared: pd.DataFra
     return fig
 
 
+def key_metrics(panels: list[tuple[Any, pd.DataFrame]]) -> Figure:
+    """One row per key metric (checks.monitoring.Metric and its judged minutes): the value per minute, red where
+    it is past the alert line (or below the signup target), grey where too few samples to judge, with the target
+    and alert lines."""
+    if not panels or panels[0][1].empty:
+        return _nothing("Key metrics: no minutes in the window (database unreachable)")
+    fig, axes = _subplots(len(panels), 1, figsize=(11, 2.1 * len(panels)), sharex=True)
+    for axis, (metric, frame) in zip(axes, panels, strict=True):
+        shown = frame[frame["value"].notna()]
+        judged = shown[shown["judged"]]
+        bad = judged[judged["over"] if metric.alert is not None else judged["over_target"]]
+        axis.plot(frame["minute"], frame["value"].where(frame["judged"]), color="#4c72b0", lw=1, marker=".", ms=3,
+                  label="judged")   # a minute not judged breaks the line
+        axis.scatter(shown.loc[~shown["judged"], "minute"], shown.loc[~shown["judged"], "value"], s=8,
+                     color="#afb8c1", label="too few samples")
+        axis.scatter(bad["minute"], bad["value"], s=14, color="#cf222e", zorder=3, label="past the line")
+        axis.axhline(metric.target, color="#9a6700", ls="--", lw=1, label=f"target {metric.target:g} {metric.unit}")
+        if metric.alert is not None:
+            axis.axhline(metric.alert, color="#cf222e", ls="--", lw=1, label=f"alert: {metric.rule}")
+        if metric.unit == "ms":
+            top = max(shown["value"].max() if len(shown) else 1, (metric.alert or metric.target)) * 2
+            axis.set(yscale="log", ylim=(max(min(shown["value"].min() if len(shown) else 1, 1), 0.5), top))
+        else:
+            axis.set_ylim(0, 105 if metric.below else max(shown["value"].max() if len(shown) else 0,
+                                                          2 * (metric.alert or metric.target)) * 1.15)
+        axis.set_title(f"{metric.title}: {int(frame['judged'].sum())} of {len(frame)} minutes judged "
+                       f"(>= {metric.least:g} samples)", fontsize=9, loc="left")
+        axis.set_ylabel(metric.unit)
+        axis.grid(alpha=0.3, which="both", axis="y")
+        axis.legend(fontsize=7, loc="upper left", ncol=5)
+    axes[-1].set_xlabel("UTC")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
+
+
 def pending_ages(pending: pd.DataFrame, stuck_minutes: float) -> Figure:
     """How long each pending workflow execution has waited (minutes), oldest first, against the stuck line."""
     if pending.empty:

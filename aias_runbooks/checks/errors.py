@@ -19,20 +19,39 @@ def per_minute(frame: pd.DataFrame, thresholds: dict[str, Any]) -> pd.DataFrame:
     rule = thresholds["error_rate"]
     if frame.empty:
         return frame.assign(rate=pd.Series(dtype=float), judged=pd.Series(dtype=bool), over=pd.Series(dtype=bool))
-    rate = frame["errors"] / frame["requests"]
-    judged = frame["requests"] >= rule["min_requests_per_minute"]
-    return frame.assign(rate=rate, judged=judged, over=judged & (rate > rule["critical"]))
+    return judge(frame.assign(rate=frame["errors"] / frame["requests"]), "rate", "requests",
+                 rule["min_requests_per_minute"], rule["critical"])
+
+
+def judge(frame: pd.DataFrame, value: str, count: str, least: float, line: float,
+          below: bool = False) -> pd.DataFrame:
+    """Each minute judged when its `count` reaches `least`, and `over` when judged and past the line (above it, or
+    below it for a success rate); the sustained rules count runs of `over` minutes."""
+    judged = frame[count] >= least
+    past = frame[value] < line if below else frame[value] > line
+    return frame.assign(judged=judged, over=judged & past)
+
+
+def runs(minutes: pd.DataFrame) -> list[tuple[pd.Timestamp, int]]:
+    """Every run of consecutive minutes over the line as (first minute, length), oldest first (a minute missing
+    from the series ends a run)."""
+    found: list[tuple[pd.Timestamp, int]] = []
+    last = None   # the previous row's minute when it was over
+    for row in minutes.itertuples(index=False):
+        if row.over and last is not None and row.minute - last == pd.Timedelta(minutes=1):
+            found[-1] = (found[-1][0], found[-1][1] + 1)
+        elif row.over:
+            found.append((row.minute, 1))
+        last = row.minute if row.over else None
+    return found
 
 
 def longest_run(minutes: pd.DataFrame) -> tuple[int, pd.Timestamp | None]:
-    """The longest run of consecutive minutes over the alert (a minute missing from the series ends a run)."""
-    best, start, run, previous = 0, None, 0, None
-    for row in minutes.itertuples(index=False):
-        follows = previous is not None and row.minute - previous == pd.Timedelta(minutes=1)
-        run = (run + 1 if follows else 1) if row.over else 0
-        if run > best:
-            best, start = run, row.minute - pd.Timedelta(minutes=run - 1)
-        previous = row.minute
+    """The longest run of consecutive minutes over the alert, and its first minute (the earliest of equals)."""
+    found = runs(minutes)
+    if not found:
+        return 0, None
+    start, best = max(found, key=lambda run: run[1])
     return best, start
 
 

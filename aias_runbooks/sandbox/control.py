@@ -34,6 +34,7 @@ from . import backups as sandbox_backups
 from . import (
     billing,
     breach,
+    metric_history,
     postgres,
     processes,
     releases,
@@ -360,6 +361,9 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
     if previous and previous.rls_user:
         with _admin_connection(folder) as conn:
             rls_user.reset(folder, conn)
+    if previous and previous.metric_history:
+        with _admin_connection(folder) as conn:
+            metric_history.reset(conn, state.get("scenario_since", 0))
     with _admin_connection(folder) as conn:
         conn.execute(scenarios.RESET_SQL)
         sandbox_migrations.reset(conn)            # the local migrations folder and the history as `up` left them
@@ -409,6 +413,9 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
     if wanted.rls_user:
         with _admin_connection(folder) as conn:
             rls_user.make_activity(folder, _sandbox_env(folder), conn)
+    if wanted.metric_history:
+        with _admin_connection(folder) as conn:
+            metric_history.make(wanted.metric_history, conn)
     if wanted.backups == "stale":
         sandbox_backups.make_stale(folder)
     elif state.get("scale", "default") == "default":   # at scale large a dump takes minutes: `create=true` does it

@@ -23,6 +23,7 @@ class Scenario:
     migrations: str | None = None  # "drift": a hotfix row without a file, a file never applied (migration_files.py)
     breach: bool = False     # breach.make_activity: stolen credentials used through the API; undone at the end
     rls_user: bool = False   # rls_user.make_activity: a member and a workflows policy that hides their data; undone
+    metric_history: str | None = None  # metric_history.KINDS: minutes of requests written as history; undone at the end
     fault: str | None = None  # a workloads.py kind that holds the fault while the scenario lasts
     setup_sql: str = ""      # run once when the scenario starts; RESET_SQL undoes it
     dirties_stats: bool = False  # leaves evidence in the statistics: reset them when the scenario ends
@@ -121,7 +122,8 @@ SCENARIOS = {s.name: s for s in [
     Scenario("api-slow", "A quarter of API requests take 1.2 s: /api/healthz P95 is above 1000 ms.",
              api="slow", diagnosed_by="health-check: API_LATENCY_P95_HIGH"),
     Scenario("api-down", "The API process is stopped: connections to it are refused.",
-             api="down", diagnosed_by="health-check: API_DOWN; incident-system-down: SYSTEM_DOWN (CRITICAL), API_DOWN"),
+             api="down", diagnosed_by="health-check: API_DOWN; incident-system-down: SYSTEM_DOWN (CRITICAL), API_DOWN; "
+                          "monitoring: MONITOR_HEALTH_CHECK_FAILED (CRITICAL)"),
     Scenario("api-db-down", "The API runs but its database check hangs: every /api/healthz waits its 2 s "
              "timeout and answers 503.", api="db-down",
              diagnosed_by="health-check: API_UNHEALTHY (CRITICAL); incident-system-down: SYSTEM_DOWN (CRITICAL)"),
@@ -146,18 +148,20 @@ SCENARIOS = {s.name: s for s in [
              "one: three users paid for Pro, every delivery failed verification, none was upgraded.",
              webhook="secret-mismatch", stripe_activity="upgrades",
              diagnosed_by="stripe-webhook-failures: WEBHOOK_SIGNATURE_REJECTED, WEBHOOK_EVENTS_UNPROCESSED, "
-                          "WEBHOOK_SUCCESS_RATE_LOW, SUBSCRIPTION_MISMATCH"),
+                          "WEBHOOK_SUCCESS_RATE_LOW, SUBSCRIPTION_MISMATCH; "
+                          "monitoring: MONITOR_WEBHOOK_FAILURES (CRITICAL)"),
     Scenario("webhook-endpoint-down", "/api/stripe/webhook answers 500 to everything: three users paid for Pro "
              "and were not upgraded.", webhook="down", stripe_activity="upgrades",
              diagnosed_by="stripe-webhook-failures: WEBHOOK_ENDPOINT_UNREACHABLE, WEBHOOK_EVENTS_UNPROCESSED, "
-                          "WEBHOOK_SUCCESS_RATE_LOW, SUBSCRIPTION_MISMATCH"),
+                          "WEBHOOK_SUCCESS_RATE_LOW, SUBSCRIPTION_MISMATCH; "
+                          "monitoring: MONITOR_WEBHOOK_FAILURES (CRITICAL)"),
     Scenario("payment-failures", "Three paying customers' cards are declined on renewal: their invoices failed "
              "and their subscriptions are past due.", stripe_activity="declines",
              diagnosed_by="incident-payment-issues: PAYMENTS_FAILING"),
     Scenario("error-spike-after-deploy", "A deployment went live 12 minutes ago with a bug on /api/workflows: a "
              "third of those requests fail with a TypeError.", bad_release=True,
              diagnosed_by="high-error-rate: ERROR_SPIKE_AFTER_DEPLOY, ERROR_RATE_HIGH (CRITICAL), "
-                          "ERROR_PATTERN_DOMINANT"),
+                          "ERROR_PATTERN_DOMINANT; monitoring: MONITOR_ERROR_RATE (CRITICAL)"),
     Scenario("signup-rate-limited", "One client (ip:203.0.113.7) signed up 20 times in a minute: after 5 it is "
              "blocked for 15 minutes and every signup from it fails with 429.", signup_activity="burst",
              diagnosed_by="signup-failures: SIGNUP_RATE_LIMITED, SIGNUP_SUCCESS_RATE_LOW"),
@@ -188,6 +192,15 @@ SCENARIOS = {s.name: s for s in [
              "its workflows, and every other member misses some (rls-user.json in the sandbox folder names the user).",
              rls_user=True,
              diagnosed_by="user-support: RLS_BLOCKS_USER (CRITICAL)"),
+    Scenario("error-blip", "Two minutes ago, one minute of server errors (about 14 % of that minute's requests "
+             "failed with a TypeError), then normal: over 1 % for one minute is not the playbook's alert.",
+             metric_history="error-blip"),
+    Scenario("slow-responses", "For the last 8 minutes every 4th request took 1.2-1.5 s: the response-time P95 "
+             "has been over 1000 ms each minute.", metric_history="slow-responses",
+             diagnosed_by="monitoring: MONITOR_RESPONSE_P95 (CRITICAL)"),
+    Scenario("slow-database", "For the last 8 minutes every health check's SELECT 1 took 600-900 ms: the database "
+             "latency P95 has been over 500 ms each minute (and responses over their 500 ms target).",
+             metric_history="slow-database", diagnosed_by="monitoring: MONITOR_DB_LATENCY (CRITICAL)"),
 ]}
 
 
