@@ -1,0 +1,134 @@
+"""Triage: the problems quick signals show, ranked by how likely each is the cause of what users see, each with
+the runbook that diagnoses and fixes it and the exact command to run it.
+
+The ranking is severity first (CRITICAL, then WARNING, then UNKNOWN), then cause before symptom: a saturated
+database pool explains an API that answers 503, a failing webhook endpoint explains users not upgraded, so the
+runbook that owns the cause comes first (CAUSE_ORDER).
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..findings import Finding, Severity
+from . import webhooks, workflows
+
+LEAK_MIN_IDLE_S = 10   # idle in transaction this long is a leak: database-connection-errors' default
+
+# Which runbook diagnoses (and fixes) what each finding names: the runbook whose own check raises it.
+NEXT = {
+    "DB_POOL_SATURATED": "database-connection-errors", "DB_CONNECTION_LEAK": "database-connection-errors",
+    "DB_BLOCKING_LOCKS": "database-connection-errors", "DB_LONG_RUNNING_QUERY": "database-connection-errors",
+    "DB_UNREACHABLE": "incident-system-down", "DB_PING_FAILED": "database-connection-errors",
+    "DB_QUERY_FAILED": "database-connection-errors",
+    "SYSTEM_DOWN": "incident-system-down", "API_DOWN": "incident-system-down", "API_UNHEALTHY": "incident-system-down",
+    "API_LATENCY_P95_HIGH": "health-check",
+    "ERROR_SPIKE_AFTER_DEPLOY": "high-error-rate", "ERROR_RATE_HIGH": "high-error-rate",
+    # monitoring's alert rules, to the runbook each metric's finding names (monitoring.metrics; a test holds them equal)
+    "MONITOR_ERROR_RATE": "high-error-rate", "MONITOR_RESPONSE_P95": "health-check",
+    "MONITOR_DB_LATENCY": "database-connection-errors", "MONITOR_WEBHOOK_FAILURES": "stripe-webhook-failures",
+    "MONITOR_SIGNUP_SUCCESS": "signup-failures", "MONITOR_BURN_RATE": "high-error-rate",
+    "MONITOR_HEALTH_CHECK_FAILED": "incident-system-down",
+    "DEPLOYS_UNKNOWN": "high-error-rate",
+    "SUSPICIOUS_LOGINS": "incident-data-breach", "CREDENTIAL_MISUSE": "incident-data-breach",
+    "PAYMENTS_FAILING": "incident-payment-issues",
+    "WEBHOOK_SUCCESS_RATE_LOW": "stripe-webhook-failures",
+    "WORKFLOWS_STUCK_PENDING": "workflows-not-executing", "WORKER_DOWN": "workflows-not-executing",
+    "EXTERNAL_API_DOWN": "workflows-not-executing", "PLAN_LIMIT_REACHED": "workflows-not-executing",
+    "SIGNUP_RATE_LIMITED": "signup-failures", "SIGNUP_SUCCESS_RATE_LOW": "signup-failures",
+    "AUTH_UNHEALTHY": "signup-failures", "EMAIL_DOMAIN_UNVERIFIED": "signup-failures",
+    "EMAIL_DELIVERY_FAILING": "signup-failures",
+    "EXTERNAL_STATUS_DEGRADED": "incident-system-down", "EXTERNAL_STATUS_UNKNOWN": "incident-system-down",
+    "BACKUP_STALE": "database-backup", "BACKUP_MISSING": "database-backup",
+    "MIGRATION_DRIFT": "migrations", "MIGRATIONS_PENDING": "migrations",
+    "DB_VACUUM_LAG": "database-health", "RLS_DISABLED": "database-health", "RLS_NO_POLICY": "database-health",
+    "DB_SEQ_SCAN_HOT_TABLE": "database-health",
+}
+# Cause before symptom, within one severity: the database under everything, then what users see.
+CAUSE_ORDER = ("database-connection-errors", "incident-system-down", "high-error-rate", "incident-data-breach",
+               "incident-payment-issues", "stripe-webhook-failures", "workflows-not-executing", "signup-failures",
+               "health-check", "database-backup", "migrations", "database-health")
+COLUMNS = ["rank", "severity", "run next", "because", "findings", "command"]
+
+
+def command(runbook: str, environment: str) -> str:
+    """The exact command line that runs `runbook` on `environment`."""
+    return shlex.join(["aias-runbooks", "run", runbook, "--env", environment])
+
+
+def webhook_answers(requests: pd.DataFrame, thresholds: dict[str, Any], window_minutes: int) -> list[Finding]:
+    """WEBHOOK_SUCCESS_RATE_LOW judged on the endpoint's own answers (api_requests): each delivery it answered
+    with a 2xx was handled. The same rule as stripe-webhook-failures, without asking Stripe."""
+    if requests.attrs.get("error"):
+        return []
+    handled = np.repeat((requests["status"] < 300).to_numpy(dtype=bool), requests["requests"].astype(int))
+    found = webhooks.success_rate(pd.DataFrame({"handled": handled}), thresholds, window_minutes)
+    for finding in found:
+        finding.evidence["source"] = "the webhook endpoint's answers (api_requests), not Stripe's delivery log"
+    return found
+
+
+def integrations(calls: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
+    """EXTERNAL_API_DOWN from the integrations' recent executions alone: triage calls no external API (the
+    workflows runbook probes each)."""
+    return [f for f in workflows.external_apis(calls, None, thresholds) if f.code != "INTEGRATIONS_NOT_PROBED"]
+
+
+def payment_events(events: pd.DataFrame, window_minutes: int) -> list[Finding]:
+    """PAYMENTS_FAILING (WARNING) when Stripe told the app of failed invoice payments in the window; the payment
+    runbook judges the share and lists the users."""
+    if events.attrs.get("error") or events.empty:
+        return []
+    failed = int(events.loc[events["type"] == "invoice.payment_failed", "events"].sum())
+    paid = int(events.loc[events["type"] == "invoice.paid", "events"].sum())
+    if not failed:
+        return []
+    return [Finding("PAYMENTS_FAILING", Severity.WARNING,
+                    f"Stripe reported {failed} failed invoice payment(s) in the last {window_minutes} min "
+                    f"({paid} paid).", {"failed": failed, "paid": paid, "source": "stripe_events"},
+                    ["Run incident-payment-issues: decline reasons, the users to notify, reconcile."])]
+
+
+def ordered(found: list[Finding]) -> list[tuple[Finding, str]]:
+    """The problems among `found` (not OK) with the runbook for each, most likely cause first."""
+    problems = [(f, NEXT.get(f.code, "")) for f in found if f.severity is not Severity.OK]
+    last = len(CAUSE_ORDER)
+    return sorted(problems, key=lambda p: (-p[0].severity.rank,
+                                           CAUSE_ORDER.index(p[1]) if p[1] in CAUSE_ORDER else last))
+
+
+def rank(found: list[Finding], environment: str) -> pd.DataFrame:
+    """Where to look first: one row per runbook to run, most likely cause first, with the findings that point
+    to it (the worst one's words) and its command line."""
+    rows: dict[str, dict[str, Any]] = {}
+    for f, runbook in ordered(found):
+        row = rows.setdefault(runbook or f.code, {
+            "severity": f.severity.value, "run next": runbook or "-", "because": f.title, "findings": [],
+            "command": command(runbook, environment) if runbook else ""})
+        row["findings"].append(f.code)
+    frame = pd.DataFrame(list(rows.values()), columns=COLUMNS[1:])
+    frame["findings"] = frame["findings"].map(", ".join)
+    frame.insert(0, "rank", range(1, len(frame) + 1))
+    return frame
+
+
+def ranked(found: list[Finding], environment: str, recorded: list[Finding] = ()) -> list[Finding]:
+    """The problems of `found` in rank order, ranked together with those already `recorded` (a connection that
+    failed at the start); each problem gains its rank and runbook (evidence) and its command (first next step).
+    TRIAGE_ALL_CLEAR (OK) when nothing is wrong at all."""
+    problems = ordered([*recorded, *found])
+    if not problems:
+        return [Finding("TRIAGE_ALL_CLEAR", Severity.OK,
+                        "No quick signal shows a problem: every subsystem answers and no rule is breached.",
+                        {"signals": len(found)},
+                        ["If users still report a problem, run the runbook for their symptom (see the list above)."])]
+    for n, (f, runbook) in enumerate(problems, 1):
+        # new containers: a check may share its steps list between findings (a module constant)
+        f.evidence = {**f.evidence, "rank": n, "next_runbook": runbook or None}
+        if runbook:
+            f.next_steps = [f"Run next: `{command(runbook, environment)}`", *f.next_steps]
+    return [f for f, _ in problems if not any(f is r for r in recorded)]

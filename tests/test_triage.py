@@ -1,0 +1,51 @@
+"""triage through the runner: all clear on healthy, causes ranked before symptoms, and the first half of the
+scenarios ranked to the runbook that diagnoses each."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from aias_runbooks.checks import monitoring, triage
+from aias_runbooks.findings import Finding, Severity
+from aias_runbooks.thresholds import load_thresholds
+
+from .triage_cases import QUIET, check_ranking, quiet_history, seen
+
+HALF = seen()[: len(seen()) // 2]
+
+
+@pytest.mark.parametrize("name", sorted(QUIET))
+def test_all_clear_with_every_signal_read_on(run, scenario, name):
+    quiet_history()
+    scenario(name)
+    result = run("triage")
+    assert result.proc.returncode == 0, result.proc.stdout + result.proc.stderr
+    assert list(result.codes) == ["TRIAGE_ALL_CLEAR"], result.codes
+    nb = json.loads((result.folder / "notebook.ipynb").read_text())
+    errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    assert (result.folder / "report.html").is_file()
+
+
+def test_a_cause_ranks_before_its_symptom_within_one_severity():
+    """A saturated pool explains an API answering 503: database-connection-errors first, whatever the order found."""
+    api = Finding("API_UNHEALTHY", Severity.CRITICAL, "503")
+    pool = Finding("DB_POOL_SATURATED", Severity.CRITICAL, "full")
+    lag = Finding("DB_VACUUM_LAG", Severity.WARNING, "dead rows")
+    table = triage.rank([lag, api, pool], "production")
+    assert list(table["run next"]) == ["database-connection-errors", "incident-system-down", "database-health"]
+    assert table["command"][0] == "aias-runbooks run database-connection-errors --env production"
+    out = triage.ranked([lag, api], "production", recorded=[pool])
+    assert [f.code for f in out] == ["API_UNHEALTHY", "DB_VACUUM_LAG"]
+    assert pool.evidence["rank"] == 1 and api.evidence["rank"] == 2 and lag.evidence["rank"] == 3
+
+
+def test_each_key_metric_sends_to_the_runbook_monitoring_names():
+    assert {m.code: m.runbook for m in monitoring.metrics(load_thresholds())}.items() <= triage.NEXT.items()
+
+
+@pytest.mark.parametrize("name", HALF)
+def test_triage_names_the_runbook_for(run, scenario, name):
+    check_ranking(run, scenario, name)

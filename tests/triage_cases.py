@@ -1,0 +1,54 @@
+"""What triage must name for each sandbox scenario, shared by test_triage.py and test_triage_scenarios.py (two
+files: xdist runs them on two workers, each with its own sandbox)."""
+
+from __future__ import annotations
+
+import re
+
+from aias_runbooks.checks.triage import NEXT
+from aias_runbooks.sandbox.scenarios import SCENARIOS
+
+from .conftest import admin_session
+
+# Scenarios where triage must stay quiet (TRIAGE_ALL_CLEAR, exit 0), and why; every other scenario must be ranked
+# to a runbook that diagnoses it.
+QUIET = {
+    "healthy": "nothing is wrong",
+    "error-blip": "one minute of errors is not the playbook's alert (over 1 % for 5 minutes)",
+    "rls-blocks-user": "one user's problem: no platform-wide signal; the notebook points to user-support",
+}
+
+
+def diagnosers(name: str) -> set[str]:
+    """The runbooks a scenario's description says diagnose it ("slug: CODE, ...; slug: ..."), and the runbook each
+    named finding sends to (monitoring's MONITOR_RESPONSE_P95: health-check)."""
+    said = SCENARIOS[name].diagnosed_by or ""
+    slugs = {m.group(1) for m in re.finditer(r"(?:^|;\s*)([a-z][a-z-]+):", said)}
+    return slugs | {NEXT[code] for code in re.findall(r"[A-Z][A-Z0-9_]+", said) if code in NEXT}
+
+
+def seen() -> list[str]:
+    return sorted(n for n in SCENARIOS if n not in QUIET)
+
+
+def quiet_history() -> None:
+    """Forget the server errors earlier scenarios of this session left in the last hour of api_requests, so the
+    scenario under test starts from a platform as `sandbox up` leaves it (a fresh sandbox has none)."""
+    with admin_session() as conn:
+        conn.execute("DELETE FROM public.api_requests WHERE status >= 500 AND created_at > now() - interval '1 hour'")
+
+
+def check_ranking(run, scenario, name: str) -> None:
+    """Triage on the scenario ranks first a runbook that diagnoses it, pages (exit 1 or 2) and says the command."""
+    quiet_history()
+    scenario(name)
+    result = run("triage")
+    assert result.proc.returncode in (1, 2), result.proc.stdout + result.proc.stderr
+    problems = [f for f in result.verdict["findings"] if f["severity"] != "OK"]
+    top = min(problems, key=lambda f: f["evidence"].get("rank", 99))
+    expected = diagnosers(name)
+    assert top["evidence"]["next_runbook"] in expected, (name, expected, [(f["code"], f["evidence"].get(
+        "next_runbook")) for f in problems])
+    command = f"aias-runbooks run {top['evidence']['next_runbook']} --env sandbox"
+    assert top["next_steps"][0] == f"Run next: `{command}`"
+    assert command in (result.folder / "report.html").read_text()
