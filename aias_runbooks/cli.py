@@ -187,7 +187,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     say("Starting the sandbox (a local AIAS Platform: Postgres, API, localstripe)...")
     control.up("healthy")
     rows, broken = [], 0
-    for slug in runbook_slugs():
+    for slug in [s for s in runbook_slugs() if s != "triage"] + ["triage"]:   # triage's ranking ends the demo
         say(f"running {slug}...")
         result = execute(prepare(slug, "sandbox", output=args.output), args.output)
         if result.interrupted:
@@ -197,9 +197,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
                      "top finding": result.record["top_finding"] or "-", "report": result.folder / "report.html"})
     say("")
     print_table(rows)
+    say_ranking(result.verdict.findings)
     say(f"\nAll reports: {Path(args.output or paths.output_dir()) / 'index.html'}")
     say("Step through a runbook yourself: `make lab` (the sandbox stays up; `aias-runbooks sandbox down` stops it).")
     return 1 if broken else 0
+
+
+def say_ranking(findings: list) -> None:
+    """Triage's ranking, or its all clear: where to look first."""
+    from .checks import triage
+    ranking = triage.rank(findings, "sandbox")
+    say("\nTriage, where to look first:")
+    if ranking.empty:
+        say("  " + "; ".join(f.title for f in findings if f.code == "TRIAGE_ALL_CLEAR") or "  no ranking")
+        return
+    print_table(ranking[["rank", "severity", "run next", "findings", "command"]].to_dict("records"))
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
@@ -210,7 +222,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         say(f"another run-due holds the lock for more than {schedule.LOCK_WAIT_S:g} s; it runs what is due")
     for ran in due.ran:
         say(ran.line())
-        for line in ran.outcome.stderr.splitlines():
+        for line in ran.outcome.stderr.splitlines() + ran.notes:
             say(f"  {ran.entry.name}: {line}", sys.stderr)
     return due.exit_code
 

@@ -1,8 +1,9 @@
 """params/schedules.yaml and `aias-runbooks schedule run-due`: which runbooks run when, each slot once.
 
 A schedule entry names a cron expression (5 fields, UTC), a runbook, its environment and parameters, and
-optionally an incident id. The whole file is checked before anything runs, each entry as `aias-runbooks run`
-checks its input (prepare()), so a mistake is one line naming the entry and what is valid.
+optionally an incident id and whom to notify of a change of status (`notify:`, notify.py). The whole file is
+checked before anything runs, each entry as `aias-runbooks run` checks its input (prepare()), so a mistake is one
+line naming the entry and what is valid.
 
 run-due, called every minute (cron, a systemd timer), runs each entry whose latest slot (the latest minute at or
 before now that its cron expression matches) has not been run yet:
@@ -15,7 +16,9 @@ before now that its cron expression matches) has not been run yet:
 - catch-up: after downtime (or a run that outlasted its interval) an entry that missed one or more slots runs
   once, for the latest of them, never a burst: a runbook judges the present, so older slots would repeat it;
 - a new entry (no state yet) starts with its next slot, as cron would: the current minute if it matches, else
-  its latest slot is recorded as a baseline without a run.
+  its latest slot is recorded as a baseline without a run;
+- notify: once an entry's run ends, a change of its status is told (notify.tell) while the entry's lock is still
+  held; the channels delivered are recorded in its state (`notified`), the others retried at its next run.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any
@@ -35,15 +38,16 @@ from typing import IO, Any
 import yaml
 from croniter import CroniterError, croniter
 
-from . import paths
+from . import notify, paths
 from .errors import AiasError, UsageError
 from .records import write_atomic
 from .runner.parameterize import _StrictLoader, show
 from .runner.request import prepare
 from .runner.run_all import Job, Outcome, run_jobs, worst
+from .settings import load_environment
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-KEYS = ("name", "cron", "runbook", "environment", "parameters", "incident")
+KEYS = ("name", "cron", "runbook", "environment", "parameters", "incident", "notify")
 MAX_FILE = 1024 * 1024
 LOCK_WAIT_S = 10.0
 STATE_DIR = ".schedule"
@@ -54,6 +58,7 @@ class Entry:
     name: str
     cron: str
     job: Job
+    notify: notify.Notify | None = None
 
 
 def default_path() -> Path:
@@ -70,8 +75,7 @@ def load(path: Path | None = None, output: Path | None = None) -> list[Entry]:
     if data is None:
         return []
     if not isinstance(data, dict) or set(data) != {"schedules"} or not isinstance(data["schedules"], list):
-        raise UsageError(f"{where} must hold `schedules:`, a list of entries (name, cron, runbook, environment, "
-                         "parameters, incident)")
+        raise UsageError(f"{where} must hold `schedules:`, a list of entries ({', '.join(KEYS)})")
     entries: list[Entry] = []
     for number, item in enumerate(data["schedules"], 1):
         entry = _entry(item, f"{where}, entry {number}", output)
@@ -131,7 +135,9 @@ def _entry(item: Any, where: str, output: Path | None) -> Entry:
                           None, output)
     except AiasError as exc:
         raise UsageError(f"{where}: {exc}") from None
-    return Entry(name, cron, Job(request.info.slug, request.profile.name, request.parameters, request.incident))
+    notice = notify.parse(item["notify"], request.profile, where) if item.get("notify") is not None else None
+    return Entry(name, cron, Job(request.info.slug, request.profile.name, request.parameters, request.incident),
+                 notice)
 
 
 def _check_cron(cron: str, where: str) -> None:
@@ -160,6 +166,7 @@ class Ran:
     entry: Entry
     slot: datetime
     outcome: Outcome
+    notes: list[str] = field(default_factory=list)   # notifications not delivered, one line each (for stderr)
 
     def line(self) -> str:
         report = f"  report: {self.outcome.report}" if self.outcome.report else ""
@@ -188,6 +195,7 @@ def run_due(entries: list[Entry], output: Path | None = None, now: datetime | No
             return Due([], busy=True)
         claimed = _claim(entries, folder, now)
     slots = {entry.name: (slot, fh) for entry, slot, fh in claimed}
+    notes: dict[str, list[str]] = {}
 
     def done(outcome: Outcome) -> None:   # the entry's run ended: record it, then free the entry
         entry = next(e for e, _, _ in claimed if e.job is outcome.job)
@@ -198,6 +206,8 @@ def run_due(entries: list[Entry], output: Path | None = None, now: datetime | No
                 write_atomic(_state_path(folder, entry.name), json.dumps(state | {
                     "finished_at": datetime.now(timezone.utc).isoformat(), "exit_code": outcome.exit_code,
                     "status": outcome.status, "report": str(outcome.report) if outcome.report else None}) + "\n")
+        if entry.notify is not None:
+            notes[entry.name] = _notify(folder, entry, outcome)
         fh.close()
 
     try:
@@ -205,7 +215,28 @@ def run_due(entries: list[Entry], output: Path | None = None, now: datetime | No
     finally:
         for _, _, fh in claimed:
             fh.close()
-    return Due([Ran(entry, slot, outcome) for (entry, slot, _), outcome in zip(claimed, outcomes, strict=True)])
+    return Due([Ran(entry, slot, outcome, notes.get(entry.name, []))
+                for (entry, slot, _), outcome in zip(claimed, outcomes, strict=True)])
+
+
+def _notify(folder: Path, entry: Entry, outcome: Outcome) -> list[str]:
+    """Tell the entry's receivers of a change of status; what was delivered is recorded in its state. Never
+    raises: a notification must not fail the schedule (the lines say what was not delivered)."""
+    assert entry.notify is not None
+    try:
+        profile = load_environment(entry.job.env)
+        notified = _state(folder, entry.name).get("notified") or {}
+        delivered, problems = notify.tell(entry.name, entry.job.runbook, entry.job.env, entry.notify, notified,
+                                          outcome.status, outcome.report, profile)
+        if delivered:
+            with _flock(folder / "run-due.lock", None):
+                state = _state(folder, entry.name)
+                if state:
+                    write_atomic(_state_path(folder, entry.name),
+                                 json.dumps(state | {"notified": notified | delivered}) + "\n")
+        return problems
+    except Exception as exc:  # noqa: BLE001 - logged, and retried at the next run
+        return [f"notifications not sent ({type(exc).__name__}); retried at the next run"]
 
 
 def _claim(entries: list[Entry], folder: Path, now: datetime) -> list[tuple[Entry, datetime, IO]]:
@@ -219,6 +250,8 @@ def _claim(entries: list[Entry], folder: Path, now: datetime) -> list[tuple[Entr
         if last is not None and slot <= datetime.fromisoformat(last):
             continue
         record = {"slot": slot.isoformat(), "cron": entry.cron, "runbook": entry.job.runbook, "env": entry.job.env}
+        if "notified" in state:   # the statuses last told, kept across runs
+            record["notified"] = state["notified"]
         if last is None and slot != minute:   # new entry: its latest slot predates it, so it is a baseline
             write_atomic(_state_path(folder, entry.name), json.dumps(record | {"baseline": True}) + "\n")
             continue

@@ -136,11 +136,16 @@ def _outcome(job: Job, code: int, stdout: str, stderr: str, seconds: float) -> O
     return Outcome(job, code if code in _STATUS else UNKNOWN, status, summary, top, report, stderr, seconds)
 
 
+def ranked(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """verdict.json's findings worst first, as Verdict ranks them (CRITICAL > WARNING > UNKNOWN > OK)."""
+    rank = {"OK": 0, "UNKNOWN": 1, "WARNING": 2, "CRITICAL": 3}
+    return sorted(findings, key=lambda f: rank.get(f.get("severity"), 0), reverse=True)
+
+
 def _top(findings: list[dict[str, Any]]) -> str | None:
     """The worst finding's code, as Verdict.top picks it (None when all are OK)."""
-    rank = {"OK": 0, "UNKNOWN": 1, "WARNING": 2, "CRITICAL": 3}
-    ranked = sorted(findings, key=lambda f: rank.get(f.get("severity"), 0), reverse=True)
-    return ranked[0].get("code") if ranked and ranked[0].get("severity") != "OK" else None
+    worst_first = ranked(findings)
+    return worst_first[0].get("code") if worst_first and worst_first[0].get("severity") != "OK" else None
 
 
 def _not_run(job: Job) -> Outcome:

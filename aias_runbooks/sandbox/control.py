@@ -176,6 +176,9 @@ def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
         "AIAS_SANDBOX_VERCEL_TOKEN": secrets.token_urlsafe(24),
         "AIAS_SANDBOX_RESEND_API_KEY": "re_" + secrets.token_urlsafe(24),
         "AIAS_SANDBOX_SUPABASE_ANON_KEY": secrets.token_urlsafe(32),
+        # the schedules' Slack notifications: the services' incoming webhook, its token in the path as Slack's
+        "AIAS_SANDBOX_SLACK_WEBHOOK_URL": f"http://127.0.0.1:{ports['services']}/slack/services/TSANDBOX/BSANDBOX/"
+        + secrets.token_hex(12),
         **backup_urls,   # database-backup: AIAS_SANDBOX_BACKUP_DATABASE_URL, AIAS_SANDBOX_SCRATCH_DATABASE_URL
     })
     t0 = time.monotonic()

@@ -5,6 +5,7 @@ No emulator exists for these, so one small server answers for all of them, each 
   deployment), POST /v1/projects/{id}/rollback/{deploymentId} (201; points production at that deployment);
 - /resend: GET /domains, GET /emails, GET /emails/{id}, POST /emails (a domain that is not verified refuses: 403);
 - /supabase: GET /auth/v1/health (GoTrue's answer, or 503 when the scenario says Auth is down);
+- /slack/services/...: a Slack incoming webhook (the schedules' notifications), its messages kept in the state;
 - /status/{stripe|supabase|vercel|resend}: statuspage.io's /api/v2/summary.json and /api/v2/status.json;
 - /integrations/{slack|hubspot|openai|gmail}: the external APIs workflows call (200 JSON; 503 when `down`, an
   answer after INTEGRATION_SLOW_S, longer than the worker waits, when `slow`).
@@ -29,6 +30,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -196,9 +198,26 @@ async def resend_send(request: web.Request) -> web.Response:
             message = f"The {sender_domain} domain is not verified. Please, add and verify your domain."
             return web.json_response({"statusCode": 403, "name": "validation_error", "message": message}, status=403)
         email = {"id": secrets.token_hex(16), "to": list(body.get("to") or []), "from": body.get("from"),
-                 "subject": body.get("subject"), "created_at": _iso(time.time()), "last_event": "delivered"}
+                 "subject": body.get("subject"), "text": body.get("text"), "created_at": _iso(time.time()),
+                 "last_event": "delivered"}
         state["emails"] = (state.get("emails", []) + [email])[-500:]
     return web.json_response({"id": email["id"]})
+
+
+async def slack_webhook(request: web.Request) -> web.Response:
+    """A Slack incoming webhook (POST {"text": ...}, answered "ok"): the URL's path is its token, as Slack's is."""
+    expected = urlsplit(os.environ.get("AIAS_SANDBOX_SLACK_WEBHOOK_URL", "")).path
+    if not expected or not secrets.compare_digest(request.path, expected):
+        return web.Response(status=403, text="invalid_token")
+    try:
+        text = (await request.json()).get("text")
+    except (ValueError, AttributeError):
+        return web.Response(status=400, text="invalid_payload")
+    if not isinstance(text, str) or not text:
+        return web.Response(status=400, text="no_text")
+    with services_state(request.app["folder"]) as state:
+        state["slack_messages"] = (state.get("slack_messages", []) + [{"text": text, "at": _iso(time.time())}])[-500:]
+    return web.Response(text="ok")
 
 
 async def auth_health(request: web.Request) -> web.Response:
@@ -266,7 +285,7 @@ def make_app(folder: Path) -> web.Application:
               ("POST", "/vercel/v1/projects/{id}/rollback/{deployment}", vercel_rollback),
               ("GET", "/resend/domains", resend_domains), ("GET", "/resend/emails", resend_emails),
               ("GET", "/resend/emails/{id}", resend_email), ("POST", "/resend/emails", resend_send),
-              ("GET", "/supabase/auth/v1/health", auth_health),
+              ("GET", "/supabase/auth/v1/health", auth_health), ("POST", "/slack/services/{token:.+}", slack_webhook),
               ("GET", "/status/{service}/api/v2/summary.json", status_summary),
               ("GET", "/status/{service}/api/v2/status.json", status_status), ("GET", "/ready", ready),
               ("GET", "/integrations/{name}", integration), ("POST", "/integrations/{name}", integration)]
