@@ -209,7 +209,8 @@ def say_ranking(findings: list) -> None:
     ranking = triage.rank(findings, "sandbox")
     say("\nTriage, where to look first:")
     if ranking.empty:
-        say("  " + "; ".join(f.title for f in findings if f.code == "TRIAGE_ALL_CLEAR") or "  no ranking")
+        clear = [f.title for f in findings if f.code == "TRIAGE_ALL_CLEAR"]
+        say(f"  {clear[0] if clear else 'no ranking: triage did not finish (see its report)'}")
         return
     print_table(ranking[["rank", "severity", "run next", "findings", "command"]].to_dict("records"))
 
