@@ -161,8 +161,8 @@ def key_metrics(panels: list[tuple[Any, pd.DataFrame]]) -> Figure:
     """One row per key metric (checks.monitoring.Metric and its judged minutes): the value per minute, red where
     it is past the alert line (or below the signup target), grey where too few samples to judge, with the target
     and alert lines."""
-    if not panels or panels[0][1].empty:
-        return _nothing("Key metrics: no minutes in the window (database unreachable)")
+    if not panels or panels[0][1].empty or panels[0][1].attrs.get("error"):
+        return _nothing("Key metrics: the request log could not be read (database); see the findings")
     fig, axes = _subplots(len(panels), 1, figsize=(11, 2.1 * len(panels)), sharex=True)
     for axis, (metric, frame) in zip(axes, panels, strict=True):
         shown = frame[frame["value"].notna()]

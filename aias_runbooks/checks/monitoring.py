@@ -93,15 +93,16 @@ def series(frame: pd.DataFrame, thresholds: dict[str, Any], window_minutes: int,
     return out
 
 
-def judged(minutes: pd.DataFrame, metric: Metric, line: float | None = None) -> pd.DataFrame:
-    """The metric per minute: value, samples, judged, over (the alert line, or `line`), and over_target."""
+def judged(minutes: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """The metric per minute: value, samples, judged, over (its alert line) and over_target (its target line)."""
     frame = minutes[["minute", metric.value, metric.count]].rename(columns={metric.value: "value",
                                                                              metric.count: "samples"})
     target = errors.judge(frame, "value", "samples", metric.least, metric.target, metric.below)
-    alert = metric.alert if line is None else line
-    out = errors.judge(frame, "value", "samples", metric.least, alert, metric.below) if alert is not None \
-        else target.assign(over=False)
-    return out.assign(over_target=target["over"])
+    out = target.assign(over=False) if metric.alert is None else \
+        errors.judge(frame, "value", "samples", metric.least, metric.alert, metric.below)
+    out = out.assign(over_target=target["over"])
+    out.attrs["error"] = minutes.attrs.get("error")
+    return out
 
 
 def check(minutes: pd.DataFrame, metric: Metric, thresholds: dict[str, Any], environment: str) -> list[Finding]:
