@@ -12,14 +12,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import api, auth, deploys, status_pages
+from . import api, auth, deploys, email, status_pages
 
 if TYPE_CHECKING:
     from ..runbook import Runbook
+    from ..settings import Environment
 
 API_STAGGER_S = 0.2   # the health samples go out this far apart, so one dropped packet is not an outage
 
@@ -125,3 +127,40 @@ def _unanswered(index: int, error: str | None) -> pd.DataFrame:
 def _unreadable(service: str, error: str | None) -> pd.DataFrame:
     return pd.DataFrame([{"service": service, "indicator": None, "description": None, "incidents": None,
                           "degraded_components": None, "error": error}], columns=status_pages.COLUMNS)
+
+
+def services(env: Environment, since: datetime, event_types: list[str],
+             timeout_s: float) -> dict[str, Callable[[], Any]]:
+    """The full system check's calls beside probe()'s (its `more`): Stripe's events of `event_types` since `since`
+    (None without a key) and Resend's (domains, latest emails, problem); each request bounded by timeout_s."""
+    return {"stripe": lambda: _stripe_events(env, since, event_types, timeout_s),
+            "resend": lambda: email.read(env, timeout_s=timeout_s)}
+
+
+def _stripe_events(env: Environment, since: datetime, event_types: list[str],
+                   timeout_s: float) -> pd.DataFrame | None:
+    from .stripe import StripeClient
+    key = env.secret("stripe_secret_key")
+    if key is None:
+        return None
+    return StripeClient(key.reveal(), env.stripe_api_base, timeout_s).events(since, event_types)
+
+
+def database(rb: Runbook, window_minutes: int, leak_min_idle_s: int, statements_window_s: float) -> dict[str, Any]:
+    """The full system check's database part (probe()'s `meanwhile`), through the run's one read-only session:
+    SELECT 1 round trips, the pool (limits, sessions by state, leaks), the window's requests per minute, the
+    webhook endpoint's log and the app's email failures, then pg_stat_statements over a recent window of
+    statements_window_s (None when it is not available)."""
+    from ..checks import connections
+    from . import statements
+    read = {"ping": rb.ping(samples=3, interval_ms=0),
+            "limits": rb.query("connection_limits"), "by_state": rb.query("connections_by_state"),
+            "leaked": rb.query("idle_in_transaction", min_idle_s=leak_min_idle_s, application=None),
+            "requests": rb.query("error_rate_per_minute", window_minutes=window_minutes),
+            "webhook_log": rb.query("webhook_requests", window_minutes=window_minutes),
+            "email_errors": rb.query("email_errors", window_minutes=window_minutes),
+            "pgss": rb.query("pg_stat_statements_status")}
+    rule = rb.thresholds["db_statements"]
+    read["statements"] = (statements.window(rb.query, read["pgss"], statements_window_s, rule["min_calls"], rule["top"])
+                          if connections.statements_available(read["pgss"]) else None)
+    return read
