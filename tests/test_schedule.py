@@ -219,3 +219,11 @@ def test_worst_ranks_exit_codes_as_verdicts_rank():
     assert worst([3, 1, 0]) == 1
     assert worst([1, 2, 3]) == 2
     assert worst([0, -15]) == 3, "a child killed outright is UNKNOWN"
+
+
+def test_the_shipped_schedules_file_is_valid_and_schedules_monitoring_with_notify(tmp_path):
+    """params/schedules.yaml, as shipped, passes the same checks as any schedules file."""
+    from aias_runbooks import schedule
+    entries = {e.name: e for e in schedule.load(schedule.default_path(), tmp_path / "output")}
+    assert entries["monitoring-5min"].job.runbook == "monitoring"
+    assert entries["health-5min"].job.runbook == "health-check"
