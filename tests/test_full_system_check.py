@@ -52,7 +52,7 @@ def healthy(result: Run) -> None:
     assert not [r["run_next"] for r in rows(result).values() if r["run_next"]]
     assert finding(result, "SYSTEM_CHECK")["title"] == f"Every subsystem checked is up ({len(SUBSYSTEMS)} of " \
                                                        f"{len(SUBSYSTEMS)})."
-    assert {"DB_POOL_OK", "DB_QUERIES_OK", "ERROR_RATE_OK", "WEBHOOK_SUCCESS_RATE_OK", "EMAIL_DELIVERY_OK",
+    assert {"DB_POOL_OK", "ERROR_RATE_OK", "WEBHOOK_SUCCESS_RATE_OK", "EMAIL_DELIVERY_OK",
             "EMAIL_DOMAIN_VERIFIED", "API_HEALTHY", "EXTERNAL_STATUS_OK"} <= result.codes.keys()
     assert {"notebook.ipynb", "report.html", "verdict.json"} == {p.name for p in result.folder.iterdir()}
 
