@@ -139,12 +139,24 @@ def test_readme_finding_table_states_the_thresholds_of_thresholds_yaml():
             "DB_CACHE_HIT_LOW"} <= named
 
 
-def test_toast_autovacuum_disabled_is_read_from_the_toast_table(sandbox):
-    """toast.autovacuum_enabled=false is stored on the TOAST table's reloptions: the real query finds it there."""
+def _vacuum_stats(conn: psycopg.Connection) -> pd.DataFrame:
+    """sql/vacuum_stats.sql as the runbook runs it, once this session's table statistics are flushed."""
     from sqlalchemy import create_engine
 
-    from aias_runbooks.checks import db_health
     from aias_runbooks.sources import database
+
+    conn.execute(FLUSH_STATS_SQL)
+    conn.execute("SELECT 1")   # the flush happens once the session is idle; this round trip waits for it
+    engine = create_engine(sandbox_dsn().replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        return database.query(engine, "vacuum_stats", limit=1, lag_factor=2)
+    finally:
+        engine.dispose()
+
+
+def test_toast_autovacuum_disabled_is_read_from_the_toast_table(sandbox):
+    """toast.autovacuum_enabled=false is stored on the TOAST table's reloptions: the real query finds it there."""
+    from aias_runbooks.checks import db_health
 
     with psycopg.connect(sandbox_dsn(), autocommit=True) as conn, psycopg.connect(sandbox_dsn()) as snapshot:
         conn.execute("CREATE TABLE public.toast_off (id int, body text) WITH (toast.autovacuum_enabled = off)")
@@ -154,13 +166,7 @@ def test_toast_autovacuum_disabled_is_read_from_the_toast_table(sandbox):
             snapshot.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             snapshot.execute("SELECT count(*) FROM public.toast_off").fetchone()
             conn.execute("UPDATE public.toast_off SET id = id + 1")
-            conn.execute(FLUSH_STATS_SQL)
-            conn.execute("SELECT 1")   # the flush happens once the session is idle; this round trip waits for it
-            engine = create_engine(sandbox_dsn().replace("postgresql://", "postgresql+psycopg://", 1))
-            try:
-                stats = database.query(engine, "vacuum_stats", limit=1, lag_factor=2)
-            finally:
-                engine.dispose()
+            stats = _vacuum_stats(conn)
         finally:
             snapshot.rollback()
             conn.execute("DROP TABLE public.toast_off")
@@ -174,10 +180,7 @@ def test_toast_autovacuum_disabled_is_read_from_the_toast_table(sandbox):
 def test_a_table_behind_is_named_in_its_own_step_and_a_small_busy_one_is_not_lag(sandbox):
     """Next to a table with autovacuum disabled, a table autovacuum cannot clean (an old snapshot holds its dead
     rows) gets the vacuum-and-tune step by name; a small table with a few hundred dead rows is not reported."""
-    from sqlalchemy import create_engine
-
     from aias_runbooks.checks import db_health
-    from aias_runbooks.sources import database
 
     tables = {"public.zz_off": "WITH (autovacuum_enabled = false)", "public.zz_behind": "", "public.zz_small": ""}
     rows = {"public.zz_off": 1500, "public.zz_behind": 5000, "public.zz_small": 300}
@@ -191,13 +194,7 @@ def test_a_table_behind_is_named_in_its_own_step_and_a_small_busy_one_is_not_lag
             snapshot.execute("SELECT count(*) FROM public.zz_behind").fetchone()
             for name in rows:
                 conn.execute(f"UPDATE {name} SET id = id + 1")
-            conn.execute(FLUSH_STATS_SQL)
-            conn.execute("SELECT 1")
-            engine = create_engine(sandbox_dsn().replace("postgresql://", "postgresql+psycopg://", 1))
-            try:
-                stats = database.query(engine, "vacuum_stats", limit=1, lag_factor=2)
-            finally:
-                engine.dispose()
+            stats = _vacuum_stats(conn)
         finally:
             snapshot.rollback()
             for name in tables:
