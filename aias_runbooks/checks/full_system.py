@@ -74,10 +74,10 @@ def judge(answered: dict[str, Any], db: dict[str, Any], events: pd.DataFrame | N
     recent = db["statements"]
     seen.frames["statements"] = (connections.statement_causes(recent, thresholds)
                                  if recent is not None and not recent.error else None)
-    seen.problems["Database queries"] = _error(db["pgss"]) or getattr(db["statements"], "error", None) or ""
+    seen.problems["Database queries"] = _error(db["pgss"]) or getattr(recent, "error", None) or ""
 
     minutes = errors.per_minute(db["requests"], thresholds)
-    deployments, problem = answered["vercel"]
+    deployments = answered["vercel"][0]   # None when not read: system_down's DEPLOYS_UNKNOWN says why
     found = errors.error_rate(minutes, thresholds, window_minutes)
     if deployments is not None and not minutes.attrs.get("error"):
         seen.frames["deploys"] = errors.around_deploys(minutes, deployments, thresholds)
@@ -112,6 +112,8 @@ def since_live(minutes: pd.DataFrame, deployments: pd.DataFrame | None) -> dict[
         return None
     d = live.iloc[0]
     live_at = d["ready"] if pd.notna(d["ready"]) else d["created"]
+    if pd.isna(live_at):
+        return None
     after = minutes[minutes["minute"] >= live_at.floor("min")] if len(minutes) else minutes
     requests = int(after["requests"].sum()) if len(after) else 0
     failed = int(after["errors"].sum()) if len(after) else 0
