@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from ..findings import Finding, Severity
+from ..sources import statements
 from ..thresholds import grade
 from .latency import p95
 
@@ -239,11 +240,6 @@ def _advice(root: dict[str, Any], leak_min_idle_s: int | None) -> str:
             f"still held, SELECT pg_terminate_backend({pid}).")
 
 
-def statements_available(status: pd.DataFrame) -> bool:
-    """pg_stat_statements is installed and preloaded, so the slow_queries query can run."""
-    return not status.empty and bool(status.iloc[0]["version"]) and bool(status.iloc[0]["preloaded"])
-
-
 PLAN_STEPS = [
     "EXPLAIN (ANALYZE, BUFFERS) the statement: a Seq Scan on a large table means a missing index.",
     "Run `database-health` to see which tables are read by sequential scans.",
@@ -265,16 +261,16 @@ def statement_causes(recent: Any, thresholds: dict[str, Any]) -> pd.DataFrame:
     A statement is a lock victim when, of the times a session was seen running it during the window, at least
     lock_wait_share were waiting on a Lock (pg_stat_activity.query_id, PostgreSQL 14+).
     """
-    statements = recent.statements
-    if statements.empty:
-        return statements
+    found = recent.statements
+    if found.empty:
+        return found
     share = thresholds["db_statements"]["lock_wait_share"]
-    table = statements.merge(recent.waits, on="queryid", how="left")
+    table = found.merge(recent.waits, on="queryid", how="left")
     table[["lock_samples", "active_samples"]] = table[["lock_samples", "active_samples"]].fillna(0).astype(int)
     locked = (table["active_samples"] > 0) & (table["lock_samples"] >= share * table["active_samples"])
     table["cause"] = ["lock waits" if waits else "plan / CPU / IO" if recent.query_ids else "unknown (no query_id)"
                       for waits in locked]
-    table.attrs.update(statements.attrs)
+    table.attrs.update(found.attrs)
     return table
 
 
@@ -290,7 +286,7 @@ def slow_queries(status: pd.DataFrame, recent: Any, thresholds: dict[str, Any]) 
     if status.empty:
         return []
     row = status.iloc[0]
-    if not statements_available(status):
+    if not statements.available(status):
         return [Finding("DB_SLOW_QUERY_UNKNOWN", Severity.UNKNOWN,
                         "pg_stat_statements is not available, so slow queries cannot be listed.",
                         {"installed": bool(row["version"]), "preloaded": bool(row["preloaded"])},

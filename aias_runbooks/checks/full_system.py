@@ -6,17 +6,13 @@ it up."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
 from ..findings import Finding, Severity
 from . import connections, errors, signups, system_down, webhooks
 from .triage import command
-
-if TYPE_CHECKING:
-    from ..runbook import Runbook
-    from ..sources.subsystems import Probe
 
 COLUMNS = ["subsystem", "status", "detail", "run next", "took_ms"]
 STATUS = {Severity.OK: "up", Severity.UNKNOWN: "unknown", Severity.WARNING: "degraded", Severity.CRITICAL: "down"}
@@ -44,18 +40,6 @@ class Seen:
 
     def all(self) -> list[Finding]:
         return [f for found in self.findings.values() for f in found]
-
-
-def stripe_events(rb: Runbook, answer: Probe) -> pd.DataFrame | None:
-    """What the Stripe call of probe() answered, through rb.from_stripe: STRIPE_NOT_CONFIGURED or
-    STRIPE_UNREACHABLE (a failure, or no answer by the deadline) is recorded as the billing runbooks record it."""
-    from ..sources.stripe import StripeUnavailable
-
-    def replay(_client: Any) -> pd.DataFrame | None:
-        if answer.error:
-            raise StripeUnavailable(answer.error.removeprefix("StripeUnavailable: "))
-        return answer.result
-    return rb.from_stripe(replay)
 
 
 def judge(answered: dict[str, Any], db: dict[str, Any], events: pd.DataFrame | None, received: pd.DataFrame,

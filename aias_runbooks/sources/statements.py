@@ -19,6 +19,11 @@ import pandas as pd
 Query = Callable[..., pd.DataFrame]
 
 
+def available(status: pd.DataFrame) -> bool:
+    """pg_stat_statements is installed and preloaded (sql/pg_stat_statements_status.sql), so it can be read."""
+    return not status.empty and bool(status.iloc[0]["version"]) and bool(status.iloc[0]["preloaded"])
+
+
 @dataclass
 class Window:
     """The statements of the window (top by time in it) and the wait samples taken during it."""

@@ -146,12 +146,23 @@ def _stripe_events(env: Environment, since: datetime, event_types: list[str],
     return StripeClient(key.reveal(), env.stripe_api_base, timeout_s).events(since, event_types)
 
 
+def stripe_events(rb: Runbook, answer: Probe) -> pd.DataFrame | None:
+    """What the Stripe call of probe() answered, through rb.from_stripe: STRIPE_NOT_CONFIGURED or
+    STRIPE_UNREACHABLE (a failure, or no answer by the deadline) is recorded as the billing runbooks record it."""
+    from .stripe import StripeUnavailable
+
+    def replay(_client: Any) -> pd.DataFrame | None:
+        if answer.error:
+            raise StripeUnavailable(answer.error.removeprefix("StripeUnavailable: "))
+        return answer.result
+    return rb.from_stripe(replay)
+
+
 def database(rb: Runbook, window_minutes: int, leak_min_idle_s: int, statements_window_s: float) -> dict[str, Any]:
     """The full system check's database part (probe()'s `meanwhile`), through the run's one read-only session:
     SELECT 1 round trips, the pool (limits, sessions by state, leaks), the window's requests per minute, the
     webhook endpoint's log and the app's email failures, then pg_stat_statements over a recent window of
     statements_window_s (None when it is not available)."""
-    from ..checks import connections
     from . import statements
     read = {"ping": rb.ping(samples=3, interval_ms=0),
             "limits": rb.query("connection_limits"), "by_state": rb.query("connections_by_state"),
@@ -162,5 +173,5 @@ def database(rb: Runbook, window_minutes: int, leak_min_idle_s: int, statements_
             "pgss": rb.query("pg_stat_statements_status")}
     rule = rb.thresholds["db_statements"]
     read["statements"] = (statements.window(rb.query, read["pgss"], statements_window_s, rule["min_calls"], rule["top"])
-                          if connections.statements_available(read["pgss"]) else None)
+                          if statements.available(read["pgss"]) else None)
     return read
