@@ -168,6 +168,17 @@ def admin_session(timeout: float = 15) -> psycopg.Connection:
             time.sleep(0.2)
 
 
+def forget_recent_failures() -> None:
+    """Forget the failures earlier tests of this session left in the last hour of the platform's history (5xx and
+    4xx answers, failed payments and webhook processing): a test that needs a quiet recent past (monitoring, triage)
+    starts from the platform as a fresh `sandbox up` leaves it. Run it before switching to the test's scenario,
+    which writes its own history."""
+    with admin_session() as conn:
+        conn.execute("DELETE FROM public.api_requests WHERE status >= 400 AND created_at > now() - interval '1 hour'")
+        conn.execute("DELETE FROM public.stripe_events WHERE received_at > now() - interval '1 hour' "
+                     "AND (status = 'failed' OR type = 'invoice.payment_failed')")
+
+
 @contextmanager
 def client_backends(total: int, application: str = "aias-api/oversized-pool") -> Iterator[None]:
     """Hold application connections (as aias_app) until `total` client backends are in use, counting a probe

@@ -16,6 +16,7 @@ import pytest
 
 from aias_runbooks import cli
 from aias_runbooks.errors import OutputError, SandboxError, UsageError
+from aias_runbooks.runner.parameterize import runbook_slugs
 from aias_runbooks.runner.request import prepare
 
 from .conftest import CLI
@@ -24,8 +25,7 @@ NOT_RUNNING = ("aias-runbooks: error: the sandbox is not running: start it with 
                "(or `make demo`)")
 
 BAD = [
-    (["nope"], "unknown runbook 'nope'; valid: database-backup, database-connection-errors, database-health, "
-               "health-check"),
+    (["nope"], "unknown runbook 'nope'; valid: " + ", ".join(runbook_slugs())),
     (["../tests/notebooks/crashing-check"], "unknown runbook '../tests/notebooks/crashing-check'; valid: "),
     (["health-check", "-p", "samples=abc"], "parameter 'samples' must be an integer, got 'abc'"),
     (["health-check", "-p", "samples=0"], "parameter 'samples' must be between 1 and 500"),

@@ -12,7 +12,7 @@ import pytest
 from aias_runbooks.checks import monitoring
 from aias_runbooks.thresholds import load_thresholds
 
-from .conftest import finding
+from .conftest import finding, forget_recent_failures
 
 PROBLEMS = {"WARNING", "CRITICAL"}
 
@@ -52,7 +52,8 @@ def test_burn_rate_pages_on_both_page_windows_and_names_a_pair_it_cannot_evaluat
                                 0.99, "sandbox") == [], "the last 5 minutes are clean: the page stops"
 
 
-def test_healthy_platform_is_quiet(run):
+def test_healthy_platform_is_quiet(run, sandbox):
+    forget_recent_failures()   # earlier test files on this worker's sandbox simulated incidents
     result = run("monitoring")
     assert result.proc.returncode == 0, result.verdict["findings"]
     assert set(result.codes) == {"MONITOR_OK"}, result.verdict["findings"]
@@ -62,6 +63,7 @@ def test_healthy_platform_is_quiet(run):
 
 
 def test_a_one_minute_error_blip_is_shown_but_does_not_fire(run, scenario):
+    forget_recent_failures()
     scenario("error-blip")
     result = run("monitoring")
     assert result.proc.returncode == 0, result.verdict["findings"]

@@ -11,14 +11,15 @@ from aias_runbooks.checks import monitoring, triage
 from aias_runbooks.findings import Finding, Severity
 from aias_runbooks.thresholds import load_thresholds
 
-from .triage_cases import QUIET, check_ranking, quiet_history, seen
+from .conftest import admin_session, forget_recent_failures
+from .triage_cases import QUIET, check_ranking, seen
 
 HALF = seen()[: len(seen()) // 2]
 
 
 @pytest.mark.parametrize("name", sorted(QUIET))
 def test_all_clear_with_every_signal_read_on(run, scenario, name):
-    quiet_history()
+    forget_recent_failures()
     scenario(name)
     result = run("triage")
     assert result.proc.returncode == 0, result.proc.stdout + result.proc.stderr
@@ -27,6 +28,25 @@ def test_all_clear_with_every_signal_read_on(run, scenario, name):
     errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
     assert (result.folder / "report.html").is_file()
+
+
+def test_our_own_signature_probe_is_not_a_failed_delivery(run, sandbox):
+    """stripe-webhook-failures' probe posts an unsigned event the endpoint must refuse (400, logged like any
+    delivery): triage and monitoring judge the endpoint's deliveries without it."""
+    from aias_runbooks.checks import webhooks
+    from aias_runbooks.settings import load_environment
+
+    forget_recent_failures()
+    env = load_environment("sandbox")
+    probes = webhooks.probe(env.api_base_url, env.secret("stripe_webhook_secret").reveal())
+    assert list(probes["status"]) == [200, 400], probes
+    with admin_session() as conn:
+        refused = conn.execute("SELECT count(*) FROM public.api_requests WHERE path = '/api/stripe/webhook' "
+                               "AND status = 400 AND request_id LIKE 'aias-probe-%'").fetchone()[0]
+    assert refused == 1
+    for slug in ("triage", "monitoring"):
+        result = run(slug)
+        assert result.proc.returncode == 0, (slug, result.verdict["findings"])
 
 
 def test_a_cause_ranks_before_its_symptom_within_one_severity():

@@ -8,7 +8,7 @@ import re
 from aias_runbooks.checks.triage import NEXT
 from aias_runbooks.sandbox.scenarios import SCENARIOS
 
-from .conftest import admin_session
+from .conftest import forget_recent_failures
 
 # Scenarios where triage must stay quiet (TRIAGE_ALL_CLEAR, exit 0), and why; every other scenario must be ranked
 # to a runbook that diagnoses it.
@@ -31,16 +31,9 @@ def seen() -> list[str]:
     return sorted(n for n in SCENARIOS if n not in QUIET)
 
 
-def quiet_history() -> None:
-    """Forget the server errors earlier scenarios of this session left in the last hour of api_requests, so the
-    scenario under test starts from a platform as `sandbox up` leaves it (a fresh sandbox has none)."""
-    with admin_session() as conn:
-        conn.execute("DELETE FROM public.api_requests WHERE status >= 500 AND created_at > now() - interval '1 hour'")
-
-
 def check_ranking(run, scenario, name: str) -> None:
     """Triage on the scenario ranks first a runbook that diagnoses it, pages (exit 1 or 2) and says the command."""
-    quiet_history()
+    forget_recent_failures()
     scenario(name)
     result = run("triage")
     assert result.proc.returncode in (1, 2), result.proc.stdout + result.proc.stderr

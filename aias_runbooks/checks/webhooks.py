@@ -96,11 +96,15 @@ def success_rate(frame: pd.DataFrame | None, thresholds: dict[str, Any], window_
                     f"last {window_minutes} min; target > 99 %, alert above 5 % failures.", evidence, DELIVERY_STEPS)]
 
 
+PROBE_REQUEST_ID = "aias-probe-"   # the X-Request-Id prefix of the probe's deliveries, as api_requests logs it
+
+
 def probe(api_base_url: str, secret: str, timeout_s: float = 5.0) -> pd.DataFrame:
     """POST a correctly signed test event and an unsigned one to the endpoint: one row each, with the answer.
 
     The signed one uses the documented scheme (Stripe-Signature: t=<unix time>,v1=<HMAC-SHA256 of "t.body">), an
-    event type the app ignores, and an id naming the probe; the app answers 2xx and records it as ignored.
+    event type the app ignores, and an id naming the probe; the app answers 2xx and records it as ignored. Both
+    carry an X-Request-Id starting PROBE_REQUEST_ID, which the app logs: the delivery statistics leave them out.
     """
     url = api_base_url.rstrip("/") + ENDPOINT
     body = json.dumps({"id": f"evt_aias_probe_{secrets.token_hex(8)}", "object": "event", "type": PROBE_TYPE,
@@ -109,8 +113,11 @@ def probe(api_base_url: str, secret: str, timeout_s: float = 5.0) -> pd.DataFram
     stamp = int(time.time())
     signature = hmac.new(secret.encode(), f"{stamp}.{body}".encode(), hashlib.sha256).hexdigest()
     rows = []
+    # marked, so the webhook success rate (monitoring, triage, the endpoint's log) leaves our own refused probe out
+    marked = {"X-Request-Id": f"{PROBE_REQUEST_ID}{secrets.token_hex(8)}"}
     with httpx.Client(timeout=timeout_s) as client:
-        for kind, headers in (("signed", {"Stripe-Signature": f"t={stamp},v1={signature}"}), ("unsigned", {})):
+        for kind, headers in (("signed", {"Stripe-Signature": f"t={stamp},v1={signature}"} | marked),
+                              ("unsigned", marked)):
             rows.append({"delivery": kind, "expected": "2xx" if kind == "signed" else "4xx"}
                         | _post(client, url, body, headers))
     frame = pd.DataFrame(rows)
