@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 
+import psycopg
 import pytest
 
 from aias_runbooks.checks import monitoring, triage
 from aias_runbooks.findings import Finding, Severity
 from aias_runbooks.thresholds import load_thresholds
 
-from .conftest import admin_session, forget_recent_failures
+from .conftest import admin_session, forget_recent_failures, sandbox_dsn, wait_for
 from .triage_cases import QUIET, check_ranking, seen
 
 HALF = seen()[: len(seen()) // 2]
@@ -47,6 +48,31 @@ def test_our_own_signature_probe_is_not_a_failed_delivery(run, sandbox):
     for slug in ("triage", "monitoring"):
         result = run(slug)
         assert result.proc.returncode == 0, (slug, result.verdict["findings"])
+
+
+def test_a_leak_named_by_a_hostile_client_is_ranked_and_its_name_stays_text(run, sandbox):
+    """application_name is set by any client: a leaked session named like a markdown link and an HTML tag is
+    ranked to database-connection-errors, and the name reaches the report as text, never as markup."""
+    from .test_report_escaping import HOSTILE_APP, _live_markup
+
+    forget_recent_failures()
+    leaked = psycopg.connect(sandbox_dsn(), application_name=HOSTILE_APP)
+    try:
+        leaked.execute("SELECT 1")   # a transaction left open: idle in transaction
+        with admin_session() as conn:
+            wait_for(lambda: conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND state = 'idle in transaction' "
+                "AND now() - state_change > make_interval(secs => %s)",
+                (leaked.info.backend_pid, triage.LEAK_MIN_IDLE_S + 1)).fetchone()[0], 60, "an idle leak")
+        result = run("triage")
+    finally:
+        leaked.close()
+    leak = next(f for f in result.verdict["findings"] if f["code"] == "DB_CONNECTION_LEAK")
+    assert leak["evidence"]["next_runbook"] == "database-connection-errors"
+    assert HOSTILE_APP in leak["evidence"]["applications"]
+    html = (result.folder / "report.html").read_text()
+    assert not _live_markup(html), _live_markup(html)
+    assert "onerror=alert(2)" in html   # shown, escaped
 
 
 def test_a_cause_ranks_before_its_symptom_within_one_severity():
