@@ -170,13 +170,20 @@ def admin_session(timeout: float = 15) -> psycopg.Connection:
 
 def forget_recent_failures() -> None:
     """Forget the failures earlier tests of this session left in the last hour of the platform's history (5xx and
-    4xx answers, failed payments and webhook processing): a test that needs a quiet recent past (monitoring, triage)
-    starts from the platform as a fresh `sandbox up` leaves it. Run it before switching to the test's scenario,
-    which writes its own history."""
+    4xx answers, logged errors such as refused emails, failed payments and webhook processing): a test that needs a
+    quiet recent past (monitoring, triage, a healthy runbook) starts from the platform as a fresh `sandbox up` leaves
+    it. Run it before switching to the test's scenario, which writes its own history."""
     with admin_session() as conn:
         conn.execute("DELETE FROM public.api_requests WHERE status >= 400 AND created_at > now() - interval '1 hour'")
+        conn.execute("DELETE FROM public.error_logs WHERE created_at > now() - interval '1 hour'")
         conn.execute("DELETE FROM public.stripe_events WHERE received_at > now() - interval '1 hour' "
                      "AND (status = 'failed' OR type = 'invoice.payment_failed')")
+
+
+@pytest.fixture
+def quiet(sandbox) -> None:
+    """A healthy platform with no failure that an earlier test file on this worker simulated in the last hour."""
+    forget_recent_failures()
 
 
 @contextmanager

@@ -49,7 +49,7 @@ def rows_of(users: set[str]) -> dict[str, tuple[str, str, str]]:
 
 
 @pytest.mark.parametrize("runbook", [WEBHOOKS, PAYMENTS])
-def test_healthy_billing_has_no_problem(run, runbook):
+def test_healthy_billing_has_no_problem(quiet, run, runbook):
     result = run(runbook)
     assert result.proc.returncode == 0, result.verdict["findings"]
     assert not PROBLEMS & set(result.codes.values())

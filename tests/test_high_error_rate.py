@@ -27,7 +27,7 @@ def workflows_answers(n: int = 9) -> list[int]:
     return [httpx.get(f"{api}/api/workflows", timeout=5).status_code for _ in range(n)]
 
 
-def test_healthy_platform_has_no_error_problem(run):
+def test_healthy_platform_has_no_error_problem(quiet, run):
     result = run("high-error-rate")
     assert result.proc.returncode == 0, result.verdict["findings"]
     assert not PROBLEMS & set(result.codes.values())

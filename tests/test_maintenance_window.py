@@ -147,7 +147,7 @@ def test_a_stale_backup_is_a_no_go_naming_it(run, scenario):
     assert "MAINTENANCE_READY" not in result.codes
 
 
-def test_healthy_post_is_all_clear(run):
+def test_healthy_post_is_all_clear(quiet, run):
     result = run(RUNBOOK, "-p", "phase=post", "-p", "now=2026-12-06T09:30:00Z")
     assert result.proc.returncode == 0, result.verdict["findings"]
     assert result.codes == {"API_HEALTHY": "OK", "API_LATENCY_OK": "OK", "ERROR_RATE_OK": "OK",

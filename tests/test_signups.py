@@ -33,7 +33,7 @@ def blocked(key: str) -> bool:
                                  [key]).fetchone())
 
 
-def test_healthy_signups_have_no_problem(run):
+def test_healthy_signups_have_no_problem(quiet, run):
     result = run("signup-failures")
     assert result.proc.returncode == 0, result.verdict["findings"]
     assert not PROBLEMS & set(result.codes.values())

@@ -77,7 +77,7 @@ def hanging_port() -> Iterator[int]:
         server.close()
 
 
-def test_healthy_platform_is_up_and_needs_no_update(run):
+def test_healthy_platform_is_up_and_needs_no_update(quiet, run):
     result = run("incident-system-down")
     assert result.proc.returncode == 0, result.verdict["findings"]
     assert not PROBLEMS & set(result.codes.values())
