@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 
 def _subplots(*grid: int, figsize: tuple[float, float], **kwargs):
@@ -15,6 +15,13 @@ def _subplots(*grid: int, figsize: tuple[float, float], **kwargs):
     these figures are never shown in a window."""
     fig = Figure(figsize=figsize)
     return fig, fig.subplots(*grid, **kwargs)
+
+
+def _log_ms(axis) -> None:
+    """A log-scale axis labelled in plain milliseconds (5, 10, 100, 1000) instead of powers of ten: easier to read,
+    and it spares drawing every label through mathtext (a third of a latency chart's cost)."""
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _show_inline() -> None:
@@ -54,9 +61,11 @@ def latency(samples: pd.DataFrame, rule: dict[str, Any], title: str = "Latency")
     series.xaxis.set_major_locator(MaxNLocator(integer=True))
     hist.set(title="distribution", xlabel="ms (log scale)", ylabel="samples", xscale="log")
     hist.yaxis.set_major_locator(MaxNLocator(integer=True))
+    _log_ms(series.yaxis)
+    _log_ms(hist.xaxis)
     series.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    return fig
+    fig.subplots_adjust(left=0.075, right=0.985, bottom=0.16, top=0.9, wspace=0.2)   # labels of known width:
+    return fig   # fixed margins fit them, without the extra draw of tight_layout
 
 
 STATE_COLOURS = {"active": "#1a7f37", "idle": "#8c959f", "idle in transaction": "#cf222e",
@@ -180,6 +189,7 @@ def key_metrics(panels: list[tuple[Any, pd.DataFrame]]) -> Figure:
         if metric.unit == "ms":
             top = max(shown["value"].max() if len(shown) else 1, (metric.alert or metric.target)) * 2
             axis.set(yscale="log", ylim=(max(min(shown["value"].min() if len(shown) else 1, 1), 0.5), top))
+            _log_ms(axis.yaxis)
         else:
             axis.set_ylim(0, 105 if metric.below else max(shown["value"].max() if len(shown) else 0,
                                                           2 * (metric.alert or metric.target)) * 1.15)

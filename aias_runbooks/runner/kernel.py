@@ -46,6 +46,12 @@ class KernelManager(AsyncKernelManager):
         return await super().start_kernel(**kw)
 
 
+    async def _async_wait(self, pollinterval: float = 0.01) -> None:
+        """Wait for the killed kernel to exit, checking every 10 ms instead of jupyter_client's 100 ms: a kill
+        takes a few milliseconds, and every run waits for one."""
+        await super()._async_wait(pollinterval)
+
+
 def _die_with_parent() -> None:
     """In the kernel process, before it starts: SIGKILL it when the runner dies, however the runner dies, so no
     kernel is left holding the run's secrets and a database connection (prctl PR_SET_PDEATHSIG)."""
