@@ -151,3 +151,12 @@ def test_leaky_notebook_with_canary_secrets_leaks_none(run, canaries):
     assert result.verdict["redactions"] >= 1 and record["redactions"] == result.verdict["redactions"]
     assert "redacted" in result.proc.stderr
     assert "[REDACTED]" in (result.folder / "notebook.ipynb").read_text()
+
+
+def test_cells_run_headless_stay_out_of_ipython_history(run, tmp_path):
+    """IPython would copy every cell, the parameters' values included, into ~/.ipython's history.sqlite."""
+    home = tmp_path / "ipython"
+    result = run("user-support", "-p", "user=history.canary@example.test", env=os.environ | {"IPYTHONDIR": str(home)})
+    assert result.proc.returncode in (0, 1, 2), result.proc.stderr
+    written = [p for p in home.rglob("*") if p.is_file() and b"history.canary" in p.read_bytes()]
+    assert home.is_dir() and not written, written

@@ -79,11 +79,16 @@ def remove_sockets(space: Workspace) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+NO_HISTORY = "--HistoryManager.enabled=False"
+"""IPython otherwise copies every cell it runs, parameters included (a user's email, an incident), into a
+history.sqlite under ~/.ipython that nothing redacts or prunes, and writes to it after every cell."""
+
+
 def start(kernel_config: Config, notebook: Path) -> KernelManager:
     """Start the kernel and return at once; before it answers, it imports the modules the notebook imports."""
     km = KernelManager(kernel_name=KERNEL_NAME, config=kernel_config)
     code = warm_up(notebook)
-    run_sync(km.start_kernel)(extra_arguments=[f"--IPKernelApp.exec_lines={code}"] if code else [])
+    run_sync(km.start_kernel)(extra_arguments=[NO_HISTORY] + ([f"--IPKernelApp.exec_lines={code}"] if code else []))
     return km
 
 
