@@ -50,6 +50,13 @@ LANGUAGE sql IMMUTABLE AS $$
   SELECT sqrt(-2.0 * ln(pg_temp.h(i, salt))) * cos(2.0 * pi() * pg_temp.h(i, salt + 7919))
 $$;
 
+-- User i's own address: at home, or on the phone (both in 100.64.0.0/10, where carrier NAT puts most people).
+-- Stable across the history, so that a login from elsewhere stands out as it would in production.
+CREATE OR REPLACE FUNCTION pg_temp.address(i bigint, phone boolean) RETURNS inet
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT '100.64.0.1'::inet + floor(pg_temp.h(i, CASE WHEN phone THEN 37 ELSE 36 END) * 4194300)::bigint
+$$;
+
 -- A stable, version-4-shaped uuid derived from a text key.
 CREATE OR REPLACE FUNCTION pg_temp.uid(k text) RETURNS uuid
 LANGUAGE sql IMMUTABLE AS $$
@@ -166,8 +173,7 @@ SELECT pg_temp.uid('session:' || i), id, last_sign_in_at,
               'Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0',
               'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148',
               'aias-cli/1.4.2 python-httpx/0.27'])[1 + floor(pg_temp.h(i, 33) * 5)::int],
-       ((ARRAY['203.0.113.','198.51.100.','192.0.2.'])[1 + floor(pg_temp.h(i, 34) * 3)::int]
-         || (1 + floor(pg_temp.h(i, 35) * 254)::int))::inet
+       pg_temp.address(i, pg_temp.h(i, 34) < 0.2)
 FROM _u
 WHERE pg_temp.h(i, 31) < 0.60;
 
@@ -179,7 +185,8 @@ SELECT '00000000-0000-0000-0000-000000000000'::uuid,
                          'actor_via_sso', false, 'log_type', CASE WHEN e.j = 0 THEN 'team' ELSE 'account' END,
                          'traits', json_build_object('provider', 'email')),
        e.ts,
-       '203.0.113.' || (1 + floor(pg_temp.h(u.i * 16 + e.j, 43) * 254)::int)
+       -- people sign in from home and, one time in five, from their phone: the same two addresses throughout
+       host(pg_temp.address(u.i, pg_temp.h(u.i * 16 + e.j, 43) < 0.2))
 FROM _u u
 CROSS JOIN LATERAL (
   SELECT 0 AS j, 'user_signedup' AS action, u.created_at AS ts
