@@ -66,11 +66,14 @@ def _victims(client: _Client, conn: psycopg.Connection) -> list[dict[str, Any]]:
         client.send("POST", "/api/auth/login", home, json={"email": email, "password": password})
         people.append({"user_id": signed.json()["user"]["id"], "email": email, "home": home, "password": password})
     ids = [p["user_id"] for p in people]
+    _wait_logged(client, conn)   # their requests too move into the baseline: the addresses they are known at
     with conn.transaction():
         conn.execute("UPDATE auth.audit_log_entries SET created_at = created_at - interval '2 days' "
                      "WHERE payload ->> 'actor_id' = ANY(%s)", [ids])
         conn.execute("UPDATE auth.sessions SET created_at = created_at - interval '2 days', "
                      "updated_at = updated_at - interval '2 days' WHERE user_id = ANY(%s::uuid[])", [ids])
+        conn.execute("UPDATE public.api_requests SET created_at = created_at - interval '2 days' "
+                     "WHERE user_id = ANY(%s::uuid[])", [ids])
         conn.execute("UPDATE auth.users SET created_at = created_at - interval '2 days', "
                      "last_sign_in_at = last_sign_in_at - interval '2 days' WHERE id = ANY(%s::uuid[])", [ids])
     return people
@@ -117,17 +120,22 @@ def make_activity(folder: Path, env: dict[str, str], conn: psycopg.Connection) -
     keys = _keys(client, conn)
     client.send("POST", "/api/admin/rate-limits/clear", SERVICE_ORIGIN, token=client.admin, agent="curl/8.5.0",
                 json={"key": f"ip:{SERVICE_ORIGIN}"})
+    _wait_logged(client, conn)
+    done = {"victims": [p["user_id"] for p in people], "compromised_users": [compromised],
+            "stuffer": STUFFER, "key_thief": KEY_THIEF, "service_origin": SERVICE_ORIGIN,
+            "revoked_key": keys["revoked"], "live_key": keys["live"]}
+    (folder / FILE).write_text(json.dumps(done, indent=1))
+    return done
+
+
+def _wait_logged(client: _Client, conn: psycopg.Connection) -> None:
+    """Until the API has logged every request sent so far (it logs after answering), bounded."""
     deadline = time.monotonic() + LOG_TIMEOUT_S
     while _logged(conn) < client.sent:
         if time.monotonic() > deadline:
             raise SandboxError(f"scenario credential-misuse: the sandbox API logged {_logged(conn)} of "
                                f"{client.sent} requests in {LOG_TIMEOUT_S} s (see logs/api.log)")
         time.sleep(0.1)
-    done = {"victims": [p["user_id"] for p in people], "compromised_users": [compromised],
-            "stuffer": STUFFER, "key_thief": KEY_THIEF, "service_origin": SERVICE_ORIGIN,
-            "revoked_key": keys["revoked"], "live_key": keys["live"]}
-    (folder / FILE).write_text(json.dumps(done, indent=1))
-    return done
 
 
 def _logged(conn: psycopg.Connection) -> int:

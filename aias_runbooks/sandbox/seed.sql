@@ -353,6 +353,8 @@ SELECT r.created_at,
             THEN (SELECT array_agg(id ORDER BY i) FROM _u)[1 + floor(pg_temp.h(r.i, 88) * (SELECT nactive FROM _c))::int] END,
        CASE WHEN r.k = 1 THEN '10.0.0.2'::inet + r.i % 3
             WHEN r.k = 7 THEN '3.18.12.63'::inet + r.i % 4
+            WHEN r.k IN (2, 3, 4, 9, 10)   -- the user's own addresses, as their logins in the audit log
+            THEN pg_temp.address(1 + floor(pg_temp.h(r.i, 88) * (SELECT nactive FROM _c))::int, pg_temp.h(r.i, 89) < 0.2)
             ELSE ('{203.0.113.1,198.51.100.1,192.0.2.1}'::inet[])[1 + floor(pg_temp.h(r.i, 89) * 3)::int]
                  + floor(pg_temp.h(r.i, 90) * 254)::int END,
        'req_' || lpad(to_hex(hashint8extended(r.i, 93) & 72057594037927935), 14, '0'),

@@ -1,4 +1,4 @@
--- Successful logins in the window (auth.audit_log_entries) with whether the address was new for that user: never seen in any of their audit entries of the baseline_days before it.
+-- Successful logins in the window (auth.audit_log_entries), each with whether its address was new for that user: not the address of any successful request of theirs (api_requests, by user and time) in the baseline_days before the window.
 WITH logins AS (
   SELECT created_at, payload ->> 'actor_id' AS user_id, ip_address AS ip
   FROM auth.audit_log_entries
@@ -6,18 +6,19 @@ WITH logins AS (
     AND payload ->> 'action' = 'login'
   ORDER BY created_at DESC
   LIMIT :limit
-), history AS (
-  SELECT e.created_at, e.payload ->> 'actor_id' AS user_id, e.ip_address AS ip
-  FROM auth.audit_log_entries e
-  WHERE e.created_at >= now() - make_interval(mins => :window_minutes) - make_interval(days => :baseline_days)
-    AND e.payload ->> 'actor_id' IN (SELECT user_id FROM logins)
+), baseline AS (
+  SELECT now() - make_interval(mins => :window_minutes) - make_interval(days => :baseline_days) AS starts,
+         now() - make_interval(mins => :window_minutes) AS ends
 )
 SELECT l.created_at, l.user_id, u.email, l.ip,
-       NOT EXISTS (SELECT 1 FROM history h WHERE h.user_id = l.user_id AND h.created_at < l.created_at)
+       NOT EXISTS (SELECT 1 FROM public.api_requests r
+                   WHERE r.user_id = u.id AND r.created_at >= b.starts AND r.created_at < b.ends AND r.status < 400)
          AS first_seen,
-       NOT EXISTS (SELECT 1 FROM history h WHERE h.user_id = l.user_id AND h.ip = l.ip
-                   AND h.created_at < l.created_at) AS new_ip
+       NOT EXISTS (SELECT 1 FROM public.api_requests r
+                   WHERE r.user_id = u.id AND r.created_at >= b.starts AND r.created_at < b.ends AND r.status < 400
+                     AND host(r.ip) = l.ip) AS new_ip
 FROM logins l
-LEFT JOIN auth.users u ON u.id::text = l.user_id
+CROSS JOIN baseline b
+LEFT JOIN auth.users u
+  ON u.id = CASE WHEN l.user_id ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN l.user_id::uuid END
 ORDER BY l.created_at DESC
-LIMIT :limit
