@@ -89,6 +89,12 @@ def test_secret_mismatch_names_the_users_who_paid_and_are_not_upgraded(run, scen
     html = (result.folder / "report.html").read_text()
     assert "<img src=x" not in html and "onerror=alert(1)>" not in html, "a user's email is shown as text"
 
+    one = sorted(paid - {hostile_first_free_user})[0]   # "my subscription didn't activate": no customer on their row
+    support = run("user-support", "-p", f"user={one}")
+    mismatch = finding(support, "SUBSCRIPTION_MISMATCH")
+    assert mismatch["severity"] == "CRITICAL" and mismatch["evidence"]["by_kind"] == {"paid, not upgraded": 1}
+    assert [u.rsplit(" (", 1)[0] for u in mismatch["evidence"]["users"]] == [rows_of({one})[one][0]]
+
 
 def test_endpoint_down_is_unreachable_not_a_secret_problem(run, scenario):
     scenario("webhook-endpoint-down")

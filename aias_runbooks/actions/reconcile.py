@@ -26,18 +26,32 @@ NOT_ATTEMPTED = "not attempted: "
 INTERRUPTED = "interrupted: outcome unknown (the endpoint may have applied it; read the diff again)"
 
 
-def plan(rb: Runbook) -> pd.DataFrame | None:
+def plan(rb: Runbook, customers: list[str] | None = None, rows: pd.DataFrame | None = None) -> pd.DataFrame | None:
     """The subscription diff between Stripe and subscription_tiers (checks.billing.subscription_diff); None when
-    either side could not be read. attrs["checked"]: how many Stripe subscriptions were compared."""
-    subscriptions = rb.from_stripe(lambda stripe: stripe.subscriptions())
+    either side could not be read. attrs["checked"]: how many Stripe subscriptions were compared. With
+    `customers`, only their subscriptions, against `rows` (the database rows they are to match)."""
+    subscriptions = rb.from_stripe(lambda stripe: stripe.subscriptions(customers))
     if subscriptions is None:
         return None
-    rows = rb.query("subscriptions_billing", user_ids=billing.user_ids(subscriptions))
+    if rows is None:
+        rows = rb.query("subscriptions_billing", user_ids=billing.user_ids(subscriptions))
     if rows.attrs.get("error"):
         return None
     diff = billing.subscription_diff(subscriptions, rows, webhooks.settled_before(rb.thresholds))
     diff.attrs["checked"] = len(subscriptions)
     return diff
+
+
+def plan_for_user(rb: Runbook, user_id: str, email: str | None, rows: pd.DataFrame) -> pd.DataFrame | None:
+    """plan() kept to one user: the Stripe customers on their subscription_tiers rows and any with their email,
+    against those rows. A few Stripe calls, where the whole account's comparison pages through every subscription."""
+    if rows.attrs.get("error"):
+        return None
+    mine = rows[rows["user_id"].astype(str) == str(user_id)]
+    by_email = rb.from_stripe(lambda stripe: stripe.customers(email)) if email else []
+    if by_email is None:
+        return None
+    return plan(rb, sorted(set(mine["stripe_customer_id"].dropna()) | set(by_email)), mine)
 
 
 def verify(rb: Runbook, applied: bool) -> pd.DataFrame | None:

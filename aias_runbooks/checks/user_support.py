@@ -99,16 +99,6 @@ def memberships(members: pd.DataFrame, found: pd.DataFrame) -> list[Finding]:
                      "Many new users without a tenant? Check the signup and invitation paths."])]
 
 
-def tenant_subscriptions(diff: pd.DataFrame | None, subscriptions: pd.DataFrame) -> pd.DataFrame | None:
-    """The Stripe/database differences of this user and of the members of their tenants only."""
-    if diff is None or subscriptions.attrs.get("error"):
-        return None
-    users = set(subscriptions["user_id"].astype(str))
-    mine = diff[diff["user_id"].astype(str).isin(users)].reset_index(drop=True)
-    mine.attrs["checked"] = int(subscriptions["stripe_subscription_id"].notna().sum())
-    return mine
-
-
 def access(reads: pd.DataFrame | None, user_id: str | None) -> list[Finding]:
     """RLS_BLOCKS_USER when, as the user, a read returns fewer rows than exist for them; USER_ACCESS_OK when every
     read returns all of them; USER_ACCESS_UNKNOWN when the test could not run (the role switch refused, ...);

@@ -93,12 +93,20 @@ class StripeClient:
                 return _unsupported("no /v1/webhook_endpoints", exc)
         return pd.DataFrame(rows, columns=["id", "url", "status", "enabled_events"])
 
-    def subscriptions(self) -> pd.DataFrame:
-        """Every subscription, whatever its status, with the tier and plan it is on."""
+    def subscriptions(self, customers: Iterable[str] | None = None) -> pd.DataFrame:
+        """Every subscription, whatever its status, with the tier and plan it is on; with `customers`, only theirs
+        (one list call each, instead of paging through the whole account: 150 pages at 15,000 subscriptions)."""
         with self._guarded():
-            rows = [_subscription_row(s) for s in self._list("/v1/subscriptions", status="all")]
+            lists = ([self._list("/v1/subscriptions", status="all")] if customers is None else
+                     [self._list("/v1/subscriptions", status="all", customer=c) for c in customers])
+            rows = [_subscription_row(s) for listed in lists for s in listed]
         frame = pd.DataFrame(rows, columns=SUBSCRIPTION_COLUMNS)
         return _as_datetimes(frame, ["created", "current_period_end"])
+
+    def customers(self, email: str) -> list[str]:
+        """The ids of the customers with this email (Stripe matches it case-sensitively)."""
+        with self._guarded():
+            return [c["id"] for c in self._list("/v1/customers", email=email)]
 
     def failed_payments(self, since: datetime, limit: int = 200) -> pd.DataFrame:
         """One row per invoice with a payment failure since `since`: its latest state, payer and decline reason.
