@@ -4,8 +4,9 @@
   papermill and ipykernel, made once in .bench/stock-papermill) running a one-cell notebook, alternating, median
   of RUNS pairs, and the ratio pair by pair;
 - peak memory of the runner and of the kernel (their largest resident set, sampled every 20 ms);
-- every runbook's wall time (median of 3), its report sizes, the database connections it opened, at default scale
-  and, unless --no-large, at large scale (a sandbox of its own in .bench/large, loaded once and kept);
+- every runbook's wall time (median of RUNS), its report sizes, the database connections it opened, at default
+  scale and, unless --no-large, at large scale (a sandbox of its own in .bench/large); the two scales in turn, and
+  the growth from one to the other as the median of the pairs' ratios;
 - every named query's median at large scale (benchmarks/queries.py, whose EXPLAINs follow the table);
 - the archive index: filing one run at 10, 1,000 (a full index page) and 50,000 runs.
 Usage: .venv/bin/python benchmarks/bench.py [--no-large] [RUNS]
@@ -97,24 +98,32 @@ def peak_memory(output: Path) -> list[dict]:
     return [row("memory", f"{who} peak RSS (health-check)", peak / 2**20, "MiB") for who, peak in peaks.items()]
 
 
-def runbooks(env: dict, output: Path, runs: int = 3) -> dict[str, dict]:
-    """slug -> median wall time, report sizes and connections opened, on the sandbox `env` points at."""
+def runbooks(envs: dict[str, dict], output: Path, runs: int) -> dict[str, dict[str, dict]]:
+    """scale -> slug -> median wall time, status, report sizes and connections opened. With two scales, each
+    runbook runs at one scale then the other, `runs` pairs in turn, and its growth is the median of the pairs'
+    ratios: a drift in the machine's speed during the run moves both sides of a pair alike."""
     from aias_runbooks.runner.parameterize import runbook_slugs
-    found = {}
+    found: dict[str, dict[str, dict]] = {scale: {} for scale in envs}
     for slug in runbook_slugs():
-        times, folder = [], None
+        times: dict[str, list[float]] = {scale: [] for scale in envs}
+        folders: dict[str, Path] = {}
         for _ in range(runs):
-            start = time.perf_counter()
-            done = subprocess.run([BIN / "aias-runbooks", "run", slug, "--output", output], capture_output=True,
-                                  text=True, env=env, cwd=ROOT)
-            times.append(time.perf_counter() - start)
-            folder = Path(next(line.split("report: ", 1)[1] for line in done.stdout.splitlines()
-                               if "report: " in line)).parent
-        verdict = json.loads((folder / "verdict.json").read_text())
-        found[slug] = {"wall_s": statistics.median(times), "status": verdict["status"],
-                       "report_kb": (folder / "report.html").stat().st_size / 1024,
-                       "notebook_kb": (folder / "notebook.ipynb").stat().st_size / 1024,
-                       "connections": _connections(env, f"aias-runbooks/{slug}/{verdict['run_id']}"[:63])}
+            for scale, env in envs.items():
+                start = time.perf_counter()
+                done = subprocess.run([BIN / "aias-runbooks", "run", slug, "--output", output], capture_output=True,
+                                      text=True, env=env, cwd=ROOT)
+                times[scale].append(time.perf_counter() - start)
+                folders[scale] = Path(next(line.split("report: ", 1)[1] for line in done.stdout.splitlines()
+                                           if "report: " in line)).parent
+        for scale, env in envs.items():
+            verdict = json.loads((folders[scale] / "verdict.json").read_text())
+            found[scale][slug] = {"wall_s": statistics.median(times[scale]), "status": verdict["status"],
+                                  "report_kb": (folders[scale] / "report.html").stat().st_size / 1024,
+                                  "notebook_kb": (folders[scale] / "notebook.ipynb").stat().st_size / 1024,
+                                  "connections": _connections(env, f"aias-runbooks/{slug}/{verdict['run_id']}"[:63])}
+        if len(envs) == 2:
+            base, other = (times[scale] for scale in envs)
+            found[list(envs)[1]][slug]["growth"] = statistics.median(b / a for a, b in zip(base, other, strict=True))
     return found
 
 
@@ -134,8 +143,8 @@ def runbook_rows(default: dict[str, dict], large: dict[str, dict] | None) -> lis
             g = large[slug]
             rows.append(row("runbook (large scale)", f"{slug}: wall ({g['status']}, {g['connections']} connection(s))",
                             g["wall_s"], "s"))
-            rows.append(row("runbook (large scale)", f"{slug}: large / default", g["wall_s"] / d["wall_s"], "x",
-                            TARGETS["scale growth"]))
+            rows.append(row("runbook (large scale)", f"{slug}: large / default (median of the pairs' ratios)",
+                            g["growth"], "x", TARGETS["scale growth"]))
     return rows
 
 
@@ -205,12 +214,13 @@ def main() -> None:
     default_env.pop("AIAS_SANDBOX_PORT_BASE", None)
     sandbox(default_env)
     rows = start_up(runs, output) + peak_memory(output)
-    default = runbooks(default_env, output)
-    large, explains = None, ""
+    envs, explains = {"default": default_env}, ""
     if "--no-large" not in sys.argv:
-        large_env = os.environ | LARGE
-        sandbox(large_env, "--scale", "large")
-        large = runbooks(large_env, output)
+        envs["large"] = os.environ | LARGE
+        sandbox(envs["large"], "--scale", "large")
+    walls = runbooks(envs, output, runs)
+    default, large = walls["default"], walls.get("large")
+    if large:
         query_rows, explains = queries_large()
         rows += query_rows
     rows = rows[:5] + runbook_rows(default, large) + rows[5:] + index_update()
