@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import traceback
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -177,8 +178,9 @@ def exit_now(code: int) -> NoReturn:
     loaded cost every run ~0.2 s and saves nothing (the report is written, the kernel gone, the log closed here)."""
     import logging
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(OSError):   # a reader that went away (a closed pipe) must not turn the exit into a traceback
+            stream.flush()
     os._exit(code)
 
 
