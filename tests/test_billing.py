@@ -58,6 +58,37 @@ def test_healthy_billing_has_no_problem(quiet, run, runbook):
 
 
 @pytest.fixture
+def drifted_paying_user():
+    """A seeded paying user, named by no billing event of the last two hours, whose row says free: what a webhook
+    lost last week leaves behind. The row is restored after."""
+    events = stripe_client().v1.events.list({"created": {"gte": int(time.time()) - 7200}, "limit": 100})
+    named = {e.data.object.to_dict().get(key) for e in events.auto_paging_iter() for key in ("customer", "id")}
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
+        user, email, _ = next(row for row in conn.execute(
+            "SELECT s.user_id, p.email, s.stripe_customer_id FROM subscription_tiers s JOIN profiles p "
+            "ON p.id = s.user_id WHERE s.tier = 'pro' AND s.status = 'active' AND s.stripe_subscription_id IS NOT NULL "
+            "ORDER BY s.user_id") if row[2] not in named)
+        conn.execute("UPDATE subscription_tiers SET tier = 'free' WHERE user_id = %s", (user,))
+    yield str(user), email
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
+        conn.execute("UPDATE subscription_tiers SET tier = 'pro' WHERE user_id = %s", (user,))
+
+
+def test_a_drift_older_than_the_window_is_found_by_compare_all_and_by_the_user(quiet, run, drifted_paying_user):
+    user_id, email = drifted_paying_user
+    window = run(WEBHOOKS, "-p", "signature_probe=false")
+    assert window.codes["SUBSCRIPTIONS_MATCH"] == "OK", "by default only the customers the window's events name"
+    assert window.proc.returncode == 0
+    full = run(WEBHOOKS, "-p", "signature_probe=false", "-p", "compare=all")
+    assert full.proc.returncode == 2
+    mismatch = finding(full, "SUBSCRIPTION_MISMATCH")
+    assert mismatch["severity"] == "CRITICAL" and mismatch["evidence"]["users"] == [f"{email} (paid, not upgraded)"]
+    for who in (email, user_id):       # "my subscription didn't activate", a week after paying
+        one = run(WEBHOOKS, "-p", "signature_probe=false", "-p", f"user={who}")
+        assert finding(one, "SUBSCRIPTION_MISMATCH")["evidence"]["users"] == [f"{email} (paid, not upgraded)"], who
+
+
+@pytest.fixture
 def hostile_first_free_user():
     """The first free user (the first one a billing scenario upgrades) with an email any client could set."""
     with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:

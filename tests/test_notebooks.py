@@ -35,9 +35,10 @@ def test_parameters_are_typed_and_documented(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_runs_top_to_bottom_with_defaults_as_in_jupyterlab(sandbox, path):
+def test_runs_top_to_bottom_with_defaults_as_in_jupyterlab(sandbox, path, monkeypatch, tmp_path):
     """No runner, no injected parameters: what an engineer gets from Run All in JupyterLab."""
     forget_recent_failures()   # a healthy platform: no incident an earlier test file simulated in the last hour
+    monkeypatch.setenv("AIAS_OUTPUT_DIR", str(tmp_path))   # not the incidents a developer's own runs left in output/
     nb = nbformat.read(path, as_version=4)
     with kernel.config() as config:
         NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},

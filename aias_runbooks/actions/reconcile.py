@@ -26,51 +26,98 @@ NOT_ATTEMPTED = "not attempted: "
 INTERRUPTED = "interrupted: outcome unknown (the endpoint may have applied it; read the diff again)"
 
 
-def plan(rb: Runbook, customers: list[str] | None = None, rows: pd.DataFrame | None = None) -> pd.DataFrame | None:
+COMPARE = ("window", "all")
+
+
+def plan(rb: Runbook, customers: list[str] | None = None, rows: pd.DataFrame | None = None,
+         users: tuple[str, ...] = ()) -> pd.DataFrame | None:
     """The subscription diff between Stripe and subscription_tiers (checks.billing.subscription_diff); None when
-    either side could not be read. attrs["checked"]: how many Stripe subscriptions were compared. With
-    `customers`, only their subscriptions, against `rows` (the database rows they are to match)."""
-    subscriptions = rb.from_stripe(lambda stripe: stripe.subscriptions(customers))
+    either side could not be read. attrs["checked"]: how many Stripe subscriptions were compared.
+
+    Every subscription of the account, or with `customers` only those customers' and `users`' (by id or email),
+    against their rows (`rows`, else read): a few calls where the whole account pages through every subscription
+    (150 pages at 15,000). The customers the database gives those users are read too, so a user's other
+    subscription is neither missed nor reported missing."""
+    subscriptions = _subscriptions(rb, customers)
     if subscriptions is None:
         return None
     if rows is None:
-        rows = rb.query("subscriptions_billing", user_ids=billing.user_ids(subscriptions))
+        rows = rb.query("subscriptions_billing", user_ids=[*billing.user_ids(subscriptions), *users])
+        if customers is not None and not rows.attrs.get("error"):
+            rows = billing.rows_of(rows, customers, [*users, *billing.user_ids(subscriptions)])
     if rows.attrs.get("error"):
         return None
+    if customers is not None:
+        more = sorted(set(rows["stripe_customer_id"].dropna()) - set(customers))
+        theirs = _subscriptions(rb, more) if more else subscriptions.iloc[:0]
+        if theirs is None:
+            return None
+        subscriptions = pd.concat([subscriptions, theirs], ignore_index=True) if len(theirs) else subscriptions
+        customers = sorted({*customers, *more})
     diff = billing.subscription_diff(subscriptions, rows, webhooks.settled_before(rb.thresholds))
-    diff.attrs["checked"] = len(subscriptions)
+    diff.attrs.update(checked=len(subscriptions), customers=customers)
+    return diff
+
+
+def plan_for_window(rb: Runbook, events: pd.DataFrame | None, compare: str, window_minutes: int,
+                    user: str = "") -> pd.DataFrame | None:
+    """compare="window": plan() kept to the customers the window's billing events name, and to `user` (email or
+    id); "all": every subscription. A drift older than the window is found by "all" (the nightly schedule)."""
+    if compare == "all":
+        return plan(rb)
+    if events is None:
+        return None
+    customers = billing.customers_named(events)
+    if "@" in user:
+        by_email = rb.from_stripe(lambda stripe: stripe.customers(user.strip()))
+        if by_email is None:
+            return None
+        customers = sorted({*customers, *by_email})
+    diff = plan(rb, customers, users=(user.strip(),) if user.strip() else ())
+    if diff is not None:
+        diff.attrs["scope"] = f"named by the last {window_minutes} minutes' billing events" + (
+            f" or by {user.strip()}" if user.strip() else "")
     return diff
 
 
 def plan_for_user(rb: Runbook, user_id: str, email: str | None, rows: pd.DataFrame) -> pd.DataFrame | None:
     """plan() kept to one user: the Stripe customers on their subscription_tiers rows and any with their email,
-    against those rows. A few Stripe calls, where the whole account's comparison pages through every subscription."""
+    against those rows."""
     if rows.attrs.get("error"):
         return None
     mine = rows[rows["user_id"].astype(str) == str(user_id)]
     by_email = rb.from_stripe(lambda stripe: stripe.customers(email)) if email else []
     if by_email is None:
         return None
-    return plan(rb, sorted(set(mine["stripe_customer_id"].dropna()) | set(by_email)), mine)
+    diff = plan(rb, sorted(set(by_email)), mine)
+    if diff is not None:
+        diff.attrs["scope"] = "of this user"
+    return diff
 
 
-def verify(rb: Runbook, applied: bool) -> pd.DataFrame | None:
-    """After an apply: both sides read again; SUBSCRIPTIONS_RECONCILED when they agree, else RECONCILE_INCOMPLETE
-    with what still differs. Nothing to check after a dry run."""
+def verify(rb: Runbook, applied: bool, diff: pd.DataFrame | None = None) -> pd.DataFrame | None:
+    """After an apply: both sides read again, over what `diff` compared; SUBSCRIPTIONS_RECONCILED when they agree,
+    else RECONCILE_INCOMPLETE with what still differs. Nothing to check after a dry run."""
     if not applied:
         return None
-    diff = plan(rb)
-    if diff is None:
+    customers = None if diff is None else diff.attrs.get("customers")
+    after = plan(rb, customers)
+    if after is None:
         return None
-    if diff.empty:
+    after.attrs["scope"] = diff.attrs.get("scope") if diff is not None else None
+    if after.empty:
         rb.record(Finding("SUBSCRIPTIONS_RECONCILED", Severity.OK,
-                          f"After reconcile all {diff.attrs['checked']} Stripe subscriptions agree with the database."))
+                          f"After reconcile all {billing.compared(after)} agree with the database."))
     else:
         rb.record(Finding("RECONCILE_INCOMPLETE", Severity.WARNING,
-                          f"{len(diff)} subscriptions still differ after reconcile.",
-                          {"by_kind": diff["kind"].value_counts().to_dict()},
+                          f"{len(after)} subscriptions still differ after reconcile.",
+                          {"by_kind": after["kind"].value_counts().to_dict()},
                           ["Read the app's log of the reconcile; re-run this runbook in a minute."]))
-    return diff
+    return after
+
+
+def _subscriptions(rb: Runbook, customers: list[str] | None) -> pd.DataFrame | None:
+    return rb.from_stripe(lambda stripe: stripe.subscriptions(customers))
 
 
 def run(rb: Runbook, diff: pd.DataFrame | None, apply: bool, operator: str, timeout_s: float = 30.0) -> pd.DataFrame:

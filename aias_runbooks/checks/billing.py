@@ -50,6 +50,18 @@ def user_ids(stripe_subs: pd.DataFrame | None) -> list[str]:
     return [] if stripe_subs is None else sorted({str(u) for u in stripe_subs["user_id"].dropna()})
 
 
+def customers_named(events: pd.DataFrame | None) -> list[str]:
+    """The Stripe customers the billing events name: whose subscriptions a window's comparison reads."""
+    return [] if events is None else sorted({str(c) for c in events["customer"].dropna()})
+
+
+def rows_of(db_rows: pd.DataFrame, customers: list[str], users: list[str]) -> pd.DataFrame:
+    """The subscription_tiers rows of these Stripe customers and of these users (by id or email, any case)."""
+    wanted = {u.strip().lower() for u in users}
+    return db_rows[db_rows["stripe_customer_id"].isin(customers) | db_rows["user_id"].astype(str).isin(wanted)
+                   | db_rows["email"].fillna("").str.lower().isin(wanted)]
+
+
 def succeeded(events: pd.DataFrame | None) -> int:
     """Invoice payments that succeeded among the events (Stripe sends invoice.paid and invoice.payment_succeeded)."""
     if events is None or events.empty:
@@ -143,8 +155,9 @@ def mismatch(diff: pd.DataFrame | None) -> list[Finding]:
     if diff is None:
         return []
     if diff.empty:
-        return [Finding("SUBSCRIPTIONS_MATCH", Severity.OK,
-                        f"All {diff.attrs.get('checked', 0)} Stripe subscriptions agree with subscription_tiers.")]
+        title = (f"All {compared(diff)} agree with subscription_tiers." if diff.attrs.get("checked") else
+                 f"No subscription to compare: {compared(diff)} (compare=all compares every one).")
+        return [Finding("SUBSCRIPTIONS_MATCH", Severity.OK, title, {"compared": compared(diff)})]
     counts = diff["kind"].value_counts().to_dict()
     unpaid_for = diff[diff["kind"] == PAID_NOT_UPGRADED]
     severity = Severity.CRITICAL if len(unpaid_for) else Severity.WARNING
@@ -152,9 +165,17 @@ def mismatch(diff: pd.DataFrame | None) -> list[Finding]:
              else f"{len(diff)} subscriptions differ between Stripe and the database")
     others = len(diff) - len(unpaid_for)
     more = f" (+{others} other differences)." if others and len(unpaid_for) else "."
+    users = [f"{r.email or r.user_id} ({r.kind})" for r in diff.head(EXAMPLES).itertuples(index=False)]
     return [Finding("SUBSCRIPTION_MISMATCH", severity, title + more,
-                    {"by_kind": counts, "users": [f"{r.email or r.user_id} ({r.kind})" for r in
-                                                  diff.head(EXAMPLES).itertuples(index=False)]}, RECONCILE_STEPS)]
+                    {"by_kind": counts, "compared": compared(diff), "users": users}, RECONCILE_STEPS)]
+
+
+def compared(diff: pd.DataFrame) -> str:
+    """What a diff compared, in words: "136 Stripe subscriptions", or those of the customers it was kept to."""
+    checked, customers = diff.attrs.get("checked", 0), diff.attrs.get("customers")
+    if customers is None:
+        return f"{checked} Stripe subscriptions"
+    return f"{checked} Stripe subscription(s) of {len(customers)} customer(s) {diff.attrs.get('scope') or ''}".rstrip()
 
 
 def payments(failed: pd.DataFrame | None, succeeded: int, thresholds: dict[str, Any],

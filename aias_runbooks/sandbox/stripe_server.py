@@ -65,6 +65,20 @@ def report_invoice_declines() -> None:
     resources.PaymentIntent._confirm = confirm_reporting
 
 
+def list_events_of_types() -> None:
+    """GET /v1/events takes `types` (up to 20 event types), as Stripe's API does: localstripe knows only `type`."""
+    list_all = resources.Event._api_list_all.__func__
+
+    def list_of_types(cls, url, types=None, **kwargs):
+        listed = list_all(cls, url, **kwargs)
+        if types is not None:
+            wanted = set(types if isinstance(types, list) else [types])
+            listed._list = [event for event in listed._list if event.type in wanted]
+        return listed
+
+    resources.Event._api_list_all = classmethod(list_of_types)
+
+
 def plan_id(tier: str) -> str:
     return f"{tier}_monthly"
 
@@ -134,6 +148,7 @@ def main() -> None:
     args = parser.parse_args()
     keep_store_in(args.state_dir / "localstripe.pickle")
     report_invoice_declines()
+    list_events_of_types()
     resources.store.try_load_from_disk()
     seed_file, seeded_file = args.state_dir / "stripe-seed.json", args.state_dir / "stripe-seeded.json"
     if not resources.store and seed_file.exists():
