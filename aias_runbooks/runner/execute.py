@@ -23,7 +23,6 @@ from ..findings import Verdict
 from ..records import write_atomic
 from ..settings import Environment, load_environment
 from . import kernel, workspace
-from .catalog import append_run, index_template
 from .parameterize import ENV_PARAM
 from .redact import redact_folder, redact_text, secret_values
 from .request import INCIDENT, RunRequest, prepare  # noqa: F401 - checked in request.py, re-exported
@@ -94,10 +93,10 @@ def execute(request: RunRequest, output_root: Path | None = None, cell_timeout: 
 def _ready_to_file() -> None:
     """What filing the run needs and can have now, while the kernel boots on the other core, rather than
     after the last cell: the report's modules, the index template compiled, the versions that ran."""
-    from . import report
+    from . import catalog, report  # jinja2 and mistune: not needed to launch the kernel
     report.installed.cache_clear()   # read for this run: a process may file several (run-all)
     report.installed()
-    index_template()
+    catalog.index_template()
     gc.freeze()   # what is loaded by now lives as long as the process: the collection after the run skips it
 
 
@@ -145,6 +144,7 @@ def finish(root: Path, space: workspace.Workspace, secrets_in_use: list[str], er
               "report_dir": folder.relative_to(root).as_posix(), "redactions": redactions, "error": error}
     cleaned, leaked = redact_text(json.dumps(record), secret_values(secrets_in_use))   # errors may quote one
     record = json.loads(cleaned) | {"redactions": redactions + leaked}
+    from .catalog import append_run
     append_run(root, record)   # and the index, and the archive page it lands on
     space.remove()
     return RunResult(folder, verdict, redactions, record)
