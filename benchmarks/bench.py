@@ -74,6 +74,9 @@ def start_up(runs: int, output: Path) -> list[dict]:
             row("start-up", "ratio to stock papermill (median of pairs)", ratio, "x", TARGETS["start-up ratio"])]
 
 
+KERNEL_MODULE = "aias_runbooks.runner.headless_kernel"   # the run's kernel: python -m <this> (runner/kernelspec)
+
+
 def peak_memory(output: Path) -> list[dict]:
     """The largest resident set of the runner and of its kernel during one health-check run."""
     proc = psutil.Popen([BIN / "aias-runbooks", "run", "health-check", "--output", output],
@@ -85,7 +88,7 @@ def peak_memory(output: Path) -> list[dict]:
             try:
                 peaks["runner"] = max(peaks["runner"], proc.memory_info().rss)
                 for child in proc.children(recursive=True):
-                    if "ipykernel_launcher" in " ".join(child.cmdline()):
+                    if KERNEL_MODULE in child.cmdline():
                         peaks["kernel"] = max(peaks["kernel"], child.memory_info().rss)
             except psutil.Error:
                 pass

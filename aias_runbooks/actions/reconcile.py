@@ -26,9 +26,6 @@ NOT_ATTEMPTED = "not attempted: "
 INTERRUPTED = "interrupted: outcome unknown (the endpoint may have applied it; read the diff again)"
 
 
-COMPARE = ("window", "all")
-
-
 def plan(rb: Runbook, customers: list[str] | None = None, rows: pd.DataFrame | None = None,
          users: tuple[str, ...] = ()) -> pd.DataFrame | None:
     """The subscription diff between Stripe and subscription_tiers (checks.billing.subscription_diff); None when
@@ -47,12 +44,12 @@ def plan(rb: Runbook, customers: list[str] | None = None, rows: pd.DataFrame | N
             rows = billing.rows_of(rows, customers, [*users, *billing.user_ids(subscriptions)])
     if rows.attrs.get("error"):
         return None
-    if customers is not None:
-        more = sorted(set(rows["stripe_customer_id"].dropna()) - set(customers))
-        theirs = _subscriptions(rb, more) if more else subscriptions.iloc[:0]
+    more = sorted(set(rows["stripe_customer_id"].dropna()) - set(customers)) if customers is not None else []
+    if more:
+        theirs = _subscriptions(rb, more)
         if theirs is None:
             return None
-        subscriptions = pd.concat([subscriptions, theirs], ignore_index=True) if len(theirs) else subscriptions
+        subscriptions = pd.concat([subscriptions, theirs], ignore_index=True)
         customers = sorted({*customers, *more})
     diff = billing.subscription_diff(subscriptions, rows, webhooks.settled_before(rb.thresholds))
     diff.attrs.update(checked=len(subscriptions), customers=customers)

@@ -30,7 +30,8 @@ def application(rb: Runbook) -> str:
 
 
 def plan(rb: Runbook, meta: dict[str, Any] | None) -> pd.DataFrame:
-    """The backup's tables with their rows now in the target (read-only) and in the backup; attrs["target"]."""
+    """The backup's tables with their rows in the backup and, estimated from statistics, now in the target
+    (read-only, no table read); attrs["target"]."""
     columns = ["table", "rows_in_backup", "rows_here", "state"]
     dsn = rb.env.secret("backup_database_url")
     if meta is None or dsn is None:
@@ -40,12 +41,12 @@ def plan(rb: Runbook, meta: dict[str, Any] | None) -> pd.DataFrame:
         return frame
     try:
         target = backups.target_of(dsn)
-        now = backups.read_checksums(dsn, list(meta["schemas"]), application(rb))
+        now = backups.read_estimates(dsn, list(meta["schemas"]), application(rb))
     except Exception as exc:  # noqa: BLE001 - an unreadable target is said in the plan, not a crash
         frame = pd.DataFrame(columns=columns)
         frame.attrs.update(target="", error=f"the target cannot be read: {backups._first_line(exc)}")
         return frame
-    frame = backups.compare(meta["tables"], now)
+    frame = backups.replaced(meta["tables"], now)
     frame.attrs.update(target=target, backup=Path(meta["path"]).name)
     return frame
 
