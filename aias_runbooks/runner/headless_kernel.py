@@ -1,7 +1,7 @@
 """The kernel of a headless run: ipykernel as `python -m ipykernel_launcher` starts it, without its debugger.
 
-ipykernel imports debugpy at start-up whenever it is installed (JupyterLab installs it), to offer a debugger that
-a papermill run never attaches: about 90 ms of every run's start, on its critical path. With debugpy's import
+ipykernel imports debugpy (one of its own dependencies) at every start, to offer a debugger that a papermill run
+never attaches: about 90 ms of every run's start, on its critical path. With debugpy's import
 refused, ipykernel starts as it does where debugpy is not installed (its `_is_debugpy_available` is False).
 JupyterLab's own kernels are untouched: they come from the environment's python3 kernel spec, not from here.
 """
