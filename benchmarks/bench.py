@@ -28,6 +28,8 @@ import nbformat
 import pandas as pd
 import psutil
 
+from aias_runbooks.runner import headless_kernel
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 BENCH = ROOT / ".bench"
@@ -74,7 +76,7 @@ def start_up(runs: int, output: Path) -> list[dict]:
             row("start-up", "ratio to stock papermill (median of pairs)", ratio, "x", TARGETS["start-up ratio"])]
 
 
-KERNEL_MODULE = "aias_runbooks.runner.headless_kernel"   # the run's kernel: python -m <this> (runner/kernelspec)
+KERNEL_MODULE = headless_kernel.__name__   # the run's kernel: python -m <this> (runner/kernelspec)
 
 
 def peak_memory(output: Path) -> list[dict]:

@@ -39,9 +39,10 @@ def plan(rb: Runbook, customers: list[str] | None = None, rows: pd.DataFrame | N
     if subscriptions is None:
         return None
     if rows is None:
-        rows = rb.query("subscriptions_billing", user_ids=[*billing.user_ids(subscriptions), *users])
+        named = [*billing.user_ids(subscriptions), *users]
+        rows = rb.query("subscriptions_billing", user_ids=named)
         if customers is not None and not rows.attrs.get("error"):
-            rows = billing.rows_of(rows, customers, [*users, *billing.user_ids(subscriptions)])
+            rows = billing.rows_of(rows, customers, named)
     if rows.attrs.get("error"):
         return None
     more = sorted(set(rows["stripe_customer_id"].dropna()) - set(customers)) if customers is not None else []
@@ -64,16 +65,16 @@ def plan_for_window(rb: Runbook, events: pd.DataFrame | None, compare: str, wind
         return plan(rb)
     if events is None:
         return None
-    customers = billing.customers_named(events)
+    user, customers = user.strip(), billing.customers_named(events)
     if "@" in user:
-        by_email = rb.from_stripe(lambda stripe: stripe.customers(user.strip()))
+        by_email = rb.from_stripe(lambda stripe: stripe.customers(user))
         if by_email is None:
             return None
         customers = sorted({*customers, *by_email})
-    diff = plan(rb, customers, users=(user.strip(),) if user.strip() else ())
+    diff = plan(rb, customers, users=(user,) if user else ())
     if diff is not None:
         diff.attrs["scope"] = f"named by the last {window_minutes} minutes' billing events" + (
-            f" or by {user.strip()}" if user.strip() else "")
+            f" or by {user}" if user else "")
     return diff
 
 

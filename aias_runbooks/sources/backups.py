@@ -198,26 +198,26 @@ def checksums(conn: Any, schemas: list[str]) -> pd.DataFrame:
 
 def read_checksums(dsn: Secret, schemas: list[str], application: str) -> pd.DataFrame:
     """checksums() through a read-only session of its own."""
-    from . import database
-    engine = database.connect(dsn, application)
-    try:
-        with engine.connect() as conn:
-            return checksums(conn, schemas)
-    finally:
-        engine.dispose()
+    with _session(dsn, application) as conn:
+        return checksums(conn, schemas)
 
 
 def read_estimates(dsn: Secret, schemas: list[str], application: str) -> pd.DataFrame:
     """Each table's estimated rows (sql/table_row_estimates.sql) through a read-only session of its own: what a
     restore would replace, without reading the target's rows (checksums() reads them all: 20 s at 10 M rows)."""
-    from sqlalchemy import text
+    from . import database
+    with _session(dsn, application) as conn:
+        return database.query(conn, "table_row_estimates", schemas=schemas)
 
+
+@contextlib.contextmanager
+def _session(dsn: Secret, application: str) -> Iterator[Any]:
+    """One read-only connection to `dsn` (sources.database.connect), closed with its engine."""
     from . import database
     engine = database.connect(dsn, application)
     try:
-        with engine.connect() as conn, database.answer_within(conn):
-            result = conn.execute(text(database.load_sql("table_row_estimates")[1]), {"schemas": schemas})
-            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        with engine.connect() as conn:
+            yield conn
     finally:
         engine.dispose()
 
