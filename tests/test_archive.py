@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import re
+import shutil
 import zipfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -372,9 +373,38 @@ def test_a_hand_edited_report_dir_never_leads_prune_or_bundle_out_of_the_archive
         lines = (root / "runs.jsonl").read_text().replace(json.dumps(record["report_dir"]), json.dumps(rel))
         (root / "runs.jsonl").write_text(lines)
     pruned = archive.prune(root, keep_days=7)
-    assert len(pruned.removed) == 2 and pruned.missing_folders == 2
+    assert len(pruned.removed) == 2 and pruned.refused == 2 and not pruned.missing_folders
     assert (outside / "keep.txt").read_text() == "not the archive's"
     result = cli("bundle", "--incident", "INC-9", "--out", str(tmp_path / "b.zip"), "--output", str(root))
     assert result.returncode == 0 and "missing from the archive" in result.stderr
     with zipfile.ZipFile(tmp_path / "b.zip") as zf:
         assert not [n for n in zf.namelist() if n.startswith("reports/")]
+
+
+def test_prune_deletes_only_report_folders_no_retained_line_or_incident_still_names(archive_root, tmp_path):
+    """Hand-edited or corrupt catalogue lines, each old and tied to no incident, name what prune must never delete:
+    a whole day folder (holding an incident's run), the bundles folder, an incident run's folder through `..` or
+    by its absolute path, the folder of an incident run (directly), and the folder of a recent run."""
+    root, runs = archive_root
+    assert _bundle(root, "--incident", "INC-3").returncode == 0
+    bundles = sorted((root / "bundles").glob("*.zip"))
+    incident = [r for r in runs.values() if r["incident"] == "INC-3"]
+    recent = next(r for r in runs.values() if r["started_at"] > (NOW - timedelta(days=1)).isoformat())
+    old_incident_dir = incident[0]["report_dir"]
+    day = old_incident_dir.split("/")[0]
+    hostile = [day, "bundles", f"{day}/../{old_incident_dir}", str(root / old_incident_dir), old_incident_dir,
+               recent["report_dir"], f"{day}/", f"./{old_incident_dir}", "."]
+    for n, report_dir in enumerate(hostile):
+        record = _file(root, 300 + n, days_ago=60)
+        shutil.rmtree(root / record["report_dir"])        # its own folder: gone, as after an earlier prune
+        lines = (root / "runs.jsonl").read_text().replace(json.dumps(record["report_dir"]), json.dumps(report_dir))
+        (root / "runs.jsonl").write_text(lines)
+    before = _snapshot(root)
+    result = cli("reports", "prune", "--keep-days", "7", "--output", str(root))
+    assert result.returncode == 0, result.stderr
+    assert (root / day).is_dir() and sorted((root / "bundles").glob("*.zip")) == bundles
+    assert all(before[name] == data for name, data in _snapshot(root).items() if name.startswith("bundles/"))
+    for kept in [*incident, *(r for r in runs.values() if r["incident"]), recent]:
+        folder = root / kept["report_dir"]
+        assert all((folder / name).is_file() for name in ("verdict.json", "notebook.ipynb", "report.html")), kept
+    assert f"{len(hostile)} line(s) removed but their report_dir left alone" in result.stdout, result.stdout

@@ -4,7 +4,8 @@ runs.jsonl is the archive's catalogue (catalog.py files every run into it). List
 filter is tried on the raw line before the line is parsed, and runs are sorted on the started_at read from the
 text, so over 50,000 runs only those shown (or those a narrow filter must confirm) are parsed. Prune deletes old
 report folders, then rewrites runs.jsonl under the catalogue's lock (a run filed meanwhile is kept), never touches
-a run tied to an incident, and pages the archive again with catalog.rebuild.
+a run tied to an incident, and pages the archive again with catalog.rebuild. A catalogue line is text anyone can
+edit: prune deletes only a `<YYYY-MM-DD>/<HHMMSS>_<name>` folder of the archive that no kept line names.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ DURATION = re.compile(r"(\d{1,6})([mhdw])")
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 MAX_KEEP_DAYS = 36500
 STARTED = re.compile(r'"started_at":\s*"([^"\\]*)"')   # as json.dumps writes it; a line without one sorts last
+REPORT_DIR = re.compile(r"(\d{4}-\d{2}-\d{2})/\d{6}_[A-Za-z0-9][A-Za-z0-9._-]*", re.ASCII)   # make_run_dir's
+NAMED = re.compile(r'"report_dir":\s*("(?:[^"\\]|\\.)*")')   # a report_dir in a line that does not parse
 COLUMNS = [("started_at", "started (UTC)"), ("run_id", "run id"), ("runbook", "runbook"), ("env", "env"),
            ("incident", "incident"), ("status", "status"), ("top_finding", "top finding"), ("report_dir", "report")]
 
@@ -213,6 +216,7 @@ class Pruned:
     kept_for_incidents: int = 0
     remaining: int = 0
     missing_folders: int = 0
+    refused: int = 0            # removed lines whose report_dir was left alone (see prune)
     dry_run: bool = False
 
     def summary(self) -> str:
@@ -222,12 +226,20 @@ class Pruned:
                 f"{self.remaining} run(s) {'would remain' if self.dry_run else 'remain'}")
         if self.missing_folders:
             text += f"; {self.missing_folders} of those report folder(s) were already gone"
+        if self.refused:
+            text += (f"; {self.refused} line(s) {verb} but their report_dir left alone (not a <YYYY-MM-DD>/"
+                     "<HHMMSS>_<name> folder of this archive, still named by a kept line, or an incident's run)")
         return text + (" (dry run: nothing changed)" if self.dry_run else "")
 
 
 def prune(output_root: Path, keep_days: int, dry_run: bool = False, now: datetime | None = None) -> Pruned:
     """Delete the report folders of runs started more than `keep_days` ago and their lines in runs.jsonl, except
     runs tied to an incident; then page the archive again. A dry run only counts.
+
+    A line is text anyone can edit, so a folder is deleted only when it is a report folder (report_folder:
+    `<YYYY-MM-DD>/<HHMMSS>_<name>` under the root, no symbolic link on the way: never a day, the bundles, anything
+    outside), no kept line names it (a recent run's, an incident's, one that does not parse), and its verdict.json
+    names no incident and no other run. Otherwise the old line goes and its report_dir stays (`refused`).
 
     The report folders are deleted first, without the lock (old reports are never written again, and a run being
     filed must not wait while a disk deletes thousands of folders); then, under the catalogue's lock, runs.jsonl is
@@ -243,26 +255,29 @@ def prune(output_root: Path, keep_days: int, dry_run: bool = False, now: datetim
         return result
     top = output_root.resolve()
     removed_lines: set[str] = set()
-    doomed: list[Path] = []
+    named: set[str] = set()       # the report folders (<date>/<name>) kept lines name, or name a file inside
     parseable = 0
     with open(path, encoding="utf-8", errors="surrogateescape") as fh:
         for line in fh:
             run = _parsed(line)
             parseable += run is not None
             started = parse_time(run.get("started_at")) if run else None
-            if run is None or started is None or started >= result.cutoff:
+            if run is None or started is None or started >= result.cutoff or run.get("incident"):
+                result.kept_for_incidents += bool(run and started and started < result.cutoff)
+                named.update(_named_folder(top, run, line))
                 continue
-            if run.get("incident"):
-                result.kept_for_incidents += 1
-                continue
-            folder = report_folder(top, run)
-            if folder is not None and folder.is_dir():
-                result.bytes += folder_bytes(folder)
-                doomed.append(folder)
-            else:
-                result.missing_folders += 1
             result.removed.append(run)
             removed_lines.add(line.rstrip("\n"))
+    doomed: dict[Path, None] = {}
+    for run in result.removed:
+        folder = report_folder(top, run)
+        if folder is None or run["report_dir"] in named or _owned_elsewhere(folder, run):
+            result.refused += 1
+        elif folder.is_dir():
+            result.bytes += 0 if folder in doomed else folder_bytes(folder)
+            doomed[folder] = None
+        else:
+            result.missing_folders += 1
     result.remaining = parseable - len(result.removed)
     if dry_run or not result.removed:
         return result
@@ -279,6 +294,34 @@ def prune(output_root: Path, keep_days: int, dry_run: bool = False, now: datetim
         catalog.rebuild(output_root)
     result.remaining = sum(1 for line in kept if _parsed(line) is not None)
     return result
+
+
+def _named_folder(top: Path, run: dict[str, Any] | None, line: str) -> list[str]:
+    """The report folder (`<date>/<name>`, as report_dir spells it) a kept line names, or names a path inside,
+    however it spells it (`..`, `./`, absolute): read from the raw text when the line does not parse."""
+    rel = run.get("report_dir") if run is not None else None
+    if run is None and (found := NAMED.search(line)):
+        with contextlib.suppress(ValueError):
+            rel = json.loads(found.group(1))
+    if not isinstance(rel, str) or not rel:
+        return []
+    if REPORT_DIR.fullmatch(rel):
+        return [rel]                       # as the runner writes it: no path arithmetic
+    parts = Path(os.path.relpath(os.path.normpath(top / rel), top)).parts
+    return ["/".join(parts[:2])] if len(parts) >= 2 and parts[0] != ".." else []
+
+
+def _owned_elsewhere(folder: Path, run: dict[str, Any]) -> bool:
+    """True when the folder's own verdict.json says it is an incident's run or another run than the line's."""
+    try:
+        verdict = json.loads((folder / "verdict.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(verdict, dict):
+        return False
+    prov = verdict.get("provenance") if isinstance(verdict.get("provenance"), dict) else {}
+    owner = verdict.get("run_id") or prov.get("run_id")
+    return bool(prov.get("incident") or verdict.get("incident")) or (owner is not None and owner != run.get("run_id"))
 
 
 def _parse_many(lines: list[str], chunk: int = 2000) -> Iterator[dict[str, Any] | None]:
@@ -305,15 +348,19 @@ def _parsed(line: str) -> dict[str, Any] | None:
 
 
 def report_folder(top: Path, run: dict[str, Any]) -> Path | None:
-    """The run's report folder under the output root, or None when its report_dir points anywhere else
-    (absolute, `..`, a symlink out): a hand-edited catalogue never makes prune or bundle leave the archive."""
+    """The run's report folder, or None when its report_dir is not exactly `<YYYY-MM-DD>/<HHMMSS>_<name>` (as
+    report.make_run_dir names it) under the output root `top` (resolved) with no symbolic link on the way: a
+    hand-edited catalogue never makes prune or bundle take a day folder, the bundles, or anything outside."""
     rel = run.get("report_dir")
-    if not isinstance(rel, str) or not rel or rel.startswith("/") or ".." in Path(rel).parts:
+    match = REPORT_DIR.fullmatch(rel) if isinstance(rel, str) else None
+    if match is None:
+        return None
+    try:
+        datetime.strptime(match.group(1), "%Y-%m-%d")
+    except ValueError:
         return None
     folder = top / rel
-    if folder.is_symlink() or not folder.resolve().is_relative_to(top) or folder.resolve() == top:
-        return None
-    return folder
+    return folder if folder.resolve() == folder else None
 
 
 def folder_bytes(folder: Path) -> int:
