@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,11 @@ NOT_RUNNING = "the sandbox is not running"
 SECRET = "sk_live_" + secrets.token_hex(12)     # the first line of a file a -f symlink points at
 TYPES = {"int": "must be an integer", "float": "must be a number", "bool": "must be true or false"}
 HOSTILE_TEXT = ["'; DROP TABLE auth.users; --", "<script>alert(1)</script>", "[click](javascript:alert(1))",
-                "$(rm -rf /) `id` | tee /etc/passwd &", "../../../etc/passwd", "Zoë ☃ 日本 \u202e", "%s%n{0}"]
+                "$(rm -rf /) `id` | tee /etc/passwd &", "../../../etc/passwd", "Zoë ☃ 日本 עברית", "%s%n{0}"]
+# Unicode format characters (category Cf) are invisible and change what a terminal or report shows: a bidi override
+# makes 'exe.txt' read 'txt.exe', a zero-width space makes two different names look the same
+FORMATS = [("bidi-override", "a\u202eb"), ("bidi-isolate", "a\u2066b"), ("zero-width-space", "a\u200bb"),
+           ("zero-width-joiner", "a\u200db"), ("byte-order-mark", "\ufeffa"), ("soft-hyphen", "a\u00adb")]
 HOSTILE_EMAILS = ["o'brien\"<script>alert(1)</script>@example.test", "x'--@evil.test", "[a](javascript:x)@b.c"]
 
 
@@ -98,6 +103,9 @@ for slug in runbook_slugs():
             for label, text in controls if not wrong else controls[:2]:
                 case(f"{pid}:control-{label}", slug, "-p", f"{name}={text}",
                      expect=wrong or "must not contain control characters")
+            for label, text in FORMATS if not wrong else FORMATS[:1]:
+                case(f"{pid}:format-{label}", slug, "-p", f"{name}={text}",
+                     expect=wrong or "must not contain Unicode format characters (U+")
             for text in (["abc", "1.5" if param.type != "float" else "1,5", "0x10", "\u0663", "", "nan",
                           "true" if param.type != "bool" else "maybe"] if wrong else []):
                 case(f"{pid}:wrong-type-{text!r}", slug, "-p", f"{name}={text}", expect=wrong)
@@ -138,6 +146,9 @@ case("--incident:invalid-utf8", "health-check", "--incident", b"INC-\xff", expec
 
 for label, operator in [("escape", "bob\x1b[31m"), ("newline", "bob\nroot"), ("nul-like", "bob\x01")]:
     case(f"--operator:{label}", "health-check", "--operator", operator, expect="--operator must not contain control")
+for label, operator in FORMATS:
+    case(f"--operator:format-{label}", "health-check", "--operator", operator,
+         expect="--operator must not contain Unicode format characters (U+")
 case("--operator:10kB", "health-check", "--operator", "o" * 10240, expect="--operator must be at most 200 characters")
 case("--operator:201", "health-check", "--operator", "o" * (MAX_TEXT + 1), expect="--operator must be at most 200")
 case("--operator:invalid-utf8", "health-check", "--operator", b"b\xf6b", expect="is not valid UTF-8")
@@ -239,6 +250,8 @@ def test_refused_in_one_line_and_nothing_written(results, case):
     assert proc.returncode == 3, stderr
     assert proc.stdout == b""
     assert stderr.count("\n") == 1 and stderr.endswith("\n"), f"one line, got:\n{stderr}"
+    assert all(c == "\n" or unicodedata.category(c) not in ("Cc", "Cf") for c in stderr), \
+        f"control and format characters shown escaped, got {stderr!r}"
     assert stderr.startswith("aias-runbooks: error: ") and case.expect in stderr, stderr
     said = stderr.split("; valid: ")[0]   # the list of valid names grows with the catalogue; the value must not
     assert len(said) < 300, "a long value is shortened, never echoed whole"

@@ -10,8 +10,10 @@ MAX_TEXT (200). A str parameter's help may also end in `[pre|post]` (the value m
 `[timestamp]` (empty, or an ISO 8601 time with a UTC offset: 2026-11-01T07:00:00Z, 2026-11-01T02:00-05:00), or
 `[email-or-uuid]` (an email or a user id: accounts.user_reference).
 Every str value (and --operator) must be valid UTF-8 text without control characters
-(U+0000-U+001F, U+007F-U+009F, U+2028/U+2029); anything else printable is accepted as it is, hostile or not
-(SQL, HTML, markdown, `../`): the library binds it as a query parameter and reports escape it.
+(U+0000-U+001F, U+007F-U+009F, U+2028/U+2029) or Unicode format characters (category Cf: bidi overrides and
+isolates, zero-width spaces and joiners, the BOM, soft hyphens), which are invisible and change how the text around
+them is shown (an operator's name in the audit, a user's email in a report); anything else printable is accepted as
+it is, hostile or not (SQL, HTML, markdown, `../`): the library binds it as a query parameter and reports escape it.
 
 The cell is read with `json` and `ast`, not papermill/nbformat, so that refusing bad input stays fast;
 tests/test_parameterize.py keeps this parse equal to `papermill.inspection.inspect_notebook`, which is what
@@ -29,6 +31,7 @@ import os
 import re
 import stat
 import tokenize
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +42,7 @@ import yaml
 from .. import paths
 from ..accounts import user_reference
 from ..errors import UsageError
+from ..printable import printable
 
 # The environment profile parameter every runbook declares; set by --env. (Not `env`: IPython's
 # automagic reads `env: str = ...` as the %env magic.)
@@ -61,20 +65,24 @@ _TRUE, _FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
 def show(text: str, limit: int = 60) -> str:
     """User-given text for a one-line message: quoted, non-printable characters escaped, at most ~limit long."""
     text = str(text)
-    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit + 1])
+    escaped = printable(text[:limit + 1])
     if len(escaped) > limit or len(text) > limit:
         escaped = escaped[:limit] + "..."
     return f"'{escaped}'"
 
 
 def text_problem(value: str, limit: int = MAX_TEXT) -> str | None:
-    """Why `value` is not acceptable text (not UTF-8, control characters, too long), or None."""
+    """Why `value` is not acceptable text (not UTF-8, control or format characters, too long), or None."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         return "is not valid UTF-8"
     if _CONTROL.search(value):
         return "must not contain control characters"
+    if found := next((c for c in value if unicodedata.category(c) == "Cf"), None):
+        return (f"must not contain Unicode format characters (U+{ord(found):04X} at character "
+                f"{value.index(found) + 1}: bidi controls, zero-width characters, soft hyphens are invisible); "
+                "any other printable text is valid")
     if len(value) > limit:
         return f"must be at most {limit} characters, got {len(value)}"
     return None
