@@ -166,7 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     request = prepare(args.runbook, args.env, parse_params(args.param, args.params_file), args.incident,
                       args.operator, args.output)
     from .runner.execute import execute
-    result = execute(request, args.output, args.cell_timeout)
+    result = execute(request, args.cell_timeout)
     say(f"{result.record['summary']}\n  report: {result.folder / 'report.html'}")   # the redacted summary
     if result.redactions:
         say(f"  warning: {result.redactions} secret(s) were found in the report and redacted", sys.stderr)
@@ -201,7 +201,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     rows, broken = [], 0
     for slug in [s for s in runbook_slugs() if s != "triage"] + ["triage"]:   # triage's ranking ends the demo
         say(f"running {slug}...")
-        result = execute(prepare(slug, "sandbox", output=args.output), args.output)
+        result = execute(prepare(slug, "sandbox", output=args.output))
         if result.interrupted:
             raise KeyboardInterrupt
         broken += any(f.code == "RUNBOOK_ERROR" for f in result.verdict.findings)

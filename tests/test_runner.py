@@ -105,3 +105,26 @@ def test_a_stop_signal_while_the_report_is_filed_is_noted_not_raised():
     finally:   # stop_signals leaves them ignored, as the runner is about to exit: not this test process
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+
+
+@pytest.mark.parametrize("given", ["--output", "AIAS_OUTPUT_DIR"])
+def test_a_relative_report_root_is_the_callers_folder(sandbox, tmp_path, given):
+    """A relative --output (or AIAS_OUTPUT_DIR) names a folder under the caller's working directory, although the
+    notebook runs in notebooks/: the report is filed there and the printed report path is absolute."""
+    caller = tmp_path / "caller"
+    caller.mkdir()
+    args = [*CLI, "run", "health-check", "-p", "samples=10", "-p", "interval_ms=0"]
+    env = os.environ.copy()
+    if given == "--output":
+        args += ["--output", "reports"]
+    else:
+        env["AIAS_OUTPUT_DIR"] = "reports"
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=caller, env=env)
+    assert (proc.returncode, proc.stderr) == (0, ""), proc.stdout + proc.stderr
+    (verdict,) = (caller / "reports").glob("*/*/verdict.json")
+    assert json.loads(verdict.read_text())["status"] == "OK"
+    assert [r["run_id"] for r in map(json.loads, (caller / "reports" / "runs.jsonl").read_text().splitlines())] \
+        == [json.loads(verdict.read_text())["provenance"]["run_id"]]
+    printed = Path(proc.stdout.split("report: ", 1)[1].strip())
+    assert printed.is_absolute() and printed == verdict.parent / "report.html"
+    assert not list((caller / "reports").glob(".work/*")), "the workspace was filed and removed"

@@ -41,15 +41,14 @@ class RunResult:
         return self.verdict.status.exit_code
 
 
-def execute(request: RunRequest, output_root: Path | None = None, cell_timeout: int = 300,
-            progress: bool | None = None) -> RunResult:
-    """Run the notebook in a private workspace, then archive its scanned report.
+def execute(request: RunRequest, cell_timeout: int = 300, progress: bool | None = None) -> RunResult:
+    """Run the notebook in a private workspace, then archive its scanned report under request.output.
 
     A failed or interrupted run (SIGTERM, Ctrl-C) still leaves its partial notebook and every finding recorded
     before it stopped; a run whose runner was killed outright is filed by the next run. OutputError when the
     archive cannot be written.
     """
-    root = Path(output_root or paths.output_dir())
+    root = request.output   # absolute (prepare): the kernel, and papermill while it runs, work in notebooks/
     finish_orphans(root)
     slug, env = request.info.slug, request.profile.name
     started = datetime.now(timezone.utc)

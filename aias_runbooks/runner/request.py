@@ -41,6 +41,7 @@ class RunRequest:
     profile: Environment
     parameters: dict[str, Any]
     incident: str | None
+    output: Path
     operator: str | None = None
 
 
@@ -49,6 +50,9 @@ def prepare(slug: str, env: str = "sandbox", params: dict[str, Any] | None = Non
     """Check runbook, environment, parameters, incident id, operator and report folder; UsageError (or
     OutputError) on the first problem. Input is checked before the target is consulted (is the sandbox up?),
     and the report folder is created last, so refused input writes nothing.
+
+    The report root (`output`, else AIAS_OUTPUT_DIR, else output/) is made absolute here, against the caller's
+    working directory, once: the notebook runs in notebooks/, where a relative one would name another folder.
 
     `params` values are -p strings or FileValues from a -f file. --operator and an `operator` parameter are one
     value: either fills the runbook's `operator` parameter and the report's operator; both, differing, is an
@@ -76,11 +80,11 @@ def prepare(slug: str, env: str = "sandbox", params: dict[str, Any] | None = Non
     if checked.get("apply") is True and not (who or "").strip():
         raise UsageError("apply=true needs an operator for the audit record: add --operator NAME; nothing was run")
     profile = load_environment(env)
-    root = Path(output or paths.output_dir())
+    root = output_root(output)
     check_output_root(root)
     profile.check_ready()
     make_output_root(root)
-    return RunRequest(info, profile, checked, incident, who if who and who.strip() else None)
+    return RunRequest(info, profile, checked, incident, root, who if who and who.strip() else None)
 
 
 def _operator(info: RunbookInfo, named: Any, flag: str | None) -> str | None:
@@ -96,6 +100,12 @@ def _operator(info: RunbookInfo, named: Any, flag: str | None) -> str | None:
         raise UsageError(f"--operator {show(flag)} and the operator parameter {shown} differ; give the operator "
                          "once")
     return value
+
+
+def output_root(output: Path | None = None) -> Path:
+    """The report root a run files into: `output`, else AIAS_OUTPUT_DIR, else output/ in the checkout, as an
+    absolute path (a relative one is the caller's working directory's)."""
+    return Path(output or paths.output_dir()).absolute()
 
 
 def check_output_root(root: Path) -> None:
