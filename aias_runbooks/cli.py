@@ -282,16 +282,20 @@ def cmd_reports(args: argparse.Namespace) -> int:
 
 def cmd_bundle(args: argparse.Namespace) -> int:
     from .runner import bundle
+    key = bundle.bundle_key()        # AIAS_BUNDLE_KEY: signs a new bundle, checks a bundle's signature
     if args.verify is not None:
         if args.out is not None:
             raise UsageError("--out writes a bundle: it goes with --incident, not --verify")
-        code, line = bundle.verify(args.verify)
+        code, line = bundle.verify(args.verify, key)
         say(line, sys.stdout if code == 0 else sys.stderr)
         return code
-    path, manifest = bundle.make_bundle(Path(args.output or paths.output_dir()), args.incident, args.out)
+    path, manifest = bundle.make_bundle(Path(args.output or paths.output_dir()), args.incident, args.out, key=key)
     size = path.stat().st_size
-    say(f"bundle of incident {args.incident}: {len(manifest['runs'])} run(s), {len(manifest['files']) + 1} file(s) "
-        f"with manifest.json, {size} bytes\n  {path}\n  check it with `aias-runbooks bundle --verify {path}`")
+    signed = (f"signed: HMAC-SHA256 of manifest.json with {bundle.KEY_VAR}, in {bundle.SIGNATURE}" if key else
+              f"unsigned ({bundle.UNSIGNED}): set {bundle.KEY_VAR} to sign")
+    say(f"bundle of incident {args.incident}: {len(manifest['runs'])} run(s), "
+        f"{len(manifest['files']) + 1 + bool(key)} file(s) with manifest.json, {size} bytes, {signed}\n  {path}\n"
+        f"  check it with `aias-runbooks bundle --verify {path}`")
     if missing := manifest["missing_reports"]:
         say(f"aias-runbooks: warning: {len(missing)} report folder(s) of the incident are missing from the archive "
             f"(listed in the manifest): {one_line(', '.join(map(str, missing)), 200)}", sys.stderr)

@@ -6,8 +6,10 @@ records shaped as execute.finish writes them; one test files real runs on the sa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
+import os
 import re
 import shutil
 import zipfile
@@ -211,8 +213,10 @@ def test_runs_filed_during_a_prune_are_never_lost(tmp_path):
     assert len(lines) == 45 and not {r["run_id"] for r in old} & {r["run_id"] for r in lines}
 
 
-def _bundle(root: Path, *args: str):
-    return cli("bundle", "--output", str(root), *args)
+def _bundle(root: Path, *args: str, key: str | None = None):
+    """`aias-runbooks bundle`, with AIAS_BUNDLE_KEY set to `key` (unset when None, whatever this shell has)."""
+    env = {k: v for k, v in os.environ.items() if k != "AIAS_BUNDLE_KEY"} | ({"AIAS_BUNDLE_KEY": key} if key else {})
+    return cli("bundle", "--output", str(root), *args, env=env)
 
 
 def test_bundle_holds_every_run_of_the_incident_and_only_those(archive_root, tmp_path):
@@ -408,3 +412,143 @@ def test_prune_deletes_only_report_folders_no_retained_line_or_incident_still_na
         folder = root / kept["report_dir"]
         assert all((folder / name).is_file() for name in ("verdict.json", "notebook.ipynb", "report.html")), kept
     assert f"{len(hostile)} line(s) removed but their report_dir left alone" in result.stdout, result.stdout
+
+
+KEY = "operator-key-0123456789abcdef"
+
+
+def _tamper(src: Path, dst: Path, files: dict[str, bytes | None], runs_edit=None) -> None:
+    """A copy of the bundle with `files` written (None: removed), the manifest's file list re-hashed to agree, as
+    someone covering their tracks would; runs_edit(runs) may edit the manifest's runs too. manifest.hmac is kept."""
+    with zipfile.ZipFile(src) as zin:
+        entries = {info.filename: zin.read(info.filename) for info in zin.infolist()}
+    manifest = json.loads(entries.pop("manifest.json"))
+    for name, data in files.items():
+        entries.pop(name, None) if data is None else entries.update({name: data})
+    manifest["files"] = [{"path": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                         for name, data in entries.items() if name != "manifest.hmac"]
+    if runs_edit:
+        runs_edit(manifest["runs"])
+    with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for name, data in entries.items():
+            zout.writestr(name, data)
+        zout.writestr("manifest.json", json.dumps(manifest, indent=2) + "\n")
+
+
+def _verified(root: Path, path: Path, key: str | None = None) -> tuple[int, str]:
+    result = _bundle(root, "--verify", str(path), key=key)
+    lines = (result.stdout + result.stderr).splitlines()
+    assert len(lines) == 1, lines
+    assert (result.stdout if result.returncode == 0 else result.stderr) == lines[0] + "\n"
+    return result.returncode, lines[0]
+
+
+@pytest.fixture
+def inc7(archive_root, tmp_path) -> tuple[Path, Path, dict]:
+    """INC-7's bundle, unsigned: (archive root, the zip, {run_id: (its report folder in the zip, status)})."""
+    root, runs = archive_root
+    good = tmp_path / "good.zip"
+    assert _bundle(root, "--incident", "INC-7", "--out", str(good)).returncode == 0
+    reports = {r["run_id"]: (f"reports/{r['report_dir']}", r["status"])
+               for r in runs.values() if r["incident"] == "INC-7"}
+    return root, good, reports
+
+
+def test_verify_says_what_an_unsigned_bundle_proves(inc7):
+    root, good, _ = inc7
+    code, line = _verified(root, good)
+    assert code == 0 and "unsigned: proves only internal consistency, not origin" in line
+
+
+def test_verify_fails_when_the_manifest_rewrites_a_run_to_ok(inc7, tmp_path):
+    root, good, reports = inc7
+    critical = next(run_id for run_id, (_, status) in reports.items() if status == "CRITICAL")
+
+    def to_ok(runs):
+        run = next(r for r in runs if r["run_id"] == critical)
+        run.update(status="OK", exit_code=0, summary="OK: all good")
+
+    edited = tmp_path / "ok.zip"
+    _tamper(good, edited, {}, to_ok)
+    code, line = _verified(root, edited)
+    assert code == 2 and critical in line and "status" in line and "'OK'" in line, line
+
+
+def test_verify_fails_when_a_verdict_is_changed_and_rehashed(inc7, tmp_path):
+    root, good, reports = inc7
+    run_id, (folder, status) = next(iter(reports.items()))
+    with zipfile.ZipFile(good) as zf:
+        verdict = json.loads(zf.read(f"{folder}/verdict.json"))
+    edited = tmp_path / "verdict.zip"
+    _tamper(good, edited, {f"{folder}/verdict.json": json.dumps(verdict | {"status": "OK", "exit_code": 0}).encode()})
+    code, line = _verified(root, edited)
+    assert code == 2 and run_id in line and "status" in line, line
+    both = tmp_path / "both.zip"       # and the manifest's run made to agree: the catalogue line still says CRITICAL
+    _tamper(good, both, {f"{folder}/verdict.json": json.dumps(verdict | {"status": "OK", "exit_code": 0}).encode()},
+            lambda runs: next(r for r in runs if r["run_id"] == run_id).update(status="OK"))
+    code, line = _verified(root, both)
+    assert code == 2 and run_id in line and "runs.jsonl" in line, line
+
+
+def test_verify_fails_when_a_report_is_removed_from_zip_and_manifest(inc7, tmp_path):
+    root, good, reports = inc7
+    run_id, (folder, _) = next(iter(reports.items()))
+    with zipfile.ZipFile(good) as zf:
+        gone = {n: None for n in zf.namelist() if n.startswith(folder + "/")}
+    assert len(gone) == 3
+    edited = tmp_path / "removed.zip"
+    _tamper(good, edited, gone)
+    code, line = _verified(root, edited)
+    assert code == 2 and run_id in line and folder in line, line
+
+
+@pytest.mark.parametrize("name, why", [
+    ("reports/../../outside.txt", "'..'"), ("/tmp/outside.txt", "absolute"), ("C:/outside.txt", "absolute"),
+    ("reports\\..\\..\\outside.txt", "backslash"), ("reports//x.txt", "empty or '.'"),
+    ("reports/./x.txt", "empty or '.'")])
+def test_verify_refuses_an_entry_name_that_would_land_elsewhere(inc7, tmp_path, name, why):
+    root, good, _ = inc7
+    edited = tmp_path / "unsafe.zip"
+    _tamper(good, edited, {name: b"planted"})
+    code, line = _verified(root, edited)
+    assert code == 2 and "unsafe entry name" in line and why in line, line
+
+
+def test_verify_refuses_two_entries_one_file_system_would_merge(inc7, tmp_path):
+    root, good, reports = inc7
+    folder, _ = next(iter(reports.values()))
+    edited = tmp_path / "case.zip"
+    _tamper(good, edited, {f"{folder}/REPORT.html": b"<html>planted</html>"})
+    code, line = _verified(root, edited)
+    assert code == 2 and "REPORT.html" in line and "twice" in line, line
+
+
+def test_a_signed_bundle_edited_and_rehashed_fails_with_the_key(archive_root, tmp_path):
+    root, runs = archive_root
+    signed = tmp_path / "signed.zip"
+    made = _bundle(root, "--incident", "INC-7", "--out", str(signed), key=KEY)
+    assert made.returncode == 0 and "signed: HMAC-SHA256" in made.stdout, made.stdout + made.stderr
+    with zipfile.ZipFile(signed) as zf:
+        assert KEY not in zf.read("manifest.hmac").decode() and KEY.encode() not in signed.read_bytes()
+        html = next(n for n in zf.namelist() if n.endswith("report.html"))
+    code, line = _verified(root, signed, key=KEY)
+    assert code == 0 and "signed" in line and "matches AIAS_BUNDLE_KEY" in line, line
+    edited = tmp_path / "edited.zip"     # internally consistent: only the key can tell
+    _tamper(signed, edited, {html: b"<html>nothing happened</html>"})
+    code, line = _verified(root, edited)
+    assert code == 0 and "not origin" in line, "without the key only consistency is checked, and it says so"
+    code, line = _verified(root, edited, key=KEY)
+    assert code == 2 and "HMAC-SHA256" in line and "AIAS_BUNDLE_KEY" in line, line
+    assert _verified(root, signed, key=KEY[::-1])[0] == 2, "another key"
+    stripped = tmp_path / "stripped.zip"
+    _tamper(signed, stripped, {"manifest.hmac": None})
+    code, line = _verified(root, stripped, key=KEY)
+    assert code == 2 and "unsigned" in line and "AIAS_BUNDLE_KEY" in line, line
+
+
+def test_a_bundle_key_too_short_is_refused(archive_root, tmp_path):
+    root, _ = archive_root
+    result = _bundle(root, "--incident", "INC-7", "--out", str(tmp_path / "b.zip"), key="short")
+    assert result.returncode == 3 and "AIAS_BUNDLE_KEY" in result.stderr and "16" in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "short" not in result.stderr.replace("too short", "")
+    assert not (tmp_path / "b.zip").exists()
