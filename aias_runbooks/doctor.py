@@ -197,7 +197,7 @@ def database_checks(env: Environment, timeout_s: float) -> list[Check]:
     from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
     from .sources import database
-    names = ["database role", "database grants", "grant for actions", "table reads", "read-only session"]
+    names = ["database role", "database grants", "grant for actions", "table reads", "write paths", "read-only session"]
     dsn = env.secret("database_url")
     if dsn is None:
         return [Check(Severity.UNKNOWN, "database", "not checked: no database_url")]
@@ -212,6 +212,7 @@ def database_checks(env: Environment, timeout_s: float) -> list[Check]:
             target = f"{engine.url.host}:{engine.url.port or 5432}/{engine.url.database or ''}"
             role = database.query(conn, "role_readiness").iloc[0]
             tables = database.query(conn, "table_reads", tables=TABLES)
+            writes = database.query(conn, "write_paths")
     except (DBAPIError, SQLAlchemyError) as exc:
         message = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         reached = Check(Severity.CRITICAL, "database", f"cannot be reached: {message[0] if message else exc}")
@@ -221,7 +222,7 @@ def database_checks(env: Environment, timeout_s: float) -> list[Check]:
     took = (time.perf_counter() - start) * 1000
     return [Check(Severity.OK, "database", f"{target} answers as {role['role']} (PostgreSQL "
                   f"{role['server_version'].split()[0]}) in {took:.0f} ms"),
-            _role(role), _grants(role), _signal(role), _tables(tables), _read_only(role)]
+            _role(role), _grants(role), _signal(role), _tables(tables), _write_paths(role, writes), _read_only(role)]
 
 
 def _role(role) -> Check:
@@ -260,6 +261,21 @@ def _tables(tables) -> Check:
                                            f"absent: {', '.join(absent)}" if absent else "") if part)
         return Check(Severity.WARNING, "table reads", f"{said}: the runbooks reading them report DB_QUERY_FAILED")
     return Check(Severity.OK, "table reads", f"SELECT on all {len(tables)} tables the runbooks read")
+
+
+def _write_paths(role, writes) -> Check:
+    """Read-only must hold even when a session turns it off: the login reaches no table it could change (itself or
+    through SET ROLE), no schema it could create in, no VOLATILE definer function (which runs with its owner's rights
+    and may write)."""
+    if role["superuser"]:
+        return Check(Severity.WARNING, "write paths", "a superuser can write anything")
+    if writes.empty:
+        return Check(Severity.OK, "write paths", f"{role['role']} can write nothing, whatever a session sets: no "
+                     "writable table through any role it may switch to, no schema to create in, no volatile definer "
+                     "function")
+    shown = "; ".join(writes["path"].head(5)) + ("; ..." if len(writes) > 5 else "")
+    return Check(Severity.WARNING, "write paths", f"{role['role']} could write if a session turned read-only off "
+                 f"({len(writes)} paths: {shown}): revoke them (README: The monitoring role)")
 
 
 def _read_only(role) -> Check:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit
 
-from .conftest import cli, free_port_base, sandbox_dsn, sandbox_password
+from .conftest import admin_session, cli, free_port_base, sandbox_dsn, sandbox_password
 from .test_system_down import hanging_port
 
 BOUND_S = 60   # every probe has a 5 s timeout and they run at once: a hang must not hold the command
@@ -31,8 +31,10 @@ def test_healthy_sandbox_is_all_ok(sandbox):
     assert all(entry.startswith("OK ") for entry in lines), result.stdout
     assert result.stderr == ""
     for name in ("database_url", "stripe_secret_key", "database", "database role", "database grants",
-                 "grant for actions", "table reads", "read-only session", "API", "Stripe API", "url status_stripe"):
+                 "grant for actions", "table reads", "write paths", "read-only session", "API", "Stripe API",
+                 "url status_stripe"):
         line(lines, name)
+    assert "can write nothing" in line(lines, "write paths")
     assert "aias_monitor is not a superuser" in line(lines, "database role")
     assert "default_transaction_read_only=on" in line(lines, "read-only session")
     assert "pg_signal_backend" in line(lines, "grant for actions")
@@ -76,6 +78,22 @@ def test_superuser_dsn_is_a_warning_and_its_password_never_printed(sandbox):
     assert role.startswith("WARNING") and "superuser" in role
     assert line(lines, "read-only session").startswith("OK"), "the runbooks' session is read-only even so"
     assert urlsplit(sandbox_dsn()).password not in result.stdout + result.stderr
+
+
+def test_a_monitoring_login_that_could_switch_to_a_writing_role_is_a_warning(sandbox):
+    """The production login a doctor run checks: membership of authenticated (even through a NOINHERIT role) is a way
+    to write as any user once a session turns read-only off; doctor names it."""
+    with admin_session() as conn:
+        conn.execute("CREATE ROLE doctor_test_bridge NOLOGIN NOINHERIT")
+        conn.execute("GRANT authenticated TO doctor_test_bridge")
+        conn.execute("GRANT doctor_test_bridge TO aias_monitor")
+        try:
+            result, lines = doctor("--env", "sandbox")
+        finally:
+            conn.execute("DROP ROLE doctor_test_bridge")
+    assert result.returncode == 1, result.stdout
+    paths = line(lines, "write paths")
+    assert paths.startswith("WARNING") and "public.profiles as authenticated" in paths, paths
 
 
 def test_unknown_environment_is_one_usage_line_before_anything(sandbox):

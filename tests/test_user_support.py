@@ -169,15 +169,19 @@ def test_the_data_access_test_runs_as_the_user_and_leaves_nothing_switched(sandb
         engine.dispose()
 
 
-def test_a_monitor_that_may_not_switch_roles_gets_unknown_not_a_traceback(sandbox, run):
+def test_a_database_without_the_reads_as_user_function_gets_unknown_not_a_traceback(sandbox, run):
+    """Production without the function installed (or not granted): UNKNOWN naming the set-up step, never a hint to let
+    the monitor switch roles."""
+    grant = "EXECUTE ON FUNCTION aias_runbooks.user_reads_as_user(uuid, text, uuid[], timestamptz)"
     with admin_session() as conn:
-        conn.execute("REVOKE aias_monitor_as_user FROM aias_monitor")
+        conn.execute(f"REVOKE {grant} FROM aias_monitor")
         try:
             result = run("user-support")
         finally:
-            conn.execute("GRANT aias_monitor_as_user TO aias_monitor")
+            conn.execute(f"GRANT {grant} TO aias_monitor")
     assert result.proc.returncode == 3, result.proc.stdout + result.proc.stderr
     unknown = finding(result, "USER_ACCESS_UNKNOWN")
-    assert "permission denied to set role" in unknown["title"]
+    assert "permission denied for function user_reads_as_user" in unknown["title"]
+    assert "Install the read-only functions" in unknown["next_steps"][0]
     assert "RUNBOOK_ERROR" not in result.codes
     wait_for(_no_session_left, 10, "the runbook's session to end")

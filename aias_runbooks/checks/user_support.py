@@ -101,14 +101,15 @@ def memberships(members: pd.DataFrame, found: pd.DataFrame) -> list[Finding]:
 
 def access(reads: pd.DataFrame | None, user_id: str | None) -> list[Finding]:
     """RLS_BLOCKS_USER when, as the user, a read returns fewer rows than exist for them; USER_ACCESS_OK when every
-    read returns all of them; USER_ACCESS_UNKNOWN when the test could not run (the role switch refused, ...);
+    read returns all of them; USER_ACCESS_UNKNOWN when the test could not run (its functions missing, ...);
     nothing when there was no account to test."""
     if reads is None:
         return []
     if error := reads.attrs.get("error"):
-        steps = (["Let the monitoring role switch to authenticated without inheriting it (README, The monitoring "
-                  "role: GRANT authenticated TO a NOINHERIT role granted to aias_monitor)."]
-                 if reads.attrs.get("switch_refused") else ["Re-run; if it persists, run the reads by hand."])
+        steps = (["Install the read-only functions user-support reads as a user through (README, The monitoring role: "
+                  "aias_runbooks.user_reads and user_reads_as_user, EXECUTE granted to aias_monitor). Never let the "
+                  "monitoring role SET ROLE authenticated: it could then write as any user."]
+                 if reads.attrs.get("setup_missing") else ["Re-run; if it persists, run the reads by hand."])
         return [Finding("USER_ACCESS_UNKNOWN", Severity.UNKNOWN, f"The data-access test could not run as the user: "
                         f"{error}", {"user_id": user_id}, steps)]
     short = reads[reads["visible"] < reads["expected"]]

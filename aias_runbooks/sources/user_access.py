@@ -1,15 +1,16 @@
 """A user's reads under row level security, as Supabase's PostgREST runs them, compared with what exists.
 
-In one READ ONLY, REPEATABLE READ transaction of the run's own connection: the reads of `user_reads.sql` first as
-the monitoring role (its policies see every row: what exists for this user's memberships), then, after
-`SET LOCAL ROLE authenticated` and `set_config('request.jwt.claims', {sub, role, email}, true)`, the same reads as
-the user. One snapshot serves both, so a row written meanwhile cannot make a difference. The transaction is always
-rolled back: the role, the claims and anything else it set end with it, and it could not have written anyway.
+In one READ ONLY, REPEATABLE READ transaction of the run's own connection: the app's reads for the user
+(`aias_runbooks.user_reads`, named query `user_reads`) as the monitoring role (its policies see every row: what exists
+for this user's memberships), then the same reads as the user (`aias_runbooks.user_reads_as_user`, named query
+`user_reads_as_user`): a STABLE, SECURITY DEFINER function owned by `authenticated` that sets the user's JWT claims
+for the call. The monitor itself can never become authenticated (it could then write as any user); that one function
+is its only way to see through a user's eyes, and it cannot write. One snapshot serves both reads, so a row written
+meanwhile cannot make a difference; the transaction is always rolled back.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pandas as pd
@@ -19,23 +20,19 @@ from sqlalchemy.exc import SQLAlchemyError
 from .database import answer_within, load_sql
 
 READS = "user_reads"
-ROLE = "authenticated"
+READS_AS_USER = "user_reads_as_user"
 COLUMNS = ["table", "read", "expected", "visible"]
-
-
-def claims(user_id: str, email: str | None) -> str:
-    """The JWT claims PostgREST sets for a signed-in user's request (what auth.uid(), auth.role() and
-    auth.email() read)."""
-    return json.dumps({"sub": user_id, "role": ROLE, "email": email or "", "aud": ROLE})
 
 
 def compare(conn: Connection, user_id: str, email: str | None, tenant_ids: list[str], since: Any) -> pd.DataFrame:
     """Rows per read: `expected` as the monitoring role sees them, `visible` as the user sees them under RLS.
 
     Never raises for a database error: the frame is then empty, with attrs["error"] (the server's first line) and
-    attrs["switch_refused"] when the role could not be switched to authenticated (the monitor is not a member).
+    attrs["setup_missing"] when the database lacks the functions or the monitor may not execute them (README, The
+    monitoring role).
     """
     description, sql = load_sql(READS)
+    _, sql_as_user = load_sql(READS_AS_USER)
     params = {"user_id": user_id, "tenant_ids": list(tenant_ids), "since": since}
     frame = pd.DataFrame(columns=COLUMNS)
     frame.attrs.update(query=READS, description=description)
@@ -45,16 +42,11 @@ def compare(conn: Connection, user_id: str, email: str | None, tenant_ids: list[
             conn.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             step = "read as the monitoring role"
             expected = conn.execute(text(sql), params).fetchall()
-            step = f"SET LOCAL ROLE {ROLE}"
-            conn.exec_driver_sql(f"SET LOCAL ROLE {ROLE}")
-            step = "set the user's JWT claims"
-            conn.execute(text("SELECT set_config('request.jwt.claims', :claims, true)"),
-                         {"claims": claims(user_id, email)})
             step = "read as the user"
-            visible = conn.execute(text(sql), params).fetchall()
+            visible = conn.execute(text(sql_as_user), params | {"email": email or ""}).fetchall()
     except SQLAlchemyError as exc:
         frame.attrs["error"] = f"{step}: {_first_line(exc)}"
-        frame.attrs["switch_refused"] = step.startswith("SET LOCAL ROLE")
+        frame.attrs["setup_missing"] = _setup_missing(exc)
         return frame
     finally:
         _rollback(conn)
@@ -74,6 +66,12 @@ def _rollback(conn: Connection) -> None:
             conn.exec_driver_sql("ROLLBACK")
     except SQLAlchemyError:
         pass
+
+
+def _setup_missing(exc: SQLAlchemyError) -> bool:
+    """The functions are not installed (undefined_function, invalid_schema_name) or not granted
+    (insufficient_privilege): a set-up step, not a fault of the user's data."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in {"42883", "3F000", "42501"}
 
 
 def _first_line(exc: BaseException) -> str:
