@@ -2,7 +2,10 @@
 
 A guarded action writes `phase: started` (operator, criteria, every planned target) before it changes anything and
 `phase: finished` (each target's outcome) however it ends, both with the same `attempt` id: a run killed between
-the two still leaves the started record.
+the two still leaves the started record. An apply that changes nothing on purpose writes one record instead, its
+phase its outcome: `refused` (a guard said no: a wrong confirm_target, drift, nothing blamed, the live deployment
+changed since the plan, no credential) or `no-op` (nothing left to do, e.g. an apply repeated after it succeeded),
+with the `reason`.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths
+from ..findings import jsonable
 from ..records import append_jsonl
 from ..runbook import Runbook
+from ..runner.redact import redact_json
 
 
 def require_operator(operator: str) -> None:
@@ -27,12 +32,33 @@ def require_operator(operator: str) -> None:
 
 
 def append(rb: Runbook, action: str, attempt: str, phase: str, operator: str, **fields: Any) -> Path:
-    """Append one audit record (who, when, which run, then the action's own fields); returns the file's path."""
+    """Append one audit record (who, when, which run, then the action's own fields); returns the file's path.
+
+    The record passes the redaction the run's report gets (runner/redact.py: the profile's secret values in every
+    spelling, and key shapes), with how many were masked in `redactions`: a target's error may quote the
+    credential it was sent (an admin endpoint echoing the bearer token), and audit.jsonl, like the incident bundles
+    that copy it, lies outside the report folder the runner scans.
+    """
     path = paths.output_dir() / "audit.jsonl"
-    append_jsonl(path, {
+    record, masked = redact_json(jsonable({
         "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "action": action,
         "attempt": attempt, "phase": phase, "operator": operator, "login": getpass.getuser(), "runbook": rb.slug,
-        "run_id": rb.run_id, "env": rb.env.name, "incident": rb.incident, **fields})
+        "run_id": rb.run_id, "env": rb.env.name, "incident": rb.incident, **fields}), rb._secrets)
+    append_jsonl(path, record | ({"redactions": masked} if masked else {}))
+    return path
+
+
+REFUSED, NO_OP = "refused", "no-op"     # the outcome (and phase) of an apply that changed nothing on purpose
+
+
+def declined(rb: Runbook, action: str, operator: str, outcome: str, reason: str, **fields: Any) -> Path:
+    """Audit an apply that changed nothing on purpose (outcome REFUSED or NO_OP, with the reason): one record, no
+    started/finished pair, since nothing was attempted; and say so in one line of the run's output (a table cell
+    would cut the reason short). Returns the audit file's path."""
+    if outcome not in (REFUSED, NO_OP):
+        raise ValueError(f"outcome must be {REFUSED!r} or {NO_OP!r}, not {outcome!r}")
+    path = append(rb, action, uuid.uuid4().hex, outcome, operator, **fields, outcome=outcome, reason=reason)
+    print(f"{action} {outcome}, nothing changed: {reason} (audited in {path.name})")
     return path
 
 

@@ -403,7 +403,7 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
             signups.make_activity(wanted.signup_activity, folder, _sandbox_env(folder), conn)
     if wanted.bad_release:
         with _admin_connection(folder) as conn:
-            releases.bad_deploy(folder, conn)
+            releases.bad_deploy(wanted.bad_release, folder, conn)
     if wanted.workflows:
         with _admin_connection(folder) as conn:
             workflows.make_fault(wanted.workflows, folder, conn)

@@ -1,8 +1,11 @@
-"""A bad release for the error-spike-after-deploy scenario: a deployment that went live twelve minutes ago with a
-bug on /api/workflows, and the requests and errors of the minutes around it.
+"""A bad release for the error-spike scenarios: a deployment that went live twelve minutes ago with a bug on
+/api/workflows, and the requests and errors of the minutes around it. Two kinds (KINDS):
+- "live" (error-spike-after-deploy): the bad deployment is the live one;
+- "under-newer" (error-spike-under-newer-deploy): a newer deployment went live on top of it NEWER_MINUTES_AGO and
+  carries the same bug (it was built on it): the spike began at the older one, which is what a rollback must pass.
 
-The deployment is real in the Vercel emulator (listed, live, and rolled back like any other) and so is its bug: the
-sandbox API fails every third /api/workflows request while a deployment in services.json's `faulty` list is live.
+The deployments are real in the Vercel emulator (listed, live, and rolled back like any other) and so is the bug:
+the sandbox API fails every third /api/workflows request while a deployment in services.json's `faulty` list is live.
 The minutes before `up` returned are history, written as the seed writes history (request_id `release-...`), so
 the sustained 5-minute rule can be judged the moment the scenario is up.
 """
@@ -18,6 +21,8 @@ import psycopg
 from . import services
 
 LIVE_MINUTES_AGO = 12
+NEWER_MINUTES_AGO = 4          # "under-newer": the deployment on top of the bad one went live this long ago
+KINDS = ("live", "under-newer")
 HISTORY_MINUTES = 25
 BUG = ("TypeError: Cannot read properties of undefined (reading 'tier') at listWorkflows "
        "(app/api/workflows/route.ts:42:18)")
@@ -40,15 +45,20 @@ FROM requests WHERE status = 500
 """
 
 
-def bad_deploy(folder: Path, conn: psycopg.Connection) -> dict[str, Any]:
-    """A new production deployment, live since LIVE_MINUTES_AGO, faulty; the minutes around it as history."""
+def bad_deploy(kind: str, folder: Path, conn: psycopg.Connection) -> dict[str, Any]:
+    """A new production deployment, live since LIVE_MINUTES_AGO, faulty (with kind "under-newer", a newer one on
+    top of it, live since NEWER_MINUTES_AGO, faulty too); the minutes around it as history."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown bad release {kind!r}; valid: {', '.join(KINDS)}")
     live_at = time.time() - LIVE_MINUTES_AGO * 60
-    release = services.deployment(live_at - 95, "Refactor workflow list query")    # ready 95 s after creation
+    releases = [services.deployment(live_at - 95, "Refactor workflow list query")]    # ready 95 s after creation
+    if kind == "under-newer":
+        releases.append(services.deployment(time.time() - NEWER_MINUTES_AGO * 60 - 95, "Copy edits on the dashboard"))
     with services.services_state(folder) as state:
-        state["deployments"].append(release)
-        state["production"], state["faulty"] = release["uid"], [release["uid"]]
+        state["deployments"].extend(releases)
+        state["production"], state["faulty"] = releases[-1]["uid"], [r["uid"] for r in releases]
     conn.execute(HISTORY_SQL, {"bug": BUG, "minutes": HISTORY_MINUTES, "live_at": live_at})
-    return {"deployment": release["uid"]}
+    return {"deployment": releases[0]["uid"], "live": releases[-1]["uid"]}
 
 
 def reset(folder: Path, conn: psycopg.Connection) -> None:

@@ -17,7 +17,7 @@ class Scenario:
     webhook: str = "normal"  # the API's /api/stripe/webhook: normal | secret-mismatch | down
     stripe_activity: str | None = None  # billing.ACTIVITIES: Stripe changes delivered as webhooks; undone at the end
     signup_activity: str | None = None  # signups.ACTIVITIES: signups through the API; undone at the end
-    bad_release: bool = False  # releases.bad_deploy: a faulty deployment live for 12 minutes; undone at the end
+    bad_release: str | None = None  # releases.KINDS: a faulty deployment live for 12 minutes; undone at the end
     workflows: str | None = None  # workflows.FAULTS (workers-down also stops the worker); undone at the end
     backups: str | None = None  # "stale": the newest backup is 3 days old (sandbox/backups.py); undone at the end
     migrations: str | None = None  # "drift": a hotfix row without a file, a file never applied (migration_files.py)
@@ -159,7 +159,12 @@ SCENARIOS = {s.name: s for s in [
              "and their subscriptions are past due.", stripe_activity="declines",
              diagnosed_by="incident-payment-issues: PAYMENTS_FAILING"),
     Scenario("error-spike-after-deploy", "A deployment went live 12 minutes ago with a bug on /api/workflows: a "
-             "third of those requests fail with a TypeError.", bad_release=True,
+             "third of those requests fail with a TypeError.", bad_release="live",
+             diagnosed_by="high-error-rate: ERROR_SPIKE_AFTER_DEPLOY, ERROR_RATE_HIGH (CRITICAL), "
+                          "ERROR_PATTERN_DOMINANT; monitoring: MONITOR_ERROR_RATE (CRITICAL)"),
+    Scenario("error-spike-under-newer-deploy", "A deployment went live 12 minutes ago with a bug on /api/workflows "
+             "(a third of those requests fail with a TypeError); a newer deployment built on it went live 4 minutes "
+             "ago and still carries the bug.", bad_release="under-newer",
              diagnosed_by="high-error-rate: ERROR_SPIKE_AFTER_DEPLOY, ERROR_RATE_HIGH (CRITICAL), "
                           "ERROR_PATTERN_DOMINANT; monitoring: MONITOR_ERROR_RATE (CRITICAL)"),
     Scenario("signup-rate-limited", "One client (ip:203.0.113.7) signed up 20 times in a minute: after 5 it is "
