@@ -244,6 +244,22 @@ def test_bundle_holds_every_run_of_the_incident_and_only_those(archive_root, tmp
     assert verified.returncode == 0 and len(verified.stdout.splitlines()) == 1 and "intact" in verified.stdout
 
 
+def test_a_bundle_masks_a_secret_an_old_audit_record_still_holds(archive_root, tmp_path):
+    """An audit line written before audit records were redacted, quoting the profile's admin token: the bundle
+    masks it with the secrets of the profile the record names, not only key shapes."""
+    root, _ = archive_root
+    token = "canary-admin-0f1e2d3c4b5a69788796"
+    (root / "audit.jsonl").write_text(json.dumps({
+        "run_id": "x", "incident": "INC-7", "env": "sandbox", "action": "clear_rate_limit", "phase": "finished",
+        "outcome": f"failed: HTTP 401 from http://127.0.0.1/api/admin/rate-limits/clear: Bearer {token}"}) + "\n")
+    out = tmp_path / "b.zip"
+    env = os.environ | {"AIAS_SANDBOX_ADMIN_TOKEN": token}
+    assert cli("bundle", "--output", str(root), "--incident", "INC-7", "--out", str(out), env=env).returncode == 0
+    with zipfile.ZipFile(out) as zf:
+        audit = zf.read("audit.jsonl").decode()
+    assert token not in audit and "Bearer [REDACTED]" in audit and json.loads(audit)["action"] == "clear_rate_limit"
+
+
 def test_a_bundle_of_an_unknown_incident_names_the_known_ones(archive_root):
     root, _ = archive_root
     result = _bundle(root, "--incident", "INC-404")

@@ -1,6 +1,9 @@
 """The canary suite: every runbook, and a notebook that leaks on purpose, run with canary values for every secret
 of the sandbox profile. No canary may survive, in any spelling, anywhere in the output, stdout or stderr.
 
+A guarded action whose target echoes the admin token in its error must leave it in no audit record and no
+incident bundle either: those live beside the reports, not in a report folder the runner scans.
+
 The database URL's password is hostile (an unencoded '@', quotes, '<', '&', '%', non-ASCII) and belongs to a
 real role, so the runbooks really connect with it. `encodings` and `views` are written here on their own, not
 borrowed from the redactor: a shared bug could not make both agree.
@@ -14,6 +17,9 @@ import json
 import os
 import re
 import secrets
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
@@ -25,7 +31,7 @@ from psycopg import sql
 from aias_runbooks.runner.parameterize import load_runbook, runbook_slugs
 from aias_runbooks.settings import load_environment
 
-from .conftest import sandbox_dsn
+from .conftest import audit_records, cli, sandbox_dsn
 
 FIXTURES = Path(__file__).parent / "notebooks"
 # Small samples keep every run cheap; a parameter is only passed to the runbooks that declare it.
@@ -160,3 +166,65 @@ def test_cells_run_headless_stay_out_of_ipython_history(run, tmp_path):
     assert result.proc.returncode in (0, 1, 2), result.proc.stderr
     written = [p for p in home.rglob("*") if p.is_file() and b"history.canary" in p.read_bytes()]
     assert home.is_dir() and not written, written
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """An API that refuses every request (401) quoting the Authorization header it was sent, as a careless
+    endpoint's error does."""
+
+    def _refuse(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = json.dumps({"error": f"not allowed: {self.headers.get('Authorization')}"}).encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _refuse
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def echoing_api():
+    """The base URL of an _Echo server on a free local port, for the test's duration."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def blocked_key(sandbox):
+    """A rate-limit key blocked right now (a row of the sandbox's rate_limits), removed afterwards."""
+    key = f"ip:198.51.100.{secrets.randbelow(200) + 20}"
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
+        conn.execute('INSERT INTO public.rate_limits (key, window_start, count, "limit", blocked_until) '
+                     "VALUES (%s, now(), 9, 5, now() + interval '15 minutes')", [key])
+    yield key
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
+        conn.execute("DELETE FROM public.rate_limits WHERE key = %s", [key])
+
+
+def test_a_token_the_target_echoes_reaches_no_audit_record_nor_bundle(run, echoing_api, blocked_key, tmp_path):
+    token = {"AIAS_SANDBOX_ADMIN_TOKEN": f"canary-admin-{secrets.token_hex(12)}"}
+    result = run("signup-failures", "-p", f"key={blocked_key}", "-p", "apply=true", "--operator", "alice",
+                 "--incident", "INC-ECHO", env=os.environ | token | {"AIAS_SANDBOX_API_URL": echoing_api})
+    assert "RUNBOOK_ERROR" not in result.codes, result.verdict["findings"]
+    records = audit_records(result)
+    assert [r["phase"] for r in records] == ["started", "finished"], records
+    assert records[1]["outcome"].startswith("failed: HTTP 401") and "[REDACTED]" in records[1]["outcome"], records
+    made = cli("bundle", "--incident", "INC-ECHO", "--output", str(result.output))
+    assert made.returncode == 0, made.stderr
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(next((result.output / "bundles").glob("*.zip"))) as zf:
+        assert "audit.jsonl" in zf.namelist()
+        zf.extractall(unpacked)
+    assert not leaks(token, result.output, result.proc.stdout, result.proc.stderr, made.stdout, made.stderr)
+    assert not leaks(token, unpacked)

@@ -357,12 +357,14 @@ def _versions(described: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 
 def _audit_lines(output_root: Path, incident: str, run_ids: set[Any]) -> bytes:
-    """output/audit.jsonl's records of this incident or of its runs, key shapes redacted once more."""
+    """output/audit.jsonl's records of this incident or of its runs, redacted once more: key shapes, and the
+    secret values in use of the profile each record names (a record written before audit records were redacted
+    when written still leaves no secret in a bundle)."""
     from .redact import redact_text
     path = output_root / "audit.jsonl"
     if not path.is_file():
         return b""
-    kept = []
+    kept, secrets = [], {}
     with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             if incident not in line and not any(str(r) in line for r in run_ids):
@@ -372,8 +374,23 @@ def _audit_lines(output_root: Path, incident: str, run_ids: set[Any]) -> bytes:
             except ValueError:
                 continue
             if isinstance(record, dict) and (record.get("incident") == incident or record.get("run_id") in run_ids):
-                kept.append(redact_text(line.rstrip("\n"), [])[0] + "\n")
+                env = str(record.get("env"))
+                if env not in secrets:
+                    secrets[env] = _profile_secrets(env)
+                kept.append(redact_text(line.rstrip("\n"), secrets[env])[0] + "\n")
     return "".join(kept).encode()
+
+
+def _profile_secrets(env: str) -> list[str]:
+    """The secret values in use of profile `env` on this host; none when no profile of that name loads."""
+    import yaml
+
+    from ..settings import load_environment
+    try:
+        profile = load_environment(env)
+    except (UsageError, OSError, ValueError, yaml.YAMLError):
+        return []
+    return [s.reveal() for s in profile.secrets().values()]
 
 
 def _own_version() -> str:

@@ -253,6 +253,14 @@ def redact_notebook_text(text: str, secrets: Iterable[str]) -> tuple[str, int]:
     return out + ("\n" if text.endswith("\n") else ""), counter[0]
 
 
+def redact_json(value: Any, secrets: Iterable[str]) -> tuple[Any, int]:
+    """A JSON value (a record of dicts, lists, strings, numbers) with every secret masked in each of its strings,
+    keys included, and how many were: a report's masking for the records written beside the reports
+    (output/audit.jsonl), which the runner's scan of a report folder never reads. secrets: as redact_text's."""
+    counter = [0]
+    return _walk(value, _pattern(secrets), counter), counter[0]
+
+
 def _walk(node: Any, pattern: re.Pattern[str] | None, counter: list[int], key: str | None = None) -> Any:
     if isinstance(node, str):
         if len(node) < MIN_LENGTH:
