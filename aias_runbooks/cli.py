@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TextIO
 
 from . import paths
 from .errors import AiasError, UsageError
+from .printable import printable
 
 UNKNOWN = 3
 MAX_CELL_TIMEOUT = 86400
@@ -30,8 +31,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def one_line(text: str, limit: int = 500) -> str:
-    """A message as one printable line (control characters escaped), at most `limit` characters."""
-    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text)[:limit + 1])
+    """A message as one printable line (control and format characters escaped), at most `limit` characters."""
+    shown = printable(str(text)[:limit + 1])
     return shown if len(shown) <= limit else shown[:limit] + "..."
 
 
@@ -320,11 +321,14 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def say(text: str, stream: TextIO | None = None) -> None:
     """Print and flush; a reader that went away (closed pipe, `| head`) is not an error: nobody is listening.
 
-    Every command prints through here, so its exit code stays its own whoever reads (or stops reading) its output.
+    Every command prints through here, so its exit code stays its own whoever reads (or stops reading) its output,
+    and the platform's text in it (a finding's title quoting a commit message, a domain, a rate-limit key) is shown
+    printable: escape sequences and format characters as their escapes (printable.py), never acted on. Lines and
+    tabs stay: a table or a summary with its report path spans lines.
     """
     stream = stream or sys.stdout
     try:
-        print(text, file=stream, flush=True)
+        print(printable(text, keep="\n\t"), file=stream, flush=True)
     except (OSError, ValueError):
         try:   # point the fd at /dev/null, so the interpreter's final flush does not fail (exit 120) either
             null = os.open(os.devnull, os.O_WRONLY)

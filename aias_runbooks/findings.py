@@ -155,13 +155,16 @@ class Verdict:
 
     @property
     def summary(self) -> str:
+        """The verdict as one line (the first line `run` prints, which run-all and schedules read back): the
+        status and the top finding's code and title."""
         problems = [f for f in self.findings if f.severity is not Severity.OK]
         if not problems:
             codes = ", ".join(f.code for f in self.findings)
             return f"OK: {len(self.findings)} check(s) passed ({codes})" if codes else "OK: no checks ran"
         top = self.top
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-        return f"{self.status.value}: {top.code} - {top.title}{more}"
+        title = " ".join(top.title.split())   # one line, whatever it quotes (a commit message has several)
+        return f"{self.status.value}: {top.code} - {title}{more}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"runbook": self.runbook, "env": self.env, "run_id": self.run_id,

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .errors import UsageError
+from .printable import printable
 from .runner.parameterize import show
 from .runner.redact import MIN_LENGTH, redact_text
 from .runner.run_all import ranked
@@ -142,7 +143,8 @@ def due(notify: Notify, notified: Mapping[str, str], status: str) -> dict[str, s
 
 def message(entry: str, runbook: str, env: str, before: str, status: str, report: Path | None,
             secrets: list[str]) -> Message:
-    """The verdict line, the top findings from the run's verdict.json and the report path, redacted of `secrets`."""
+    """The verdict line, the top findings from the run's verdict.json and the report path, redacted of `secrets`;
+    control and format characters in them (a title quoting a commit message, a domain) written as escapes."""
     findings = _top_findings(report, secrets)
     if status == "OK":
         line = f"{entry}: {runbook} on {env} recovered, {before} -> OK"
@@ -151,7 +153,8 @@ def message(entry: str, runbook: str, env: str, before: str, status: str, report
                                                                            if findings else "")
     rows = [f"- {f['severity']} {f['code']}: {f['title']}" for f in findings] or ["- no finding above OK"]
     lines = [line, "", "Top findings:", *rows, "", f"Report: {report if report else 'none (the run filed no report)'}"]
-    return Message(redact_text(line, secrets)[0], redact_text("\n".join(lines), secrets)[0])
+    return Message(printable(redact_text(line, secrets)[0]),   # platform text shown, never acted on (printable.py)
+                   printable(redact_text("\n".join(lines), secrets)[0], keep="\n"))
 
 
 def _top_findings(report: Path | None, secrets: list[str]) -> list[dict[str, str]]:
