@@ -122,6 +122,11 @@ def test_rls_gaps_are_linted(run, scenario):
     assert result.proc.returncode == 2
     disabled = next(f for f in result.verdict["findings"] if f["code"] == "RLS_DISABLED")
     assert disabled["evidence"]["tables"] == ["public.debug_webhook_payloads"]
+    no_policy = next(f for f in result.verdict["findings"] if f["code"] == "RLS_NO_POLICY")
+    # a policy only for our monitoring role is, for the app's users, no policy
+    assert no_policy["evidence"]["tables"] == ["public.feature_flags", "public.usage_reports"]
+    assert no_policy["evidence"]["policies_only_for"] == {"public.usage_reports": "aias_monitor"}
+    assert "public.usage_reports has policies only for aias_monitor" in no_policy["title"]
 
 
 @pytest.mark.parametrize("runbook", ["database-connection-errors", "database-health"])

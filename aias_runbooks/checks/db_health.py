@@ -125,7 +125,8 @@ def vacuum(stats: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
 
 
 def rls(lint: pd.DataFrame) -> list[Finding]:
-    """RLS_DISABLED (CRITICAL: exposed to every API key) and RLS_NO_POLICY (WARNING: nobody can read it)."""
+    """RLS_DISABLED (CRITICAL: exposed to every API key) and RLS_NO_POLICY (WARNING: no policy for a role the app
+    uses, so its users read nothing; policies only for the monitoring role or another role do not count)."""
     if lint.attrs.get("error"):
         return []
     findings = []
@@ -139,8 +140,15 @@ def rls(lint: pd.DataFrame) -> list[Finding]:
                                  "check access logs (playbook: Data Breach) if they hold user data."]))
     no_policy = lint[lint["issue"] == "RLS_NO_POLICY"]
     if not no_policy.empty:
+        names = (no_policy["schema"] + "." + no_policy["table_name"]).tolist()
+        only_for = {name: roles for name, roles in zip(names, no_policy["policy_roles"], strict=True) if roles}
+        said = "; ".join(f"{name} has policies only for {roles}" for name, roles in only_for.items())
         findings.append(Finding("RLS_NO_POLICY", Severity.WARNING,
-                                f"{len(no_policy)} table(s) have RLS enabled but no policy: nobody can read them.",
-                                {"tables": (no_policy["schema"] + "." + no_policy["table_name"]).tolist()},
-                                ["Add the intended policies (playbook, User Support: 'I can not access my data')."]))
-    return findings or [Finding("RLS_OK", Severity.OK, "Every exposed table has RLS enabled with a policy.")]
+                                f"{len(no_policy)} table(s) have RLS enabled but no policy for the app's roles "
+                                f"(anon, authenticated): the app's users can read none of their rows"
+                                + (f" ({said})." if said else "."),
+                                {"tables": names, "policies_only_for": only_for},
+                                ["Add the intended policies for authenticated (playbook, User Support: 'I can not "
+                                 "access my data'); a policy for the monitoring role does not serve the app."]))
+    return findings or [Finding("RLS_OK", Severity.OK,
+                                "Every exposed table has RLS enabled with a policy for the app's roles.")]

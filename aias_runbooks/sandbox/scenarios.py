@@ -33,7 +33,7 @@ class Scenario:
 # Run before every scenario (after the previous fault helper is stopped): back to the healthy schema.
 RESET_SQL = """
 CREATE INDEX IF NOT EXISTS workflow_executions_workflow_id_idx ON public.workflow_executions (workflow_id);
-DROP TABLE IF EXISTS public.debug_webhook_payloads, public.feature_flags;
+DROP TABLE IF EXISTS public.debug_webhook_payloads, public.feature_flags, public.usage_reports;
 DROP TABLE IF EXISTS public.import_staging;
 """
 # Read workflow_executions' indexes into memory, as a running platform has them: after a scenario that recreated
@@ -101,6 +101,12 @@ CREATE TABLE public.debug_webhook_payloads (id bigint GENERATED ALWAYS AS IDENTI
 CREATE TABLE public.feature_flags (key text PRIMARY KEY, enabled boolean NOT NULL DEFAULT false);
 ALTER TABLE public.feature_flags ENABLE ROW LEVEL SECURITY;
 GRANT SELECT ON public.debug_webhook_payloads, public.feature_flags TO anon, authenticated;
+-- A migration that copied the monitoring role's read policy and nothing else: the monitor reads every row, the
+-- app's users (authenticated) none.
+CREATE TABLE public.usage_reports (id bigint PRIMARY KEY, tenant_id uuid, summary text);
+ALTER TABLE public.usage_reports ENABLE ROW LEVEL SECURITY;
+GRANT SELECT ON public.usage_reports TO authenticated, aias_monitor;
+CREATE POLICY usage_reports_monitor_read ON public.usage_reports FOR SELECT TO aias_monitor USING (true);
 """
 
 # A table loaded with autovacuum off (a common bulk-load trick) and never switched back: 3000 dead rows against
