@@ -230,8 +230,9 @@ def say_ranking(findings: list) -> None:
 
 def cmd_schedule(args: argparse.Namespace) -> int:
     from . import schedule
-    entries = schedule.load(args.schedules, args.output)   # the whole file checked before anything runs
-    due = schedule.run_due(entries, args.output, args.now, args.parallel)
+    now = schedule.check_now(args.now)   # --now, then the whole file, checked before anything is written
+    entries = schedule.load(args.schedules, args.output)
+    due = schedule.run_due(entries, args.output, now, args.parallel)
     if due.busy:
         say(f"another run-due holds the lock for more than {schedule.LOCK_WAIT_S:g} s; it runs what is due")
     for ran in due.ran:
@@ -243,12 +244,14 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 def cmd_run_all(args: argparse.Namespace) -> int:
     from .runner.parameterize import runbook_slugs
-    from .runner.request import prepare
+    from .runner.request import make_output_root, prepare
     from .runner.run_all import Job, run_jobs, worst
     slugs = [s.strip() for s in args.runbooks.split(",") if s.strip()] if args.runbooks else runbook_slugs()
     if not slugs:
         raise UsageError("--runbooks names no runbook; give comma-separated slugs (see `aias-runbooks list`)")
-    jobs = [Job(r.info.slug, r.profile.name) for r in (prepare(s, args.env, output=args.output) for s in slugs)]
+    requests = [prepare(s, args.env, output=args.output, make_root=False) for s in slugs]   # all, before any write
+    make_output_root(requests[0].output)
+    jobs = [Job(r.info.slug, r.profile.name) for r in requests]
     outcomes = run_jobs(jobs, args.output, args.parallel)
     print_table([{"runbook": o.job.runbook, "status": o.status, "top finding": o.top_finding or "-",
                   "seconds": f"{o.seconds:.1f}", "report": o.report or o.summary} for o in outcomes])

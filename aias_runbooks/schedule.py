@@ -17,6 +17,9 @@ before now that its cron expression matches) has not been run yet:
   once, for the latest of them, never a burst: a runbook judges the present, so older slots would repeat it;
 - a new entry (no state yet) starts with its next slot, as cron would: the current minute if it matches, else
   its latest slot is recorded as a baseline without a run;
+- never a slot later than now: a `--now` ahead of this host's clock is refused (up to MAX_SKEW_S ahead, another
+  host's clock, it is taken as now), and a slot recorded later than the clock (by hand, or by a version that took
+  any --now) counts as none, so no entry is silenced until then;
 - notify: once an entry's run ends, a change of its status is told (notify.tell) while the entry's lock is still
   held; the channels delivered are recorded in its state (`notified`), the others retried at its next run.
 """
@@ -41,15 +44,15 @@ from croniter import CroniterError, croniter
 from . import notify, paths
 from .errors import AiasError, UsageError
 from .records import write_atomic
-from .runner.parameterize import _StrictLoader, show
-from .runner.request import prepare
+from .runner.parameterize import _StrictLoader, read_input_file, show
+from .runner.request import make_output_root, output_root, prepare
 from .runner.run_all import Job, Outcome, run_jobs, worst
 from .settings import load_environment
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 KEYS = ("name", "cron", "runbook", "environment", "parameters", "incident", "notify")
-MAX_FILE = 1024 * 1024
 LOCK_WAIT_S = 10.0
+MAX_SKEW_S = 60   # how far ahead of this host's clock a --now may be (the caller's clock), taken as now
 STATE_DIR = ".schedule"
 
 
@@ -67,8 +70,8 @@ def default_path() -> Path:
 
 def load(path: Path | None = None, output: Path | None = None) -> list[Entry]:
     """Every entry of the schedules file, each checked as `aias-runbooks run` checks its input; UsageError (one
-    line naming the file, the entry and what is valid) on the first problem. Nothing runs, nothing is written
-    but the report root (as prepare() creates it)."""
+    line naming the file, the entry and what is valid) on the first problem. Nothing runs and nothing is
+    written, not even the report root (run_due creates it)."""
     path = Path(path or default_path())
     where = f"schedules file {show(str(path), 200)}"
     data = _read_yaml(path, where)
@@ -86,18 +89,7 @@ def load(path: Path | None = None, output: Path | None = None) -> list[Entry]:
 
 
 def _read_yaml(path: Path, where: str) -> Any:
-    try:
-        if path.is_dir():
-            raise UsageError(f"{where} is a folder, not a file")
-        if path.stat().st_size > MAX_FILE:
-            raise UsageError(f"{where} is larger than 1 MiB")
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"{where} does not exist (an example: params/schedules.yaml)") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{where} is not UTF-8 text") from None
-    except OSError as exc:
-        raise UsageError(f"{where} cannot be read: {(exc.strerror or type(exc).__name__).lower()}") from None
+    text = read_input_file(path, where, missing="does not exist (an example: params/schedules.yaml)")
     loader = _StrictLoader(text)
     try:
         return loader.get_single_data()
@@ -132,7 +124,7 @@ def _entry(item: Any, where: str, output: Path | None) -> Entry:
         raise UsageError(f"{where}: `incident` must be text (e.g. INC-1234)")
     try:
         request = prepare(item["runbook"], item["environment"], {str(k): v for k, v in params.items()}, incident,
-                          None, output)
+                          None, output, make_root=False)
     except AiasError as exc:
         raise UsageError(f"{where}: {exc}") from None
     notice = notify.parse(item["notify"], request.profile, where) if item.get("notify") is not None else None
@@ -150,6 +142,18 @@ def _check_cron(cron: str, where: str) -> None:
     except CroniterError as exc:
         never = "never matches a date" if "failed to find" in str(exc) else "is not a cron expression"
         raise UsageError(f"{where}: cron {show(cron)} {never}; {valid}") from None
+
+
+def check_now(now: datetime | None = None) -> datetime:
+    """The time to judge slots at (UTC): `now`, or this host's clock; never later than the clock. A `now` more
+    than MAX_SKEW_S ahead is refused (UsageError): the slot it took would silence the entry until then."""
+    clock = datetime.now(timezone.utc)
+    if now is None:
+        return clock
+    if now > clock + timedelta(seconds=MAX_SKEW_S):
+        raise UsageError(f"--now {now.isoformat()} is ahead of this host's clock ({clock:%Y-%m-%dT%H:%M:%S}Z); "
+                         f"valid: a time at most {MAX_SKEW_S} s ahead of now, or earlier (default: now)")
+    return min(now, clock).astimezone(timezone.utc)
 
 
 def latest_slot(cron: str, now: datetime) -> datetime:
@@ -185,11 +189,11 @@ class Due:
 
 def run_due(entries: list[Entry], output: Path | None = None, now: datetime | None = None,
             parallel: int | None = None) -> Due:
-    """Run each entry whose latest slot is not taken yet (see the module's docstring); at most `parallel` at once."""
-    root = Path(output or paths.output_dir())
-    folder = root / STATE_DIR
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    """Run each entry whose latest slot is not taken yet (see the module's docstring); at most `parallel` at once.
+    UsageError for a `now` ahead of the clock (check_now), before anything is written."""
+    now = check_now(now)
+    folder = make_output_root(output_root(output)) / STATE_DIR
+    folder.mkdir(mode=0o700, exist_ok=True)
     with _flock(folder / "run-due.lock", LOCK_WAIT_S) as held:
         if not held:
             return Due([], busy=True)
@@ -276,9 +280,12 @@ def _state_path(folder: Path, name: str) -> Path:
 
 
 def _state(folder: Path, name: str) -> dict[str, Any]:
+    """The entry's recorded state; {} (a new entry) when there is none, it is unreadable, or its slot is later
+    than the clock (no slot is: kept, it would silence the entry until then)."""
     try:
         state = json.loads(_state_path(folder, name).read_text())
-        datetime.fromisoformat(state["slot"])
+        if datetime.fromisoformat(state["slot"]) > datetime.now(timezone.utc):
+            return {}
         return state
     except (OSError, ValueError, KeyError, TypeError):   # none yet, or unreadable: a new entry
         return {}

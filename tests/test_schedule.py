@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,56 @@ BAD = [
 ]
 
 
+def test_a_now_ahead_of_the_clock_is_refused_and_writes_nothing(tmp_path, schedules):
+    """--now in the future would record that slot as taken, silencing the entry until then: refused before
+    anything is read or written (no sandbox needed: nothing gets as far as the target)."""
+    output = tmp_path / "output"
+    result = run_due(schedules, output, "2099-01-01T00:00:00Z")
+    assert (result.returncode, result.stdout) == (3, ""), result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("aias-runbooks: error: --now 2099-01-01T00:00:00+00:00 is ahead of this host's clock")
+    assert "valid: a time at most 60 s ahead of now" in line
+    assert not output.exists()
+
+
+def test_no_slot_later_than_the_clock_is_ever_recorded(sandbox, tmp_path):
+    """A --now a few seconds ahead (another host's clock) is taken as now; a slot recorded in the future (by a
+    run-due before this check) is no slot: the entry is due again, not silenced until then."""
+    path = tmp_path / "schedules.yaml"
+    path.write_text("schedules:\n  - {name: every-minute, cron: '* * * * *', runbook: health-check, "
+                    "environment: sandbox, parameters: {samples: 10, interval_ms: 0}}\n")
+    output = tmp_path / "output"
+    state = output / ".schedule" / "every-minute.json"
+    ahead = datetime.now(timezone.utc) + timedelta(seconds=59)
+    result = run_due(path, output, ahead.isoformat())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert datetime.fromisoformat(json.loads(state.read_text())["slot"]) <= datetime.now(timezone.utc)
+    state.write_text(json.dumps({"slot": "2099-01-01T00:00:00+00:00", "cron": "* * * * *"}) + "\n")
+    again = run_due(path, output, datetime.now(timezone.utc).isoformat())
+    assert again.returncode == 0 and entries_run(again) == ["every-minute"], again.stdout + again.stderr
+    assert datetime.fromisoformat(json.loads(state.read_text())["slot"]) <= datetime.now(timezone.utc)
+
+
+@pytest.mark.parametrize("kind", ["/dev/zero", "fifo", "folder", "2 MiB"])
+def test_a_schedules_file_that_is_not_a_small_regular_file_is_refused(tmp_path, kind):
+    """/dev/zero would be read until memory runs out, a FIFO would hang run-due: each is one line and exit 3,
+    read no further than a stat, and nothing is written. The timeout is only a safety net for the FIFO."""
+    path = {"/dev/zero": Path("/dev/zero"), "fifo": tmp_path / "fifo", "folder": tmp_path,
+            "2 MiB": tmp_path / "big.yaml"}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    if kind == "2 MiB":
+        path.write_text("schedules: []\n" + "#" * (2 * 1024 * 1024))
+    output = tmp_path / "output"
+    result = cli("schedule", "run-due", "--schedules", str(path), "--output", str(output), timeout=60)
+    assert (result.returncode, result.stdout) == (3, ""), result.stderr
+    (line,) = result.stderr.splitlines()
+    expect = {"/dev/zero": "is not a regular file", "fifo": "is not a regular file", "folder": "is a folder",
+              "2 MiB": "is larger than 1 MiB"}[kind]
+    assert line.startswith("aias-runbooks: error: schedules file ") and expect in line, line
+    assert not output.exists()
+
+
 @pytest.mark.parametrize("entry, message", BAD, ids=[m.split(";")[0][-40:] for _, m in BAD])
 def test_a_bad_schedules_file_is_one_line_and_exit_3_before_anything_runs(sandbox, tmp_path, entry, message):
     """The bad entry comes second: the good first one must not run either."""
@@ -155,8 +206,7 @@ def test_a_bad_schedules_file_is_one_line_and_exit_3_before_anything_runs(sandbo
     result = run_due(path, output, "2026-11-26T20:00:00Z")
     assert result.returncode == 3 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
-    assert not (output / "runs.jsonl").exists() and not (output / ".schedule").exists() \
-        and not (output / ".work").exists(), "nothing ran, no kernel started"
+    assert not output.exists(), "nothing ran, nothing was written: not even the report root"
 
 
 def test_run_all_runs_the_set_in_parallel(sandbox, tmp_path):
@@ -210,7 +260,7 @@ def test_run_all_stopped_stops_its_runs_and_each_still_leaves_its_report(sandbox
 def test_run_all_refuses_an_unknown_runbook_before_anything_runs(sandbox, tmp_path):
     result = cli("run-all", "--runbooks", "health-check,nope", "--output", str(tmp_path / "o"))
     assert result.returncode == 3 and "unknown runbook 'nope'" in result.stderr
-    assert not (tmp_path / "o" / "runs.jsonl").exists()
+    assert not (tmp_path / "o").exists(), "nothing was written: not even the report root"
 
 
 def test_worst_ranks_exit_codes_as_verdicts_rank():

@@ -49,7 +49,7 @@ from ..printable import printable
 ENV_PARAM = "environment"
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
 MAX_TEXT = 200                      # characters in a str parameter or --operator
-MAX_PARAMS_FILE = 1024 * 1024       # bytes in a -f parameters file
+MAX_PARAMS_FILE = 1024 * 1024       # bytes in a -f parameters file or a schedules file
 _RANGE = re.compile(r"\[(-?[\d.]*)\.\.(-?[\d.]+)\]")
 _CHOICES = re.compile(r"\[([a-z0-9_-]+(?:\|[a-z0-9_-]+)+)\]")
 _TIMESTAMP = "[timestamp]"
@@ -226,9 +226,10 @@ class _StrictLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-def read_params_file(path: Path) -> dict[str, FileValue]:
-    """A YAML mapping of name: scalar, at most 1 MiB; UsageError names the file and the problem, not its content."""
-    name = f"parameters file {show(str(path), 200)}"
+def read_input_file(path: Path, name: str, missing: str = "does not exist") -> str:
+    """The UTF-8 text of a file given as input (-f, --schedules): a regular file of at most 1 MiB, checked with a
+    stat before it is opened (/dev/zero would be read until memory runs out, a FIFO would hang the read) and
+    opened non-blocking; UsageError names the file (`name`) and the problem, never its content."""
     try:
         info = path.stat()
         if stat.S_ISDIR(info.st_mode):
@@ -238,17 +239,25 @@ def read_params_file(path: Path) -> dict[str, FileValue]:
         if info.st_size > MAX_PARAMS_FILE:
             raise UsageError(f"{name} is larger than 1 MiB")
         with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NONBLOCK)) as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):   # swapped for something else since the stat
+                raise UsageError(f"{name} is not a regular file")
             data = fh.read(MAX_PARAMS_FILE + 1)
     except FileNotFoundError:
-        raise UsageError(f"{name} does not exist") from None
+        raise UsageError(f"{name} {missing}") from None
     except OSError as exc:
         raise UsageError(f"{name} cannot be read: {(exc.strerror or type(exc).__name__).lower()}") from None
     if len(data) > MAX_PARAMS_FILE:
         raise UsageError(f"{name} is larger than 1 MiB")
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UsageError(f"{name} is not UTF-8 text (byte {exc.start + 1})") from None
+
+
+def read_params_file(path: Path) -> dict[str, FileValue]:
+    """A YAML mapping of name: scalar, at most 1 MiB; UsageError names the file and the problem, not its content."""
+    name = f"parameters file {show(str(path), 200)}"
+    text = read_input_file(path, name)
     loader = None
     try:
         loader = _StrictLoader(text)      # checks every character at once (ReaderError)

@@ -46,10 +46,12 @@ class RunRequest:
 
 
 def prepare(slug: str, env: str = "sandbox", params: dict[str, Any] | None = None,
-            incident: str | None = None, operator: str | None = None, output: Path | None = None) -> RunRequest:
+            incident: str | None = None, operator: str | None = None, output: Path | None = None,
+            make_root: bool = True) -> RunRequest:
     """Check runbook, environment, parameters, incident id, operator and report folder; UsageError (or
     OutputError) on the first problem. Input is checked before the target is consulted (is the sandbox up?),
-    and the report folder is created last, so refused input writes nothing.
+    and the report folder is created last, so refused input writes nothing (a caller checking several requests
+    first, as schedule and run-all do, passes make_root=False and creates it once all passed).
 
     The report root (`output`, else AIAS_OUTPUT_DIR, else output/) is made absolute here, against the caller's
     working directory, once: the notebook runs in notebooks/, where a relative one would name another folder.
@@ -83,7 +85,8 @@ def prepare(slug: str, env: str = "sandbox", params: dict[str, Any] | None = Non
     root = output_root(output)
     check_output_root(root)
     profile.check_ready()
-    make_output_root(root)
+    if make_root:
+        make_output_root(root)
     return RunRequest(info, profile, checked, incident, root, who if who and who.strip() else None)
 
 
