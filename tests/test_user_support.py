@@ -185,3 +185,21 @@ def test_a_database_without_the_reads_as_user_function_gets_unknown_not_a_traceb
     assert "Install the read-only functions" in unknown["next_steps"][0]
     assert "RUNBOOK_ERROR" not in result.codes
     wait_for(_no_session_left, 10, "the runbook's session to end")
+
+
+def test_a_paying_member_removed_from_their_workspace_is_not_a_new_user(run, scenario):
+    """Someone who pays for a workspace and was removed from it is not "a new user who has not joined yet": the
+    finding names the workspace they pay for, and the escalation and reply are about access and billing."""
+    scenario("paying-member-removed")
+    with admin_session() as conn:
+        email, slug = conn.execute("SELECT p.email, t.slug FROM sandbox_scenario.removed_members r "
+                                   "JOIN public.profiles p ON p.id = r.user_id "
+                                   "JOIN public.tenants t ON t.id = r.tenant_id").fetchone()
+    result = run("user-support", "-p", f"user={email}")
+    assert result.proc.returncode == 1, result.proc.stdout + result.proc.stderr
+    assert "TENANT_MEMBERSHIP_MISSING" not in result.codes
+    paying = finding(result, "PAYING_NON_MEMBER")
+    assert paying["severity"] == "WARNING" and paying["evidence"]["workspace"] == slug
+    assert f"({slug}) but is no longer a member of it" in paying["title"]
+    html = (result.folder / "report.html").read_text()
+    assert "Level 2" in html and "no longer a member of the workspace it pays for" in html

@@ -87,11 +87,36 @@ def account(found: pd.DataFrame, user: str, now: datetime | None = None) -> list
     return findings
 
 
-def memberships(members: pd.DataFrame, found: pd.DataFrame) -> list[Finding]:
-    """TENANT_MEMBERSHIP_MISSING: an account in no tenant sees no workflows, executions or plan after signing in."""
-    if found.empty or members.attrs.get("error") or len(members):
+PAYING = ("active", "trialing", "past_due")    # a subscription the user is (still) charged for
+
+
+def memberships(members: pd.DataFrame, found: pd.DataFrame, paid: pd.DataFrame | None = None) -> list[Finding]:
+    """PAYING_NON_MEMBER when the user's paid subscription is for a workspace they are no longer a member of (removed,
+    not "not joined yet": a billing and access question, not an invitation); else TENANT_MEMBERSHIP_MISSING when the
+    account is in no tenant (after signing in they see no workflows, executions or plan). `paid` is the named query
+    user_paid_workspaces."""
+    if found.empty or members.attrs.get("error"):
         return []
     row = found.iloc[0]
+    if paid is not None and not paid.attrs.get("error"):
+        lost = paid[paid["status"].isin(PAYING) & (paid["tier"] != "free") & ~paid["member"].astype(bool)]
+        if len(lost):
+            ws = lost.iloc[0]
+            name = ws["tenant"] if ws["tenant"] else ws["tenant_id"]
+            return [Finding("PAYING_NON_MEMBER", Severity.WARNING,
+                            f"{row['email']} pays for the {ws['tier']} plan ({ws['status']}) of workspace {name} "
+                            f"({ws['slug']}) but is no longer a member of it: they pay and cannot see its data.",
+                            {"user_id": row["user_id"], "tenant_id": ws["tenant_id"], "workspace": ws["slug"],
+                             "tier": ws["tier"], "status": ws["status"],
+                             "stripe_subscription_id": ws["stripe_subscription_id"],
+                             "other_memberships": list(members["slug"]) if len(members) else []},
+                            [f"Ask the owner or an admin of {ws['slug']} whether removing them was intended "
+                             "(tenant_members; the auth audit log shows who acted when).",
+                             "Removed by mistake: the owner re-invites them and their data is back.",
+                             "Intended: move the subscription to whoever keeps the workspace or cancel it, and "
+                             "refund the time they could not use (billing, with the customer's consent)."])]
+    if len(members):
+        return []
     return [Finding("TENANT_MEMBERSHIP_MISSING", Severity.WARNING,
                     f"{row['email']} is a member of no tenant: after signing in they see no data.",
                     {"user_id": row["user_id"], "signed_up": _when(row["created_at"])},
@@ -145,6 +170,10 @@ REPLIES: dict[str, tuple[str, int, str]] = {
                               "plan is active; you will not be charged again."),
     "USER_ACCESS_UNKNOWN": (LEVEL_2, 2, "Thank you for reaching out. We are looking into your account and will get "
                             "back to you shortly."),
+    "PAYING_NON_MEMBER": (LEVEL_2, 2, "Thank you for reaching out. Your subscription is active, but your account is "
+                          "no longer a member of the workspace it pays for, which is why you do not see its data. We "
+                          "are checking with the workspace's owner and will restore your access or sort out your "
+                          "plan; you will not pay for time you could not use."),
     "TENANT_MEMBERSHIP_MISSING": (LEVEL_1, 1, "Thank you for reaching out. Your account is active, but it has not "
                                   "joined a workspace yet, which is why you do not see any data. Please ask your "
                                   "workspace owner to invite you with the email address you signed up with; once "

@@ -35,6 +35,14 @@ RESET_SQL = """
 CREATE INDEX IF NOT EXISTS workflow_executions_workflow_id_idx ON public.workflow_executions (workflow_id);
 DROP TABLE IF EXISTS public.debug_webhook_payloads, public.feature_flags, public.usage_reports;
 DROP TABLE IF EXISTS public.import_staging;
+DO $$
+BEGIN
+  IF to_regclass('sandbox_scenario.removed_members') IS NOT NULL THEN
+    INSERT INTO public.tenant_members SELECT * FROM sandbox_scenario.removed_members ON CONFLICT DO NOTHING;
+    DROP TABLE sandbox_scenario.removed_members;
+  END IF;
+END
+$$;
 """
 # Read workflow_executions' indexes into memory, as a running platform has them: after a scenario that recreated
 # one, and at `up` before the statistics reset (the worker inserts into every one of them, at random places of the
@@ -107,6 +115,20 @@ CREATE TABLE public.usage_reports (id bigint PRIMARY KEY, tenant_id uuid, summar
 ALTER TABLE public.usage_reports ENABLE ROW LEVEL SECURITY;
 GRANT SELECT ON public.usage_reports TO authenticated, aias_monitor;
 CREATE POLICY usage_reports_monitor_read ON public.usage_reports FOR SELECT TO aias_monitor USING (true);
+"""
+
+# A paying member removed from the workspace their subscription pays for (an admin's clean-up, a bad invitation
+# flow): the first such member by email; the row is kept aside (outside the app's schemas) so RESET_SQL puts it back.
+PAYING_MEMBER_REMOVED_SQL = """
+CREATE SCHEMA IF NOT EXISTS sandbox_scenario;
+CREATE TABLE sandbox_scenario.removed_members AS
+SELECT m.* FROM public.tenant_members m
+JOIN public.subscription_tiers s ON s.user_id = m.user_id AND s.tenant_id = m.tenant_id
+JOIN public.profiles p ON p.id = m.user_id
+WHERE s.tier <> 'free' AND s.status = 'active' AND m.role = 'member'
+ORDER BY p.email LIMIT 1;
+DELETE FROM public.tenant_members m USING sandbox_scenario.removed_members r
+WHERE m.tenant_id = r.tenant_id AND m.user_id = r.user_id;
 """
 
 # A table loaded with autovacuum off (a common bulk-load trick) and never switched back: 3000 dead rows against
@@ -198,6 +220,9 @@ SCENARIOS = {s.name: s for s in [
              "four accounts ends in a login as one of them; a revoked API key and its live successor are presented "
              "from an unknown address; the service-role token is used from an unknown origin.", breach=True,
              diagnosed_by="incident-data-breach: SUSPICIOUS_LOGINS (CRITICAL), CREDENTIAL_MISUSE (CRITICAL)"),
+    Scenario("paying-member-removed", "A member who pays for their workspace's Pro plan was removed from it: they "
+             "pay and see nothing (sandbox_scenario.removed_members names them).",
+             setup_sql=PAYING_MEMBER_REMOVED_SQL),
     Scenario("rls-blocks-user", "A policy change made workflows' SELECT policy match only the workflows a user "
              "created, not their tenants': rls.member@example.test, who just joined a tenant as a member, sees none of "
              "its workflows, and every other member misses some (rls-user.json in the sandbox folder names the user).",
