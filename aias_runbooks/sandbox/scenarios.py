@@ -170,7 +170,8 @@ SCENARIOS = {s.name: s for s in [
     Scenario("slow-queries", "The index on workflow_executions(workflow_id) is gone and a dashboard query "
              "runs in a loop.", fault="slow-workload", dirties_stats=True,
              diagnosed_by="database-connection-errors: DB_SLOW_QUERY; database-health: DB_SEQ_SCAN_HOT_TABLE"),
-    Scenario("rls-gap", "A table without RLS and a table with RLS but no policy appeared in public.",
+    Scenario("rls-gap", "A table without RLS, a table with RLS but no policy, and one whose only policy is the "
+             "monitoring role's appeared in public.",
              setup_sql=RLS_GAP_SQL, diagnosed_by="database-health: RLS_DISABLED, RLS_NO_POLICY"),
     Scenario("webhook-secret-mismatch", "The API's webhook secret was rotated but Stripe still signs with the old "
              "one: three users paid for Pro, every delivery failed verification, none was upgraded.",
