@@ -4,6 +4,8 @@ real HTTP: the shapes the runbooks read, credentials checked, and changes (rollb
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -11,7 +13,7 @@ import pytest
 from aias_runbooks import paths
 from aias_runbooks.sandbox import services
 from aias_runbooks.settings import load_environment
-from aias_runbooks.sources import auth, status_pages
+from aias_runbooks.sources import auth, integrations, status_pages
 from aias_runbooks.sources.deploys import Vercel
 from aias_runbooks.sources.email import Resend
 from aias_runbooks.sources.http import Unreachable
@@ -91,3 +93,73 @@ def test_a_service_that_is_not_there_is_one_line(profile):
     pages = status_pages.summary({"nowhere": "http://127.0.0.1:9"}, timeout_s=2)
     assert pages.iloc[0]["indicator"] is None and "no answer from http://127.0.0.1:9" in pages.iloc[0]["error"]
     assert not auth.health("http://127.0.0.1:9", "key", timeout_s=2)["ok"]
+
+
+def test_resend_lists_domains_as_its_api_does(profile, restore_services):
+    """GET /domains answers resend-openapi's ListDomainsResponse ({"object": "list", "has_more": ..., "data": [...]});
+    an account with no sending domain answers an empty list, which the source reads as no domain, not as an error."""
+    key = profile.secret("resend_api_key").reveal()
+    listed = httpx.get(profile.urls["resend_api"] + "/domains", headers={"Authorization": f"Bearer {key}"}, timeout=5)
+    answer = listed.json()
+    assert (answer["object"], answer["has_more"]) == ("list", False)
+    assert [d["name"] for d in answer["data"]] == ["aiautomatedsystems.ca"]
+    with services.services_state(restore_services) as state:
+        state["domains"] = []
+    empty = httpx.get(profile.urls["resend_api"] + "/domains", headers={"Authorization": f"Bearer {key}"}, timeout=5)
+    assert empty.json() == {"object": "list", "has_more": False, "data": []}
+    assert Resend(key, profile.urls["resend_api"]).domains().empty
+
+
+@pytest.fixture
+def recorder():
+    """An HTTP server on 127.0.0.1 that answers 200 `{}` to every GET and POST and records each request's raw path
+    (as sent, percent-encoding and all)."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def answer(self) -> None:
+            seen.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        do_GET = do_POST = answer  # noqa: N815 - http.server's names
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_resend_answer_without_its_list_of_domains_is_not_an_empty_list(recorder):
+    base, _ = recorder
+    with pytest.raises(Unreachable, match="no `data` list"):
+        Resend("re_key", base).domains()
+
+
+# An integration's name is the platform's data (workflows name it): as a path segment it must stay one
+HOSTILE_NAMES = {"../admin": "..%2Fadmin", "..": "%2E%2E", ".": "%2E", "a/b?x=1#top": "a%2Fb%3Fx%3D1%23top",
+                 "hub spot": "hub%20spot", "%2e%2e%2fadmin": "%252e%252e%252fadmin", "slack": "slack"}
+
+
+def test_an_integration_name_is_one_path_segment_of_the_probe(recorder):
+    base, seen = recorder
+    probed = integrations.probe(f"{base}/integrations", list(HOSTILE_NAMES), 5.0)
+    assert seen == [f"/integrations/{segment}" for segment in HOSTILE_NAMES.values()]
+    assert probed["ok"].all() and probed["integration"].tolist() == list(HOSTILE_NAMES)
+
+
+def test_a_deployment_id_and_a_project_are_one_path_segment_each(recorder):
+    base, seen = recorder
+    client = Vercel("token", base, project="prj/../other")
+    client.deployments()
+    client.rollback("../../v9/projects/other")
+    assert seen[1:] == ["/v9/projects/prj%2F..%2Fother",
+                        "/v1/projects/prj%2F..%2Fother/rollback/..%2F..%2Fv9%2Fprojects%2Fother"]

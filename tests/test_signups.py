@@ -70,6 +70,23 @@ def test_unverified_sending_domain_is_named(run, scenario):
     assert result.codes["SIGNUP_SUCCESS_RATE_OK"] == "OK", "signups still succeed: only the email is missing"
 
 
+def test_no_sending_domain_at_resend_is_a_warning_not_every_domain_verified(quiet, run):
+    """Resend lists no domain (none added, or the profile's key is another account's): no email can be sent from the
+    platform's address. An empty list used to read as "every sending domain is verified" (OK)."""
+    with services.services_state(paths.sandbox_dir()) as state:
+        saved, state["domains"] = state["domains"], []
+    try:
+        result = run("signup-failures")
+    finally:
+        with services.services_state(paths.sandbox_dir()) as state:
+            state["domains"] = saved
+    assert result.proc.returncode == 1, result.verdict["findings"]
+    assert result.proc.stdout.startswith("WARNING: EMAIL_NO_SENDING_DOMAIN - No sending domain at Resend"), \
+        result.proc.stdout
+    assert "EMAIL_DOMAIN_VERIFIED" not in result.codes
+    assert finding(result, "EMAIL_NO_SENDING_DOMAIN")["evidence"] == {"domains": 0}
+
+
 @pytest.fixture
 def auth_down(sandbox):
     """Supabase Auth down for one test; afterwards up again and the test's signups forgotten, as a scenario's are."""

@@ -87,13 +87,25 @@ def auth(health: dict[str, Any] | None, problem: str = "") -> list[Finding]:
 
 
 def email_domains(domains: pd.DataFrame | None, problem: str = "") -> list[Finding]:
-    """EMAIL_DOMAIN_UNVERIFIED when a sending domain is not verified at Resend: every email from it is refused."""
+    """EMAIL_DOMAIN_UNVERIFIED when a sending domain is not verified at Resend: every email from it is refused;
+    EMAIL_NO_SENDING_DOMAIN when Resend lists none at all (no domain added, or the profile's key is another
+    account's): no email can be sent from the platform's address either, but this run cannot tell which."""
     if domains is None:
         return [Finding("EMAIL_NOT_CONFIGURED", Severity.UNKNOWN, f"Resend was not checked: {problem}")]
+    if domains.empty:
+        return [Finding("EMAIL_NO_SENDING_DOMAIN", Severity.WARNING,
+                        "No sending domain at Resend: the account of the profile's API key lists none, so no email "
+                        "from the platform's address is sent (welcome emails, password resets), unless the key is "
+                        "another account's.", {"domains": 0},
+                        ["Resend dashboard > Domains: is the platform's sending domain there? If not, add it, "
+                         "publish the DNS records it lists (SPF, DKIM) and Verify.",
+                         "If it is there, the profile's resend_api_key belongs to another Resend account: give the "
+                         "runbooks a key of the account the platform sends with.",
+                         "Run signup-failures again: EMAIL_DELIVERY_FAILING says whether sends are refused now."])]
     bad = domains[domains["status"] != "verified"]
     if bad.empty:
         return [Finding("EMAIL_DOMAIN_VERIFIED", Severity.OK,
-                        f"Every sending domain is verified ({', '.join(domains['name']) or 'none'}).")]
+                        f"Every sending domain is verified ({', '.join(domains['name'])}).")]
     return [Finding("EMAIL_DOMAIN_UNVERIFIED", Severity.CRITICAL,
                     f"Sending domain {bad.iloc[0]['name']} is {bad.iloc[0]['status']} at Resend: no email from it "
                     f"is sent (welcome emails, password resets).",

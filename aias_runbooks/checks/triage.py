@@ -41,6 +41,7 @@ NEXT = {
     "EXTERNAL_API_DOWN": "workflows-not-executing", "PLAN_LIMIT_REACHED": "workflows-not-executing",
     "SIGNUP_RATE_LIMITED": "signup-failures", "SIGNUP_SUCCESS_RATE_LOW": "signup-failures",
     "AUTH_UNHEALTHY": "signup-failures", "EMAIL_DOMAIN_UNVERIFIED": "signup-failures",
+    "EMAIL_NO_SENDING_DOMAIN": "signup-failures",
     "EMAIL_DELIVERY_FAILING": "signup-failures",
     "EXTERNAL_STATUS_DEGRADED": "incident-system-down", "EXTERNAL_STATUS_UNKNOWN": "incident-system-down",
     "BACKUP_STALE": "database-backup", "BACKUP_MISSING": "database-backup",

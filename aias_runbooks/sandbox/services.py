@@ -167,7 +167,8 @@ async def vercel_rollback(request: web.Request) -> web.Response:
 
 async def resend_domains(request: web.Request) -> web.Response:
     resend_auth(request)
-    return web.json_response({"object": "list", "data": request.app["state"].get().get("domains", [])})
+    return web.json_response({"object": "list", "has_more": False,   # resend-openapi's ListDomainsResponse
+                              "data": request.app["state"].get().get("domains", [])})
 
 
 async def resend_emails(request: web.Request) -> web.Response:

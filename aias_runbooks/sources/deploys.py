@@ -6,6 +6,7 @@ import pandas as pd
 
 from ..settings import Environment
 from .http import Unreachable, request_json
+from .url import segment
 
 COLUMNS = ["id", "state", "target", "created", "ready", "commit", "message", "creator", "url", "live"]
 
@@ -30,7 +31,8 @@ class Vercel:
     def deployments(self, limit: int = 20) -> pd.DataFrame:
         """The project's latest production deployments, newest first; `live` marks the one production serves."""
         found = self._get("/v6/deployments", projectId=self.project, target="production", limit=limit)
-        live = ((self._get(f"/v9/projects/{self.project}").get("targets") or {}).get("production") or {}).get("id")
+        project = self._get(f"/v9/projects/{segment(self.project)}")
+        live = ((project.get("targets") or {}).get("production") or {}).get("id")
         rows = [{"id": d["uid"], "state": d.get("readyState") or d.get("state"), "target": d.get("target"),
                  "created": d.get("createdAt") or d.get("created"), "ready": d.get("ready"),
                  "commit": (d.get("meta") or {}).get("githubCommitSha", "")[:7],
@@ -44,8 +46,9 @@ class Vercel:
 
     def rollback(self, deployment_id: str, description: str = "") -> None:
         """Point production at deployment_id (POST /v1/projects/{project}/rollback/{id}); Unreachable if refused."""
-        request_json("POST", f"{self.api_base}/v1/projects/{self.project}/rollback/{deployment_id}", self._auth,
-                     self.timeout_s, params={"description": description} if description else None)
+        path = f"/v1/projects/{segment(self.project)}/rollback/{segment(deployment_id)}"
+        request_json("POST", self.api_base + path, self._auth, self.timeout_s,
+                     params={"description": description} if description else None)
 
 
 def vercel_of(env: Environment) -> tuple[Vercel | None, str]:

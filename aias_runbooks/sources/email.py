@@ -22,9 +22,14 @@ class Resend:
                             params=params)[0]
 
     def domains(self) -> pd.DataFrame:
-        """Each sending domain with its status (verified, pending, not_started, failed, temporary_failure)."""
-        return pd.DataFrame(self._get("/domains").get("data", []), columns=["id", "name", "status", "region",
-                                                                            "created_at"])
+        """Each sending domain with its status (verified, pending, not_started, failed, partially_verified, ...);
+        empty when the account has none. An answer without its `data` list is Unreachable: read as an empty list
+        it would say the account has no domain."""
+        answer = self._get("/domains")
+        data = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(data, list):
+            raise Unreachable(f"{self.api_base}/domains answered without a list of domains (no `data` list)")
+        return pd.DataFrame(data, columns=["id", "name", "status", "region", "created_at"])
 
     def emails(self, limit: int = 100) -> pd.DataFrame:
         """The latest emails sent, newest first, with their last event (delivered, bounced, complained, ...)."""

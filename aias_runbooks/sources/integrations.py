@@ -8,6 +8,8 @@ from collections.abc import Iterable
 import httpx
 import pandas as pd
 
+from .url import segment
+
 COLUMNS = ["integration", "ok", "status", "latency_ms", "error"]
 
 
@@ -19,7 +21,7 @@ def probe(base_url: str, names: Iterable[str], timeout_s: float = 5.0) -> pd.Dat
         for name in names:
             start = time.perf_counter()
             try:
-                response = client.get(f"{base_url.rstrip('/')}/{name}")
+                response = client.get(f"{base_url.rstrip('/')}/{segment(name)}")
             except httpx.HTTPError as exc:
                 rows.append({"integration": name, "ok": False, "status": None,
                              "latency_ms": (time.perf_counter() - start) * 1000,
