@@ -26,6 +26,8 @@ from .conftest import admin_session, app_dsn, sandbox_dsn, wait_for
 
 RULE = load_thresholds()["db_connections"]
 WARNING_S = RULE["blocked_warning_s"]
+GRACE_S = RULE["idle_holder_grace_s"]
+UPDATE_ROW = "UPDATE workflows SET updated_at = now() WHERE id = %s"
 
 
 def _probe(sql: str, *params) -> list[tuple]:
@@ -39,6 +41,16 @@ def _waiting(pids: list[int], longer_than: float) -> bool:
     rows = _probe("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s) AND wait_event_type = 'Lock' "
                   "AND now() - query_start > make_interval(secs => %s)", pids, longer_than)
     return rows[0][0] == len(pids)
+
+
+def _idle_in_transaction(pid: int, longer_than: float) -> bool:
+    """This session is idle in transaction, and has been for longer than `longer_than` seconds."""
+    return bool(_probe("SELECT 1 FROM pg_stat_activity WHERE pid = %s AND state = 'idle in transaction' "
+                       "AND now() - state_change > make_interval(secs => %s)", pid, longer_than))
+
+
+def _active(pid: int) -> bool:
+    return bool(_probe("SELECT 1 FROM pg_stat_activity WHERE pid = %s AND state = 'active'", pid))
 
 
 def _alive(pid: int) -> bool:
@@ -64,6 +76,27 @@ _STARTED: list[threading.Thread] = []   # joined by the sessions fixture before 
 
 def _start(conn: psycopg.Connection, sql: str, *params) -> threading.Thread:
     thread = threading.Thread(target=_quietly, args=(conn, sql, *params), daemon=True)
+    thread.start()
+    _STARTED.append(thread)
+    return thread
+
+
+def _retry(conn: psycopg.Connection, sql: str, *params) -> None:
+    """An application request with a statement_timeout: it gives up on the lock, rolls back and tries again, as a
+    web app's retries do, so no single wait grows old; it ends when its session is ended."""
+    with contextlib.suppress(psycopg.Error):
+        while True:
+            with contextlib.suppress(psycopg.errors.QueryCanceled):
+                conn.execute(sql, params)
+            conn.rollback()
+
+
+def _start_requests(conn: psycopg.Connection, sql: str, *params, timeout_s: float = 2) -> threading.Thread:
+    """Requests on this session, each given up after timeout_s (a statement_timeout: the whole wait, not each
+    lock's, as lock_timeout would bound it), well under blocked_warning_s."""
+    conn.execute(f"SET statement_timeout = '{timeout_s}s'")
+    conn.commit()
+    thread = threading.Thread(target=_retry, args=(conn, sql, *params), daemon=True)
     thread.start()
     _STARTED.append(thread)
     return thread
@@ -125,6 +158,68 @@ def test_brief_lock_waits_are_ok_and_their_blocker_is_not_called_a_leak(run, ses
     assert "leak" not in json.dumps(finding).lower(), "a brief wait's blocker is no leak"
 
 
+def test_a_young_queue_behind_an_idle_in_transaction_holder_names_the_holder_not_contention(run, sessions):
+    """Requests that give up on a lock after 2 s and retry queue behind a transaction left idle: no wait ever
+    passes blocked_warning_s, yet waiting will not release the lock. The finding names the holder and counts its
+    queue; the guarded action's dry run targets exactly that session."""
+    row = _row(9)
+    holder = sessions("aias-api/export-job")
+    holder.execute(UPDATE_ROW, (row,))                               # then idle in transaction, holding the row
+    pid = holder.info.backend_pid
+    waiters = [sessions("aias-api") for _ in range(3)]
+    for conn in waiters:
+        _start_requests(conn, UPDATE_ROW, row)
+    wait_for(lambda: _waiting([c.info.backend_pid for c in waiters], 0) and _idle_in_transaction(pid, GRACE_S + 0.5),
+             60, f"three requests to queue behind a holder idle past idle_holder_grace_s ({GRACE_S} s)")
+
+    result = run("database-connection-errors", "-p", "terminate_root_blockers=true", "-p", "leak_min_idle_s=3600")
+
+    assert "DB_BLOCKING_LOCKS" in result.codes and "DB_LOCKS_OK" not in result.codes, result.codes
+    finding = _finding(result, "DB_BLOCKING_LOCKS")
+    assert finding["evidence"]["longest_wait_s"] < WARNING_S, "a young queue: no wait reaches blocked_warning_s"
+    (root,) = finding["evidence"]["roots"]
+    assert (root["pid"], root["application"], root["role"], root["client"], root["state"], root["frees_lock"]) == (
+        pid, "aias-api/export-job", "aias_app", "127.0.0.1", "idle in transaction", "terminate")
+    assert root["in_state_s"] > GRACE_S and root["since"] and root["query"].startswith("UPDATE workflows")
+    assert 1 <= root["waiters"] <= 3, root     # a request between two tries is not in the queue at that instant
+    assert root["judged"] == "runs nothing: waiting will not release its lock"
+    title = finding["title"]
+    assert f"pid {pid} (idle in transaction, aias-api/export-job), user aias_app from 127.0.0.1" in title, title
+    assert f"{root['waiters']} session(s) queue behind its lock" in title and "since " in title
+    assert "contention" not in json.dumps(finding), "a holder that runs nothing is never row-lock contention"
+    critical = (root["waiters"] >= RULE["blocked_critical_waiters"]
+                or root["in_state_s"] >= RULE["idle_holder_critical_s"])
+    assert result.codes["DB_BLOCKING_LOCKS"] == ("CRITICAL" if critical else "WARNING")
+    assert result.proc.returncode == (2 if critical else 1)
+    steps = finding["next_steps"]
+    assert steps[0].startswith(f"Terminate root blocker pid {pid} with this runbook's guarded action"), steps
+    assert f"pg_cancel_backend({pid})" not in " ".join(steps)
+    shown = _guarded_action_output(result)
+    assert _target_pids(result) == {pid} and "idle root blocker" in shown and "dry run: would terminate" in shown
+    assert _alive(pid), "a dry run changes nothing"
+
+
+def test_a_young_wait_behind_an_active_holder_is_row_lock_contention(run, sessions):
+    """The quiet case stays quiet: one request waits briefly behind a statement that is running."""
+    row = _row(10)
+    holder, waiter = sessions("aias-api/report-job"), sessions("aias-api")
+    holder.execute(UPDATE_ROW, (row,))
+    _start(holder, "SELECT pg_sleep(600)")                           # active: it runs a statement
+    pid = holder.info.backend_pid
+    _start_requests(waiter, UPDATE_ROW, row)
+    wait_for(lambda: _active(pid) and _waiting([waiter.info.backend_pid], 0), 60, "the request to wait")
+
+    result = run("database-connection-errors", "-p", "terminate_root_blockers=true")
+
+    assert result.codes["DB_LOCKS_OK"] == "OK" and "DB_BLOCKING_LOCKS" not in result.codes, result.codes
+    assert result.proc.returncode == 0, result.codes
+    finding = _finding(result, "DB_LOCKS_OK")
+    root = next(r for r in finding["evidence"]["roots"] if r["pid"] == pid)
+    assert (root["state"], root["waiters"], root["judged"]) == ("active", 1, "normal row-lock contention")
+    assert f"pid {pid} (active, aias-api/report-job)" in finding["title"], finding["title"]
+    assert pid not in _target_pids(result), "an active holder is never a target"
+
+
 def test_a_long_wait_behind_an_active_blocker_is_reported_and_only_cancel_is_advised(run, sessions):
     row = _row(4)
     holder, waiter = sessions("aias-api/report-job"), sessions("aias-api")
@@ -148,7 +243,9 @@ def test_a_long_wait_behind_an_active_blocker_is_reported_and_only_cancel_is_adv
     steps = " ".join(finding["next_steps"])
     assert f"pg_cancel_backend({pid})" in steps and f"pg_terminate_backend({pid})" not in steps
     assert _alive(pid), "an active root blocker is never terminated by the guarded action"
-    assert not (result.output / "audit.jsonl").exists(), "nothing to terminate: no attempt"
+    (record,) = [json.loads(line) for line in (result.output / "audit.jsonl").read_text().splitlines()]
+    assert record["phase"] == "no-op" and "no session meets the criteria" in record["reason"], \
+        "nothing to terminate: a no-op, audited as one"
 
 
 def test_three_waiters_behind_one_blocker_are_critical_and_the_idle_blocker_is_to_be_terminated(run, sessions):
@@ -262,7 +359,7 @@ def test_an_idle_advisory_lock_holder_is_named_terminated_on_apply_and_the_waite
     assert (started["phase"], finished["phase"]) == ("started", "finished")
     assert finished["operator"] == "alice" and finished["incident"] == "INC-42"
     assert finished["criteria"] == {"min_idle_s": 10, "application": None, "root_blockers": True,
-                                    "min_blocked_s": WARNING_S}
+                                    "min_blocked_s": WARNING_S, "min_holder_idle_s": GRACE_S}
     assert [(t["pid"], t["target"], t["state"], t["action"]) for t in finished["targets"]] == [
         (holder, "idle root blocker", "idle", "terminated")]
     assert finished["terminated"] == 1
@@ -290,7 +387,7 @@ def test_a_root_blocker_that_changed_since_the_plan_is_skipped(sandbox, sessions
     wait_for(lambda: _waiting(waiting, WARNING_S + 0.5), 60, "every waiter past blocked_warning_s")
 
     rb = runbook.start("database-connection-errors", "sandbox")
-    targets = terminate.plan(rb, 3600, app, root_blockers=True, min_blocked_s=WARNING_S)
+    targets = terminate.plan(rb, 3600, app, root_blockers=True, min_blocked_s=WARNING_S, min_holder_idle_s=GRACE_S)
     assert sorted(targets["pid"]) == sorted(h.info.backend_pid for h in (released, ran, kept)), \
         "idle root blockers only: not the active one, not the waiters"
     assert set(targets["target"]) == {terminate.ROOT_BLOCKER} and set(targets["state"]) == {"idle"}

@@ -2,16 +2,18 @@
 
 Dry run unless apply; every attempt is audited. Two kinds of target (column `target`):
 - a leaked session: idle in transaction for longer than min_idle_s;
-- with root_blockers=True, an idle root blocker: a session that is idle (in a transaction or not, e.g. holding a
-  session-level advisory lock), waits on nothing and has blocked another session for longer than min_blocked_s.
-  pg_cancel_backend does nothing to an idle session, so ending it is what frees the lock. An active root
+- with root_blockers=True, an idle root blocker, as the lock check (checks.connections.blocking) blames one: a
+  session that is idle (in a transaction or not, e.g. holding a session-level advisory lock), waits on nothing and
+  blocks another session, either for longer than min_blocked_s or, idle for min_holder_idle_s or more, at all
+  (waiting will not release its lock, however young the queue). pg_cancel_backend does nothing to an idle
+  session, so ending it is what frees the lock. An active root
   blocker is never a target (cancelling its statement is the advice), nor is this runbook's own session.
 
 Only the sessions listed in the plan are touched, one statement per session, and each only if that same
 statement finds it unchanged since the plan: the same session (pid + backend_start), in the same transaction
 (xact_start), nothing run since (state_change), of the named application when one was given, and still meeting
 its kind's criterion (a leak: idle in transaction longer than min_idle_s; a root blocker: still idle, still
-blocking a session that has waited longer than min_blocked_s). See sql/terminate_backends.sql.
+blocking a session as above). See sql/terminate_backends.sql.
 
 Apply writes two records to output/audit.jsonl, sharing an `attempt` id: `phase: started` (operator, criteria,
 every planned target) before the first signal, and `phase: finished` (each target's outcome) afterwards, also
@@ -48,18 +50,21 @@ LEAK, ROOT_BLOCKER = "leaked session", "idle root blocker"    # the `target` col
 
 
 def plan(rb: Runbook, min_idle_s: int, application: str = "", root_blockers: bool = False,
-         min_blocked_s: float | None = None) -> pd.DataFrame:
+         min_blocked_s: float | None = None, min_holder_idle_s: float | None = None) -> pd.DataFrame:
     """The sessions the action would terminate: idle in transaction longer than min_idle_s and, with
-    root_blockers, idle root blockers that have blocked a session for longer than min_blocked_s."""
+    root_blockers, idle root blockers that have blocked a session for longer than min_blocked_s or that have
+    been idle min_holder_idle_s and block any (the thresholds' blocked_warning_s and idle_holder_grace_s)."""
     criteria: dict[str, Any] = {"min_idle_s": min_idle_s, "application": application or None}
     frame = rb.query("idle_in_transaction", min_idle_s=min_idle_s, application=application or None)
     error = frame.attrs.get("error")
     frame = frame.assign(target=LEAK)
     if root_blockers:
-        if min_blocked_s is None:
-            raise ValueError("root_blockers=True needs min_blocked_s (the thresholds' blocked_warning_s)")
-        criteria |= {"root_blockers": True, "min_blocked_s": min_blocked_s}
-        blockers = rb.query("idle_root_blockers", min_blocked_s=min_blocked_s, application=application or None)
+        if min_blocked_s is None or min_holder_idle_s is None:
+            raise ValueError("root_blockers=True needs min_blocked_s and min_holder_idle_s (the thresholds' "
+                             "blocked_warning_s and idle_holder_grace_s)")
+        criteria |= {"root_blockers": True, "min_blocked_s": min_blocked_s, "min_holder_idle_s": min_holder_idle_s}
+        blockers = rb.query("idle_root_blockers", min_blocked_s=min_blocked_s, min_holder_idle_s=min_holder_idle_s,
+                            application=application or None)
         error = error or blockers.attrs.get("error")
         if not blockers.empty and "pid" in frame.columns:    # a leak that also blocks is listed once, as a leak
             blockers = blockers[~blockers["pid"].isin(frame["pid"])]
@@ -119,6 +124,7 @@ def _terminate(conn, row: Any, criteria: dict[str, Any]) -> tuple[bool, str]:
                               backend_start=_exact(row.backend_start), xact_start=_exact(row.xact_start),
                               state_change=_exact(row.state_change), min_idle_s=criteria.get("min_idle_s") or 0,
                               min_blocked_s=criteria.get("min_blocked_s") or 0,
+                              min_holder_idle_s=criteria.get("min_holder_idle_s") or 0,
                               application=criteria.get("application"))
     except DBAPIError as exc:
         return False, FAILED + _server_message(exc)

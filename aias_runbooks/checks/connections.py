@@ -123,52 +123,45 @@ def long_running(running: pd.DataFrame, min_seconds: int) -> list[Finding]:
 
 
 IDLE_STATES = ("idle", "idle in transaction", "idle in transaction (aborted)")
+CONTENTION = "normal row-lock contention"
+BETWEEN_STATEMENTS = "between two statements"
+RUNS_NOTHING = "runs nothing: waiting will not release its lock"
 
 
 def blocking(chains: pd.DataFrame, thresholds: dict[str, Any], leak_min_idle_s: int | None = None) -> list[Finding]:
-    """DB_BLOCKING_LOCKS once the longest lock wait passes blocked_warning_s (brief waits are DB_LOCKS_OK).
+    """DB_BLOCKING_LOCKS, judged on each root blocker's state and the queue behind it, not only on the waits.
 
-    WARNING past blocked_warning_s; CRITICAL past blocked_critical_s, when blocked_critical_waiters or more
-    sessions wait behind one root blocker, or when DDL (an AccessExclusiveLock request) has been queued longer
-    than blocked_warning_s (every later reader of that table queues behind it). Each root blocker (blocks
-    others, waits on nothing) is named with what frees its lock: cancel for an active one, terminate for an idle
-    one (pg_cancel_backend does nothing to a session that runs no statement).
+    A root blocker (blocks others, waits on nothing) that is idle, in a transaction or not (a session-level
+    advisory lock), for idle_holder_grace_s or more runs nothing: waiting will not release its lock, and
+    requests that give up on the lock and retry keep every single wait young. It is reported however young
+    its queue: WARNING, CRITICAL once blocked_critical_waiters sessions queue behind it or it has run nothing
+    for idle_holder_critical_s. Any other root is reported once a wait behind it passes blocked_warning_s:
+    WARNING, CRITICAL past blocked_critical_s, with blocked_critical_waiters behind one root, or when DDL (an
+    AccessExclusiveLock request) has been queued longer than blocked_warning_s (every later reader of that
+    table queues behind it). Brief waits behind an active root with fewer than blocked_critical_waiters
+    queued are normal row-lock contention (DB_LOCKS_OK), as are those behind a root idle for less than
+    idle_holder_grace_s, which is between two statements. Each root reported is named with what frees its
+    lock: cancel for an active one, the guarded terminate for an idle one (pg_cancel_backend does nothing to
+    a session that runs no statement).
     """
     if chains.empty:
         return [] if chains.attrs.get("error") else [
             Finding("DB_LOCKS_OK", Severity.OK, "No session waits on a lock.")]
     rule = thresholds["db_connections"]
-    warning_s, critical_s = rule["blocked_warning_s"], rule["blocked_critical_s"]
-    critical_waiters = rule["blocked_critical_waiters"]
+    warning_s = rule["blocked_warning_s"]
     waits = chains.groupby("blocked_pid")["waiting_s"].max().astype(float)
-    blocked = set(waits.index)
     longest = float(waits.max())
-    roots = _root_blockers(chains, waits)
-    if longest <= warning_s:
-        return [Finding("DB_LOCKS_OK", Severity.OK,
-                        f"{len(blocked)} brief lock wait(s), longest {longest:.1f} s, under the {warning_s} s "
-                        "threshold: normal row-lock contention.",
-                        {"blocked_sessions": len(blocked), "longest_wait_s": longest,
-                         "root_blockers": [r["pid"] for r in roots], "threshold_s": warning_s})]
+    roots = [_judge(r, rule) for r in _root_blockers(chains, waits)]
+    blamed = [r for r in roots if r["judged"] == RUNS_NOTHING or r["longest_wait_s"] > warning_s]
+    if not blamed and longest <= warning_s:
+        return [_brief_waits(roots, len(waits), longest, rule)]
     # the queues that matter: a brief wait elsewhere (everyday row-lock contention) names no root, adds no waiter
-    roots = [r for r in roots if r["longest_wait_s"] > warning_s] or roots
-    ddl = chains[chains["waiting_for"].fillna("").str.contains("AccessExclusiveLock")
-                 & (chains["waiting_s"].astype(float) > warning_s)]
-    most_waiters = max((r["waiters"] for r in roots), default=0)
-    reasons = []
-    if longest >= critical_s:
-        reasons.append(f"a session has waited {longest:.0f} s (critical at {critical_s} s)")
-    if most_waiters >= critical_waiters:
-        reasons.append(f"{most_waiters} sessions wait behind one root blocker (critical at {critical_waiters})")
-    if not ddl.empty:
-        reasons.append(f"DDL has been queued for {float(ddl['waiting_s'].max()):.0f} s, and every later "
-                       "query on that table queues behind it")
-    severity = Severity.CRITICAL if reasons else Severity.WARNING
+    roots = sorted(blamed, key=lambda r: (r["judged"] != RUNS_NOTHING, -r["longest_wait_s"], r["pid"])) or roots
+    reasons = _critical_because(chains, roots, longest, rule)
     root = roots[0] if roots else _describe(chains.iloc[0], [], waits)
-    title = (f"{len(blocked)} session(s) wait on locks, longest {longest:.0f} s; root blocker pid {root['pid']} "
-             f"({root['state']}, {root['application']}).")
-    return [Finding("DB_BLOCKING_LOCKS", severity, title,
-                    {"blocked_sessions": len(blocked), "longest_wait_s": longest,
+    return [Finding("DB_BLOCKING_LOCKS", Severity.CRITICAL if reasons else Severity.WARNING,
+                    _blocking_title(root, len(waits), longest),
+                    {"blocked_sessions": len(waits), "longest_wait_s": longest,
                      "root_blockers": [r["pid"] for r in roots],
                      "root_blocker_query": root["query"], "roots": roots,
                      "critical_because": reasons,
@@ -176,6 +169,81 @@ def blocking(chains: pd.DataFrame, thresholds: dict[str, Any], leak_min_idle_s: 
                     [_advice(r, leak_min_idle_s) for r in roots[:5]] + [
                         "If the root blocker is a migration (DDL), cancel it and re-run it off-peak with a short "
                         "lock_timeout."])]
+
+
+def _judge(root: dict[str, Any], rule: dict[str, Any]) -> dict[str, Any]:
+    """The root blocker with `judged`: it runs nothing (idle past the grace), is between two statements (idle
+    under it), or runs a statement with a short queue (contention); None when it is none of those."""
+    idle = root["state"] in IDLE_STATES and root["in_state_s"] is not None
+    if idle and root["in_state_s"] >= rule["idle_holder_grace_s"]:
+        judged = RUNS_NOTHING
+    elif idle:
+        judged = BETWEEN_STATEMENTS
+    elif root["state"] == "active" and root["waiters"] < rule["blocked_critical_waiters"]:
+        judged = CONTENTION
+    else:
+        judged = None
+    return {**root, "judged": judged}
+
+
+def _brief_waits(roots: list[dict[str, Any]], blocked: int, longest: float, rule: dict[str, Any]) -> Finding:
+    """DB_LOCKS_OK for waits under blocked_warning_s whose roots all run statements or are between two: each
+    root named with its state and how it is judged (only an active one with a short queue is contention)."""
+    warning_s = rule["blocked_warning_s"]
+    named = "; ".join(_brief_root(r, rule) for r in roots[:3]) + (
+        f"; {len(roots) - 3} more root blocker(s)" if len(roots) > 3 else "")
+    return Finding("DB_LOCKS_OK", Severity.OK,
+                   f"{blocked} brief lock wait(s), longest {longest:.1f} s, under the {warning_s} s threshold: "
+                   f"{named}.",
+                   {"blocked_sessions": blocked, "longest_wait_s": longest,
+                    "root_blockers": [r["pid"] for r in roots], "roots": roots, "threshold_s": warning_s,
+                    "idle_holder_grace_s": rule["idle_holder_grace_s"]})
+
+
+def _brief_root(root: dict[str, Any], rule: dict[str, Any]) -> str:
+    who = f"pid {root['pid']} ({root['state']}, {root['application']}), {root['waiters']} waiting"
+    if root["judged"] == CONTENTION:
+        return f"{who}, runs a statement: {CONTENTION}"
+    if root["judged"] == BETWEEN_STATEMENTS:
+        return (f"{who}, idle {root['in_state_s']:.1f} s, under idle_holder_grace_s ({rule['idle_holder_grace_s']} "
+                f"s): {BETWEEN_STATEMENTS}")
+    return f"{who}: queued briefly"
+
+
+def _critical_because(chains: pd.DataFrame, roots: list[dict[str, Any]], longest: float,
+                      rule: dict[str, Any]) -> list[str]:
+    """Why the blocking is CRITICAL (no reason: WARNING), one reason per rule that holds."""
+    warning_s, critical_s = rule["blocked_warning_s"], rule["blocked_critical_s"]
+    critical_waiters, idle_critical_s = rule["blocked_critical_waiters"], rule["idle_holder_critical_s"]
+    reasons = []
+    if longest >= critical_s:
+        reasons.append(f"a session has waited {longest:.0f} s (critical at {critical_s} s)")
+    most_waiters = max((r["waiters"] for r in roots), default=0)
+    if most_waiters >= critical_waiters:
+        reasons.append(f"{most_waiters} sessions wait behind one root blocker (critical at {critical_waiters})")
+    idlest = max((r for r in roots if r["judged"] == RUNS_NOTHING), key=lambda r: r["in_state_s"], default=None)
+    if idlest is not None and idlest["in_state_s"] >= idle_critical_s:
+        reasons.append(f"root blocker pid {idlest['pid']} has run nothing ({idlest['state']}) for "
+                       f"{idlest['in_state_s']:.0f} s while others queue behind it (critical at {idle_critical_s} s)")
+    ddl = chains[chains["waiting_for"].fillna("").str.contains("AccessExclusiveLock")
+                 & (chains["waiting_s"].astype(float) > warning_s)]
+    if not ddl.empty:
+        reasons.append(f"DDL has been queued for {float(ddl['waiting_s'].max()):.0f} s, and every later "
+                       "query on that table queues behind it")
+    return reasons
+
+
+def _blocking_title(root: dict[str, Any], blocked: int, longest: float) -> str:
+    """The root blocker to act on first: one that runs nothing is named in full (who, from where, since when,
+    its queue); otherwise the longest wait and its root."""
+    if root.get("judged") == RUNS_NOTHING:
+        since = f"since {root['since'][11:19]} UTC " if root["since"] else ""
+        return (f"Root blocker pid {root['pid']} ({root['state']}, {root['application']}), user {root['role']} "
+                f"from {root['client']}, has run nothing {since}({root['in_state_s']:.0f} s) and "
+                f"{root['waiters']} session(s) queue behind its lock, longest wait {root['longest_wait_s']:.1f} s: "
+                f"waiting will not release it ({blocked} session(s) wait on locks in all).")
+    return (f"{blocked} session(s) wait on locks, longest {longest:.0f} s; root blocker pid {root['pid']} "
+            f"({root['state']}, {root['application']}).")
 
 
 def _root_blockers(chains: pd.DataFrame, waits: pd.Series) -> list[dict[str, Any]]:
@@ -200,6 +268,8 @@ def _root_blockers(chains: pd.DataFrame, waits: pd.Series) -> list[dict[str, Any
 def _describe(row: Any, behind: list[int], waits: pd.Series) -> dict[str, Any]:
     state = row["blocking_state"] if isinstance(row["blocking_state"], str) else "unknown"
     return {"pid": int(row["blocking_pid"]), "application": row["blocking_application"], "state": state,
+            "role": row.get("blocking_role"), "client": row.get("blocking_client"),
+            "since": _utc(row.get("blocking_state_change")),
             "in_state_s": _seconds(row.get("blocking_state_s")),
             "transaction_s": _seconds(row.get("blocking_transaction_s")),
             "holds_advisory_lock": bool(row.get("blocking_holds_advisory") or False),
@@ -212,32 +282,46 @@ def _seconds(value: Any) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
+def _utc(value: Any) -> str | None:
+    """A server timestamp as ISO 8601 in UTC (None when unknown)."""
+    if value is None or pd.isna(value):
+        return None
+    stamp = pd.Timestamp(value)
+    return (stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")).isoformat()
+
+
 def _advice(root: dict[str, Any], leak_min_idle_s: int | None) -> str:
-    """What frees this root blocker's lock, from its state."""
-    pid, idle = root["pid"], root["in_state_s"]
-    guarded = ("this runbook's guarded action with terminate_root_blockers=true (dry run first, then apply=true, "
-               f"operator=<you>), or SELECT pg_terminate_backend({pid})")
+    """What frees this root blocker's lock, from its state: cancel an active one; the guarded terminate, on
+    exactly this pid, for an idle one (its plan lists the idle root blockers this check reports)."""
+    pid = root["pid"]
     if root["state"] == "active":
         return (f"Root blocker pid {pid} is running a statement: cancel it, SELECT pg_cancel_backend({pid}); "
                 "its transaction rolls back and the lock is freed. Do not terminate it unless cancel fails.")
+    if root["state"] not in IDLE_STATES:
+        return (f"Root blocker pid {pid} is {root['state']}: try SELECT pg_cancel_backend({pid}); if the lock is "
+                f"still held, SELECT pg_terminate_backend({pid}).")
+    return (f"Terminate root blocker pid {pid} with this runbook's guarded action: run it with "
+            f"terminate_root_blockers=true (the dry run lists pid {pid} as an idle root blocker), then apply=true, "
+            f"operator=<you>; it ends pid {pid} only if it is still the same session, in the same transaction, has "
+            f"run nothing since and still blocks. Or SELECT pg_terminate_backend({pid}). "
+            f"{_why_idle(root, leak_min_idle_s)} pg_cancel_backend does nothing to a session that runs no "
+            f"statement. Its last statement: {root['query']}")
+
+
+def _why_idle(root: dict[str, Any], leak_min_idle_s: int | None) -> str:
+    """What an idle root blocker holds, and what it is (a leaked transaction past leak_min_idle_s)."""
+    idle = root["in_state_s"]
     if root["state"] == "idle":
         held = ("a session-level advisory lock (pg_advisory_lock), held until it calls pg_advisory_unlock or "
                 "disconnects" if root["holds_advisory_lock"] else "a session-level lock")
-        return (f"Root blocker pid {pid} is idle, not in a transaction, and holds {held}: pg_cancel_backend does "
-                f"nothing to an idle session, so terminate it: {guarded}. Then fix the code path that does not "
-                "release the lock.")
-    if root["state"].startswith("idle in transaction"):
-        idle_text = f"{idle:.0f} s" if idle is not None else "an unknown time"
-        if leak_min_idle_s is not None and idle is not None and idle > leak_min_idle_s:
-            why = (f"its transaction has been idle for {idle_text}, longer than leak_min_idle_s ({leak_min_idle_s} "
-                   "s): a leaked transaction (see the leaks section)")
-        else:
-            why = (f"its transaction has been idle for {idle_text} (the application may be between statements; "
-                   "if it stays idle it is a leak)")
-        return (f"Root blocker pid {pid} is idle in transaction: {why}. pg_cancel_backend does nothing to an idle "
-                f"session; only ending its transaction frees the lock: {guarded}.")
-    return (f"Root blocker pid {pid} is {root['state']}: try SELECT pg_cancel_backend({pid}); if the lock is "
-            f"still held, SELECT pg_terminate_backend({pid}).")
+        return f"It is idle, not in a transaction, and holds {held}: then fix the code path that does not release it."
+    idle_text = f"{idle:.0f} s" if idle is not None else "an unknown time"
+    if leak_min_idle_s is not None and idle is not None and idle > leak_min_idle_s:
+        why = (f"its transaction has been idle for {idle_text}, longer than leak_min_idle_s ({leak_min_idle_s} s): "
+               "a leaked transaction (see the leaks section)")
+    else:
+        why = f"its transaction has been idle for {idle_text}, holding its locks until it ends"
+    return f"It is {root['state']}: {why}; ending it rolls the transaction back and frees the lock."
 
 
 PLAN_STEPS = [

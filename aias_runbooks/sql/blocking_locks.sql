@@ -1,4 +1,4 @@
--- Who waits on whom, from pg_blocking_pids: catches relation-level waits (DDL, LOCK TABLE), not only row locks.
+-- Who waits on whom, from pg_blocking_pids: catches relation-level waits (DDL, LOCK TABLE), not only row locks; each blocker's state, since when, role and client.
 SELECT blocked.pid                                                              AS blocked_pid,
        coalesce(nullif(blocked.application_name, ''), '(none)')                 AS blocked_application,
        round(extract(epoch FROM now() - blocked.query_start)::numeric, 1)       AS waiting_s,
@@ -12,6 +12,7 @@ SELECT blocked.pid                                                              
        left(blocker.query, 160)                                                 AS blocking_query,
        round(extract(epoch FROM now() - blocker.state_change)::numeric, 1)      AS blocking_state_s,
        blocker.usename                                                          AS blocking_role,
+       coalesce(host(blocker.client_addr), 'local socket')                      AS blocking_client,
        blocker.backend_start                                                    AS blocking_backend_start,
        blocker.xact_start                                                       AS blocking_xact_start,
        blocker.state_change                                                     AS blocking_state_change,

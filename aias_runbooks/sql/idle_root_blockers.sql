@@ -1,4 +1,4 @@
--- Idle root blockers: idle sessions (in a transaction or not) that block others for longer than :min_blocked_s seconds and wait on nothing themselves.
+-- Idle root blockers: idle sessions (in a transaction or not) that wait on nothing themselves and block others, either for longer than :min_blocked_s seconds or, idle for :min_holder_idle_s seconds or more, at all.
 SELECT a.pid,
        a.usename                                                        AS role,
        coalesce(nullif(a.application_name, ''), '(none)')               AS application,
@@ -24,6 +24,6 @@ WHERE a.state IN ('idle', 'idle in transaction', 'idle in transaction (aborted)'
   AND a.backend_type = 'client backend'
   AND a.pid <> pg_backend_pid()
   AND cardinality(pg_blocking_pids(a.pid)) = 0
-  AND w.longest_wait_s > :min_blocked_s
+  AND (w.longest_wait_s > :min_blocked_s OR now() - a.state_change >= make_interval(secs => :min_holder_idle_s))
   AND (CAST(:application AS text) IS NULL OR a.application_name = CAST(:application AS text))
 ORDER BY w.longest_wait_s DESC, a.pid

@@ -4,8 +4,8 @@
 -- (state_change), (when one was given) of the named application, and still meets the criterion of its kind:
 --   :kind 'leak'          still idle in transaction, idle longer than :min_idle_s;
 --   :kind 'root_blocker'  still idle (in a transaction or not: an active one is never touched, cancel is the advice
---                         there), waiting on nothing, and still blocking a session that has waited longer than
---                         :min_blocked_s.
+--                         there), waiting on nothing, and still blocking a session: one that has waited longer than
+--                         :min_blocked_s or, once it has been idle :min_holder_idle_s, any.
 -- `changed` is NULL when all of that holds; CASE evaluates pg_terminate_backend only then (it is volatile, so
 -- it is never evaluated ahead of its branch).  No row: the pid is gone.
 SELECT pid,
@@ -35,7 +35,8 @@ FROM (
            WHEN CAST(:kind AS text) = 'root_blocker' AND NOT EXISTS (
                   SELECT 1 FROM pg_stat_activity w
                    WHERE a.pid = ANY (pg_blocking_pids(w.pid))
-                     AND now() - w.query_start > make_interval(secs => :min_blocked_s))
+                     AND (now() - w.query_start > make_interval(secs => :min_blocked_s)
+                          OR now() - a.state_change >= make_interval(secs => :min_holder_idle_s)))
              THEN 'it no longer blocks a session for longer than the criterion'
            WHEN CAST(:application AS text) IS NOT NULL AND a.application_name IS DISTINCT FROM CAST(:application AS text)
              THEN 'its application_name changed'
