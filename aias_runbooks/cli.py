@@ -169,6 +169,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runner.execute import execute
     result = execute(request, args.cell_timeout)
     say(f"{result.record['summary']}\n  report: {result.folder / 'report.html'}")   # the redacted summary
+    if result.problem:   # filed, but a full disk kept part of it from the archive: one line
+        say(f"aias-runbooks: error: {one_line(result.problem)}", sys.stderr)
     if result.redactions:
         say(f"  warning: {result.redactions} secret(s) were found in the report and redacted", sys.stderr)
     return result.exit_code
@@ -206,6 +208,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if result.interrupted:
             raise KeyboardInterrupt
         broken += any(f.code == "RUNBOOK_ERROR" for f in result.verdict.findings)
+        if result.problem:
+            say(f"aias-runbooks: error: {one_line(result.problem)}", sys.stderr)
         rows.append({"runbook": slug, "status": result.verdict.status.value,
                      "top finding": result.record["top_finding"] or "-", "report": result.folder / "report.html"})
     say("")

@@ -15,15 +15,26 @@ from typing import Any
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
     """Append one line under an exclusive lock, so concurrent writers never interleave lines.
 
-    Keys keep their order (a ranking stays ranked); a missing value (NaN, NA, NaT) is null, never NaN.
+    Keys keep their order (a ranking stays ranked); a missing value (NaN, NA, NaT) is null, never NaN. A line
+    that cannot be written whole (a full disk) is cut off again and the OSError raised: no torn line is left
+    for the next line to be glued onto.
     """
     from .findings import jsonable
-    line = json.dumps(jsonable(record), allow_nan=False)
+    data = (json.dumps(jsonable(record), allow_nan=False) + "\n").encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        fh.write(line + "\n")
-        fh.flush()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        end = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        except OSError:
+            os.ftruncate(fd, end)
+            raise
+    finally:
+        os.close(fd)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

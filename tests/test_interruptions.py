@@ -14,6 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from aias_runbooks.records import append_jsonl
+from aias_runbooks.runner import catalog, execute, workspace
+
 from .conftest import CLI, wait_for
 from .test_secrets import leaks
 
@@ -134,16 +137,45 @@ def test_a_killed_runner_leaves_no_secret_and_the_next_run_files_its_report(run,
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    """A 200 KB filesystem: enough for the run's workspace, not for its report."""
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k,mode=0755", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+def tmpfs():
+    """Mount a real filesystem of a given size (a tmpfs: root only) at a folder; unmounted afterwards. Where it
+    cannot be mounted the test is skipped, except on CI (which runs as root), where that is a failure."""
+    mounted: list[Path] = []
+
+    def mount(folder: Path, size: str) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(folder)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            problem = f"cannot mount a {size} tmpfs (it needs root): {done.stderr.strip()}"
+            if os.environ.get("CI"):
+                pytest.fail(f"{problem}; CI runs as root, and a full disk must be made for real there")
+            pytest.skip(problem)
+        mounted.append(folder)
+        return folder
+
     yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    for folder in reversed(mounted):
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path, tmpfs):
+    """A 200 KB filesystem: enough for the run's workspace, not for its report."""
+    return tmpfs(tmp_path / "small-disk", "200k")
+
+
+def _fill(folder: Path) -> Path:
+    """Fill the filesystem of `folder` to the last block, as a runaway log would; the file, to free it again."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as fh, pytest.raises(OSError, match="No space left on device"):
+        while fh.write(b"\0" * 4096):
+            pass
+    return filler
+
+
+def _catalogue(output: Path) -> list[dict]:
+    return [json.loads(line) for line in (output / "runs.jsonl").read_text().splitlines()]
 
 
 def test_a_full_disk_is_one_line_exit_3_and_the_next_run_files_the_report(sandbox, small_disk):
@@ -165,3 +197,99 @@ def test_a_full_disk_is_one_line_exit_3_and_the_next_run_files_the_report(sandbo
     assert [r["run_id"] for r in records][0] == workspace.name, "the stranded run is filed first"
     assert all(r["status"] == "OK" for r in records), "it had finished; only filing its report failed"
     assert len(list(output.glob("*/*/report.html"))) == 2 and not list(output.glob(".work/*"))
+
+
+def test_a_disk_filling_mid_run_is_one_line_exit_3_and_the_run_filed_once(sandbox, tmp_path, tmpfs):
+    """The disk fills while the notebook runs (disk-filling-check holds the space until its kernel exits), so its
+    saves fail with ENOSPC: one stderr line naming the disk problem and the folder, exit 3, the report filed
+    once, complete, saying so; the next run does not file it again."""
+    output = tmpfs(tmp_path / "disk", "20m") / "output"
+    full = subprocess.run([*CLI, "run", "disk-filling-check", "--output", str(output)], capture_output=True,
+                          text=True, timeout=300, env=_fixture_env())
+    assert full.returncode == 3, full.stdout + full.stderr
+    (line,) = full.stderr.splitlines()
+    assert line.startswith("aias-runbooks: error: ") and "No space left on device" in line and str(output) in line
+    (record,) = _catalogue(output)
+    folder = output / record["report_dir"]
+    assert sorted(p.name for p in folder.iterdir()) == ["notebook.ipynb", "report.html", "verdict.json"]
+    verdict = json.loads((folder / "verdict.json").read_text())
+    assert _codes(verdict) == {"CHECK_BEFORE_FULL": "OK", "RUNBOOK_ERROR": "UNKNOWN"}
+    error = next(f for f in verdict["findings"] if f["code"] == "RUNBOOK_ERROR")["evidence"]["error"]
+    assert "could not be saved" in error and "No space left on device" in error
+    assert "never saved" not in (folder / "notebook.ipynb").read_text(), "the notebook as last saved"
+    assert not list(output.glob(".work/*"))
+
+    after = subprocess.run([*CLI, "run", "health-check", "-p", "samples=10", "--output", str(output)],
+                           capture_output=True, text=True, timeout=300)
+    assert (after.returncode, after.stderr) == (0, ""), after.stdout + after.stderr
+    assert [r["run_id"] for r in _catalogue(output)][0] == record["run_id"] and len(_catalogue(output)) == 2
+    assert len(list(output.glob("*/*/verdict.json"))) == 2
+
+
+def test_a_disk_full_after_the_catalogue_append_files_the_run_once(sandbox, tmp_path, tmpfs):
+    """runs.jsonl takes the run's line, then the archive's page cannot be written (its disk is full): the run is
+    filed, and said in one stderr line naming the folder; the next run pages it, and never files it again."""
+    output = tmp_path / "output"
+    filler = _fill(tmpfs(output / "archive", "64k"))
+    first = subprocess.run([*CLI, "run", "health-check", "-p", "samples=10", "--output", str(output)],
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, "the run is filed: its exit code is its verdict's\n" + first.stdout + first.stderr
+    assert "report: " in first.stdout
+    (line,) = first.stderr.splitlines()
+    assert "No space left on device" in line and str(output) in line, line
+    (record,) = _catalogue(output)
+    assert not list(output.glob(".work/*")), "filed: nothing is left for the next run to file again"
+
+    filler.unlink()
+    again = subprocess.run([*CLI, "run", "health-check", "-p", "samples=10", "--output", str(output)],
+                           capture_output=True, text=True, timeout=300)
+    assert (again.returncode, again.stderr) == (0, ""), again.stdout + again.stderr
+    runs = _catalogue(output)
+    assert len(runs) == 2 and runs[0]["run_id"] == record["run_id"] != runs[1]["run_id"]
+    assert len(list(output.glob("*/*/verdict.json"))) == 2, "one report folder per run"
+    for listing in (output / "archive" / "runs-000001.html", output / "index.html"):
+        assert all(f'{r["report_dir"]}/report.html' in listing.read_text() for r in runs), f"{listing} lists both"
+
+
+def test_a_line_that_cannot_be_appended_whole_leaves_no_torn_line(tmp_path, tmpfs):
+    """runs.jsonl on a full disk: the append fails (ENOSPC) and the file is as it was, so the next line appended
+    once there is room is a line of its own, not glued onto half of this one."""
+    disk = tmpfs(tmp_path / "disk", "64k")
+    path = disk / "runs.jsonl"
+    before = json.dumps({"run_id": "earlier", "pad": "x" * 4000}) + "\n"   # the next line needs a new block
+    path.write_text(before)
+    filler = _fill(disk)
+    with pytest.raises(OSError, match="No space left on device"):
+        append_jsonl(path, {"run_id": "cut", "summary": "y" * 300})
+    assert path.read_text() == before
+    filler.unlink()
+    append_jsonl(path, {"run_id": "next"})
+    assert [json.loads(line)["run_id"] for line in path.read_text().splitlines()] == ["earlier", "next"]
+
+
+@pytest.mark.parametrize("cut", ["after the append", "before the move"])
+def test_a_filing_cut_short_is_completed_once_by_the_next_run(tmp_path, cut):
+    """A runner killed while filing (its record kept in the workspace) leaves a filing the next run completes:
+    moved into the archive if it was still staged, listed once by run id whether or not its line was appended."""
+    root = tmp_path / "output"
+    record = {"run_id": "20261126-200000-abcd", "runbook": "health-check", "env": "sandbox", "incident": None,
+              "status": "OK", "exit_code": 0, "summary": "OK: filed once", "top_finding": None,
+              "started_at": "2026-11-26T20:00:00+00:00", "report_dir": "2026-11-26/200000_health-check_sandbox"}
+    space = workspace.create(root, record["run_id"], {"run_id": record["run_id"], "runbook": "health-check",
+                                                       "env": "sandbox", "incident": None, "operator": None,
+                                                       "started_at": record["started_at"], "parameters": {},
+                                                       "input": str(Path("notebooks/health-check.ipynb").resolve())})
+    report = space.path / "report" if cut == "before the move" else root / record["report_dir"]
+    report.mkdir(parents=True)
+    (report / "verdict.json").write_text(json.dumps({"status": "OK"}))
+    (root / record["report_dir"]).mkdir(parents=True, exist_ok=True)   # make_run_dir made it, empty
+    space.filing.write_text(json.dumps(record))
+    if cut == "after the append":
+        catalog.append_run(root, record)
+    space.release()   # the runner is gone: its lock is free
+
+    execute.finish_orphans(root)
+    assert [r["run_id"] for r in catalog.read_runs(root)] == [record["run_id"]], "listed once"
+    assert [p.parent.name for p in root.glob("*/*/verdict.json")] == ["200000_health-check_sandbox"]
+    assert not list(root.glob(".work/*"))
+    assert f'{record["report_dir"]}/report.html' in (root / "index.html").read_text()

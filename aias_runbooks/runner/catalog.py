@@ -5,7 +5,8 @@ Filing a run costs the same whatever the history: it appends one line, reads bac
 (the index's runs, the current page's), rewrites the index and the one page that changed. A full page is never
 rewritten. output/.catalog.json holds each page's byte offset in runs.jsonl and its date range: the current page
 is whatever follows its offset, so a filer killed between the append and the rest loses nothing (the next filer
-pages that run too). An archive without it (made before pages existed) is paged once, on the next run.
+pages that run too), and neither does one whose disk filled up after the append (NotPaged: the run is filed).
+An archive without it (made before pages existed) is paged once, on the next run.
 """
 
 from __future__ import annotations
@@ -27,17 +28,52 @@ _templates = Environment(loader=PackageLoader("aias_runbooks.runner", "templates
                          autoescape=select_autoescape(["html", "j2"]))
 
 
-def append_run(output_root: Path, record: dict[str, Any]) -> Path:
-    """File one run: append it to runs.jsonl, then rewrite the index and the archive page it lands on."""
+class NotPaged(Exception):
+    """The run's line is in runs.jsonl (it is filed), but its archive page or the index could not be rewritten (a
+    full disk); the next run filed pages it with its own. The message is the reason."""
+
+
+def append_run(output_root: Path, record: dict[str, Any], once: bool = False) -> Path:
+    """File one run: append it to runs.jsonl, then rewrite the index and the archive page it lands on.
+
+    OSError when the line cannot be appended (nothing is: see append_jsonl); NotPaged when the pages cannot be
+    rewritten after it. With `once` a run whose id runs.jsonl already holds is not appended again: for a filing
+    resumed after it was cut short, the one caller that may repeat a run (the search reads the whole catalogue).
+    """
     with _locked(output_root):
-        append_jsonl(output_root / "runs.jsonl", record)
-        state = _state(output_root) or {"pages": []}   # none yet: the whole archive is paged, once
-        current = max(len(state["pages"]) - 1, 0)
-        start = state["pages"][current]["offset"] if state["pages"] else 0
-        _write_pages(output_root, state, current, _runs_from(output_root / "runs.jsonl", start))
-        state["runs"] = _total(state)   # for readers of the file; the pages are what counts
-        write_atomic(output_root / ".catalog.json", json.dumps(state))
-        return write_index(output_root, state)
+        if not (once and filed(output_root, record["run_id"])):
+            append_jsonl(output_root / "runs.jsonl", record)
+        try:
+            return _page_tail(output_root)
+        except OSError as exc:
+            raise NotPaged(exc.strerror or str(exc)) from exc
+
+
+def filed(output_root: Path, run_id: str) -> bool:
+    """Whether runs.jsonl holds the run (a line with its id), reading all of it."""
+    path = output_root / "runs.jsonl"
+    if not path.is_file():
+        return False
+    quoted = json.dumps(run_id)
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if quoted in line:   # parsed only when it may be the one
+                with contextlib.suppress(ValueError):
+                    run = json.loads(line)
+                    if isinstance(run, dict) and run.get("run_id") == run_id:
+                        return True
+    return False
+
+
+def _page_tail(output_root: Path) -> Path:
+    """Under the lock, after an append: the current page (and any after it) and the index, from runs.jsonl."""
+    state = _state(output_root) or {"pages": []}   # none yet: the whole archive is paged, once
+    current = max(len(state["pages"]) - 1, 0)
+    start = state["pages"][current]["offset"] if state["pages"] else 0
+    _write_pages(output_root, state, current, _runs_from(output_root / "runs.jsonl", start))
+    state["runs"] = _total(state)   # for readers of the file; the pages are what counts
+    write_atomic(output_root / ".catalog.json", json.dumps(state))
+    return write_index(output_root, state)
 
 
 def rebuild(output_root: Path) -> Path:

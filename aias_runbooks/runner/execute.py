@@ -35,6 +35,7 @@ class RunResult:
     redactions: int
     record: dict[str, Any]
     interrupted: bool = False
+    problem: str | None = None   # what went wrong filing it (a full disk), for one line on stderr
 
     @property
     def exit_code(self) -> int:
@@ -45,8 +46,9 @@ def execute(request: RunRequest, cell_timeout: int = 300, progress: bool | None 
     """Run the notebook in a private workspace, then archive its scanned report under request.output.
 
     A failed or interrupted run (SIGTERM, Ctrl-C) still leaves its partial notebook and every finding recorded
-    before it stopped; a run whose runner was killed outright is filed by the next run. OutputError when the
-    archive cannot be written.
+    before it stopped; a run whose runner was killed outright is filed by the next run. A notebook whose last
+    save could not be written (a full disk) is filed as last saved, with RUNBOOK_ERROR saying why, and
+    result.problem says so too. OutputError when the archive cannot be written.
     """
     root = request.output   # absolute (prepare): the kernel, and papermill while it runs, work in notebooks/
     finish_orphans(root)
@@ -81,12 +83,20 @@ def execute(request: RunRequest, cell_timeout: int = 300, progress: bool | None 
                 error = INTERRUPTED
             finally:
                 stopped.shield()   # a first stop signal from here on is noted: the run is filed all the same
-                with suppress(OSError):   # a full disk: finish() says so, and the last save written stays
-                    writer and writer.flush()
+                writer and writer.flush()
                 kernel.stop(km)
-        result = finish(root, space, secrets_in_use, error)
+        unsaved = _unsaved(root, writer.failure) if writer and writer.failure else None
+        result = finish(root, space, secrets_in_use, "; ".join(filter(None, [unsaved, error])) or None)
     result.interrupted = stopped()
+    if unsaved:
+        result.problem = "; ".join(filter(None, [unsaved, result.problem]))
     return result
+
+
+def _unsaved(root: Path, failure: OSError) -> str:
+    """What a notebook save that failed (and none written after it) means for the run, in one line."""
+    return (f"the notebook could not be saved under {root}: {failure.strerror or failure}; its report holds it as "
+            "last saved")
 
 
 def _ready_to_file() -> None:
@@ -108,7 +118,9 @@ def finish(root: Path, space: workspace.Workspace, secrets_in_use: list[str], er
     """Write, scan and move the report into the archive, catalogue it and remove the workspace.
 
     On a write failure (disk full) the workspace is kept for the next run to finish, and OutputError says so.
-    An orphan (its runner died) whose notebook reached its verdict is filed as it ended, else as stopped.
+    An orphan (its runner died) whose notebook reached its verdict is filed as it ended, else as stopped. The
+    catalogue record is kept in the workspace before the report is moved, so a filing cut short after that is
+    completed by the next run, never made twice (_resume).
     """
     meta = space.meta()
     slug, env, run_id = meta["runbook"], meta["env"], meta["run_id"]
@@ -131,39 +143,90 @@ def finish(root: Path, space: workspace.Workspace, secrets_in_use: list[str], er
         write_report(staged, nb, verdict, prov)
         redactions = _scan(staged, secrets_in_use, space.redactions() + quoted)
         folder = make_run_dir(root, started, slug, env, meta["incident"])
-        os.replace(staged, folder)   # onto the new, empty folder: readers never see half a report
+        record = {"run_id": run_id, "runbook": slug, "env": env, "incident": meta["incident"],
+                  "status": verdict.status.value, "exit_code": verdict.status.exit_code, "summary": verdict.summary,
+                  "top_finding": verdict.top.code if verdict.top else None, "started_at": prov["started_at"],
+                  "finished_at": prov["finished_at"], "duration_s": prov["duration_s"],
+                  "report_dir": folder.relative_to(root).as_posix(), "redactions": redactions, "error": error}
+        cleaned, leaked = redact_text(json.dumps(record), secret_values(secrets_in_use))   # errors may quote one
+        record = json.loads(cleaned) | {"redactions": redactions + leaked}
+        _move(space, staged, folder, record)
     except OSError as exc:
         space.release()
         raise OutputError(f"could not write the report under {root}: {exc.strerror or exc}; the partial run is "
                           f"kept in {space.path} and the next run files it") from None
-    record = {"run_id": run_id, "runbook": slug, "env": env, "incident": meta["incident"],
-              "status": verdict.status.value, "exit_code": verdict.status.exit_code, "summary": verdict.summary,
-              "top_finding": verdict.top.code if verdict.top else None, "started_at": prov["started_at"],
-              "finished_at": prov["finished_at"], "duration_s": prov["duration_s"],
-              "report_dir": folder.relative_to(root).as_posix(), "redactions": redactions, "error": error}
-    cleaned, leaked = redact_text(json.dumps(record), secret_values(secrets_in_use))   # errors may quote one
-    record = json.loads(cleaned) | {"redactions": redactions + leaked}
-    from .catalog import append_run
-    append_run(root, record)   # and the index, and the archive page it lands on
+    problem = _file(root, space, record)
+    return RunResult(folder, verdict, redactions, record, problem=problem)
+
+
+def _move(space: workspace.Workspace, staged: Path, folder: Path, record: dict[str, Any]) -> None:
+    """The record kept in the workspace, then the report moved onto its new, empty folder in one step (readers
+    never see half a report); on a failure neither is left behind."""
+    try:
+        write_atomic(space.filing, json.dumps(record))
+        os.replace(staged, folder)
+    except OSError:
+        space.filing.unlink(missing_ok=True)
+        with suppress(OSError):
+            folder.rmdir()
+        raise
+
+
+def _file(root: Path, space: workspace.Workspace, record: dict[str, Any], once: bool = False) -> str | None:
+    """List the moved report in the catalogue (and its index and archive page), then remove the workspace.
+
+    OutputError, the workspace kept for the next run, when the line cannot be appended. Once it is, the run is
+    filed: a page or index that cannot be rewritten after that is returned as a problem (the next run pages the
+    run with its own), and the workspace is removed all the same, so nothing files it again. `once`: resuming a
+    filing cut short, the run is appended only if runs.jsonl does not hold its id yet.
+    """
+    from .catalog import NotPaged, append_run
+    try:
+        append_run(root, record, once=once)
+    except NotPaged as exc:
+        space.remove()
+        return f"the run is filed, but the archive's index under {root} could not be updated: {exc}; the next run " \
+               "updates it"
+    except OSError as exc:
+        space.release()
+        raise OutputError(f"could not list the run in {root / 'runs.jsonl'}: {exc.strerror or exc}; its report is "
+                          f"in {root / record['report_dir']}, and the next run lists it") from None
     space.remove()
-    return RunResult(folder, verdict, redactions, record)
+    return None
 
 
-def finish_orphans(root: Path) -> list[RunResult]:
-    """File the reports of runs whose runner died (their workspace lock is free); never fails a new run."""
-    done = []
+def finish_orphans(root: Path) -> None:
+    """File the reports of runs whose runner died (their workspace lock is free), and complete the filings cut
+    short (by a kill or a full disk) after their record was kept; never fails a new run."""
     for space in workspace.orphans(root):
         kernel.remove_sockets(space)
         try:
-            meta = space.meta()
-        except (OSError, ValueError):   # killed before it wrote anything worth keeping
-            space.remove()
-            continue
-        try:
-            done.append(finish(root, space, _secrets(load_environment(meta["env"])), None, orphaned=True))
+            if space.filing.is_file():
+                _resume(root, space)
+            elif (meta := _meta(space)) is None:   # killed before it wrote anything worth keeping
+                space.remove()
+            else:
+                finish(root, space, _secrets(load_environment(meta["env"])), None, orphaned=True)
         except Exception:  # noqa: BLE001 - an old run must not stop a new one; it stays for a later try
             space.release()
-    return done
+
+
+def _meta(space: workspace.Workspace) -> dict[str, Any] | None:
+    try:
+        return space.meta()
+    except (OSError, ValueError):
+        return None
+
+
+def _resume(root: Path, space: workspace.Workspace) -> None:
+    """Complete a filing cut short after its record was kept: the report moved into the archive if it is still
+    staged, then listed once (by run id: it may have been appended already), and the workspace removed."""
+    record = json.loads(space.filing.read_text(encoding="utf-8"))
+    staged, folder = space.path / "report", root / record["report_dir"]
+    if staged.is_dir():
+        folder.mkdir(mode=paths.REPORT_MODE, parents=True, exist_ok=True)
+        os.replace(staged, folder)
+    _file(root, space, record, once=True)
 
 
 def _secrets(profile: Environment) -> list[str]:

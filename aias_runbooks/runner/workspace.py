@@ -54,6 +54,13 @@ class Workspace:
     def meta_path(self) -> Path:
         return self.path / "run.json"
 
+    @property
+    def filing(self) -> Path:
+        """The run's catalogue record, written just before its report is moved into the archive: a workspace
+        holding it is a filing cut short, which the next run completes (execute.finish_orphans) and never
+        files a second time."""
+        return self.path / "filing.json"
+
     def meta(self) -> dict[str, Any]:
         return json.loads(self.meta_path.read_text(encoding="utf-8"))
 
@@ -124,9 +131,13 @@ class RedactingWriter:
     """A papermill I/O handler: every notebook save is redacted, then replaced atomically.
 
     papermill saves the whole notebook as each cell starts and again as it ends; redacting and writing it
-    every time cost a short runbook a tenth of its run. A save within SAVE_EVERY_S of the last one written is
+    every time cost a short runbook a tenth of its run. A save within SAVE_EVERY_S of the last one tried is
     held, and written by a timer when that time is up (a cell that hangs after printing still shows it), by a
     later save, or by flush(), which the runner calls however the run ends.
+
+    A save that cannot be written (a full disk) never raises into papermill or the timer: `failure` holds its
+    error until a later save is written, so once flushed it says whether the notebook on disk is the last one
+    (None) or as last saved before the failure; the runner reports that, in the verdict and on stderr.
     """
 
     SAVE_EVERY_S = 0.5
@@ -137,6 +148,7 @@ class RedactingWriter:
         self.written_at = 0.0
         self.timer: threading.Timer | None = None
         self.lock = threading.Lock()
+        self.failure: OSError | None = None
 
     def write(self, buf: str, path: str) -> None:
         with self.lock:
@@ -155,8 +167,7 @@ class RedactingWriter:
             self._write_held()
 
     def _on_time(self) -> None:
-        with suppress(OSError):   # a full disk: the next save in the cells' flow, or the runner, reports it
-            self.flush()
+        self.flush()
 
     def _write_held(self) -> None:
         if self.timer is not None:
@@ -167,9 +178,14 @@ class RedactingWriter:
         (buf, path), self.held = self.held, None
         text, count = redact_notebook_text(buf, self.secrets)
         target = Path(path.removeprefix(SCHEME))
-        write_atomic(target, text, mode=0o600)
-        write_atomic(target.parent / REDACTIONS, str(count), mode=0o600)   # of the latest save, not a sum
-        self.written_at = time.monotonic()
+        self.written_at = time.monotonic()   # a failed save is retried as a later one would be: not at once
+        try:
+            write_atomic(target, text, mode=0o600)
+            write_atomic(target.parent / REDACTIONS, str(count), mode=0o600)   # of the latest save, not a sum
+        except OSError as exc:
+            self.failure = exc
+            return
+        self.failure = None
 
     def read(self, path: str) -> str:
         return Path(path.removeprefix(SCHEME)).read_text(encoding="utf-8")
