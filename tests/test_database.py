@@ -18,7 +18,8 @@ from .conftest import app_dsn, sandbox_dsn, sandbox_password
 QUERIES = sorted(p for p in paths.sql_dir().glob("*.sql") if "-- ACTION:" not in p.read_text())
 # A sensible value for every bind parameter a diagnosis query takes (the smoke walk fails on one missing here).
 SAMPLE_PARAMS = {"limit": 5, "min_idle_s": 0, "application": None, "min_seconds": 0, "min_calls": 1, "before": "[]",
-                 "min_blocked_s": 5, "window_minutes": 60, "ids": [], "user_ids": ["not-a-uuid'--"],
+                 "min_blocked_s": 5, "min_holder_idle_s": 2, "window_minutes": 60, "ids": [],
+                 "user_ids": ["not-a-uuid'--"],
                  "schemas": ["public"], "stuck_minutes": 5, "min_share": 1.0,
                  "min_rows": 10000, "min_scans": 50, "max_index_pct": 50, "lag_factor": 2,
                  "tables": ["public.error_logs", "public.no_such_table"], "baseline_days": 30,
