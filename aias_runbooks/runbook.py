@@ -90,7 +90,8 @@ class Runbook:
                 self._conn = engine.connect()
             except DBAPIError as exc:
                 self._db_problem = str(exc.orig).strip()
-                self._show(self.record(connections.unreachable(self._db_problem, self._db_target)))
+                self._show(self.record(connections.unreachable(self._db_problem, self._db_target,
+                                                               engine.url.username or "")))
         return self._conn
 
     def from_stripe(self, read: Callable[[StripeClient], T]) -> T | None:

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from .conftest import app_dsn, client_backends, sandbox_dsn, wait_for
+from aias_runbooks.sandbox import postgres
+
+from .conftest import admin_session, app_dsn, client_backends, free_port_base, sandbox_dsn, wait_for
 
 PROBLEMS = {"WARNING", "CRITICAL"}
+BOUND_S = 180   # a refused run is bounded: well under the 300 s cell timeout, with room for a loaded machine
+OVERSIZED = "aias-api/oversized-pool"
+# What a run refused for lack of slots says to do, before the query (the one it runs itself, on one line).
+REFUSED_QUERY_STEP = ("Name who holds the slots from a reserved slot (on Supabase, also Reports > Database): connect "
+                      "as a superuser (the slots superuser_reserved_connections keeps), and run: ")
 
 
 def _leaked_longer_than(seconds: float, sessions: int = 8) -> bool:
@@ -150,3 +167,142 @@ def test_pool_at_80_percent_of_usable_slots_is_a_warning(run, sandbox):
     assert pool["evidence"]["usable"] == 47 and 80 <= pool["evidence"]["usage_pct"] < 95
     assert "aias-api/oversized-pool" in pool["evidence"]["top_applications"]
     assert result.proc.returncode == 1
+
+
+@contextmanager
+def _usable_slots_held(dsn: str, application: str = OVERSIZED) -> Iterator[list[psycopg.Connection]]:
+    """Sessions of `dsn` (not a superuser) opened until the server refuses one for lack of slots, and any slot
+    that frees taken again until the end (the sandbox's own clients come and go): only reserved slots are left."""
+    held: list[psycopg.Connection] = []
+    refusals: list[str] = []
+    stop = threading.Event()
+
+    def fill() -> None:
+        while not stop.is_set():
+            try:
+                held.append(psycopg.connect(dsn, application_name=application, autocommit=True, connect_timeout=5))
+            except psycopg.OperationalError as exc:
+                refusals.append(str(exc))
+                stop.wait(0.02)
+    thread = threading.Thread(target=fill, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: refusals, 60, "the server to refuse a connection")
+        assert "remaining connection slots are reserved" in refusals[0], refusals[0]
+        yield held
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        for conn in held:
+            conn.close()
+
+
+def test_refused_for_slots_says_exactly_what_to_run_from_a_reserved_slot(run, sandbox):
+    """PostgreSQL 15 (the sandbox): the application holds every slot but the superusers' reserved ones, so the
+    monitoring role is refused. The run ends at once with what to run from a reserved slot, and that query, run
+    there as a superuser, names the holder."""
+    with _usable_slots_held(app_dsn()):
+        started = time.monotonic()
+        result = run("database-connection-errors")
+        elapsed = time.monotonic() - started
+        finding = next(f for f in result.verdict["findings"] if f["code"] == "DB_POOL_SATURATED")
+        query = finding["evidence"]["reserved_slot_query"]
+        with admin_session() as admin:                  # a superuser: it gets one of the reserved slots
+            holders = admin.execute(query).fetchall()
+    assert result.proc.returncode == 2 and elapsed < BOUND_S, (elapsed, result.proc.stdout, result.proc.stderr)
+    assert result.codes == {"DB_POOL_SATURATED": "CRITICAL"}, result.codes
+    assert "reserved for non-replication superuser connections" in finding["evidence"]["server_message"]
+    assert finding["title"] == ("The database refuses new connections: every connection slot is taken but those "
+                                "reserved for superusers.")
+    assert finding["evidence"]["server_version"] == "15 or older" and finding["evidence"]["role"] == "aias_monitor"
+    query_step, grant_step, *_ = finding["next_steps"]
+    assert query_step == REFUSED_QUERY_STEP + query
+    assert query.startswith("SELECT ") and query.endswith(";") and "\n" not in query
+    assert grant_step == ("This server is PostgreSQL 15 or older (it keeps slots for superusers only); from "
+                          "PostgreSQL 16, reserved_connections with GRANT pg_use_reserved_connections TO "
+                          "aias_monitor lets this runbook connect through a reserved slot and name the holders "
+                          "itself.")
+    state, role, application, client, connections, _ = holders[0]
+    assert (application, role, client, state) == (OVERSIZED, "aias_app", "127.0.0.1", "idle"), holders[:3]
+    assert connections > 47 // 2, holders[:3]
+    assert (result.folder / "report.html").is_file()
+
+
+
+def _pg16_binaries() -> postgres.Binaries | None:
+    """PostgreSQL 16+ server binaries on this machine (the pgserver wheel's, as `make demo` installs it), if any."""
+    spec = importlib.util.find_spec("pgserver")
+    bindir = Path(spec.origin).parent / "pginstall" / "bin" if spec and spec.origin else None
+    if bindir is None or not (bindir / "postgres").is_file():
+        return None
+    binaries = postgres._describe(bindir, "pgserver wheel")
+    return binaries if int(binaries.version.split(".")[0]) >= 16 else None
+
+
+@pytest.fixture(scope="module")
+def pg16(sandbox):
+    """A PostgreSQL 16 server of the tests' own with reserved_connections = 2 (and 3 for superusers) of 12 slots:
+    7 usable. aias_monitor may use the reserved slots (pg_use_reserved_connections), aias_monitor_ungranted may
+    not; the application's role fills the usable ones. Yields {role: dsn}."""
+    binaries = _pg16_binaries()
+    if binaries is None:
+        pytest.skip("no PostgreSQL 16+ server binaries here (pgserver wheel): the 16+ path needs one")
+    folder = Path(tempfile.mkdtemp(prefix="aias-test-pg16-"))
+    folder.chmod(0o755)
+    password, port = secrets.token_urlsafe(12), free_port_base()
+    postgres.init(binaries, folder / "data", password)
+    postgres.configure(binaries, folder / "data", port, max_connections=12)
+    with open(folder / "data" / "postgresql.auto.conf", "a") as conf:
+        conf.write("reserved_connections = 2\n")
+    postgres.start(binaries, folder / "data", folder / "postgres.log")
+    dsn = {role: f"postgresql://{role}:{password}@127.0.0.1:{port}/postgres"
+           for role in ("postgres", "aias_monitor", "aias_monitor_ungranted", "aias_app")}
+    try:
+        with psycopg.connect(dsn["postgres"], autocommit=True) as admin:
+            for role in ("aias_monitor", "aias_monitor_ungranted", "aias_app"):
+                admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+            admin.execute("GRANT pg_monitor TO aias_monitor, aias_monitor_ungranted")
+            admin.execute("GRANT pg_use_reserved_connections TO aias_monitor")
+        yield dsn
+    finally:
+        postgres.stop(binaries.bindir, folder / "data")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_pg16_a_role_with_reserved_slots_gets_in_and_names_the_holders(run, pg16):
+    """PostgreSQL 16+: the monitoring role has pg_use_reserved_connections, so when the application holds every
+    usable slot the run connects through a reserved one and names the top holder itself."""
+    with _usable_slots_held(pg16["aias_app"]) as held:
+        result = run("database-connection-errors",
+                     env={**os.environ, "AIAS_SANDBOX_DATABASE_URL": pg16["aias_monitor"]})
+        usable = len(held)
+    assert usable == 12 - 3 - 2
+    pool = next(f for f in result.verdict["findings"] if f["code"] == "DB_POOL_SATURATED")
+    assert pool["severity"] == "CRITICAL" and result.proc.returncode == 2, result.codes
+    assert pool["title"] == (f"Every usable connection slot is taken ({usable} of {usable}; this runbook's own "
+                             "connection not counted): it got in through a slot reserved for "
+                             f"pg_use_reserved_connections. Top holder: {OVERSIZED} (user aias_app from 127.0.0.1, "
+                             f"idle) with {usable} connection(s).")
+    assert pool["evidence"]["holders"][0] == {"application": OVERSIZED, "role": "aias_app", "client": "127.0.0.1",
+                                              "state": "idle", "connections": usable}
+
+
+def test_pg16_a_role_without_reserved_slots_is_told_to_grant_them(run, pg16):
+    """PostgreSQL 16+, the monitoring role without pg_use_reserved_connections: refused, the finding says the
+    server is 16+, what to grant, and what to run from a reserved slot (which names the holder)."""
+    with _usable_slots_held(pg16["aias_app"]):
+        result = run("database-connection-errors",
+                     env={**os.environ, "AIAS_SANDBOX_DATABASE_URL": pg16["aias_monitor_ungranted"]})
+        finding = next(f for f in result.verdict["findings"] if f["code"] == "DB_POOL_SATURATED")
+        with psycopg.connect(pg16["aias_monitor"], autocommit=True) as reserved:    # one of the reserved slots
+            holders = reserved.execute(finding["evidence"]["reserved_slot_query"]).fetchall()
+    assert result.codes == {"DB_POOL_SATURATED": "CRITICAL"} and result.proc.returncode == 2, result.codes
+    assert '"pg_use_reserved_connections" role' in finding["evidence"]["server_message"]
+    assert finding["evidence"]["server_version"] == "16 or later"
+    query_step, grant_step, *_ = finding["next_steps"]
+    assert query_step.startswith("Name who holds the slots from a reserved slot (on Supabase, also Reports > "
+                                 "Database): connect as a superuser or a role granted pg_use_reserved_connections")
+    assert grant_step == ("This server is PostgreSQL 16 or later and keeps slots for pg_use_reserved_connections: "
+                          "as a superuser, GRANT pg_use_reserved_connections TO aias_monitor_ungranted; this runbook "
+                          "then connects through one of them and names the holders itself.")
+    assert holders[0][:4] == ("idle", "aias_app", OVERSIZED, "127.0.0.1"), holders

@@ -24,11 +24,18 @@ POOL_NO_LEAK_STEP = ("No session is idle in transaction past the leak criterion:
                      "sessions would not help.")
 POOL_LEAK_UNKNOWN_STEP = "The leak check did not run (next section): look for sessions idle in transaction by hand."
 REFUSED_STEPS = [
-    "The server refused even this one diagnostic connection: see who holds the slots in the Supabase dashboard "
-    "(Reports > Database), or from a superuser session using a reserved slot.",
     "Restart or scale down what holds them (usually the API's connection pool); ending sessions needs a slot too.",
     "Use the Supabase pooler (transaction mode) for serverless functions; increase the pool size only after.",
     "Check if Supabase is down (status page).",
+]
+# PostgreSQL 16 added reserved_connections: slots kept for roles with the privileges of this predefined role.
+RESERVED_ROLE, RESERVED_ROLE_SINCE = "pg_use_reserved_connections", 160000
+# What a refusal for lack of slots says: (words of the server's message, the slots still free, the server version
+# that message implies). No match (e.g. "too many clients already"): every slot is taken, reserved ones too.
+REFUSALS = [
+    (f'"{RESERVED_ROLE}" role', f"those reserved for superusers and for roles granted {RESERVED_ROLE}", "16 or later"),
+    ("SUPERUSER attribute", "those reserved for superusers", "16 or later"),
+    ("non-replication superuser", "those reserved for superusers", "15 or older"),
 ]
 LEAK_STEPS = [
     "Find the code path that opens a transaction and does not commit or roll back (the last_query shows where).",
@@ -37,12 +44,11 @@ LEAK_STEPS = [
 ]
 
 
-def unreachable(message: str, target: str = "") -> Finding:
-    """DB_POOL_SATURATED when the server refused us for lack of slots, else DB_UNREACHABLE; both CRITICAL."""
+def unreachable(message: str, target: str = "", role: str = "") -> Finding:
+    """DB_POOL_SATURATED when the server refused us for lack of slots (see refused_for_slots), else
+    DB_UNREACHABLE; both CRITICAL. `role` is the role the runbook connects as."""
     if any(marker in message for marker in REFUSED_FOR_SLOTS):
-        return Finding("DB_POOL_SATURATED", Severity.CRITICAL,
-                       "The database refuses new connections: every connection slot is taken.",
-                       {"server_message": message, "target": target}, REFUSED_STEPS)
+        return refused_for_slots(message, target, role)
     return Finding("DB_UNREACHABLE", Severity.CRITICAL, f"The database {target} cannot be reached.".replace("  ", " "),
                    {"error": message, "target": target},
                    ["Check if Supabase is down (status page) and the project is not paused.",
@@ -50,12 +56,80 @@ def unreachable(message: str, target: str = "") -> Finding:
                     "Notify the team: API requests that need the database are failing."])
 
 
+def refused_for_slots(message: str, target: str, role: str) -> Finding:
+    """DB_POOL_SATURATED (CRITICAL): the server refused this runbook's one connection for lack of slots, so it
+    cannot name who holds them itself. The finding says which slots are left and the server version the
+    refusal implies, and exactly what to run from a reserved slot (the query this runbook runs,
+    sql/connections_by_state.sql); and, for PostgreSQL 16+, that granting pg_use_reserved_connections to `role`
+    lets the runbook connect through a reserved slot and name them itself (pool_usage)."""
+    from ..sources.database import load_sql  # the connection was tried: its libraries are loaded already
+    left, version = next(((left, version) for words, left, version in REFUSALS if words in message),
+                         (None, None))
+    query = " ".join(load_sql("connections_by_state")[1].split("\n", 1)[1].split()) + ";"   # one line to paste
+    grantee = role or "<the monitoring role>"
+    return Finding("DB_POOL_SATURATED", Severity.CRITICAL,
+                   f"The database refuses new connections: {_slots_taken(message, left)}.",
+                   {"server_message": message, "target": target, "role": role or None,
+                    "server_version": version or "unknown", "slots_left": left or "none",
+                    "reserved_slot_query": query},
+                   [_reserved_slot_step(message, left, query),
+                    *([_grant_step(message, version, grantee)] if left or "too many clients" in message else []),
+                    *REFUSED_STEPS])
+
+
+def _slots_taken(message: str, left: str | None) -> str:
+    if left:
+        return f"every connection slot is taken but {left}"
+    if "too many clients" in message:
+        return "every connection slot is taken, the reserved ones too"
+    return "the connection limit of this role or database (CONNECTION LIMIT) is reached"
+
+
+def _reserved_slot_step(message: str, left: str | None, query: str) -> str:
+    """Exactly what to run, and as whom, to name who holds the slots."""
+    if left and RESERVED_ROLE in left:
+        who = (f"as a superuser or a role granted {RESERVED_ROLE} (the slots superuser_reserved_connections and "
+               "reserved_connections keep)")
+    elif left:
+        who = "as a superuser (the slots superuser_reserved_connections keeps)"
+    elif "too many clients" not in message:
+        who = "as a superuser (a role's or database's CONNECTION LIMIT does not apply to superusers)"
+    else:
+        who = ("as a superuser (superuser_reserved_connections) or, on PostgreSQL 16 or later, a role granted "
+               f"{RESERVED_ROLE} (reserved_connections), once one of those slots frees (they are all taken now: a "
+               "superuser is refused too)")
+    return (f"Name who holds the slots from a reserved slot (on Supabase, also Reports > Database): connect {who}, "
+            f"and run: {query}")
+
+
+def _grant_step(message: str, version: str | None, grantee: str) -> str:
+    """How this runbook could name the holders itself next time: PostgreSQL 16's reserved_connections."""
+    grant = f"GRANT {RESERVED_ROLE} TO {grantee}"
+    if version == "16 or later" and f'"{RESERVED_ROLE}"' in message:
+        return (f"This server is PostgreSQL 16 or later and keeps slots for {RESERVED_ROLE}: as a superuser, "
+                f"{grant}; this runbook then connects through one of them and names the holders itself.")
+    if version == "16 or later":
+        return (f"This server is PostgreSQL 16 or later and no slot of reserved_connections is free (or it is 0): "
+                f"set reserved_connections (e.g. 3; a restart) and, as a superuser, {grant}; this runbook then "
+                "connects through a reserved slot and names the holders itself.")
+    if version:
+        return (f"This server is PostgreSQL {version} (it keeps slots for superusers only); from PostgreSQL 16, "
+                f"reserved_connections with {grant} lets this runbook connect through a reserved slot and name "
+                "the holders itself.")
+    return (f"On PostgreSQL 16 or later, set reserved_connections (e.g. 3; a restart) and, as a superuser, {grant}; "
+            "this runbook then connects through a reserved slot and names the holders itself.")
+
+
 def pool_usage(limits: pd.DataFrame, by_state: pd.DataFrame, thresholds: dict[str, Any],
                leak_findings: list[Finding] | None = None) -> list[Finding]:
-    """DB_POOL_SATURATED at 80 % (WARNING) and 95 % (CRITICAL) of the usable connection slots.
+    """DB_POOL_SATURATED at 80 % (WARNING) and 95 % (CRITICAL) of the usable connection slots, naming the top
+    holder (application, role, client address and state, with its count; the first holders in evidence).
 
     Other sessions only: this runbook's own connection is not counted (connection_limits excludes
     pg_backend_pid()), and usage is capped at 100 % (superusers' sessions in reserved slots are named apart).
+    When every usable slot is taken and this runbook got in anyway because its role may use the slots
+    PostgreSQL 16's reserved_connections keeps (server_version_num >= 160000 and pg_use_reserved_connections),
+    the title says so: the case where a refused run could only say what to run (refused_for_slots).
     The next steps follow the leak check (`leak_findings`, from `leaks`): terminating sessions is suggested
     only when DB_CONNECTION_LEAK was found.
     """
@@ -66,9 +140,10 @@ def pool_usage(limits: pd.DataFrame, by_state: pd.DataFrame, thresholds: dict[st
     usage = min(in_use / usable, 1.0) if usable else 1.0
     top = by_state.groupby("application")["connections"].sum().sort_values(ascending=False).head(3) \
         if not by_state.empty else pd.Series(dtype=int)
+    holders = _holders(by_state)
     evidence = {"in_use": in_use, "usable": usable, "usage_pct": round(100 * usage, 1),
                 "max_connections": int(row["max_connections"]), "top_applications": top.to_dict(),
-                "counted": "client sessions other than this runbook's own connection"}
+                "holders": holders, "counted": "client sessions other than this runbook's own connection"}
     if in_use > usable:
         evidence["in_reserved_slots"] = in_use - usable
     if usage >= rule["critical_usage"]:
@@ -78,10 +153,36 @@ def pool_usage(limits: pd.DataFrame, by_state: pd.DataFrame, thresholds: dict[st
     else:
         return [Finding("DB_POOL_OK", Severity.OK, f"{usage:.0%} of usable connections in use.", evidence)]
     reserved = f", {in_use - usable} more in reserved slots" if in_use > usable else ""
-    return [Finding("DB_POOL_SATURATED", severity,
-                    f"{usage:.0%} of usable connections in use by other sessions "
-                    f"({min(in_use, usable)} of {usable}{reserved}; this runbook's own connection not counted).",
-                    evidence, pool_steps(leak_findings))]
+    named = f" Top holder: {_holder(holders[0])}." if holders else ""
+    if in_use >= usable and _may_use_reserved_slots(row):
+        evidence["connected_through"] = f"a slot reserved for {RESERVED_ROLE} (reserved_connections)"
+        title = (f"Every usable connection slot is taken ({usable} of {usable}{reserved}; this runbook's own "
+                 f"connection not counted): it got in through a slot reserved for {RESERVED_ROLE}.{named}")
+    else:
+        title = (f"{usage:.0%} of usable connections in use by other sessions ({min(in_use, usable)} of "
+                 f"{usable}{reserved}; this runbook's own connection not counted).{named}")
+    return [Finding("DB_POOL_SATURATED", severity, title, evidence, pool_steps(leak_findings))]
+
+
+def _may_use_reserved_slots(limits_row: Any) -> bool:
+    """PostgreSQL 16+ and this role has the privileges of pg_use_reserved_connections (connection_limits)."""
+    version = limits_row.get("server_version_num")
+    return (version is not None and not pd.isna(version) and int(version) >= RESERVED_ROLE_SINCE
+            and bool(limits_row.get("uses_reserved_slots")))
+
+
+def _holders(by_state: pd.DataFrame, top: int = 5) -> list[dict[str, Any]]:
+    """Who holds the connections: the largest groups of connections_by_state (application, role, client, state)."""
+    if by_state.empty:
+        return []
+    columns = ["application", "role", "client", "state", "connections"]
+    groups = by_state.reindex(columns=columns).sort_values("connections", ascending=False, kind="stable").head(top)
+    return [{k: (int(v) if k == "connections" else v) for k, v in g.items()} for g in groups.to_dict("records")]
+
+
+def _holder(holder: dict[str, Any]) -> str:
+    return (f"{holder['application']} (user {holder['role']} from {holder['client']}, {holder['state']}) with "
+            f"{holder['connections']} connection(s)")
 
 
 def pool_steps(leak_findings: list[Finding] | None) -> list[str]:
