@@ -95,7 +95,11 @@ def test_restore_dry_run_changes_nothing_and_a_wrong_target_or_no_operator_is_re
     assert wrong.proc.returncode == 3 and "BACKUP_RESTORED" not in wrong.codes
     refused = finding(wrong, "RESTORE_REFUSED")
     assert target() in refused["title"] and "'production'" in refused["title"]
-    assert not (wrong.output / "audit.jsonl").exists() and marker_tenants() == 1
+    assert marker_tenants() == 1
+    (record,) = audit_records(wrong)
+    assert (record["action"], record["phase"], record["outcome"]) == ("restore_database", "refused", "refused")
+    assert "confirm_target must repeat the target" in record["reason"] and "'production'" in record["reason"]
+    assert (record["target"], record["backup"], record["operator"]) == (target(), meta["file"], "alice")
 
     nobody = run(RUNBOOK, *chosen, "-p", "apply=true", "-p", f"confirm_target={target()}")
     assert nobody.proc.returncode == 3 and nobody.folders == wrong.folders, "refused before anything runs"
@@ -156,7 +160,8 @@ def test_a_damaged_backup_fails_verification_by_sha256_and_is_not_restored(run, 
         failed = finding(result, "BACKUP_VERIFY_FAILED")
         assert failed["severity"] == "CRITICAL" and "SHA-256" in failed["title"] and meta["file"] in failed["title"]
         assert "SHA-256" in finding(result, "RESTORE_REFUSED")["title"]
-        assert not (result.output / "audit.jsonl").exists() and marker_tenants() == 1, "nothing was restored"
+        assert marker_tenants() == 1, "nothing was restored"
+        assert [(r["phase"], "SHA-256" in r["reason"]) for r in audit_records(result)] == [("refused", True)]
     finally:   # the newest backup must be a good one again for the tests after this one
         dump.unlink(missing_ok=True)
         dump.with_suffix(".json").unlink(missing_ok=True)

@@ -283,6 +283,16 @@ def test_migration_drift_names_the_hotfix_and_the_pending_file(run, scenario):
     text = (result.folder / "notebook.ipynb").read_text()
     assert "missing locally" in text and "dry run: would apply" in text
 
+    before = history()
+    refused = run(RUNBOOK, "-p", "apply=true", "--operator", "alice")
+    assert "MIGRATION_DRIFT" in finding(refused, "MIGRATIONS_APPLY_REFUSED")["title"]
+    assert history() == before, "refused for drift: nothing applied"
+    (record,) = audit_records(refused)
+    assert (record["action"], record["phase"], record["outcome"]) == ("apply_migrations", "refused", "refused")
+    assert "MIGRATION_DRIFT" in record["reason"] and record["blocking_findings"] == ["MIGRATION_DRIFT"]
+    assert [m["version"] for m in record["migrations"]] == [migration_files.PENDING_VERSION]
+    assert record["operator"] == "alice" and record["override"] is False
+
 
 def test_a_pending_migration_using_a_missing_table_is_critical_and_apply_is_refused(run, folder):
     (folder / "20990101000000_mig_test_reports.sql").write_text(
@@ -299,14 +309,16 @@ def test_a_pending_migration_using_a_missing_table_is_critical_and_apply_is_refu
     refused = run(RUNBOOK, "-p", f"migrations_dir={folder}", "-p", "apply=true", "--operator", "alice")
     assert "MIGRATIONS_APPLY_REFUSED" in refused.codes and "MIGRATION_DEPENDENCY_BROKEN" in finding(
         refused, "MIGRATIONS_APPLY_REFUSED")["title"]
-    assert not (refused.output / "audit.jsonl").exists()
+    (record,) = audit_records(refused)
+    assert record["phase"] == "refused" and "MIGRATION_DEPENDENCY_BROKEN" in record["reason"]
     assert (history(), public_tables()) == before, "a refused apply changes nothing"
 
     forced = run(RUNBOOK, "-p", f"migrations_dir={folder}", "-p", "apply=true", "-p", "override=true",
                  "--operator", "alice")
     failed = finding(forced, "MIGRATION_FAILED")
     assert failed["severity"] == "CRITICAL" and failed["evidence"]["line"] == 2, "the statement starts on line 2"
-    assert "mig_test_nowhere" in failed["title"] and audit_records(forced)[0]["override"] is True
+    started = next(r for r in audit_records(forced) if r["phase"] == "started")
+    assert "mig_test_nowhere" in failed["title"] and started["override"] is True
     assert (history(), public_tables()) == before, "the server refused it too: rolled back"
 
 
@@ -319,7 +331,8 @@ def test_a_pending_file_that_does_not_parse_is_critical_and_never_applied(run, f
     assert result.proc.returncode == 2 and result.codes["MIGRATION_INVALID"] == "CRITICAL"
     assert "20990101000000_mig_test_typo.sql line 2" in finding(result, "MIGRATION_INVALID")["title"]
     assert "cannot be read as SQL" in finding(result, "MIGRATIONS_APPLY_REFUSED")["title"]
-    assert (history(), public_tables()) == before and not (result.output / "audit.jsonl").exists()
+    assert (history(), public_tables()) == before
+    assert [(r["phase"], "cannot be read as SQL" in r["reason"]) for r in audit_records(result)] == [("refused", True)]
 
 
 def test_dry_run_changes_nothing(run, folder):
@@ -358,6 +371,12 @@ def test_apply_runs_in_order_records_as_the_cli_does_and_is_audited(run, folder)
 
     again = run(RUNBOOK, "-p", f"migrations_dir={folder}")
     assert again.proc.returncode == 0 and again.codes == {"MIGRATIONS_OK": "OK"}, again.verdict["findings"]
+    repeated = run(RUNBOOK, "-p", f"migrations_dir={folder}", "-p", "apply=true", "--operator", "alice")
+    assert repeated.codes == {"MIGRATIONS_OK": "OK"} and history() == rows, "a repeated apply changes nothing"
+    assert [(r["phase"], r.get("reason")) for r in audit_records(repeated)[2:]] == [
+        ("no-op", "no migration is pending")]
+    assert "apply_migrations no-op, nothing changed: no migration is pending" in (
+        repeated.folder / "notebook.ipynb").read_text()
 
 
 def test_a_failing_migration_is_rolled_back_and_stops_the_sequence(run, folder):
@@ -390,10 +409,15 @@ def test_apply_without_a_writable_url_is_refused(run, folder):
                  env=os.environ | {"AIAS_SANDBOX_MIGRATIONS_DATABASE_URL": ""})
     refused = finding(result, "MIGRATIONS_APPLY_REFUSED")
     assert "migrations_database_url" in refused["title"] and "read-only" in refused["title"]
-    assert not (result.output / "audit.jsonl").exists() and (history(), public_tables()) == before
+    assert (history(), public_tables()) == before
+    (record,) = audit_records(result)
+    assert record["phase"] == "refused" and "migrations_database_url" in record["reason"]
 
     garbled = run(RUNBOOK, "-p", f"migrations_dir={folder}", "-p", "apply=true", "--operator", "alice",
                   env=os.environ | {"AIAS_SANDBOX_MIGRATIONS_DATABASE_URL": "postgres-at-the-usual-place"})
     assert "RUNBOOK_ERROR" not in garbled.codes, garbled.verdict["findings"]
     assert "not a connection URL" in finding(garbled, "MIGRATIONS_APPLY_REFUSED")["title"]
-    assert not (garbled.output / "audit.jsonl").exists() and (history(), public_tables()) == before
+    assert (history(), public_tables()) == before
+    assert [(r["phase"], "not a connection URL" in r["reason"]) for r in audit_records(garbled)][1:] == [
+        ("refused", True)]
+    assert "postgres-at-the-usual-place" not in (garbled.output / "audit.jsonl").read_text()

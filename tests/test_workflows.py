@@ -7,10 +7,11 @@ import psycopg
 
 from aias_runbooks.sandbox import workflows
 
-from .conftest import audit_records, finding, sandbox_dsn
+from .conftest import admin_session, audit_records, finding, sandbox_dsn, wait_for
 
 PROBLEMS = {"WARNING", "CRITICAL"}
 RUNBOOK = "workflows-not-executing"
+MAX_ATTEMPTS = 3        # params/thresholds.yaml workflows.retry_max_attempts: the first run and two retries
 
 
 def retries_of(ids: list[str]) -> dict[str, int]:
@@ -83,3 +84,49 @@ def test_retry_dry_run_changes_nothing_apply_requeues_each_listed_execution_once
     replanned = {t["execution"] for r in audit_records(again)[2:] if r["phase"] == "started" for t in r["targets"]}
     assert not replanned & set(planned), "a retried execution is not planned again"
     assert retries_of(planned) == {i: 1 for i in planned}, "nor retried twice"
+
+
+def retries_waiting() -> int:
+    """Retries the worker has not finished yet (pending or running)."""
+    with admin_session() as conn:
+        return conn.execute("SELECT count(*) FROM workflow_executions WHERE retry_of IS NOT NULL "
+                            "AND status IN ('pending', 'running')").fetchone()[0]
+
+
+def highest_attempt(since) -> int:
+    with admin_session() as conn:
+        return conn.execute("SELECT coalesce(max(attempt), 1) FROM workflow_executions WHERE created_at >= %s",
+                            [since]).fetchone()[0]
+
+
+def test_retry_stops_at_the_attempt_cap_while_the_cause_persists(run, scenario):
+    """HubSpot stays down, so every retry of its executions fails again. Each apply re-queued the previous apply's
+    failed retries with no end; now an execution is retried until MAX_ATTEMPTS attempts in all, and the apply
+    after that skips it and says why (in the plan and the audit)."""
+    scenario("external-api-outage")
+    with admin_session() as conn:
+        since = conn.execute("SELECT now()").fetchone()[0]
+    window = ("-p", "window_minutes=10")
+    for _ in range(MAX_ATTEMPTS - 1):          # attempts 2 and 3: each fails again (the cause persists)
+        applied = run(RUNBOOK, *window, "-p", "apply=true", "--operator", "alice")
+        assert "RUNBOOK_ERROR" not in applied.codes, applied.verdict["findings"]
+        wait_for(lambda: retries_waiting() == 0, 90, "the worker to run the retries")
+    assert highest_attempt(since) == MAX_ATTEMPTS, "the premise: executions at the cap, failed again"
+    with admin_session() as conn:
+        capped = {i for (i,) in conn.execute(
+            "SELECT e.id::text FROM workflow_executions e WHERE e.attempt >= %s AND e.created_at >= %s "
+            "AND e.status IN ('failed', 'timed_out') "
+            "AND NOT EXISTS (SELECT 1 FROM workflow_executions r WHERE r.retry_of = e.id)",
+            [MAX_ATTEMPTS, since]).fetchall()}
+    assert capped
+
+    last = run(RUNBOOK, *window, "-p", "apply=true", "--operator", "alice")
+    wait_for(lambda: retries_waiting() == 0, 90, "the worker to run the retries")
+    assert highest_attempt(since) == MAX_ATTEMPTS, "no execution is tried a fourth time"
+    assert not retries_of(sorted(capped)), "the capped executions were not re-queued"
+    text = (last.folder / "notebook.ipynb").read_text()
+    assert f"skipped: attempt {MAX_ATTEMPTS} of at most {MAX_ATTEMPTS} failed" in text
+    record = audit_records(last)[-1]       # the last apply's outcome: finished, or a no-op if it had only capped ones
+    assert record["phase"] in {"finished", "no-op"}
+    assert capped <= {t["execution"] for t in record["capped"]}
+    assert all(f"attempt {MAX_ATTEMPTS} of at most {MAX_ATTEMPTS}" in t["reason"] for t in record["capped"])

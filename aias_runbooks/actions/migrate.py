@@ -9,7 +9,8 @@ columns), and each migration in ONE transaction: its statements one by one, then
 statements array, exactly as the CLI inserts it). A migration already recorded when its turn comes (applied
 meanwhile) is skipped; the first failure rolls that migration back and stops: the later ones are not attempted.
 Audited in output/audit.jsonl (started with every planned migration, finished with each one's outcome, also when
-it fails or is interrupted).
+it fails or is interrupted); a refused apply, and one with nothing pending (a no-op: e.g. repeated after it
+succeeded), is audited too, as one record with the reason.
 """
 
 from __future__ import annotations
@@ -54,11 +55,12 @@ def run(rb: Runbook, steps: pd.DataFrame, pending: list[LocalMigration], apply: 
     """Dry run: the plan, marked. Apply: refused (MIGRATIONS_APPLY_REFUSED) unless the checks allow it and a writable
     URL is configured; else each migration applied in its own transaction, audited; MIGRATIONS_APPLIED or
     MIGRATION_FAILED. The `action` column says what happened to each."""
-    if steps.empty:
-        return steps.assign(action=pd.Series(dtype=str))
     if not apply:
-        return steps.assign(action="dry run: would apply")
+        return steps.assign(action=pd.Series(dtype=str) if steps.empty else "dry run: would apply")
     audit.require_operator(operator)
+    if steps.empty and checked:
+        audit.declined(rb, ACTION, operator, audit.NO_OP, "no migration is pending", migrations=[])
+        return steps.assign(action=pd.Series(dtype=str))
     secret = rb.env.secret("migrations_database_url")
     blocking = sorted({f.code for f in rb.findings if f.code in BLOCKING})
     unreadable = [m.file for m in pending if m.error]
@@ -76,6 +78,8 @@ def run(rb: Runbook, steps: pd.DataFrame, pending: list[LocalMigration], apply: 
         reason = f"{secret.name} is not a connection URL: {exc}"
     if reason:
         rb.record(checks.apply_refused(reason))
+        audit.declined(rb, ACTION, operator, audit.REFUSED, reason, override=override, blocking_findings=blocking,
+                       migrations=[{"version": m.version, "name": m.name, "file": m.file} for m in pending])
         return steps.assign(action="refused: nothing changed")
     outcomes = {m.version: INTERRUPTED for m in pending}
     failure: dict[str, Any] = {}

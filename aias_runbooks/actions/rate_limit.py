@@ -2,7 +2,8 @@
 
 Dry run unless apply: the plan is that key's active block, as rate_limits shows it. Apply (operator required)
 asks the endpoint to lift it; the runbook itself never writes to the database. Audited in output/audit.jsonl
-(started before the call, finished with the endpoint's answer, also when the call fails or is interrupted).
+(started before the call, finished with the endpoint's answer, also when the call fails or is interrupted; an
+apply refused, or a no-op because the key is not blocked, as one record with the reason).
 """
 
 from __future__ import annotations
@@ -25,17 +26,25 @@ def plan(active: pd.DataFrame, key: str) -> pd.DataFrame:
     return active[active["key"] == key.strip()].reset_index(drop=True)
 
 
-def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str, timeout_s: float = 10.0) -> pd.DataFrame:
-    """Dry run: the block, marked. Apply: the endpoint lifts it; `action` says cleared or failed: <answer>."""
-    if targets.empty:
-        return targets
+def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str, key: str = "",
+        timeout_s: float = 10.0) -> pd.DataFrame:
+    """Dry run: the block, marked. Apply: the endpoint lifts it; `action` says cleared or failed: <answer>. An apply
+    with no key named (refused) or the key not blocked (a no-op) is audited with its reason."""
     if not apply:
-        return targets.assign(action="dry run: would clear")
+        return targets if targets.empty else targets.assign(action="dry run: would clear")
     audit.require_operator(operator)
+    if targets.empty:
+        named = key.strip()
+        audit.declined(rb, ACTION, operator, audit.NO_OP if named else audit.REFUSED,
+                       f"{named} is not blocked" if named else "no rate-limit key was named (the `key` parameter)",
+                       criteria={"key": named or None})
+        return targets
+    key = str(targets.iloc[0]["key"])
     token = rb.env.secret("admin_token")
     if token is None:
-        return targets.assign(action="not attempted: " + rb.env.missing_secret_message("admin_token"))
-    key = str(targets.iloc[0]["key"])
+        reason = rb.env.missing_secret_message("admin_token")
+        audit.declined(rb, ACTION, operator, audit.REFUSED, reason, criteria={"key": key})
+        return targets.assign(action="not attempted: " + reason)
     result = targets.assign(action=INTERRUPTED)
     fields = {"criteria": {"key": key},
               "targets": [{"key": key, "blocked_until": str(targets.iloc[0]["blocked_until"])}]}

@@ -4,7 +4,8 @@ Dry run unless apply: the plan is the subscription diff itself (checks.billing.s
 showing what the database says and what Stripe says it should. Apply (operator required) asks the endpoint to
 reconcile exactly the planned subscriptions; the app sets them from Stripe's objects in one transaction. The
 runbook itself never writes to the database. Audited in output/audit.jsonl (started before the call, finished
-with each row's outcome, also when the call fails or the run is interrupted).
+with each row's outcome, also when the call fails or the run is interrupted; a refused or no-op apply as one
+record with the reason).
 """
 
 from __future__ import annotations
@@ -120,16 +121,26 @@ def _subscriptions(rb: Runbook, customers: list[str] | None) -> pd.DataFrame | N
 
 def run(rb: Runbook, diff: pd.DataFrame | None, apply: bool, operator: str, timeout_s: float = 30.0) -> pd.DataFrame:
     """Dry run: the diff, marked with what would change. Apply: the endpoint reconciles those subscriptions;
-    returns the rows with `action` (reconciled / unchanged / failed: ...)."""
-    if diff is None or diff.empty:
-        return diff
+    returns the rows with `action` (reconciled / unchanged / failed: ...). An apply with no comparison (refused)
+    or no difference (a no-op) is audited with its reason."""
     if not apply:
-        return diff.assign(action=[f"dry run: would set {r.stripe_tier or r.db_tier}/{r.stripe_status}"
-                                   for r in diff.itertuples(index=False)])
+        return diff if diff is None or diff.empty else diff.assign(
+            action=[f"dry run: would set {r.stripe_tier or r.db_tier}/{r.stripe_status}"
+                    for r in diff.itertuples(index=False)])
     audit.require_operator(operator)
+    if diff is None:
+        audit.declined(rb, ACTION, operator, audit.REFUSED, "Stripe and the database could not both be read: "
+                       "nothing is known to differ")
+        return diff
+    if diff.empty:
+        audit.declined(rb, ACTION, operator, audit.NO_OP, "no subscription differs from Stripe"
+                       + (f" ({diff.attrs['scope']})" if diff.attrs.get("scope") else ""))
+        return diff
     token = rb.env.secret("admin_token")
     if token is None:
-        return diff.assign(action=NOT_ATTEMPTED + rb.env.missing_secret_message("admin_token"))
+        reason = rb.env.missing_secret_message("admin_token")
+        audit.declined(rb, ACTION, operator, audit.REFUSED, reason, targets=_records(diff))
+        return diff.assign(action=NOT_ATTEMPTED + reason)
     targets = diff["subscription"].dropna().tolist()
     criteria = {"subscriptions": targets}
     result = diff.assign(action=INTERRUPTED)       # what the audit says if the call never comes back

@@ -3,9 +3,10 @@
 The plan (dry run) names the target as `host:port/database` of the profile's backup_database_url and lists every
 table of the backup with its rows now (read-only) and in the backup: what would be replaced. Apply needs
 apply=True, an operator, and `confirm_target` equal to that name (the target named twice), and a dump whose
-SHA-256 is still its metadata's; anything else is RESTORE_REFUSED with nothing changed. The restore is one
-transaction: all of it or none. Audited in output/audit.jsonl (started before pg_restore runs, finished with its
-outcome, also when it fails or is interrupted); afterwards the target's tables are read again against the backup.
+SHA-256 is still its metadata's; anything else is RESTORE_REFUSED with nothing changed, and audited (one refused
+record with the reason). The restore is one transaction: all of it or none. Audited in output/audit.jsonl (started
+before pg_restore runs, finished with its outcome, also when it fails or is interrupted); afterwards the target's
+tables are read again against the backup.
 """
 
 from __future__ import annotations
@@ -51,6 +52,13 @@ def plan(rb: Runbook, meta: dict[str, Any] | None) -> pd.DataFrame:
     return frame
 
 
+def _refuse(rb: Runbook, operator: str, reason: str, target: str, meta: dict[str, Any] | None) -> None:
+    """RESTORE_REFUSED, and the refused apply audited with its reason: nothing was changed."""
+    rb.record(checks.refused(reason, target))
+    audit.declined(rb, ACTION, operator, audit.REFUSED, reason, target=target,
+                   backup=Path(meta["path"]).name if meta else None)
+
+
 def run(rb: Runbook, targets: pd.DataFrame, meta: dict[str, Any] | None, apply: bool, operator: str,
         confirm_target: str) -> pd.DataFrame:
     """Dry run: the plan, marked. Apply: refused (RESTORE_REFUSED) unless operator, confirm_target and the file's
@@ -58,7 +66,7 @@ def run(rb: Runbook, targets: pd.DataFrame, meta: dict[str, Any] | None, apply: 
     target = targets.attrs.get("target", "")
     if targets.attrs.get("error"):
         if apply:
-            rb.record(checks.refused(targets.attrs["error"], target))
+            _refuse(rb, operator, targets.attrs["error"], target, meta)
         return targets
     if not apply:
         return targets.assign(action=f"dry run: would replace with the backup's rows (confirm_target={target})")
@@ -67,11 +75,11 @@ def run(rb: Runbook, targets: pd.DataFrame, meta: dict[str, Any] | None, apply: 
               f"confirm_target must repeat the target exactly as the dry run shows it ({target}); "
               f"got {confirm_target!r}" if confirm_target.strip() != target else backups.check_file(meta))
     if reason:
-        rb.record(checks.refused(reason, target))
+        _refuse(rb, operator, reason, target, meta)
         return targets.assign(action="refused: nothing changed")
     tools, looked = backups.find_tools()
     if tools is None:
-        rb.record(checks.refused("pg_restore was not found (looked in " + ", ".join(looked) + ")", target))
+        _refuse(rb, operator, "pg_restore was not found (looked in " + ", ".join(looked) + ")", target, meta)
         return targets.assign(action="refused: nothing changed")
     name = Path(meta["path"]).name
     result = targets.assign(action=INTERRUPTED)

@@ -1,10 +1,14 @@
 """Guarded action: retry failed or timed-out workflow executions through the app's /api/admin/executions/retry.
 
 Dry run unless apply: the plan is the window's failed and timed-out executions that were never retried
-(sql/retryable_executions.sql). Apply (operator required) asks the endpoint to re-queue exactly those; it skips
-any that was retried meanwhile (at most one retry per execution), so a second apply retries nothing twice. The
-runbook itself never writes to the database. Audited in output/audit.jsonl (started before the call, finished with
-each execution's outcome, also when the call fails or is interrupted).
+(sql/retryable_executions.sql), each to be retried unless it already is attempt `workflows.retry_max_attempts` of its
+original execution (each retry is the attempt after the one it retries): then the retries failed as often as the
+first run, the cause persists, and another retry would only fail again; it is skipped, and the plan says so. Apply
+(operator required) asks the endpoint to re-queue exactly the others; it skips any that was retried meanwhile (at
+most one retry per execution), so a second apply retries nothing twice. The runbook itself never writes to the
+database. Audited in output/audit.jsonl (started before the call, finished with each execution's outcome and the
+ones skipped at the cap (`capped`) with why, also when the call fails or is interrupted; an apply with nothing to
+retry, or refused, as one record with the reason).
 """
 
 from __future__ import annotations
@@ -18,35 +22,82 @@ from . import audit
 ACTION = "retry_executions"
 ENDPOINT = "/api/admin/executions/retry"
 INTERRUPTED = "interrupted: outcome unknown (list the retryable executions again)"
+CAPPED = "skipped: attempt {attempt} of at most {cap} failed: the cause persists, a retry would fail again"
 COUNTED = (("retried", "re-queued"), ("skipped", "skipped"), ("failed", "failed"))   # audit: outcomes by kind
+
+
+def plan(rb: Runbook, window_minutes: int, limit: int = 200) -> pd.DataFrame:
+    """The window's failed and timed-out executions never retried; `skip` says why one at the attempt cap
+    (workflows.retry_max_attempts) is not retried, else None. attrs["max_attempts"]: the cap."""
+    cap = int(rb.thresholds["workflows"]["retry_max_attempts"])
+    found = rb.query("retryable_executions", window_minutes=window_minutes, limit=limit)
+    if found.attrs.get("error"):
+        return found
+    skip = [CAPPED.format(attempt=int(a), cap=cap) if a >= cap else None for a in found["attempt"]]
+    planned = found.assign(skip=pd.Series(skip, index=found.index, dtype=object))
+    planned.attrs.update(found.attrs, max_attempts=cap)
+    skipped = planned["skip"].notna().sum()
+    if skipped:
+        print(f"{skipped} of {len(planned)} skipped: at attempt {cap} of at most {cap} (workflows.retry_max_attempts) "
+              "they failed again; while the cause persists a retry fails too: fix it (sections 2 and 4), then run "
+              "those workflows anew")
+    return planned
 
 
 def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str, window_minutes: int,
         timeout_s: float = 30.0) -> pd.DataFrame:
-    """Dry run: the executions, marked. Apply: `action` says re-queued as <new id>, skipped or failed: <why>."""
-    if targets.empty:
-        return targets
+    """Dry run: the executions, marked. Apply: `action` says re-queued as <new id>, skipped: <why> or failed: <why>
+    (those at the attempt cap are skipped without being sent)."""
+    marked = _marked(targets)
     if not apply:
-        return targets.assign(action="dry run: would retry")
+        return targets if targets.empty else targets.assign(action=[
+            skip or f"dry run: would retry (attempt {int(n) + 1})" for skip, n in zip(marked, targets["attempt"],
+                                                                                  strict=True)])
     audit.require_operator(operator)
+    criteria = {"status": ["failed", "timed_out"], "window_minutes": window_minutes,
+                "max_attempts": targets.attrs.get("max_attempts")}
+    capped = [{"execution": r.execution, "attempt": int(r.attempt), "reason": skip}
+              for r, skip in zip(targets.itertuples(index=False), marked, strict=True) if skip]
+    todo = targets[[skip is None for skip in marked]]
+    if targets.attrs.get("error"):
+        audit.declined(rb, ACTION, operator, audit.REFUSED, "the retryable executions could not be listed: "
+                       + str(targets.attrs["error"]), criteria=criteria)
+        return targets
+    if todo.empty:
+        audit.declined(rb, ACTION, operator, audit.NO_OP, f"no failed or timed-out execution of the last "
+                       f"{window_minutes} minutes is waiting for a retry" + (
+                           f" ({len(capped)} at the attempt cap)" if capped else ""),
+                       criteria=criteria, capped=capped)
+        return targets if targets.empty else targets.assign(action=marked)
     token = rb.env.secret("admin_token")
     if token is None:
-        return targets.assign(action="not attempted: " + rb.env.missing_secret_message("admin_token"))
-    ids = [str(i) for i in targets["execution"]]
-    result = targets.assign(action=INTERRUPTED)
-    fields = {"criteria": {"status": ["failed", "timed_out"], "window_minutes": window_minutes},
-              "targets": [{"execution": r.execution, "workflow": r.workflow, "status": r.status}
-                          for r in targets.itertuples(index=False)]}
+        reason = rb.env.missing_secret_message("admin_token")
+        audit.declined(rb, ACTION, operator, audit.REFUSED, reason, criteria=criteria)
+        return targets.assign(action="not attempted: " + reason)
+    ids = [str(i) for i in todo["execution"]]
+    result = targets.assign(action=[skip or INTERRUPTED for skip in marked])
+    fields = {"criteria": criteria,
+              "targets": [{"execution": r.execution, "workflow": r.workflow, "status": r.status,
+                           "attempt": int(r.attempt)} for r in todo.itertuples(index=False)],
+              "capped": capped}
 
     def finished() -> dict:
-        outcomes = dict(zip(ids, result["action"], strict=True))
+        outcomes = dict(zip(targets["execution"].astype(str), result["action"], strict=True))
         return fields | {"outcomes": outcomes} | {kind: sum(o.startswith(prefix) for o in outcomes.values())
                                                   for kind, prefix in COUNTED}
 
     with audit.attempt(rb, ACTION, operator, fields, finished) as path:
-        result["action"] = _retry(rb.env.api_base_url + ENDPOINT, token.reveal(), ids, timeout_s)
+        answered = dict(zip(ids, _retry(rb.env.api_base_url + ENDPOINT, token.reveal(), ids, timeout_s), strict=True))
+        result["action"] = [skip or answered[str(i)] for skip, i in zip(marked, targets["execution"], strict=True)]
     result.attrs["audit"] = str(path)
     return result
+
+
+def _marked(targets: pd.DataFrame) -> list[str | None]:
+    """Each target's reason not to retry it (plan's `skip`), or None: retry it."""
+    if "skip" not in targets.columns:
+        return [None] * len(targets)
+    return [None if pd.isna(skip) else str(skip) for skip in targets["skip"]]
 
 
 def _retry(url: str, token: str, ids: list[str], timeout_s: float) -> list[str]:

@@ -7,7 +7,8 @@ auth.refresh_tokens) and set the keys' revoked_at, all in one transaction; the r
 database. A user's sessions are all ended, also one opened since the plan (the attacker may have logged in again:
 signing out everywhere is the point); a key is revoked only if it still is not (`revoked_at IS NULL` in the same
 statement), so an earlier revocation time is kept. Audited in output/audit.jsonl (started before the call,
-finished with each target's outcome, also when the call fails or the run is interrupted).
+finished with each target's outcome, also when the call fails or the run is interrupted; a refused or no-op apply
+as one record with the reason).
 """
 
 from __future__ import annotations
@@ -56,17 +57,21 @@ def _dry(row: Any) -> str:
 def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str, timeout_s: float = 15.0) -> pd.DataFrame:
     """Dry run: the plan, each row saying what would be revoked. Apply: the endpoint revokes all of them in one
     transaction; `action` says what each lost (revoked: ... / already revoked / failed: ...)."""
-    if targets.empty:
-        return targets
     if not apply:
-        return targets.assign(action=[_dry(r) for r in targets.itertuples(index=False)])
+        return targets if targets.empty else targets.assign(action=[_dry(r) for r in targets.itertuples(index=False)])
     audit.require_operator(operator)
-    token = rb.env.secret("admin_token")
-    if token is None:
-        return targets.assign(action=NOT_ATTEMPTED + rb.env.missing_secret_message("admin_token"))
     users = targets.loc[targets["target"] == "user", "id"].tolist()
     keys = targets.loc[targets["target"] == "api_key", "id"].tolist()
     criteria = {"users": users, "api_keys": keys}
+    if targets.empty:
+        audit.declined(rb, ACTION, operator, audit.NO_OP, "no user or API key is listed as compromised",
+                       criteria=criteria)
+        return targets
+    token = rb.env.secret("admin_token")
+    if token is None:
+        reason = rb.env.missing_secret_message("admin_token")
+        audit.declined(rb, ACTION, operator, audit.REFUSED, reason, criteria=criteria)
+        return targets.assign(action=NOT_ATTEMPTED + reason)
     result = targets.assign(action=INTERRUPTED)      # what the audit says if the call never comes back
     with audit.attempt(rb, ACTION, operator, {"criteria": criteria, "targets": _records(result)},
                        lambda: {"criteria": criteria, "targets": _records(result), "outcome": _outcome(result)}

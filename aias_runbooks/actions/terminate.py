@@ -17,7 +17,8 @@ blocking a session as above). See sql/terminate_backends.sql.
 
 Apply writes two records to output/audit.jsonl, sharing an `attempt` id: `phase: started` (operator, criteria,
 every planned target) before the first signal, and `phase: finished` (each target's outcome) afterwards, also
-when a target fails or the run is interrupted. A run killed between the two still leaves the started record.
+when a target fails or the run is interrupted. A run killed between the two still leaves the started record. An
+apply with no target (a no-op) or that cannot reach the database (refused) writes one record with the reason.
 """
 
 from __future__ import annotations
@@ -83,18 +84,25 @@ def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str) -> pd.Da
     message>). A target that fails does not stop the others and does not raise; see the module docstring for
     the audit records.
     """
-    if targets.empty:
-        return targets
     if not apply:
-        return targets.assign(action="dry run: would terminate")
+        return targets if targets.empty else targets.assign(action="dry run: would terminate")
     audit_log.require_operator(operator)
     criteria = targets.attrs.get("criteria")
+    if targets.empty:
+        error = targets.attrs.get("error")
+        audit_log.declined(rb, ACTION, operator, audit_log.REFUSED if error else audit_log.NO_OP,
+                           f"the sessions could not be listed: {error}" if error else
+                           "no session meets the criteria (a leak, or an idle root blocker when asked for)",
+                           criteria=criteria)
+        return targets
     missing = [key for key in SESSION_KEYS if key not in targets.columns]
     if not criteria or missing:
         raise ValueError("apply needs the targets exactly as terminate.plan(...) returned them "
                          f"(criteria and the columns {', '.join(SESSION_KEYS)}); nothing was terminated")
     conn = rb.connection()
     if conn is None:
+        audit_log.declined(rb, ACTION, operator, audit_log.REFUSED, "the database is not reachable",
+                           criteria=criteria)
         return targets.assign(terminated=False, action=NOT_ATTEMPTED + "the database is not reachable")
 
     result = targets.assign(terminated=False, action=PLANNED)

@@ -260,10 +260,11 @@ def incident_document(verdict_findings: list[Finding], events: pd.DataFrame, use
         lines += [f"| {_cell(k.api_key_id)} | {_cell(k.tenant_id)} | {_cell(k.name)} | {_cell(k.last_used_at)} | "
                   f"{_cell(k.revoked_at)} |" for k in keys.itertuples(index=False)]
     lines += ["", "## Actions taken", ""]
-    ended = {a.get("attempt") for a in actions if a.get("phase") == "finished"}
-    shown = [a for a in actions if a.get("phase") == "finished" or a.get("attempt") not in ended]
+    ended = {a.get("attempt") for a in actions if a.get("phase") != "started"}   # finished, refused or no-op
+    shown = [a for a in actions if a.get("phase") != "started" or a.get("attempt") not in ended]
     lines += [f"- {_cell(pd.Timestamp(a['at']))} UTC, {_cell(a['operator'])}: {_cell(a['action'])}: "
-              + (_cell(a.get("outcome", "")) if a.get("phase") == "finished"
+              + (_cell(a.get("outcome", "")) + (f" ({_cell(a['reason'])})" if a.get("reason") else "")
+                 if a.get("phase") != "started"
                  else "started, no outcome recorded (interrupted): read the sessions and keys again")
               for a in shown] or ["- None by this run (dry run). Revoke with `apply=true` and your name."]
     lines += ["", "## Notifications (Operator Playbook: Emergency Procedures, Data Breach)", "",

@@ -1,6 +1,6 @@
 -- Failed or timed-out workflow executions of the last :window_minutes that were never retried, newest first.
 SELECT e.id::text AS execution, w.name AS workflow, t.slug AS tenant, w.integration, e.status, e.attempt,
-       e.created_at, e.error
+       e.retry_of::text AS retry_of, e.created_at, e.error
 FROM public.workflow_executions e
 JOIN public.workflows w ON w.id = e.workflow_id
 LEFT JOIN public.tenants t ON t.id = e.tenant_id
