@@ -3,7 +3,6 @@ localstripe delivering signed webhooks to the sandbox API, which verifies them w
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -15,7 +14,7 @@ from dotenv import dotenv_values
 
 from aias_runbooks import paths
 
-from .conftest import finding, sandbox_dsn
+from .conftest import audit_records, finding, sandbox_dsn
 from .test_secrets import leaks
 
 PROBLEMS = {"WARNING", "CRITICAL"}
@@ -166,15 +165,31 @@ def test_reconcile_round_trip_dry_run_apply_audit_and_zero_mismatch(run, scenari
     assert rows_of(paid) == before, "a dry run changes nothing"
     assert not (dry.output / "audit.jsonl").exists()
 
+    one = sorted(paid)[0]               # user=X with apply: X's subscription only, not every mismatch of the window
+    others = paid - {one}
+    mine = run(WEBHOOKS, "-p", "signature_probe=false", "-p", f"user={before[one][0]}", "-p", "apply=true",
+               "--operator", "alice")
+    assert mine.codes["SUBSCRIPTION_MISMATCH"] == "CRITICAL", "the window's diagnosis is unchanged"
+    assert mine.codes["SUBSCRIPTIONS_RECONCILED"] == "OK", mine.verdict["findings"]
+    assert rows_of({one})[one][1:] == ("pro", "active")
+    assert {u: rows_of(others)[u] for u in others} == {u: before[u] for u in others}, "the others are untouched"
+    started, finished = audit_records(mine)
+    assert len(started["criteria"]["subscriptions"]) == 1 and [t["user_id"] for t in started["targets"]] == [one]
+    assert finished["reconciled"] == 1
+
     applied = run(WEBHOOKS, "-p", "signature_probe=false", "-p", "apply=true", "--operator", "alice",
                   "--incident", "INC-42")
     assert applied.codes["SUBSCRIPTIONS_RECONCILED"] == "OK", applied.verdict["findings"]
     assert {(tier, status) for _, tier, status in rows_of(paid).values()} == {("pro", "active")}
-    records = [json.loads(line) for line in (applied.output / "audit.jsonl").read_text().splitlines()]
+    records = audit_records(applied)[2:]
     assert [r["phase"] for r in records] == ["started", "finished"]
     assert {r["operator"] for r in records} == {"alice"} and {r["incident"] for r in records} == {"INC-42"}
     assert sorted(records[0]["criteria"]["subscriptions"]) == sorted(t["subscription"] for t in records[1]["targets"])
-    assert records[1]["reconciled"] == 3 and records[1]["failed"] == 0
+    assert records[1]["reconciled"] == 2 and records[1]["failed"] == 0
+
+    again = run(WEBHOOKS, "-p", "signature_probe=false", "-p", "apply=true", "--operator", "alice")
+    assert [(r["phase"], r["reason"].startswith("no subscription differs from Stripe"))
+            for r in audit_records(again)[4:]] == [("no-op", True)], "a repeated apply is a no-op that says so"
 
     after = run(WEBHOOKS, "-p", "signature_probe=false")
     assert after.codes["SUBSCRIPTIONS_MATCH"] == "OK" and "SUBSCRIPTION_MISMATCH" not in after.codes

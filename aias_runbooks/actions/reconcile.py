@@ -76,6 +76,7 @@ def plan_for_window(rb: Runbook, events: pd.DataFrame | None, compare: str, wind
     if diff is not None:
         diff.attrs["scope"] = f"named by the last {window_minutes} minutes' billing events" + (
             f" or by {user}" if user else "")
+        diff.attrs["user"] = user      # run() and verify() act on this user's rows only
     return diff
 
 
@@ -90,19 +91,22 @@ def plan_for_user(rb: Runbook, user_id: str, email: str | None, rows: pd.DataFra
         return None
     diff = plan(rb, sorted(set(by_email)), mine)
     if diff is not None:
-        diff.attrs["scope"] = "of this user"
+        diff.attrs.update(scope="of this user", user=str(user_id))
     return diff
 
 
 def verify(rb: Runbook, applied: bool, diff: pd.DataFrame | None = None) -> pd.DataFrame | None:
-    """After an apply: both sides read again, over what `diff` compared; SUBSCRIPTIONS_RECONCILED when they agree,
-    else RECONCILE_INCOMPLETE with what still differs. Nothing to check after a dry run."""
+    """After an apply: both sides read again, over what `diff` compared (and only its user's rows when it was kept
+    to one, as run() was); SUBSCRIPTIONS_RECONCILED when they agree, else RECONCILE_INCOMPLETE with what still
+    differs. Nothing to check after a dry run."""
     if not applied:
         return None
     customers = None if diff is None else diff.attrs.get("customers")
-    after = plan(rb, customers)
+    user = "" if diff is None else diff.attrs.get("user") or ""
+    after = plan(rb, customers, users=(user,) if user else ())
     if after is None:
         return None
+    after = billing.one_user(after, user)
     after.attrs["scope"] = diff.attrs.get("scope") if diff is not None else None
     if after.empty:
         rb.record(Finding("SUBSCRIPTIONS_RECONCILED", Severity.OK,
@@ -121,8 +125,11 @@ def _subscriptions(rb: Runbook, customers: list[str] | None) -> pd.DataFrame | N
 
 def run(rb: Runbook, diff: pd.DataFrame | None, apply: bool, operator: str, timeout_s: float = 30.0) -> pd.DataFrame:
     """Dry run: the diff, marked with what would change. Apply: the endpoint reconciles those subscriptions;
-    returns the rows with `action` (reconciled / unchanged / failed: ...). An apply with no comparison (refused)
-    or no difference (a no-op) is audited with its reason."""
+    returns the rows with `action` (reconciled / unchanged / failed: ...). A diff kept to one user (attrs["user"],
+    plan_for_window's `user`, plan_for_user) is applied to that user's rows only. An apply with no comparison
+    (refused) or no difference (a no-op) is audited with its reason."""
+    if diff is not None and diff.attrs.get("user"):
+        diff = billing.one_user(diff, diff.attrs["user"])
     if not apply:
         return diff if diff is None or diff.empty else diff.assign(
             action=[f"dry run: would set {r.stripe_tier or r.db_tier}/{r.stripe_status}"
