@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
-import httpx
-
 from .dsn import split_url
 from .findings import Severity, worst
 from .runner.redact import redact_text, secret_values
 from .settings import Environment, Secret, load_environment
+from .sources import http
 from .sources.subsystems import at_once
 
 TIMEOUT_S = 5.0
@@ -159,10 +158,13 @@ def _answers(url: str, timeout_s: float, path: str = "") -> tuple[Severity, str]
     """Any HTTP answer is reachable; a 5xx is a WARNING (it answers, but is failing); no answer is CRITICAL."""
     start = time.perf_counter()
     try:
-        response = httpx.get(url + path, headers={"User-Agent": "aias-runbooks"}, follow_redirects=False,
-                             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0)))
-    except httpx.HTTPError as exc:
-        return Severity.CRITICAL, f"{url}{path}: no answer ({type(exc).__name__}: {exc}; timeout {timeout_s:g} s)"
+        response = http.request("GET", url + path, timeout_s)
+    except http.TooSlow as exc:
+        return Severity.CRITICAL, f"{url}{path}: {exc.reason}"
+    except http.NoAnswer as exc:
+        return Severity.CRITICAL, f"{url}{path}: no answer ({exc.reason}; deadline {timeout_s:g} s)"
+    except http.NotSent as exc:
+        return Severity.CRITICAL, f"{url}{path}: the request could not be made ({exc.kind})"
     took = (time.perf_counter() - start) * 1000
     if response.status_code >= 500:
         return Severity.WARNING, f"{url}{path} answers HTTP {response.status_code} in {took:.0f} ms (failing)"

@@ -7,7 +7,8 @@ sends through the profile's Resend (`resend_api` url, `resend_api_key` secret) f
 
 Only a change of status is told, never every run: each channel's last delivered status is kept in the entry's
 state (`notified`, none yet counting as OK), so the first run tells only a problem, a recovery to OK is told, and
-a delivery that failed (refused, an error status, no answer within TIMEOUT_S) is retried at the next run.
+a delivery that failed (refused, an error status, no complete answer within TIMEOUT_S, a total deadline: a
+receiver answering a byte at a time does not hold `schedule run-due`) is retried at the next run.
 
 A message is the verdict line, the top findings (code, severity, title) and the report path, nothing else, passed
 through the secret redaction with every secret of the profile, the webhook's token included.
@@ -23,14 +24,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from .errors import UsageError
 from .printable import printable
 from .runner.parameterize import show
 from .runner.redact import MIN_LENGTH, redact_text
 from .runner.run_all import ranked
 from .settings import Environment
+from .sources import http
 
 KEYS = ("when", "slack", "email", "from")
 WHEN = ("change",)
@@ -185,7 +185,7 @@ def secrets_of(profile: Environment) -> list[str]:
 
 def deliver(channel: str, notify: Notify, profile: Environment, msg: Message) -> str | None:
     """Send one message on one channel: None once accepted, else why not in one line (never the URL or key)."""
-    headers = {"User-Agent": "aias-runbooks"}
+    headers: dict[str, str] = {}
     if channel == "slack":
         url = profile.secret("slack_webhook_url").reveal()  # type: ignore[union-attr]
         payload: dict[str, Any] = {"text": "".join(SLACK_ESCAPES.get(c, c) for c in msg.text)}
@@ -195,13 +195,14 @@ def deliver(channel: str, notify: Notify, profile: Environment, msg: Message) ->
         headers["Authorization"] = f"Bearer {profile.secret('resend_api_key').reveal()}"  # type: ignore[union-attr]
         payload = {"from": notify.sender, "to": list(notify.email), "subject": msg.subject, "text": msg.text}
         where = "Resend"
-    try:
-        response = httpx.post(url, json=payload, headers=headers,
-                              timeout=httpx.Timeout(TIMEOUT_S, connect=min(TIMEOUT_S, 3.0)))
-    except httpx.HTTPError as exc:
-        return f"{where} did not answer ({type(exc).__name__})"
-    except (UnicodeEncodeError, ValueError) as exc:   # a credential no HTTP request can carry: never quote it
-        return f"not sent to {where}: the URL or credential is not valid ({type(exc).__name__})"
+    try:   # the URL and key are never quoted: the webhook's URL is its token
+        response = http.request("POST", url, TIMEOUT_S, headers, json=payload)
+    except http.TooSlow as exc:
+        return f"{where} did not answer within {exc.seconds:g} s"
+    except http.NoAnswer as exc:
+        return f"{where} did not answer ({exc.kind})"
+    except http.NotSent as exc:
+        return f"not sent to {where}: the URL or credential is not valid ({exc.kind})"
     if response.status_code >= 300:
         return f"{where} answered HTTP {response.status_code}"
     return None

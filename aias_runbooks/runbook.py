@@ -191,11 +191,28 @@ class FindingList:
 
 
 def start(slug: str, env: str = "sandbox") -> Runbook:
-    """Open a runbook against an environment profile; the runner's run id is used when there is one."""
+    """Open a runbook against an environment profile; the runner's run id is used when there is one.
+
+    In a notebook each cell from here on is a run section with a budget for its HTTP requests (sources.http):
+    a section calling several targets ends by naming the one that did not answer, before the cell timeout."""
     profile = load_environment(env)
     profile.check_ready()
+    _sections()
     run_id = os.environ.get("AIAS_RUN_ID") or "interactive-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     return Runbook(slug, profile, run_id, load_thresholds(profile.thresholds), os.environ.get("AIAS_INCIDENT"))
+
+
+def _sections() -> None:
+    """Open a new section budget before each cell IPython runs (and now, for the rest of this one); once."""
+    from IPython import get_ipython
+
+    from .sources import http
+    shell = get_ipython()
+    if shell is None:   # not in a notebook: each request keeps its own deadline only
+        return
+    if http.start_section not in shell.events.callbacks["pre_run_cell"]:
+        shell.events.register("pre_run_cell", http.start_section)
+    http.start_section()
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,5 +1,6 @@
-"""Each runbook against each dependency it has, failing every way we know: stopped, killed mid-run, and slower
-than its timeouts. Always a report, exit 2 or 3, the unreachable target named, never a bare traceback."""
+"""Each runbook against each dependency it has, failing every way we know: stopped, killed mid-run, slower
+than its timeouts, and answering a byte at a time. Always a report, exit 2 or 3, the unreachable target named,
+never a bare traceback."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 from aias_runbooks.sandbox import postgres, schema
 
 from .conftest import CLI, free_port_base, sandbox_dsn, wait_for
+from .test_deadlines import Target
 
 BOUND_S = 180   # no fault may make a run hang: well under the 300 s cell timeout, with room for a loaded machine
 DB_RUNBOOKS = ["database-connection-errors", "database-health"]
@@ -202,4 +204,30 @@ def test_api_slower_than_its_timeout(sandbox, tmp_path):
         verdict, _ = _finished(_run(output, "health-check", "-p", "timeout_s=0.5", AIAS_SANDBOX_API_URL=url), output)
     down = _finding(verdict, "API_DOWN")
     assert down["severity"] == "CRITICAL" and down["evidence"]["url"] == f"{url}/api/healthz"
-    assert "timeout" in down["evidence"]["last_error"].lower()
+    assert down["evidence"]["last_error"] == f"{url}/api/healthz: no complete answer within 0.5 s"
+
+
+DRIPPING = [   # (runbook, the variable pointing at the dripping target, the finding that must name it)
+    ("health-check", "AIAS_SANDBOX_API_URL", "API_DOWN"),
+    ("incident-system-down", "AIAS_SANDBOX_API_URL", "API_DOWN"),
+    ("stripe-webhook-failures", "AIAS_SANDBOX_STRIPE_API_BASE", "STRIPE_UNREACHABLE"),
+    ("incident-payment-issues", "AIAS_SANDBOX_STRIPE_API_BASE", "STRIPE_UNREACHABLE"),
+    ("workflows-not-executing", "AIAS_SANDBOX_SERVICES_URL", "EXTERNAL_API_DOWN"),
+    ("signup-failures", "AIAS_SANDBOX_SERVICES_URL", "AUTH_UNHEALTHY"),
+    ("full-system-check", "AIAS_SANDBOX_SERVICES_URL", "AUTH_UNHEALTHY"),
+]
+
+
+@pytest.mark.parametrize("runbook, variable, code", DRIPPING, ids=[f"{r}-{c}" for r, _, c in DRIPPING])
+def test_a_target_answering_a_byte_at_a_time(sandbox, runbook, variable, code, tmp_path):
+    """Each request has a total deadline, not a per-read timeout: a target that sends its answer a byte at a time
+    is a finding naming it and the seconds it was given, within the run's bound, never the cell timeout."""
+    output = tmp_path / "output"
+    dripping = Target("drip", 0.5)
+    try:
+        verdict, _ = _finished(_run(output, runbook, **{variable: dripping.url}), output)
+    finally:
+        dripping.close()
+    said = json.dumps(_finding(verdict, code))
+    assert dripping.url in said and "no complete answer within" in said, said
+    assert verdict["exit_code"] == 2 and "RUNBOOK_ERROR" not in {f["code"] for f in verdict["findings"]}

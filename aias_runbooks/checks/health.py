@@ -23,21 +23,30 @@ SLOW_STEPS = [
 
 
 def availability(samples: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
-    """API_DOWN when nothing answered (or it stopped answering), API_UNHEALTHY when answers are not
-    {"ok": true}, else API_HEALTHY."""
+    """API_DOWN when nothing answered (or it stopped answering), naming how the last request failed (e.g. not
+    answering within its deadline), API_UNHEALTHY when answers are not {"ok": true}, else API_HEALTHY. A probe
+    that its run section's budget cut short says so."""
     url = samples.attrs.get("url", "/api/healthz")
     last_error = samples["error"].iloc[-1] if len(samples) else "no sample sent"
     if not samples["answered"].any():
-        return [Finding("API_DOWN", Severity.CRITICAL, "The API is not answering: every request failed.",
-                        {"url": url, "attempts": len(samples), "last_error": last_error}, SYSTEM_DOWN_STEPS)]
-    if samples.attrs.get("stopped_early") and not samples["answered"].iloc[-1]:
+        found = Finding("API_DOWN", Severity.CRITICAL, f"The API is not answering: every request failed "
+                        f"({last_error}).", {"url": url, "attempts": len(samples), "last_error": last_error},
+                        SYSTEM_DOWN_STEPS)
+    elif samples.attrs.get("stopped_early") and not samples["answered"].iloc[-1]:
         # it answered, then stopped: down now, not a blip
         silent = len(samples) - int(samples["answered"].to_numpy().nonzero()[0].max()) - 1
-        return [Finding("API_DOWN", Severity.CRITICAL,
-                        f"The API stopped answering during the check: the last {silent} requests failed.",
-                        {"url": url, "attempts": len(samples), "answered": int(samples["answered"].sum()),
-                         "last_error": last_error}, SYSTEM_DOWN_STEPS)]
-    return [_health(samples, url, thresholds)]
+        found = Finding("API_DOWN", Severity.CRITICAL,
+                        f"The API stopped answering during the check: the last {silent} requests failed "
+                        f"({last_error}).", {"url": url, "attempts": len(samples),
+                                             "answered": int(samples["answered"].sum()), "last_error": last_error},
+                        SYSTEM_DOWN_STEPS)
+    else:
+        found = _health(samples, url, thresholds)
+    if budget := samples.attrs.get("budget_s"):
+        found.title += (f" Only {len(samples)} of {samples.attrs.get('requested')} requests were sent: the run "
+                        f"section's {budget:g} s budget ran out.")
+        found.evidence["budget_s"] = budget
+    return [found]
 
 
 def latency(samples: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:

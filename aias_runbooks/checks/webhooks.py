@@ -10,10 +10,10 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import httpx
 import pandas as pd
 
 from ..findings import Finding, Severity
+from ..sources import http
 from ..thresholds import grade
 
 # What billing acts on (playbook: users not upgraded after payment); localstripe sends invoice.payment_succeeded
@@ -100,7 +100,8 @@ PROBE_REQUEST_ID = "aias-probe-"   # the X-Request-Id prefix of the probe's deli
 
 
 def probe(api_base_url: str, secret: str, timeout_s: float = 5.0) -> pd.DataFrame:
-    """POST a correctly signed test event and an unsigned one to the endpoint: one row each, with the answer.
+    """POST a correctly signed test event and an unsigned one to the endpoint: one row each, with the answer
+    (each within a total deadline of timeout_s).
 
     The signed one uses the documented scheme (Stripe-Signature: t=<unix time>,v1=<HMAC-SHA256 of "t.body">), an
     event type the app ignores, and an id naming the probe; the app answers 2xx and records it as ignored. Both
@@ -115,23 +116,24 @@ def probe(api_base_url: str, secret: str, timeout_s: float = 5.0) -> pd.DataFram
     rows = []
     # marked, so the webhook success rate (monitoring, triage, the endpoint's log) leaves our own refused probe out
     marked = {"X-Request-Id": f"{PROBE_REQUEST_ID}{secrets.token_hex(8)}"}
-    with httpx.Client(timeout=timeout_s) as client:
+    with http.Session() as session:
         for kind, headers in (("signed", {"Stripe-Signature": f"t={stamp},v1={signature}"} | marked),
                               ("unsigned", marked)):
             rows.append({"delivery": kind, "expected": "2xx" if kind == "signed" else "4xx"}
-                        | _post(client, url, body, headers))
+                        | _post(session, url, body, headers, timeout_s))
     frame = pd.DataFrame(rows)
     frame.attrs["url"] = url
     return frame
 
 
-def _post(client: httpx.Client, url: str, body: str, headers: dict[str, str]) -> dict[str, Any]:
+def _post(session: http.Session, url: str, body: str, headers: dict[str, str], timeout_s: float) -> dict[str, Any]:
     start = time.perf_counter()
     try:
-        response = client.post(url, content=body, headers={"Content-Type": "application/json"} | headers)
-    except httpx.HTTPError as exc:
+        response = session.request("POST", url, timeout_s, {"Content-Type": "application/json"} | headers,
+                                   content=body)
+    except http.Unreachable as exc:
         return {"status": None, "latency_ms": round((time.perf_counter() - start) * 1000, 1),
-                "answer": f"{type(exc).__name__}: {exc}".rstrip(": ")[:200]}
+                "answer": str(exc)[:200]}
     return {"status": response.status_code, "latency_ms": round((time.perf_counter() - start) * 1000, 1),
             "answer": response.text[:200]}
 

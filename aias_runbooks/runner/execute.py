@@ -64,7 +64,8 @@ def execute(request: RunRequest, cell_timeout: int = 300, progress: bool | None 
     logging.getLogger("papermill").setLevel(logging.WARNING)
     with stop_signals() as stopped:
         with _kernel_env(AIAS_RUN_ID=run_id, AIAS_INCIDENT=request.incident, AIAS_OUTPUT_DIR=str(root),
-                         AIAS_FINDINGS_JOURNAL=str(space.journal)), kernel.config(space) as config, \
+                         AIAS_FINDINGS_JOURNAL=str(space.journal), AIAS_CELL_TIMEOUT_S=str(cell_timeout)), \
+                kernel.config(space) as config, \
                 _runner_log(space.log):
             km, writer = None, None
             try:

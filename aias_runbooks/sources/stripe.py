@@ -1,11 +1,12 @@
 """Stripe, read-only: events, subscriptions and failed payments as frames, for the billing runbooks.
 
-Talks to real Stripe or to the sandbox's localstripe through the stripe SDK, without retries and with every
-request bounded by timeout_s, so a runbook stays bounded. Requests are pinned to STRIPE_VERSION, the last API
-version whose invoices still carry charge, payment_intent and subscription and whose subscriptions carry
-current_period_end; event payloads keep the version they were created with, so both shapes are read.
-What the API at hand cannot report (localstripe has no delivery status, no webhook endpoints) comes back as
-a one-line reason instead of a frame.
+Talks to real Stripe or to the sandbox's localstripe through the stripe SDK, without retries, its requests sent
+by sources.http (DeadlineClient): each has a total deadline of timeout_s, so a Stripe answering a byte at a time
+is STRIPE_UNREACHABLE naming it, and the run section's budget bounds a series of requests (pages). Requests are
+pinned to STRIPE_VERSION, the last API version whose invoices still carry charge, payment_intent and subscription
+and whose subscriptions carry current_period_end; event payloads keep the version they were created with, so both
+shapes are read. What the API at hand cannot report (localstripe has no delivery status, no webhook endpoints)
+comes back as a one-line reason instead of a frame.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 
 import pandas as pd
 import stripe
+
+from . import http
 
 DEFAULT_API_BASE = "https://api.stripe.com"
 STRIPE_VERSION = "2025-02-24.acacia"
@@ -41,15 +44,40 @@ class StripeUnavailable(Exception):
     """Stripe could not be read: unreachable, auth refused, timed out or failing; one line, never the key."""
 
 
+class DeadlineClient(stripe.HTTPClient):
+    """The stripe SDK's HTTP client (its documented extension point, stripe.HTTPClient) sending through
+    sources.http: each request within a total deadline of deadline_s. The SDK's own clients bound each socket
+    read only, so a Stripe answering a byte at a time held them forever. A request without an answer is the SDK's
+    APIConnectionError, caused by the http error (TooSlow names the URL and the seconds)."""
+
+    name = "aias-runbooks"
+
+    def __init__(self, deadline_s: float) -> None:
+        super().__init__()
+        self.deadline_s = deadline_s
+        self._session = http.Session()
+
+    def request(self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None,
+                **_: Any) -> tuple[bytes, int, Mapping[str, str]]:
+        try:
+            answer = self._session.request(method.upper(), url, self.deadline_s, headers, content=post_data)
+        except http.Unreachable as exc:
+            raise stripe.APIConnectionError(str(exc), should_retry=False) from exc
+        return answer.content, answer.status_code, answer.headers
+
+    def close(self) -> None:
+        self._session.close()
+
+
 class StripeClient:
-    """A read-only view of one Stripe account (or localstripe), every call bounded and never retried."""
+    """A read-only view of one Stripe account (or localstripe), every request within its deadline, never retried."""
 
     def __init__(self, api_key: str, api_base: str | None = None, timeout_s: float = 10.0) -> None:
         self.api_base = (api_base or DEFAULT_API_BASE).rstrip("/")
         self._key = api_key
         self._api = stripe.StripeClient(
             api_key, base_addresses={"api": self.api_base}, stripe_version=STRIPE_VERSION,
-            max_network_retries=0, http_client=stripe.RequestsClient(timeout=timeout_s))
+            max_network_retries=0, http_client=DeadlineClient(timeout_s))
 
     def __repr__(self) -> str:
         return f"StripeClient(api_base={self.api_base!r})"
@@ -180,18 +208,21 @@ class StripeClient:
 
     def _describe(self, exc: stripe.StripeError) -> str:
         """One line naming what went wrong and where, with the key (and anything key-shaped) removed."""
-        if isinstance(exc, stripe.APIConnectionError):
+        if isinstance(exc, stripe.APIConnectionError) and isinstance(exc.__cause__, http.TooSlow):
+            what, detail = "timed out waiting for", exc.__cause__.reason   # e.g. no complete answer within 10 s
+        elif isinstance(exc, stripe.APIConnectionError):
             cause = exc.__cause__
             found = ERRNO_PATTERN.search(str(cause or exc))
-            detail = found.group(0).strip() if found else type(cause or exc).__name__
-            timed_out = "timeout" in type(cause).__name__.lower() or "timed out" in str(cause).lower()
-            what = "timed out waiting for" if timed_out else "cannot reach"
+            detail = f"{type(exc).__name__}: " + (found.group(0).strip() if found else
+                                                  getattr(cause, "kind", type(cause or exc).__name__))
+            what = "cannot reach"
         else:
             what = {stripe.AuthenticationError: "auth refused by", stripe.PermissionError: "auth refused by",
                     stripe.RateLimitError: "rate limited by"}.get(type(exc), "error from")
             first_line = str(exc.user_message or "").strip().splitlines()[:1]
-            detail = f"HTTP {exc.http_status}: {first_line[0][:160] if first_line else 'no message'}"
-        message = f"{what} Stripe API at {self.api_base}: {type(exc).__name__}: {detail}"
+            said = first_line[0][:160] if first_line else "no message"
+            detail = f"{type(exc).__name__}: HTTP {exc.http_status}: {said}"
+        message = f"{what} Stripe API at {self.api_base}: {detail}"
         if self._key:
             message = message.replace(self._key, "[redacted]")
         return KEY_PATTERN.sub(r"\1_\2_[redacted]", message)

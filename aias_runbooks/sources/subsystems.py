@@ -39,8 +39,8 @@ class Probe:
 def at_once(calls: dict[str, Callable[[], Any]], deadline_s: float,
             meanwhile: Callable[[], Any] | None = None) -> tuple[dict[str, Probe], Any]:
     """({name: Probe}, what meanwhile() returned): every call started in its own thread, meanwhile() run in this
-    one, then each call waited for until deadline_s after the start. A call still running then is left to its own
-    timeout (its thread is not joined) and reported as not answering within the deadline."""
+    one, then each call waited for until deadline_s after the start. A call still running then is left to end at
+    its own requests' deadlines (its thread is not joined) and reported as not answering within the deadline."""
     start = time.perf_counter()
     pool = ThreadPoolExecutor(max_workers=max(1, len(calls)), thread_name_prefix="aias-probe")
     futures: dict[str, Future] = {name: pool.submit(_timed, call) for name, call in calls.items()}
