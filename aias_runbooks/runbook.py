@@ -46,6 +46,11 @@ class Runbook:
     _stripe_problem: str | None = None
     _stripe: StripeClient | None = None
 
+    def __post_init__(self) -> None:
+        # Tables show each text whole (an error, a message): pandas cuts a cell at 50 characters by default, which
+        # hid the part that names the cause; the report wraps long cells instead.
+        pd.set_option("display.max_colwidth", None)
+
     def record(self, findings: Finding | list[Finding]) -> FindingList:
         """Add findings to the verdict and show them.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import random
@@ -138,6 +139,15 @@ def run(sandbox, tmp_path):
 def finding(result: Run, code: str) -> dict:
     """The run's first finding with this code (StopIteration if it has none)."""
     return next(f for f in result.verdict["findings"] if f["code"] == code)
+
+
+def table_text(result: Run) -> str:
+    """The text of every table the run's notebook shows (pandas' HTML), unescaped, whitespace made single spaces:
+    what a reader of the report sees in its tables."""
+    nb = json.loads((result.folder / "notebook.ipynb").read_text())
+    shown = ["".join(o["data"]["text/html"]) for c in nb["cells"] for o in c.get("outputs", [])
+             if "dataframe" in "".join(o.get("data", {}).get("text/html", ""))]
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", "\n".join(shown))).split())
 
 
 def audit_records(result: Run) -> list[dict]:

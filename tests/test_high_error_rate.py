@@ -10,11 +10,12 @@ from dotenv import dotenv_values
 
 from aias_runbooks import paths, runbook
 from aias_runbooks.actions import rollback
+from aias_runbooks.sandbox import releases
 from aias_runbooks.settings import load_environment
 from aias_runbooks.sources import deploys
 from aias_runbooks.sources.deploys import Vercel
 
-from .conftest import audit_records, finding
+from .conftest import audit_records, finding, table_text
 
 PROBLEMS = {"WARNING", "CRITICAL"}
 
@@ -51,6 +52,7 @@ def test_spike_after_deploy_names_the_deployment_and_rollback_fixes_it(run, scen
     assert "consecutive minutes" in finding(result, "ERROR_RATE_HIGH")["title"]
     pattern = finding(result, "ERROR_PATTERN_DOMINANT")
     assert pattern["evidence"]["route"] == "/api/workflows" and "reading 'tier'" in pattern["title"]
+    assert f"Unhandled exception: {releases.BUG}" in table_text(result), "the patterns table shows messages whole"
     assert vercel().deployments().iloc[0]["live"] and not (result.output / "audit.jsonl").exists(), \
         "a dry run changes nothing"
 

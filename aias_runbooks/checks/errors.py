@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import patterns
 from ..findings import Finding, Severity
 
 ROLLBACK_STEPS = ["Roll back to the previous READY production deployment (section 4: dry run first, then "
@@ -81,19 +82,33 @@ def error_rate(minutes: pd.DataFrame, thresholds: dict[str, Any], window_minutes
                     f"last {window_minutes} min; no {rule['window_minutes']}-minute run over 1%.", evidence)]
 
 
-def patterns(found: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
-    """ERROR_PATTERN_DOMINANT: one fingerprint on one route holds most of the window's errors."""
-    if found.attrs.get("error") or found.empty:
+def pattern_table(found: pd.DataFrame) -> pd.DataFrame:
+    """The error_patterns query's messages grouped by route and pattern (patterns.normalise: ids, numbers and
+    values masked), largest first, each with its fingerprint and one whole message; attrs `window_errors` is every
+    error of the window (the query reads the 1000 most frequent messages)."""
+    table = patterns.grouped(found, "message", "errors", by=["route"], first=["first_seen"], last=["last_seen"])
+    table.insert(0, "fingerprint", [patterns.fingerprint(r, p) for r, p in zip(table["route"], table["pattern"],
+                                                                                  strict=True)])
+    if len(found) and not found.attrs.get("error"):
+        table.attrs["window_errors"] = int(found["window_errors"].max())
+    return table
+
+
+def dominant_pattern(table: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
+    """ERROR_PATTERN_DOMINANT: one pattern on one route holds most of the window's errors (pattern_table's)."""
+    if table.attrs.get("error") or table.empty:
         return []
     rule = thresholds["error_rate"]
-    total, top = int(found["errors"].sum()), found.iloc[0]
+    total = max(int(table["errors"].sum()), table.attrs.get("window_errors", 0))
+    top = table.iloc[0]
     if total < rule["pattern_min_errors"] or top["errors"] / total < rule["pattern_dominant_share"]:
         return [Finding("ERROR_PATTERNS_MIXED", Severity.OK, f"{total} errors in the window; no single pattern "
                         f"dominates (the largest: {int(top['errors'])}).")]
     return [Finding("ERROR_PATTERN_DOMINANT", Severity.WARNING,
                     f"{int(top['errors'])} of {total} errors are one pattern on {top['route'] or '(no route)'}: "
-                    f"{top['example'][:160]}",
-                    {"fingerprint": top["fingerprint"], "route": top["route"], "first_seen": str(top["first_seen"]),
+                    f"{top['pattern']}",
+                    {"fingerprint": top["fingerprint"], "route": top["route"], "pattern": top["pattern"],
+                     "example": top["example"], "first_seen": str(top["first_seen"]),
                      "errors": int(top["errors"]), "of": total},
                     ["Its first occurrence (first_seen) is when it started: compare with the deployments above."])]
 

@@ -1,5 +1,5 @@
 -- One user's error_logs rows in the last :window_minutes, newest first.
-SELECT created_at, level, source, path, left(message, 200) AS message, request_id
+SELECT created_at, level, source, path, message, request_id
 FROM public.error_logs
 WHERE user_id = CAST(:user_id AS uuid) AND created_at >= now() - make_interval(mins => :window_minutes)
 ORDER BY created_at DESC

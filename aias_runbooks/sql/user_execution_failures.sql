@@ -1,6 +1,6 @@
 -- The last failed or timed-out executions of one user's tenants' workflows in the last :window_minutes, with their error.
 SELECT e.created_at, t.slug AS tenant, w.name AS workflow, w.integration, e.status, e.attempt, e.duration_ms,
-       left(e.error, 200) AS error
+       e.error
 FROM public.workflow_executions e
 JOIN public.workflows w ON w.id = e.workflow_id
 JOIN public.tenants t ON t.id = e.tenant_id
