@@ -14,7 +14,7 @@ from dotenv import dotenv_values
 
 from aias_runbooks import paths
 
-from .conftest import audit_records, finding, sandbox_dsn
+from .conftest import audit_records, finding, sandbox_dsn, table_text
 from .test_secrets import leaks
 
 PROBLEMS = {"WARNING", "CRITICAL"}
@@ -138,6 +138,37 @@ def test_endpoint_down_is_unreachable_not_a_secret_problem(run, scenario):
     assert result.verdict["summary"].startswith("CRITICAL: WEBHOOK_ENDPOINT_UNREACHABLE")
     assert "HTTP 500" in finding(result, "WEBHOOK_ENDPOINT_UNREACHABLE")["title"]
     assert set(finding(result, "WEBHOOK_EVENTS_UNPROCESSED")["evidence"]["users"]) == paid
+
+
+DUPLICATE_PLAN = ('UniqueViolation: duplicate key value violates unique constraint "subscription_tiers_user_id_key" '
+                  'DETAIL: Key (user_id)=(?) already exists.')
+
+
+def test_processing_failures_name_the_constraint_they_violate(run, scenario):
+    """Verified deliveries the handler fails on (a constraint violation): not the endpoint, not the secret. The
+    findings say what the failures share, the error normalised and the constraint, and the tables show it whole."""
+    scenario("webhook-processing-fails")
+    paid = recent_subscribers()
+    with psycopg.connect(sandbox_dsn()) as conn:
+        errors = [e for (e,) in conn.execute("SELECT error FROM stripe_events WHERE status = 'failed' "
+                                             "AND received_at > now() - interval '10 minutes'")]
+    assert len(errors) == 3 and all(f"Key (user_id)=({u}) already exists" in " ".join(errors) for u in paid)
+    result = run(WEBHOOKS)
+    assert result.proc.returncode == 2
+    assert result.codes["WEBHOOK_ENDPOINT_OK"] == "OK", "the endpoint answers and verifies signatures"
+    unprocessed = finding(result, "WEBHOOK_EVENTS_UNPROCESSED")
+    assert unprocessed["severity"] == "CRITICAL" and "subscription_tiers_user_id_key" in unprocessed["title"]
+    assert unprocessed["evidence"]["constraint"] == "subscription_tiers_user_id_key"
+    assert unprocessed["evidence"]["dominant_error"] == DUPLICATE_PLAN
+    assert unprocessed["evidence"]["by_error"] == {f"failed: {DUPLICATE_PLAN}": 3}, "one pattern, not one per user"
+    assert set(unprocessed["evidence"]["users"]) == paid
+    rate = finding(result, "WEBHOOK_SUCCESS_RATE_LOW")
+    assert rate["evidence"]["constraint"] == "subscription_tiers_user_id_key" and DUPLICATE_PLAN in rate["title"]
+    assert result.verdict["summary"].startswith("CRITICAL: WEBHOOK_EVENTS_UNPROCESSED")
+    assert "subscription_tiers_user_id_key" in result.verdict["summary"], "the page names the constraint"
+    shown = table_text(result)
+    assert DUPLICATE_PLAN in shown, "the tables group by the normalised error"
+    assert any(" ".join(e.split()) in shown for e in errors), "and show an error whole, not cut at 50 characters"
 
 
 def test_payment_failures_list_the_users_to_notify(run, scenario):

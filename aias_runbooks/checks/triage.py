@@ -11,7 +11,6 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ..findings import Finding, Severity
@@ -66,8 +65,11 @@ def webhook_answers(requests: pd.DataFrame, thresholds: dict[str, Any], window_m
     with a 2xx was handled. The same rule as stripe-webhook-failures, without asking Stripe."""
     if requests.attrs.get("error"):
         return []
-    handled = np.repeat((requests["status"] < 300).to_numpy(dtype=bool), requests["requests"].astype(int))
-    found = webhooks.success_rate(pd.DataFrame({"handled": handled}), thresholds, window_minutes)
+    each = requests.loc[requests.index.repeat(requests["requests"].astype(int))]
+    found = webhooks.success_rate(pd.DataFrame({"handled": (each["status"] < 300).to_numpy(dtype=bool),
+                                                "status": [f"HTTP {int(s)}" for s in each["status"]],
+                                                "error": each["error"].replace("", None).to_numpy()}),
+                                  thresholds, window_minutes)
     for finding in found:
         finding.evidence["source"] = "the webhook endpoint's answers (api_requests), not Stripe's delivery log"
     return found

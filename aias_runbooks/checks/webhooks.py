@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import patterns
 from ..findings import Finding, Severity
 from ..sources import http
 from ..thresholds import grade
@@ -59,24 +60,27 @@ def delivery(events: pd.DataFrame | None, app_events: pd.DataFrame, thresholds: 
 
 
 def unprocessed(frame: pd.DataFrame | None, window_minutes: int) -> list[Finding]:
-    """WEBHOOK_EVENTS_UNPROCESSED: events Stripe has that the app never processed (CRITICAL: users wait on them)."""
+    """WEBHOOK_EVENTS_UNPROCESSED: events Stripe has that the app never processed (CRITICAL: users wait on them),
+    naming what most of them have in common (the app's error, normalised; the constraint it violates)."""
     if frame is None:
         return []
     missing = frame[~frame["handled"]]
     if missing.empty:
         return [Finding("WEBHOOK_EVENTS_PROCESSED", Severity.OK, f"Every billing event of the last {window_minutes} "
                         f"min ({len(frame)}) was processed by the app.")]
+    said, cause, steps = _cause(failures(frame))
     by_status = missing["status"].value_counts().to_dict()
     return [Finding("WEBHOOK_EVENTS_UNPROCESSED", Severity.CRITICAL,
                    f"{len(missing)} of {len(frame)} billing events of the last {window_minutes} min were not "
-                   f"processed by the app.",
-                   {"by_app_status": by_status, "event_types": missing["type"].value_counts().to_dict(),
+                   f"processed by the app; {said}.",
+                   {"by_app_status": by_status, **cause, "event_types": missing["type"].value_counts().to_dict(),
                     "users": _users(missing), "first": str(missing["created"].min()),
-                    "examples": missing["id"].head(EXAMPLES).tolist()}, DELIVERY_STEPS)]
+                    "examples": missing["id"].head(EXAMPLES).tolist()}, steps)]
 
 
 def success_rate(frame: pd.DataFrame | None, thresholds: dict[str, Any], window_minutes: int) -> list[Finding]:
-    """WEBHOOK_SUCCESS_RATE_LOW against the playbook: success > 99 % (WARNING below), failures > 5 % alert."""
+    """WEBHOOK_SUCCESS_RATE_LOW against the playbook: success > 99 % (WARNING below), failures > 5 % alert; with
+    what the failures have in common when the frame says (its status and error columns)."""
     limits = thresholds["webhook_failure_rate"]
     if frame is None:
         return []
@@ -91,9 +95,57 @@ def success_rate(frame: pd.DataFrame | None, thresholds: dict[str, Any], window_
     if severity is Severity.OK:
         return [Finding("WEBHOOK_SUCCESS_RATE_OK", Severity.OK,
                         f"Webhook success rate {100 * (1 - share):.1f}% over {len(frame)} events.", evidence)]
+    said, cause, steps = _cause(failures(frame))
     return [Finding("WEBHOOK_SUCCESS_RATE_LOW", severity,
                     f"Webhook success rate {100 * (1 - share):.1f}% ({failed} of {len(frame)} events failed) in the "
-                    f"last {window_minutes} min; target > 99 %, alert above 5 % failures.", evidence, DELIVERY_STEPS)]
+                    f"last {window_minutes} min; target > 99 %, alert above 5 % failures; {said}.", evidence | cause,
+                    steps)]
+
+
+def failures(frame: pd.DataFrame | None) -> pd.DataFrame:
+    """The deliveries that failed, grouped by what they have in common: the app's status of the event (failed,
+    received, not received; or the endpoint's HTTP status) and its error, normalised (patterns.normalise), largest
+    group first, each with one whole error as its example."""
+    frame = pd.DataFrame(columns=["handled"]) if frame is None else frame
+    missing = frame[~frame["handled"].astype(bool)].assign(events=1)
+    missing = missing.assign(**{c: v for c, v in {"status": "unknown", "error": None, "created": pd.NaT}.items()
+                                if c not in missing})
+    return patterns.grouped(missing, "error", "events", by=["status"], last=["created"])
+
+
+_STATUS_SAID = {"failed": "failed", "received": "are stuck in 'received'",
+                "not received": "never reached the app's records (refused or not delivered: see the endpoint's log)"}
+
+
+def _cause(causes: pd.DataFrame) -> tuple[str, dict[str, Any], list[str]]:
+    """What most failed deliveries have in common, as a title clause, evidence and the next steps it calls for."""
+    top = patterns.dominant(causes, "events")
+    if not top:
+        return "no failure is recorded", {}, DELIVERY_STEPS
+    status = causes.iloc[0]["status"]
+    evidence = {"by_error": {f"{r.status}: {r.pattern}" if r.pattern else str(r.status): int(r.events)
+                             for r in causes.head(EXAMPLES).itertuples(index=False)},
+                "dominant_error": top["pattern"] or None, "dominant_error_example": top["example"] or None,
+                **({"constraint": top["constraint"]} if "constraint" in top else {})}
+    some = f"{top['count']} of them" if top["count"] < top["of"] else f"all {top['count']}"
+    did = _STATUS_SAID.get(status, f"answered {status}")
+    if "constraint" in top:
+        return (f"{some} failed on the database constraint {top['constraint']}: {top['pattern']}", evidence,
+                [f"The webhook handler's write violates the constraint {top['constraint']} (the app's error, whole, "
+                 "is in the evidence and the table of failures): fix the statement that writes it (the latest "
+                 "deployment of /api/stripe/webhook) - the endpoint and its signature check work.",
+                 *DELIVERY_STEPS[1:]])
+    if top["pattern"]:
+        return (f"{some} {did}: {top['pattern']}", evidence,
+                ["The webhook handler fails on verified events with the error named (whole in the evidence): fix "
+                 "it (the latest deployment of /api/stripe/webhook's handler).", *DELIVERY_STEPS[1:]])
+    return f"{some} {did}", evidence, DELIVERY_STEPS
+
+
+def endpoint_log(requests: pd.DataFrame) -> pd.DataFrame:
+    """The endpoint's own log (the webhook_requests query) grouped by HTTP status and normalised error, each with one
+    whole error as its example."""
+    return patterns.grouped(requests, "error", "requests", by=["status"], first=["first_at"], last=["last_at"])
 
 
 PROBE_REQUEST_ID = "aias-probe-"   # the X-Request-Id prefix of the probe's deliveries, as api_requests logs it

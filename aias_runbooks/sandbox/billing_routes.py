@@ -7,7 +7,9 @@ only in the request log: an unverified body is not evidence of anything. Reconci
 subscription_tiers from Stripe's subscription objects, in one transaction, as Stripe recommends.
 
 Scenario keys read per request: webhook = "secret-mismatch" (the app holds a rotated secret the sender does not
-know) or "down" (the handler fails before doing anything: 500).
+know), "down" (the handler fails before doing anything: 500) or "insert-subscription" (a release whose handler
+writes each subscription event as a new plan row, an upsert that lost its ON CONFLICT: every user has one already,
+so PostgreSQL refuses it with subscription_tiers_user_id_key and the event is recorded as failed).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ async def stripe_webhook(request: web.Request) -> web.Response:
             return web.json_response({"received": True, "duplicate": True})
         try:
             async with conn.transaction():
-                outcome = await apply_event(conn, event)
+                outcome = await apply_event(conn, event, mode)
                 await conn.execute("UPDATE stripe_events SET status = %s, processed_at = now(), error = NULL "
                                    "WHERE id = %s", (outcome, event["id"]))
         except Exception as exc:
@@ -80,11 +82,11 @@ async def _receive(conn, event: dict[str, Any]) -> str | None:
     return row[0]
 
 
-async def apply_event(conn, event: dict[str, Any]) -> str:
+async def apply_event(conn, event: dict[str, Any], mode: str = "normal") -> str:
     """Apply one verified event to subscription_tiers: 'processed', or 'ignored' for types billing does not use."""
     kind, obj = event["type"], event["data"]["object"]
     if kind.startswith("customer.subscription."):
-        await _set_subscription(conn, obj)
+        await (_insert_subscription if mode == "insert-subscription" else _set_subscription)(conn, obj)
     elif kind in ("invoice.paid", "invoice.payment_succeeded") and obj.get("subscription"):
         await conn.execute("UPDATE subscription_tiers SET status = 'active', updated_at = now() "
                            "WHERE stripe_subscription_id = %s AND status IN ('past_due', 'incomplete')",
@@ -138,6 +140,15 @@ async def _set_subscription(conn, sub: dict[str, Any]) -> None:
          sub.get("current_period_end"), user))
     if updated.rowcount == 0:
         raise LookupError(f"no subscription row for user {user}")
+
+
+async def _insert_subscription(conn, sub: dict[str, Any]) -> None:
+    """The faulty release's write: the subscription as a new plan row of its user (INSERT without ON CONFLICT)."""
+    await conn.execute(
+        "INSERT INTO subscription_tiers (user_id, tier, status, stripe_customer_id, stripe_subscription_id,"
+        " current_period_end) VALUES (%s, %s, %s, %s, %s, to_timestamp(%s))",
+        ((sub.get("metadata") or {}).get("user_id"), tier_of(sub), STATUSES.get(sub["status"], "incomplete"),
+         sub["customer"], sub["id"], sub.get("current_period_end")))
 
 
 async def reconcile(request: web.Request) -> web.Response:

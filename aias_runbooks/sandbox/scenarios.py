@@ -238,6 +238,12 @@ SCENARIOS = {s.name: s for s in [
     Scenario("slow-database", "For the last 8 minutes every health check's SELECT 1 took 600-900 ms: the database "
              "latency P95 has been over 500 ms each minute (and responses over their 500 ms target).",
              metric_history="slow-database", diagnosed_by="monitoring: MONITOR_DB_LATENCY (CRITICAL)"),
+    Scenario("webhook-processing-fails", "A release of the billing webhook handler writes each subscription event "
+             "as a new plan row (its upsert lost ON CONFLICT): three users paid for Pro, their events were verified "
+             "and recorded, then failed on the unique constraint subscription_tiers_user_id_key; none was upgraded.",
+             webhook="insert-subscription", stripe_activity="upgrades",
+             diagnosed_by="stripe-webhook-failures: WEBHOOK_EVENTS_UNPROCESSED (CRITICAL), WEBHOOK_SUCCESS_RATE_LOW, "
+                          "SUBSCRIPTION_MISMATCH"),
 ]}
 
 
