@@ -110,6 +110,29 @@ def test_resend_lists_domains_as_its_api_does(profile, restore_services):
     assert Resend(key, profile.urls["resend_api"]).domains().empty
 
 
+def test_resend_lists_emails_as_its_api_does_and_bounces_where_told(profile, restore_services):
+    """GET /emails answers resend-openapi's ListEmailsResponse ({"object": "list", "has_more": ..., "data": [Email]}),
+    each Email's `to` an array (POST /emails takes a string or an array) and its `last_event` from the spec's enum;
+    mail to a domain in the state's `bouncing` list ends `bounced`, the rest `delivered`."""
+    key = profile.secret("resend_api_key").reveal()
+    headers, url = {"Authorization": f"Bearer {key}"}, profile.urls["resend_api"] + "/emails"
+    with services.services_state(restore_services) as state:
+        state["bouncing"] = ["globex.example"]
+    sent = {}
+    for to in ("ada@globex.example", ["bob@example.test"]):     # a string or an array, as the spec allows
+        send = {"from": "AIAS <hello@aiautomatedsystems.ca>", "to": to, "subject": "Welcome"}
+        sent[str(to).strip("[']")] = httpx.post(url, json=send, headers=headers, timeout=5).json()["id"]
+    listed = httpx.get(url, params={"limit": 2}, headers=headers, timeout=5).json()
+    assert listed["object"] == "list" and isinstance(listed["has_more"], bool) and len(listed["data"]) == 2
+    by_id = {e["id"]: e for e in listed["data"]}
+    assert all(e["object"] == "email" and isinstance(e["to"], list) for e in by_id.values())
+    assert (by_id[sent["ada@globex.example"]]["to"], by_id[sent["ada@globex.example"]]["last_event"]) == \
+        (["ada@globex.example"], "bounced")
+    assert by_id[sent["bob@example.test"]]["last_event"] == "delivered"
+    emails = Resend(key, profile.urls["resend_api"]).emails(limit=2).set_index("id")
+    assert emails.loc[sent["ada@globex.example"], "last_event"] == "bounced"
+
+
 @pytest.fixture
 def recorder():
     """An HTTP server on 127.0.0.1 that answers 200 `{}` to every GET and POST and records each request's raw path

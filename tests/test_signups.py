@@ -105,3 +105,36 @@ def test_auth_down_fails_signups_and_is_critical(run, auth_down):
     result = run("signup-failures")
     assert result.codes["AUTH_UNHEALTHY"] == "CRITICAL" and result.proc.returncode == 2
     assert "HTTP 503" in finding(result, "AUTH_UNHEALTHY")["evidence"]["error"]
+
+
+def test_bounces_at_one_domain_name_it_as_that_companys_mail_server(run, scenario):
+    """Bounces concentrated on one recipient domain: that company's mail server rejects ours (tell them), not our
+    sending reputation; the finding names the domain."""
+    scenario("email-bounces-one-domain")
+    result = run("signup-failures")
+    assert result.proc.returncode == 1, result.verdict["findings"]
+    failing = finding(result, "EMAIL_DELIVERY_FAILING")
+    assert failing["severity"] == "WARNING" and signups.BOUNCING_DOMAIN in failing["title"]
+    assert failing["evidence"]["bounced_by_domain"] == {signups.BOUNCING_DOMAIN: signups.BOUNCES}
+    assert failing["evidence"]["bounce_pattern"] == "one domain" and "allowlist" in " ".join(failing["next_steps"])
+    assert result.codes["EMAIL_DOMAIN_VERIFIED"] == "OK" and result.codes["SIGNUP_SUCCESS_RATE_OK"] == "OK"
+
+
+@pytest.fixture
+def bouncing_everywhere(sandbox):
+    """For one test every recipient's mail server rejects our mail (our sending reputation, or our DNS), and people
+    of signups.BOUNCES companies sign up; afterwards mail is accepted again and their signups forgotten."""
+    folder, since = paths.sandbox_dir(), time.time()
+    signups.bounces_at(["*"], folder, dotenv_values(folder / "sandbox.env"))
+    yield
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
+        signups.reset(folder, conn, since)
+
+
+def test_bounces_spread_over_many_domains_point_at_our_sending(run, bouncing_everywhere):
+    result = run("signup-failures")
+    assert result.proc.returncode == 1, result.verdict["findings"]
+    failing = finding(result, "EMAIL_DELIVERY_FAILING")
+    assert failing["severity"] == "WARNING" and failing["evidence"]["bounce_pattern"] == "spread"
+    assert len(failing["evidence"]["bounced_by_domain"]) >= signups.BOUNCES
+    assert "our sending reputation or DNS" in failing["title"] and "SPF" in failing["next_steps"][0]

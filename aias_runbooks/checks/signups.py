@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import patterns
 from ..findings import Finding, Severity
 
 EXAMPLES = 10
@@ -41,19 +42,23 @@ def success_rate(attempts: pd.DataFrame, thresholds: dict[str, Any], window_minu
                         f"{100 * rate:.1f}% of {total} signups succeeded in the last {window_minutes} min.", evidence)]
     severity = Severity.CRITICAL if rate < rule["critical"] else Severity.WARNING
     worst = max(evidence["failures"].items(), key=lambda kv: kv[1])
+    top = patterns.dominant(failures_by_reason(counted), "attempts")
+    evidence |= {"dominant_error": top["pattern"] or None, "dominant_error_example": top["example"] or None}
     return [Finding("SIGNUP_SUCCESS_RATE_LOW", severity,
                     f"Only {100 * rate:.1f}% of {total} signups succeeded in the last {window_minutes} min "
-                    f"(target > {100 * rule['warning']:.0f}%); most failures: {worst[0]} ({worst[1]}).", evidence,
+                    f"(target > {100 * rule['warning']:.0f}%); most failures: {worst[0]} ({worst[1]})"
+                    + (f", the most common error: {top['pattern']}." if top["pattern"] else "."), evidence,
                     ["The failures by reason below say which: 429 is the rate limiter (section 2), 503 Supabase "
                      "Auth (section 3), other 5xx the API (run high-error-rate)."])]
 
 
 def failures_by_reason(attempts: pd.DataFrame) -> pd.DataFrame:
-    """Every failed attempt, grouped by status and error, most frequent first."""
+    """Every failed attempt, grouped by status and error pattern (patterns.normalise: one client's "blocked until"
+    time is not a reason of its own), most frequent first, each with one whole error as its example."""
     if attempts.empty:
         return attempts
     failed = attempts[attempts["status"] >= 400]
-    return failed.sort_values("attempts", ascending=False).reset_index(drop=True)
+    return patterns.grouped(failed, "error", "attempts", by=["status"], last=["last_at"])
 
 
 def rate_limited(active: pd.DataFrame) -> list[Finding]:
@@ -116,19 +121,75 @@ def email_domains(domains: pd.DataFrame | None, problem: str = "") -> list[Findi
 
 def email_delivery(errors: pd.DataFrame, emails: pd.DataFrame | None, thresholds: dict[str, Any],
                    window_minutes: int) -> list[Finding]:
-    """EMAIL_DELIVERY_FAILING: the app's sends refused or failing, or recent emails bouncing."""
+    """EMAIL_DELIVERY_FAILING: the app's sends refused or failing (naming the error they share), or recent emails
+    bouncing, named by recipient domain: one domain holding most bounces is that company's mail server rejecting
+    ours; bounces spread over many domains are our sending reputation or DNS. Each calls for different steps."""
     rule = thresholds["email_delivery"]
     failed = int(errors["errors"].sum()) if len(errors) else 0
-    recent = emails if emails is not None else pd.DataFrame(columns=["last_event"])
+    recent = emails if emails is not None else pd.DataFrame(columns=["to", "last_event"])
     bounced = int(recent["last_event"].isin(BAD_EVENTS).sum())
     share = bounced / len(recent) if len(recent) else 0.0
-    evidence = {"send_failures": failed, "recent_emails": len(recent), "bounced_or_complained": bounced}
+    domains = bounce_domains(recent)
+    evidence = {"send_failures": failed, "recent_emails": len(recent), "bounced_or_complained": bounced,
+                "bounced_by_domain": dict(list(domains.items())[:EXAMPLES])}
     if failed == 0 and share <= rule["bounce_warning"]:
         return [Finding("EMAIL_DELIVERY_OK", Severity.OK, f"No email failed to send in the last {window_minutes} "
                         f"min; {bounced} of {len(recent)} recent emails bounced.", evidence)]
-    severity = Severity.CRITICAL if failed >= rule["failures_critical"] else Severity.WARNING
-    top = errors.iloc[0]["message"] if failed else f"{100 * share:.0f}% of recent emails bounced"
-    return [Finding("EMAIL_DELIVERY_FAILING", severity,
-                    f"{failed} emails failed to send in the last {window_minutes} min: {top}", evidence,
-                    ["Fix the cause named (an unverified domain, an invalid API key), then re-send the welcome "
-                     "emails of the users who signed up meanwhile."])]
+    if failed:
+        top = patterns.dominant(send_failures(errors), "errors")
+        severity = Severity.CRITICAL if failed >= rule["failures_critical"] else Severity.WARNING
+        return [Finding("EMAIL_DELIVERY_FAILING", severity,
+                        f"{failed} emails failed to send in the last {window_minutes} min: {top['example']}",
+                        evidence | {"dominant_error": top["pattern"]},
+                        ["Fix the cause named (an unverified domain, an invalid API key), then re-send the welcome "
+                         "emails of the users who signed up meanwhile."])]
+    said, more, steps = _bounce_cause(domains, rule)
+    return [Finding("EMAIL_DELIVERY_FAILING", Severity.WARNING,
+                    f"{100 * share:.0f}% of recent emails bounced ({bounced} of {len(recent)}); {said}",
+                    evidence | more, steps)]
+
+
+def bounce_domains(emails: pd.DataFrame) -> dict[str, int]:
+    """{recipient domain: bounced emails to it}, most first, from Resend's emails (`to`, `last_event`)."""
+    if emails.empty:
+        return {}
+    bounced = emails.loc[emails["last_event"] == "bounced", "to"]
+    domains = pd.Series([_domain(a) for to in bounced for a in ([to] if isinstance(to, str) else list(to or []))],
+                        dtype=object)
+    return {str(d): int(n) for d, n in domains.value_counts().items()}
+
+
+def _domain(address: str) -> str:
+    """The domain of an address, bare or "Name <a@b>"."""
+    return str(address).rsplit("@", 1)[-1].strip(" >").lower()
+
+
+def _bounce_cause(domains: dict[str, int], rule: dict[str, Any]) -> tuple[str, dict[str, Any], list[str]]:
+    """Whose mail servers refuse ours, as a title clause, evidence and the steps it calls for."""
+    total = sum(domains.values())
+    if total < rule["bounce_domain_min"]:
+        return (f"{total} bounce(s): too few to tell one recipient's mail server from our sending.",
+                {"bounce_pattern": "few"},
+                ["Resend dashboard > Emails > each bounced one: the receiving server's answer says why (an unknown "
+                 "mailbox is the user's typo; a policy block is theirs or ours)."])
+    domain, n = next(iter(domains.items()))
+    if n / total >= rule["bounce_domain_share"]:
+        return (f"{n} of the {total} bounces are to one recipient domain, {domain}: its mail server rejects our mail.",
+                {"bounce_pattern": "one domain", "domain": domain, "domain_share_pct": round(100 * n / total, 1)},
+                [f"Not our sending: {domain}'s mail server refuses our mail. Resend dashboard > Emails > a bounced one "
+                 "to it: its SMTP answer says why (policy, blocklist, unknown mailbox).",
+                 f"Tell that customer (their IT): allow our sending domain in their mail filter (allowlist it); "
+                 f"then re-send the welcome emails of their people who signed up ({n} bounced)."])
+    return (f"they are spread over {len(domains)} recipient domains (the most, {domain}: {n} of {total}): our "
+            "sending reputation or DNS, not one recipient.",
+            {"bounce_pattern": "spread", "domains": len(domains)},
+            ["Resend dashboard > Domains > the sending domain: its SPF, DKIM (and DMARC) records must still verify "
+             "(a DNS change breaks them for every recipient).",
+             "Resend dashboard > Emails > the bounces' SMTP answers: a blocklisted sender or spam policy is our "
+             "sending reputation (a bulk send to old or bought addresses causes it): pause bulk sends until fixed.",
+             "Once mail is accepted again, re-send the welcome emails of the users who signed up meanwhile."])
+
+
+def send_failures(errors: pd.DataFrame) -> pd.DataFrame:
+    """The app's failed sends (the email_errors query) grouped by error pattern, each with one whole message."""
+    return patterns.grouped(errors, "message", "errors", last=["last_at"])

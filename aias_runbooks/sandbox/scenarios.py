@@ -244,6 +244,10 @@ SCENARIOS = {s.name: s for s in [
              webhook="insert-subscription", stripe_activity="upgrades",
              diagnosed_by="stripe-webhook-failures: WEBHOOK_EVENTS_UNPROCESSED (CRITICAL), WEBHOOK_SUCCESS_RATE_LOW, "
                           "SUBSCRIPTION_MISMATCH"),
+    Scenario("email-bounces-one-domain", "One customer company's mail server (globex.example) rejects our mail: "
+             "eight of its people signed up, and each welcome email bounced; mail to everyone else is delivered.",
+             signup_activity="bounces-one-domain",
+             diagnosed_by="signup-failures: EMAIL_DELIVERY_FAILING (WARNING)"),
 ]}
 
 

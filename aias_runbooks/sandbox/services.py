@@ -3,7 +3,8 @@
 No emulator exists for these, so one small server answers for all of them, each under its own prefix:
 - /vercel: GET /v6/deployments (newest first, `target`, `limit`), GET /v9/projects/{id} (its production
   deployment), POST /v1/projects/{id}/rollback/{deploymentId} (201; points production at that deployment);
-- /resend: GET /domains, GET /emails, GET /emails/{id}, POST /emails (a domain that is not verified refuses: 403);
+- /resend: GET /domains, GET /emails, GET /emails/{id}, POST /emails (a domain that is not verified refuses: 403;
+  an email to a recipient domain in the state's `bouncing` list, or to any with "*", ends `bounced`);
 - /supabase: GET /auth/v1/health (GoTrue's answer, or 503 when the scenario says Auth is down);
 - /slack/services/...: a Slack incoming webhook (the schedules' notifications), its messages kept in the state;
 - /status/{stripe|supabase|vercel|resend}: statuspage.io's /api/v2/summary.json and /api/v2/status.json;
@@ -75,7 +76,7 @@ def seed(folder: Path, now: float | None = None) -> None:
         state.update(deployments=deployments, production=deployments[-1]["uid"],
                      domains=[{"id": "d91cd9bd-1176-453e-8fc1-35364d380206", "name": "aiautomatedsystems.ca",
                                "status": "verified", "created_at": _iso(now - 200 * 86400), "region": "us-east-1"}],
-                     emails=[], auth="up", status={name: "none" for name in STATUS_PAGES},
+                     emails=[], bouncing=[], auth="up", status={name: "none" for name in STATUS_PAGES},
                      integrations={name: "up" for name in INTEGRATIONS})
 
 
@@ -175,7 +176,8 @@ async def resend_emails(request: web.Request) -> web.Response:
     resend_auth(request)
     emails = sorted(request.app["state"].get().get("emails", []), key=lambda e: e["created_at"], reverse=True)
     limit = min(int(request.query.get("limit", "20")), 100)
-    return web.json_response({"object": "list", "has_more": len(emails) > limit, "data": emails[:limit]})
+    return web.json_response({"object": "list", "has_more": len(emails) > limit,
+                              "data": [{"object": "email"} | e for e in emails[:limit]]})
 
 
 async def resend_email(request: web.Request) -> web.Response:
@@ -189,7 +191,9 @@ async def resend_email(request: web.Request) -> web.Response:
 
 
 async def resend_send(request: web.Request) -> web.Response:
-    """POST /emails: accepted when the sender's domain is verified (last_event 'delivered'), else 403."""
+    """POST /emails: accepted when the sender's domain is verified, else 403. Its last event is 'bounced' when a
+    recipient's mail server rejects it (its domain is in the state's `bouncing` list; "*": every one does, as
+    when our sending reputation or DNS fails), else 'delivered'."""
     resend_auth(request)
     body = await request.json()
     sender_domain = str(body.get("from", "")).rsplit("@", 1)[-1].strip(">").lower()
@@ -198,11 +202,17 @@ async def resend_send(request: web.Request) -> web.Response:
         if domain is None or domain["status"] != "verified":
             message = f"The {sender_domain} domain is not verified. Please, add and verify your domain."
             return web.json_response({"statusCode": 403, "name": "validation_error", "message": message}, status=403)
-        email = {"id": secrets.token_hex(16), "to": list(body.get("to") or []), "from": body.get("from"),
+        to = [body["to"]] if isinstance(body.get("to"), str) else list(body.get("to") or [])
+        email = {"id": secrets.token_hex(16), "to": to, "from": body.get("from"),
                  "subject": body.get("subject"), "text": body.get("text"), "created_at": _iso(time.time()),
-                 "last_event": "delivered"}
+                 "last_event": "bounced" if _bounces(state.get("bouncing", []), to) else "delivered"}
         state["emails"] = (state.get("emails", []) + [email])[-500:]
     return web.json_response({"id": email["id"]})
+
+
+def _bounces(bouncing: list[str], to: list[str]) -> bool:
+    """A recipient's mail server rejects the email: its domain is in `bouncing`, or "*" is."""
+    return "*" in bouncing or any(str(a).rsplit("@", 1)[-1].strip(">").lower() in bouncing for a in to)
 
 
 async def slack_webhook(request: web.Request) -> web.Response:

@@ -21,12 +21,14 @@ from . import services
 
 BURST_CLIENT = "203.0.113.7"      # a documentation address: one office NAT, or a bot, signing up in a loop
 BURST_ATTEMPTS = 20
+BOUNCING_DOMAIN = "globex.example"   # one customer company whose mail server rejects our mail
+BOUNCES = 8                          # its people sign up: each welcome email bounces
 LOG_TIMEOUT_S = 30
 REQUEST_ID_PREFIX = "scenario-signup-"   # the scenario's own attempts, told apart from the visitors' signups
 
 
-def _signup(env: dict[str, str], client: str) -> int:
-    email = f"new.{secrets.token_hex(4)}@example.test"
+def _signup(env: dict[str, str], client: str, domain: str = "example.test") -> int:
+    email = f"new.{secrets.token_hex(4)}@{domain}"
     return httpx.post(env["AIAS_SANDBOX_API_URL"] + "/api/auth/signup", timeout=10,
                       json={"email": email, "password": secrets.token_urlsafe(12)},
                       headers={"X-Forwarded-For": client,
@@ -47,8 +49,22 @@ def unverified_domain(folder: Path, env: dict[str, str], conn: psycopg.Connectio
     return {"statuses": [_signup(env, f"198.51.100.{20 + i}") for i in range(3)]}
 
 
+def bounces_at(domains: list[str], folder: Path, env: dict[str, str]) -> dict[str, Any]:
+    """The mail servers of `domains` ("*": every one) reject our mail; one person of each domain in turn signs up,
+    BOUNCES in all, from their own addresses: each signup succeeds, each welcome email bounces."""
+    with services.services_state(folder) as state:
+        state["bouncing"] = list(domains)
+    named = [d for d in domains if d != "*"] or [f"mail{i}.example" for i in range(BOUNCES)]
+    return {"statuses": [_signup(env, f"198.51.100.{40 + i}", named[i % len(named)]) for i in range(BOUNCES)]}
+
+
+def bounces_one_domain(folder: Path, env: dict[str, str], conn: psycopg.Connection) -> dict[str, Any]:
+    """BOUNCING_DOMAIN's mail server rejects our mail: the welcome emails of its people who sign up bounce."""
+    return bounces_at([BOUNCING_DOMAIN], folder, env)
+
+
 ACTIVITIES: dict[str, Callable[[Path, dict[str, str], psycopg.Connection], dict[str, Any]]] = {
-    "burst": burst, "unverified-domain": unverified_domain}
+    "burst": burst, "unverified-domain": unverified_domain, "bounces-one-domain": bounces_one_domain}
 
 
 def make_activity(kind: str, folder: Path, env: dict[str, str], conn: psycopg.Connection) -> dict[str, Any]:
@@ -71,7 +87,8 @@ def _logged(conn: psycopg.Connection, since: float) -> int:
 
 
 def reset(folder: Path, conn: psycopg.Connection, since: float) -> None:
-    """Undo a signup scenario: blocks lifted, its signups and email errors forgotten, the domain verified again."""
+    """Undo a signup scenario: blocks lifted, its signups, email errors and bounced emails forgotten, the domain
+    verified again, every recipient's mail server accepting ours."""
     with conn.transaction():
         conn.execute("UPDATE public.rate_limits SET blocked_until = NULL WHERE blocked_until > now()")
         conn.execute("DELETE FROM public.api_requests WHERE path = '/api/auth/signup' AND created_at >= "
@@ -81,3 +98,5 @@ def reset(folder: Path, conn: psycopg.Connection, since: float) -> None:
     with services.services_state(folder) as state:
         for domain in state["domains"]:
             domain["status"] = "verified"
+        state["bouncing"] = []
+        state["emails"] = [e for e in state.get("emails", []) if e.get("last_event") != "bounced"]
