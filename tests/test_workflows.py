@@ -54,6 +54,23 @@ def test_external_api_outage_names_the_integration(run, scenario):
     assert "HTTP 503" in down["evidence"]["integrations"]["hubspot"]
 
 
+def test_a_slow_integration_is_named_slow_not_down(run, scenario):
+    """An integration that answers its probe (200), slower than the worker waits: its executions time out. That
+    is EXTERNAL_API_SLOW (WARNING) naming it, its timeout share and the probe's latency, not an outage."""
+    scenario("external-api-slow")
+    result = run(RUNBOOK)
+    assert "EXTERNAL_API_DOWN" not in result.codes, "it answers: not down"
+    slow = finding(result, "EXTERNAL_API_SLOW")
+    assert slow["severity"] == "WARNING" and workflows.SLOW_INTEGRATION in slow["title"]
+    said = slow["evidence"]["integrations"][workflows.SLOW_INTEGRATION]
+    assert said["probe_status"] == 200 and said["probe_latency_ms"] >= 1000 * workflows.services.INTEGRATION_SLOW_S
+    assert said["timeout_share_pct"] >= 50 and f"{said['timeout_share_pct']:.0f}%" in slow["title"]
+    timeouts = finding(result, "WORKFLOW_TIMEOUTS")   # CRITICAL past 20 % of the hour: a young sandbox's is sparse
+    assert f"{workflows.SLOW_INTEGRATION} carries" in timeouts["title"]
+    assert next(iter(timeouts["evidence"]["timed_out_by_integration"])) == workflows.SLOW_INTEGRATION
+    assert result.proc.returncode == {"WARNING": 1, "CRITICAL": 2}[timeouts["severity"]], result.verdict["findings"]
+
+
 def test_plan_limit_names_the_tenant(run, scenario):
     scenario("plan-limit-reached")
     with psycopg.connect(sandbox_dsn()) as conn:

@@ -37,7 +37,8 @@ NEXT = {
     "PAYMENTS_FAILING": "incident-payment-issues",
     "WEBHOOK_SUCCESS_RATE_LOW": "stripe-webhook-failures",
     "WORKFLOWS_STUCK_PENDING": "workflows-not-executing", "WORKER_DOWN": "workflows-not-executing",
-    "EXTERNAL_API_DOWN": "workflows-not-executing", "PLAN_LIMIT_REACHED": "workflows-not-executing",
+    "EXTERNAL_API_DOWN": "workflows-not-executing", "EXTERNAL_API_SLOW": "workflows-not-executing",
+    "PLAN_LIMIT_REACHED": "workflows-not-executing",
     "SIGNUP_RATE_LIMITED": "signup-failures", "SIGNUP_SUCCESS_RATE_LOW": "signup-failures",
     "AUTH_UNHEALTHY": "signup-failures", "EMAIL_DOMAIN_UNVERIFIED": "signup-failures",
     "EMAIL_NO_SENDING_DOMAIN": "signup-failures",
@@ -76,8 +77,8 @@ def webhook_answers(requests: pd.DataFrame, thresholds: dict[str, Any], window_m
 
 
 def integrations(calls: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
-    """EXTERNAL_API_DOWN from the integrations' recent executions alone: triage calls no external API (the
-    workflows runbook probes each)."""
+    """EXTERNAL_API_DOWN (mostly failing) or EXTERNAL_API_SLOW (mostly timing out) from the integrations' recent
+    executions alone: triage calls no external API (the workflows runbook probes each)."""
     return [f for f in workflows.external_apis(calls, None, thresholds) if f.code != "INTEGRATIONS_NOT_PROBED"]
 
 

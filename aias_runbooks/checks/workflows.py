@@ -65,8 +65,10 @@ def worker(heartbeats: pd.DataFrame, summary: pd.DataFrame, thresholds: dict[str
                     evidence)]
 
 
-def timeouts(outcomes: pd.DataFrame, thresholds: dict[str, Any], window_minutes: int) -> list[Finding]:
-    """WORKFLOW_TIMEOUTS: the share of the window's finished executions that timed out."""
+def timeouts(outcomes: pd.DataFrame, thresholds: dict[str, Any], window_minutes: int,
+             by_integration: pd.DataFrame | None = None) -> list[Finding]:
+    """WORKFLOW_TIMEOUTS: the share of the window's finished executions that timed out, naming the integrations
+    that carry them (`by_integration`: the integration_failures query over the same window)."""
     if outcomes.attrs.get("error"):
         return []
     rule = thresholds["workflows"]
@@ -82,41 +84,93 @@ def timeouts(outcomes: pd.DataFrame, thresholds: dict[str, Any], window_minutes:
     if share <= rule["timeout_warning"]:
         return [Finding("WORKFLOW_TIMEOUTS_OK", Severity.OK, f"{timed_out} of {finished} executions timed out in the "
                         f"last {window_minutes} min ({100 * share:.1f}%).", evidence)]
+    carriers = _timeouts_by_integration(by_integration)
+    evidence["timed_out_by_integration"] = carriers
+    said = ""
+    if carriers:
+        name, n = next(iter(carriers.items()))
+        said = f"; {name} carries {n} of them ({100 * n / max(timed_out, 1):.0f}%)"
     severity = Severity.CRITICAL if share > rule["timeout_critical"] else Severity.WARNING
     return [Finding("WORKFLOW_TIMEOUTS", severity, f"{100 * share:.1f}% of {finished} executions timed out in the "
-                    f"last {window_minutes} min (over {100 * rule['timeout_warning']:.0f}%).", evidence,
-                    ["Section 4 says which integration is slow; a slow external API times out every workflow "
-                     "calling it.", "Retry the timed-out executions (section 6) once it answers in time again."])]
+                    f"last {window_minutes} min (over {100 * rule['timeout_warning']:.0f}%){said}.", evidence,
+                    [f"Section 4 says whether {next(iter(carriers), 'the integration')} is down or up but slower than "
+                     "the workflows wait: a slow external API times out every workflow calling it.",
+                     "Retry the timed-out executions (section 6) once it answers in time again."])]
+
+
+def _timeouts_by_integration(by_integration: pd.DataFrame | None) -> dict[str, int]:
+    """{integration: timed-out executions}, most first, those with none left out."""
+    if by_integration is None or by_integration.attrs.get("error") or by_integration.empty:
+        return {}
+    ranked = by_integration[by_integration["timed_out"] > 0].sort_values("timed_out", ascending=False, kind="stable")
+    return {str(r.integration): int(r.timed_out) for r in ranked.head(EXAMPLES).itertuples(index=False)}
 
 
 def external_apis(failures: pd.DataFrame, probes: pd.DataFrame | None, thresholds: dict[str, Any],
                   problem: str = "") -> list[Finding]:
-    """EXTERNAL_API_DOWN: an integration that does not answer the probe, or whose recent executions mostly
-    failed (integration_failure_share of at least integration_min_executions)."""
+    """EXTERNAL_API_DOWN: an integration that does not answer the probe, or whose recent executions mostly failed
+    (integration_failure_share of at least integration_min_executions). EXTERNAL_API_SLOW: one whose recent
+    executions mostly timed out while it answers the probe with 200 (or was not probed: triage): up, but slower
+    than the workflows wait, a different fix from an outage."""
     rule = thresholds["workflows"]
-    down: dict[str, str] = {}
-    for row in (probes if probes is not None else pd.DataFrame(columns=["ok"])).itertuples(index=False):
-        if not row.ok:
-            down[row.integration] = f"probe: {row.error}"
-    if not failures.attrs.get("error"):
-        for row in failures.itertuples(index=False):
-            bad = int(row.failed) + int(row.timed_out)
-            if row.executions >= rule["integration_min_executions"] and \
-                    bad / row.executions >= rule["integration_failure_share"]:
-                said = (f"{bad} of {row.executions} executions in the last {rule['integration_window_minutes']} "
-                        f"min failed ({row.latest_error})")
-                down[row.integration] = f"{down[row.integration]}; {said}" if row.integration in down else said
+    probed = {} if probes is None else {r.integration: r for r in probes.itertuples(index=False)}
+    down = {name: f"probe: {r.error}" for name, r in probed.items() if not r.ok}
+    slow: dict[str, dict[str, Any]] = {}
+    for row in ([] if failures.attrs.get("error") else failures.itertuples(index=False)):
+        bad = int(row.failed) + int(row.timed_out)
+        if row.executions < rule["integration_min_executions"] or \
+                bad / row.executions < rule["integration_failure_share"]:
+            continue
+        if int(row.timed_out) > int(row.failed) and row.integration not in down:
+            slow[row.integration] = _slowness(row, probed.get(row.integration), rule)
+            continue
+        said = (f"{bad} of {row.executions} executions in the last {rule['integration_window_minutes']} "
+                f"min failed ({row.latest_error})")
+        down[row.integration] = f"{down[row.integration]}; {said}" if row.integration in down else said
+    found = []
     if down:
-        names = ", ".join(down)
-        return [Finding("EXTERNAL_API_DOWN", Severity.CRITICAL,
-                        f"External API down: {names}. Every workflow calling it fails.", {"integrations": down},
-                        ["Check the provider's status page and the connector's credentials (an expired or revoked "
-                         "token fails every call too).", "Tell the tenants whose workflows use it; retry their failed "
-                         "executions (section 6) once it answers again."])]
+        found.append(Finding("EXTERNAL_API_DOWN", Severity.CRITICAL,
+                             f"External API down: {', '.join(down)}. Every workflow calling it fails.",
+                             {"integrations": down},
+                             ["Check the provider's status page and the connector's credentials (an expired or revoked "
+                              "token fails every call too).", "Tell the tenants whose workflows use it; retry their "
+                              "failed executions (section 6) once it answers again."]))
+    if slow:
+        found.append(_slow(slow, rule))
+    if found:
+        return found
     if probes is None:
         return [Finding("INTEGRATIONS_NOT_PROBED", Severity.UNKNOWN, f"External APIs were not probed: {problem}")]
     return [Finding("EXTERNAL_APIS_OK", Severity.OK, f"Every integration answers ({', '.join(probes['integration'])})"
                     " and none fails most of its recent executions.")]
+
+
+def _slowness(row: Any, probe: Any, rule: dict[str, Any]) -> dict[str, Any]:
+    """One slow integration's evidence: its timeouts, their share and what its probe answered, how fast."""
+    said = {"timed_out": int(row.timed_out), "executions": int(row.executions),
+            "timeout_share_pct": round(100 * int(row.timed_out) / int(row.executions), 1),
+            "window_minutes": rule["integration_window_minutes"], "latest_error": row.latest_error}
+    if probe is None:
+        return said | {"probe": "not probed here (workflows-not-executing probes it)"}
+    return said | {"probe_status": int(probe.status), "probe_latency_ms": round(float(probe.latency_ms), 1)}
+
+
+def _slow(slow: dict[str, dict[str, Any]], rule: dict[str, Any]) -> Finding:
+    """EXTERNAL_API_SLOW naming each slow integration, its timeout share and its probe's latency."""
+    name, first = next(iter(slow.items()))
+    more = f" (and {', '.join(list(slow)[1:])})" if len(slow) > 1 else ""
+    share = (f"{first['timeout_share_pct']:.0f}% of its executions in the last {rule['integration_window_minutes']} "
+             f"min timed out ({first['timed_out']} of {first['executions']})")
+    title = (f"External API slow: {name}{more} answers (HTTP {first['probe_status']} in "
+             f"{first['probe_latency_ms'] / 1000:.1f} s) but {share}: up, slower than the workflows wait."
+             if "probe_latency_ms" in first else
+             f"External API slow: {name}{more} timed out, not failed: {share}. Not probed here: "
+             "workflows-not-executing's probe says whether it answers.")
+    return Finding("EXTERNAL_API_SLOW", Severity.WARNING, title, {"integrations": slow},
+                   [f"{name} times out rather than refusing: check its status page for degraded performance and "
+                    "what the workflows send it (larger payloads, a slower model or endpoint).",
+                    "Raise the connector's call timeout or make the calls smaller, then retry the timed-out "
+                    "executions (section 6); tell the tenants whose workflows use it."])
 
 
 def plan_limits(usage: pd.DataFrame) -> list[Finding]:

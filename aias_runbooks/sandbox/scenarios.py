@@ -248,6 +248,10 @@ SCENARIOS = {s.name: s for s in [
              "eight of its people signed up, and each welcome email bounced; mail to everyone else is delivered.",
              signup_activity="bounces-one-domain",
              diagnosed_by="signup-failures: EMAIL_DELIVERY_FAILING (WARNING)"),
+    Scenario("external-api-slow", "OpenAI's API answers, but after 3 s, longer than the worker waits (2 s): for "
+             "the last 20 minutes every workflow calling it has timed out, and still does.",
+             workflows="external-api-slow",
+             diagnosed_by="workflows-not-executing: EXTERNAL_API_SLOW (WARNING), WORKFLOW_TIMEOUTS"),
 ]}
 
 

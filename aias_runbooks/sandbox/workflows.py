@@ -1,4 +1,5 @@
-"""Workflow faults for scenarios (workers-down, external-api-outage, plan-limit-reached) and their undoing.
+"""Workflow faults for scenarios (workers-down, external-api-outage, external-api-slow, plan-limit-reached) and
+their undoing.
 
 Each writes its recent past as history, as the seed writes history, so workflows-not-executing sees it the moment
 `up` returns: executions that have waited for a stopped worker, an integration's failures since it went down, a
@@ -16,12 +17,17 @@ from typing import Any
 import psycopg
 
 from . import services
+from .worker import CALL_TIMEOUT_S
 
 MARKER = "f0f0f0f0"             # history rows' ids start with it
 DOWN_INTEGRATION = "hubspot"
 WORKER_SILENT_MINUTES = 20      # workers-down: the worker stopped this long ago
 STUCK = 40                      # ... and this many executions have queued since, one every 30 s
 OUTAGE_FAILURES = 60            # external-api-outage: failures in the last 5 minutes
+SLOW_INTEGRATION = "openai"
+SLOW_MINUTES = 20               # external-api-slow: it has answered slower than the worker waits for this long ...
+SLOW_TIMEOUTS = 160             # ... and this many executions calling it timed out meanwhile (8 a minute: its share
+                                # of the worker's 30, with the live ones the most of its last 5 minutes)
 
 _ID = f"overlay(gen_random_uuid()::text placing '{MARKER}' from 1 for 8)::uuid"
 _ACTIVE = """
@@ -41,6 +47,16 @@ SELECT {_ID}, wf.id, wf.tenant_id, wf.user_id, 'failed', at, at + interval '80 m
        'HTTP 503 from upstream connector "' || %(integration)s || '"'
 FROM generate_series(1, %(n)s) AS g
 CROSS JOIN LATERAL (SELECT now() - make_interval(secs => 290.0 * g / %(n)s) AS at) AS t
+JOIN wf ON wf.n = 1 + (g * 37) %% (SELECT count(*) FROM wf)
+"""
+SLOW_SQL = _ACTIVE.format(only="AND integration = %(integration)s") + f"""
+INSERT INTO public.workflow_executions (id, workflow_id, tenant_id, user_id, status, created_at, started_at,
+                                        finished_at, duration_ms, error)
+SELECT {_ID}, wf.id, wf.tenant_id, wf.user_id, 'timed_out', at, at + interval '80 ms',
+       at + interval '80 ms' + make_interval(secs => %(wait_s)s), 1000 * %(wait_s)s,
+       'Execution exceeded timeout of ' || %(wait)s || 's calling connector "' || %(integration)s || '"'
+FROM generate_series(1, %(n)s) AS g
+CROSS JOIN LATERAL (SELECT now() - make_interval(secs => %(span_s)s * g / %(n)s) AS at) AS t
 JOIN wf ON wf.n = 1 + (g * 37) %% (SELECT count(*) FROM wf)
 """
 # The tenant that reaches its limit: on the free plan (or any limited plan) with an active workflow, by slug.
@@ -93,6 +109,16 @@ def external_api_outage(folder: Path, conn: psycopg.Connection) -> dict[str, Any
     return {"integration": DOWN_INTEGRATION}
 
 
+def external_api_slow(folder: Path, conn: psycopg.Connection) -> dict[str, Any]:
+    """SLOW_INTEGRATION answers 200, after longer than the worker waits (live), and every execution calling it in
+    the last SLOW_MINUTES timed out."""
+    with services.services_state(folder) as state:
+        state.setdefault("integrations", {})[SLOW_INTEGRATION] = "slow"
+    conn.execute(SLOW_SQL, {"integration": SLOW_INTEGRATION, "n": SLOW_TIMEOUTS, "span_s": 60.0 * SLOW_MINUTES,
+                            "wait_s": CALL_TIMEOUT_S, "wait": f"{CALL_TIMEOUT_S:g}"})
+    return {"integration": SLOW_INTEGRATION}
+
+
 def plan_limit_reached(folder: Path, conn: psycopg.Connection) -> dict[str, Any]:
     """One tenant's executions today reach its plan's max_executions_per_day."""
     tenant, name, slug, limit = conn.execute(PLAN_TENANT_SQL).fetchone()
@@ -102,7 +128,7 @@ def plan_limit_reached(folder: Path, conn: psycopg.Connection) -> dict[str, Any]
 
 FAULTS: dict[str, Callable[[Path, psycopg.Connection], dict[str, Any]]] = {
     "workers-down": workers_down, "external-api-outage": external_api_outage,
-    "plan-limit-reached": plan_limit_reached}
+    "external-api-slow": external_api_slow, "plan-limit-reached": plan_limit_reached}
 
 
 def make_fault(kind: str, folder: Path, conn: psycopg.Connection) -> dict[str, Any]:
