@@ -61,12 +61,13 @@ class Runbook:
         self.findings.extend(batch)
         if journal := os.environ.get("AIAS_FINDINGS_JOURNAL"):
             with open(journal, "a", encoding="utf-8") as fh:
-                fh.writelines(redact_text(json.dumps(f.to_dict()), self._secrets)[0] + "\n" for f in batch)
+                fh.writelines(redact_text(json.dumps(f.to_dict()), self.secret_values)[0] + "\n" for f in batch)
         return FindingList(batch)
 
     @cached_property
-    def _secrets(self) -> list[str]:
-        """The profile's secret values in every form the journal redacts, derived once per run."""
+    def secret_values(self) -> list[str]:
+        """The profile's secret values in every form the redaction masks, derived once per run: for the findings
+        journal and the audit records, which lie outside the report folder the runner scans."""
         return secret_values(s.reveal() for s in self.env.secrets().values())
 
     def verdict(self) -> Verdict:

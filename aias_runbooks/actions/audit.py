@@ -43,7 +43,7 @@ def append(rb: Runbook, action: str, attempt: str, phase: str, operator: str, **
     record, masked = redact_json(jsonable({
         "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "action": action,
         "attempt": attempt, "phase": phase, "operator": operator, "login": getpass.getuser(), "runbook": rb.slug,
-        "run_id": rb.run_id, "env": rb.env.name, "incident": rb.incident, **fields}), rb._secrets)
+        "run_id": rb.run_id, "env": rb.env.name, "incident": rb.incident, **fields}), rb.secret_values)
     append_jsonl(path, record | ({"redactions": masked} if masked else {}))
     return path
 
