@@ -16,6 +16,7 @@ QUIET = {
     "healthy": "nothing is wrong",
     "error-blip": "one minute of errors is not the playbook's alert (over 1 % for 5 minutes)",
     "rls-blocks-user": "one user's problem: no platform-wide signal; the notebook points to user-support",
+    "paying-member-removed": "one user's membership: no platform-wide signal; user-support with their email names it",
 }
 
 
