@@ -2,7 +2,7 @@
 
 No emulator exists for these, so one small server answers for all of them, each under its own prefix:
 - /vercel: GET /v6/deployments (newest first, `target`, `limit`), GET /v9/projects/{id} (its production
-  deployment), POST /v1/projects/{id}/rollback/{deploymentId} (201; points production at that deployment);
+  deployment), POST /v1/projects/{id}/rollback/{deploymentId} (201, no body; points production at that deployment);
 - /resend: GET /domains, GET /emails, GET /emails/{id}, POST /emails (a domain that is not verified refuses: 403;
   an email to a recipient domain in the state's `bouncing` list, or to any with "*", ends `bounced`);
 - /supabase: GET /auth/v1/health (GoTrue's answer, or 503 when the scenario says Auth is down);
@@ -10,6 +10,24 @@ No emulator exists for these, so one small server answers for all of them, each 
 - /status/{stripe|supabase|vercel|resend}: statuspage.io's /api/v2/summary.json and /api/v2/status.json;
 - /integrations/{slack|hubspot|openai|gmail}: the external APIs workflows call (200 JSON; 503 when `down`, an
   answer after INTEGRATION_SLOW_S, longer than the worker waits, when `slow`).
+
+Each endpoint's answers are held to the vendor's own contract by tests/test_contracts.py, against the excerpts
+stored under tests/contracts/ (each names its source and version):
+
+| Endpoint                                   | Contract checked against                                              |
+|--------------------------------------------|-----------------------------------------------------------------------|
+| GET /vercel/v6/deployments                 | @vercel/sdk GetDeploymentsResponseBody (github.com/vercel/sdk 426eb4b) |
+| GET /vercel/v9/projects/{id}               | @vercel/sdk GetProjectResponseBody, GetProjectTargets (same commit)   |
+| POST /vercel/v1/projects/{id}/rollback/{d} | @vercel/sdk requestRollback: 201, no body (same commit)               |
+| GET /resend/domains                        | resend-openapi resend.yaml ListDomainsResponse (fd6f395)              |
+| GET /resend/emails, GET /resend/emails/{id}| resend-openapi ListEmailsResponse, Email (fd6f395)                    |
+| POST /resend/emails                        | resend-openapi SendEmailRequest -> SendEmailResponse (fd6f395)        |
+| GET /supabase/auth/v1/health               | supabase/auth openapi.yaml GET /health: 200 schema, 5XX (045e972)     |
+| GET /status/{s}/api/v2/summary.json        | Statuspage public API pages (<page>/api), summary.json                |
+| GET /status/{s}/api/v2/status.json         | Statuspage public API pages (<page>/api), status.json                 |
+| POST /slack/services/...                   | api.slack.com/messaging/webhooks; webhook errors changelog 2016-05-17 |
+| GET|POST /integrations/{name}              | none: stand-ins probed for status and time only, no vendor shape      |
+
 Each API checks its credential (Bearer token; Supabase's `apikey` header), as the real ones do.
 
 State is the sandbox folder's services.json, seeded by `sandbox up`, changed by scenarios (services_state()) and
@@ -38,6 +56,9 @@ from aiohttp import web
 from . import processes
 
 PROJECT = {"id": "prj_aias", "name": "aias-platform"}
+PROJECT_SETTINGS = {"accountId": "team_aias", "alias": [], "deploymentExpiration": {}, "directoryListing": False,
+                    "nodeVersion": "22.x", "resourceConfig": {"functionDefaultRegions": ["iad1"]},
+                    "defaultResourceConfig": {"functionDefaultRegions": ["iad1"]}}
 STATUS_PAGES = {"stripe": "Stripe", "supabase": "Supabase", "vercel": "Vercel", "resend": "Resend"}
 INDICATORS = {"none": "All Systems Operational", "minor": "Minor Service Outage", "major": "Partial System Outage",
               "critical": "Major System Outage"}
@@ -84,7 +105,8 @@ def deployment(created: float, message: str, state: str = "READY") -> dict[str, 
     """One Vercel deployment as GET /v6/deployments lists it (times in milliseconds)."""
     uid = "dpl_" + secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")[:24]
     ms = int(created * 1000)
-    return {"uid": uid, "name": PROJECT["name"], "url": f"{PROJECT['name']}-{uid[4:13].lower()}.vercel.app",
+    return {"uid": uid, "name": PROJECT["name"], "projectId": PROJECT["id"],
+            "url": f"{PROJECT['name']}-{uid[4:13].lower()}.vercel.app",
             "created": ms, "createdAt": ms, "buildingAt": ms + 2000, "ready": ms + 95000, "state": state,
             "readyState": state, "type": "LAMBDAS", "target": "production", "source": "git",
             "creator": {"uid": "usr_ops", "username": "aias-ci"},
@@ -142,9 +164,17 @@ async def vercel_project(request: web.Request) -> web.Response:
     vercel_auth(request)
     state = request.app["state"].get()
     live = next((d for d in state.get("deployments", []) if d["uid"] == state.get("production")), None)
-    target = live and {"id": live["uid"], "url": live["url"], "createdAt": live["createdAt"],
-                       "readyState": live["readyState"], "target": "production", "meta": live["meta"]}
-    return web.json_response(PROJECT | {"targets": {"production": target}})
+    return web.json_response(PROJECT | PROJECT_SETTINGS | {"targets": {"production": live and _target(live)}})
+
+
+def _target(live: dict[str, Any]) -> dict[str, Any]:
+    """The production deployment as GET /v9/projects/{id} lists it under `targets` (@vercel/sdk's
+    GetProjectTargets: its required fields)."""
+    return {"id": live["uid"], "name": live["name"], "url": live["url"], "deploymentHostname": live["url"],
+            "createdAt": live["createdAt"], "createdIn": "iad1", "readyAt": live["ready"],
+            "readyState": live["readyState"], "target": "production", "type": "LAMBDAS", "plan": "pro",
+            "private": True, "meta": live["meta"],
+            "creator": live["creator"] | {"email": f"{live['creator']['username']}@aiautomatedsystems.ca"}}
 
 
 async def vercel_rollback(request: web.Request) -> web.Response:
@@ -163,7 +193,7 @@ async def vercel_rollback(request: web.Request) -> web.Response:
         state["production"] = wanted
         state.setdefault("rollbacks", []).append({"to": wanted, "at": _iso(time.time()),
                                                   "description": request.query.get("description", "")})
-    return web.json_response({}, status=201)
+    return web.Response(status=201)   # no body: @vercel/sdk's requestRollback reads 201 as void
 
 
 async def resend_domains(request: web.Request) -> web.Response:
@@ -177,7 +207,7 @@ async def resend_emails(request: web.Request) -> web.Response:
     emails = sorted(request.app["state"].get().get("emails", []), key=lambda e: e["created_at"], reverse=True)
     limit = min(int(request.query.get("limit", "20")), 100)
     return web.json_response({"object": "list", "has_more": len(emails) > limit,
-                              "data": [{"object": "email"} | e for e in emails[:limit]]})
+                              "data": [_email(e) for e in emails[:limit]]})
 
 
 async def resend_email(request: web.Request) -> web.Response:
@@ -187,7 +217,13 @@ async def resend_email(request: web.Request) -> web.Response:
     if found is None:
         raise web.HTTPNotFound(text=json.dumps({"name": "not_found", "message": "Email not found"}),
                                content_type="application/json")
-    return web.json_response({"object": "email"} | found)
+    return web.json_response(_email(found))
+
+
+def _email(stored: dict[str, Any]) -> dict[str, Any]:
+    """An email as Resend's API shows it: its fields that have a value (Resend's Email schema has no nullable
+    field: an email sent without `text` has none, not null)."""
+    return {"object": "email"} | {k: v for k, v in stored.items() if v is not None}
 
 
 async def resend_send(request: web.Request) -> web.Response:
@@ -216,16 +252,22 @@ def _bounces(bouncing: list[str], to: list[str]) -> bool:
 
 
 async def slack_webhook(request: web.Request) -> web.Response:
-    """A Slack incoming webhook (POST {"text": ...}, answered "ok"): the URL's path is its token, as Slack's is."""
+    """A Slack incoming webhook (POST {"text": ...} or {"blocks": [...]}, answered "ok" as text/plain): the URL's
+    path is its token, as Slack's is; a body that is not a JSON message is invalid_payload, one with neither text,
+    blocks nor attachments no_text (all 400)."""
     expected = urlsplit(os.environ.get("AIAS_SANDBOX_SLACK_WEBHOOK_URL", "")).path
     if not expected or not secrets.compare_digest(request.path, expected):
         return web.Response(status=403, text="invalid_token")
     try:
-        text = (await request.json()).get("text")
-    except (ValueError, AttributeError):
+        message = await request.json()
+    except ValueError:
         return web.Response(status=400, text="invalid_payload")
-    if not isinstance(text, str) or not text:
+    if not isinstance(message, dict):
+        return web.Response(status=400, text="invalid_payload")
+    text = message.get("text") if isinstance(message.get("text"), str) else ""
+    if not text and not message.get("blocks") and not message.get("attachments"):
         return web.Response(status=400, text="no_text")
+    text = text or json.dumps({k: message[k] for k in ("blocks", "attachments") if k in message})
     with services_state(request.app["folder"]) as state:
         state["slack_messages"] = (state.get("slack_messages", []) + [{"text": text, "at": _iso(time.time())}])[-500:]
     return web.Response(text="ok")
@@ -256,13 +298,22 @@ async def status_summary(request: web.Request) -> web.Response:
                  "created_at": _iso(0), "updated_at": page["updated_at"], "position": 1, "description": None,
                  "showcase": True, "group_id": None, "page_id": page["id"], "group": False,
                  "only_show_if_degraded": False}
-    incidents = [] if indicator == "none" else [{
-        "id": f"inc_{service}", "name": f"Elevated error rates on the {STATUS_PAGES[service]} API",
-        "status": "investigating", "impact": indicator, "created_at": page["updated_at"],
-        "shortlink": f"https://stspg.io/{service}"}]
+    incidents = [] if indicator == "none" else [_incident(service, page, indicator)]
     return web.json_response({"page": page, "components": [component], "incidents": incidents,
                               "scheduled_maintenances": [],
                               "status": {"indicator": indicator, "description": INDICATORS[indicator]}})
+
+
+def _incident(service: str, page: dict[str, Any], impact: str) -> dict[str, Any]:
+    """The page's one unresolved incident, with its first update, as Statuspage's summary.json lists it."""
+    at, incident_id = page["updated_at"], f"inc_{service}"
+    update = {"id": f"upd_{service}", "incident_id": incident_id, "status": "investigating", "created_at": at,
+              "updated_at": at, "display_at": at,
+              "body": f"We are investigating elevated error rates on the {STATUS_PAGES[service]} API."}
+    return {"id": incident_id, "name": f"Elevated error rates on the {STATUS_PAGES[service]} API",
+            "status": "investigating", "impact": impact, "created_at": at, "updated_at": at, "monitoring_at": None,
+            "resolved_at": None, "page_id": page["id"], "shortlink": f"https://stspg.io/{service}",
+            "incident_updates": [update]}
 
 
 async def status_status(request: web.Request) -> web.Response:

@@ -1,0 +1,293 @@
+"""The sandbox's emulators held to the vendors' own contracts, and the sources held to what the vendors promise.
+
+Each emulator endpoint the runbooks call is called over real HTTP and its answer validated (jsonschema) against the
+vendor's published contract stored under tests/contracts/<vendor>/ (each file names its source: Resend's and
+Supabase Auth's OpenAPI documents, the response models of Vercel's official SDK, Statuspage's public API pages,
+Slack's webhook documentation). Each source is then pointed at a tiny real HTTP server answering with only what the
+vendor's contract requires, and must still read it: no crash, and the finding a user would expect.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+import yaml
+
+from aias_runbooks import paths
+from aias_runbooks.checks import errors, signups
+from aias_runbooks.sandbox import services
+from aias_runbooks.settings import load_environment
+from aias_runbooks.sources import auth, status_pages
+from aias_runbooks.sources.deploys import Vercel
+from aias_runbooks.sources.email import Resend
+
+CONTRACTS = Path(__file__).parent / "contracts"
+
+
+def contract(path: str) -> dict[str, Any]:
+    return yaml.safe_load((CONTRACTS / path).read_text())
+
+
+def violations(document: dict[str, Any], ref: str, body: Any) -> list[str]:
+    """Every way body breaks the schema at ref (a JSON pointer into document: its $defs or components)."""
+    schema = {"$ref": ref} | {k: document[k] for k in ("$defs", "components") if k in document}
+    validator = jsonschema.Draft202012Validator(schema)
+    return [f"{'/'.join(map(str, e.absolute_path)) or '(answer)'}: {e.message}" for e in validator.iter_errors(body)]
+
+
+def operation_schema(document: dict[str, Any], path: str, method: str, status: int | str) -> dict[str, Any]:
+    """The JSON schema of one operation's answer in an OpenAPI document (status keys may be int or str)."""
+    responses = document["paths"][path][method]["responses"]
+    answer = responses.get(status, responses.get(str(status)))
+    assert answer is not None, f"{method.upper()} {path} documents no {status} answer"
+    return answer["content"]["application/json"]["schema"]
+
+
+@pytest.fixture
+def profile(sandbox):
+    return load_environment("sandbox")
+
+
+@pytest.fixture
+def restore_services(sandbox) -> Iterator[Path]:
+    """Whatever a test changes in the services' state is put back afterwards."""
+    saved = services.state_file(paths.sandbox_dir()).read_text()
+    yield paths.sandbox_dir()
+    with services.services_state(paths.sandbox_dir()) as state:
+        state.clear()
+        state.update(json.loads(saved))
+
+
+def bearer(profile, secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {profile.secret(secret).reveal()}"}
+
+
+# --- Vercel: the response models of @vercel/sdk -------------------------------------------------------------------
+
+VERCEL = contract("vercel/rest-api.yaml")
+
+
+def test_vercel_deployments_answer_as_vercels_sdk_models_them(profile):
+    base, project = profile.urls["vercel_api"], profile.vercel_project
+    answer = httpx.get(f"{base}/v6/deployments", headers=bearer(profile, "vercel_token"),
+                       params={"projectId": project, "target": "production", "limit": 20})
+    assert answer.status_code == 200
+    assert violations(VERCEL, "#/$defs/GetDeploymentsResponseBody", answer.json()) == []
+    assert len(answer.json()["deployments"]) == 6
+
+
+def test_vercel_project_answers_as_vercels_sdk_models_it(profile):
+    answer = httpx.get(f"{profile.urls['vercel_api']}/v9/projects/{profile.vercel_project}",
+                       headers=bearer(profile, "vercel_token"))
+    assert answer.status_code == 200
+    assert violations(VERCEL, "#/$defs/GetProjectResponseBody", answer.json()) == []
+    assert answer.json()["targets"]["production"]["id"].startswith("dpl_")
+
+
+def test_vercel_rollback_answers_201_with_no_body(profile, restore_services):
+    deployments = httpx.get(f"{profile.urls['vercel_api']}/v6/deployments", headers=bearer(profile, "vercel_token"),
+                            params={"target": "production"}).json()["deployments"]
+    answer = httpx.post(f"{profile.urls['vercel_api']}/v1/projects/{profile.vercel_project}/rollback/"
+                        f"{deployments[1]['uid']}", headers=bearer(profile, "vercel_token"),
+                        params={"description": "contract test"})
+    assert (answer.status_code, answer.content) == (201, b"")
+
+
+def minimal_vercel() -> dict[str, tuple[int, str, bytes]]:
+    """Only what Vercel's models require: no state, readyState, target, createdAt, ready, meta or username; a
+    project without `targets`."""
+    deployment = {"uid": "dpl_min", "name": "app", "projectId": "prj_min", "url": "app-min.vercel.app",
+                  "created": 1_700_000_000_000, "type": "LAMBDAS", "creator": {"uid": "usr_1"}, "inspectorUrl": None}
+    listing = {"pagination": {"count": 1, "next": None, "prev": None}, "deployments": [deployment]}
+    project = {"accountId": "team_1", "alias": [], "deploymentExpiration": {}, "directoryListing": False,
+               "id": "prj_min", "name": "app", "nodeVersion": "22.x",
+               "resourceConfig": {"functionDefaultRegions": ["iad1"]},
+               "defaultResourceConfig": {"functionDefaultRegions": ["iad1"]}}
+    assert violations(VERCEL, "#/$defs/GetDeploymentsResponseBody", listing) == []
+    assert violations(VERCEL, "#/$defs/GetProjectResponseBody", project) == []
+    return {"/v6/deployments": as_json(listing), "/v9/projects/prj_min": as_json(project)}
+
+
+def test_the_vercel_source_reads_an_answer_holding_only_the_required_fields(vendor):
+    base = vendor(minimal_vercel())
+    deploys = Vercel("token", base, "prj_min").deployments()
+    row = deploys.iloc[0]
+    assert (len(deploys), row["id"], row["live"], row["commit"]) == (1, "dpl_min", False, "")
+    assert row["created"].year == 2023 and deploys["state"].isna().all() and deploys["ready"].isna().all()
+
+
+# --- Resend: its OpenAPI document ----------------------------------------------------------------------------------
+
+RESEND = contract("resend/resend.yaml")
+
+
+def test_resend_domains_answer_as_resends_openapi_documents(profile):
+    answer = httpx.get(f"{profile.urls['resend_api']}/domains", headers=bearer(profile, "resend_api_key"))
+    assert answer.status_code == 200
+    assert violations(RESEND, "#/components/schemas/ListDomainsResponse", answer.json()) == []
+    assert operation_schema(RESEND, "/domains", "get", 200) == {"$ref": "#/components/schemas/ListDomainsResponse"}
+
+
+def test_resend_emails_answer_as_resends_openapi_documents(profile, restore_services):
+    """An email sent with only the request's required fields (from, to, subject) is listed and read back as
+    Resend's Email schema says: fields it does not have are absent, never null."""
+    base, headers = profile.urls["resend_api"], bearer(profile, "resend_api_key")
+    sent = {"from": "AIAS <noreply@aiautomatedsystems.ca>", "to": ["ops@example.com"], "subject": "Contract"}
+    assert violations(RESEND, "#/components/schemas/SendEmailRequest", sent) == []
+    answer = httpx.post(f"{base}/emails", headers=headers, json=sent)
+    assert answer.status_code == 200
+    assert violations(RESEND, "#/components/schemas/SendEmailResponse", answer.json()) == []
+    listed = httpx.get(f"{base}/emails", headers=headers)
+    assert listed.status_code == 200
+    assert violations(RESEND, "#/components/schemas/ListEmailsResponse", listed.json()) == []
+    one = httpx.get(f"{base}/emails/{answer.json()['id']}", headers=headers)
+    assert one.status_code == 200
+    assert violations(RESEND, "#/components/schemas/Email", one.json()) == []
+    assert one.json()["last_event"] == "delivered"
+
+
+def test_the_resend_source_reads_an_answer_holding_only_what_resend_documents(vendor):
+    """Resend's schemas require no field: a domain without its region, an email without to, from or last_event,
+    Resend's own timestamp format ('2023-04-03 22:13:42.674981+00')."""
+    domains = {"object": "list", "has_more": False,
+               "data": [{"id": "d1", "name": "example.com", "status": "not_started"}]}
+    emails = {"object": "list", "has_more": False,
+              "data": [{"id": "e1", "created_at": "2023-04-03 22:13:42.674981+00"}]}
+    assert violations(RESEND, "#/components/schemas/ListDomainsResponse", domains) == []
+    assert violations(RESEND, "#/components/schemas/ListEmailsResponse", emails) == []
+    resend = Resend("re_key", vendor({"/domains": as_json(domains), "/emails": as_json(emails)}))
+    found = signups.email_domains(resend.domains())
+    assert [f.code for f in found] == ["EMAIL_DOMAIN_UNVERIFIED"] and "example.com is not_started" in found[0].title
+    read = resend.emails()
+    assert read.iloc[0]["created_at"].year == 2023 and read["last_event"].isna().all()
+    assert signups.bounce_domains(read) == {}
+
+
+# --- Supabase Auth: GoTrue's OpenAPI document ----------------------------------------------------------------------
+
+SUPABASE_AUTH = contract("supabase_auth/openapi.yaml")
+
+
+def test_auth_health_answers_as_gotrues_openapi_documents(profile, restore_services):
+    url = f"{profile.urls['supabase']}/auth/v1/health"
+    headers = {"apikey": profile.secret("supabase_anon_key").reveal()}
+    answer = httpx.get(url, headers=headers)
+    assert answer.status_code == 200
+    schema = operation_schema(SUPABASE_AUTH, "/health", "get", 200)
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(answer.json())) == []
+    with services.services_state(restore_services) as state:
+        state["auth"] = "down"
+    down = httpx.get(url, headers=headers)
+    assert down.status_code in SUPABASE_AUTH["paths"]["/health"]["get"]["responses"] and down.status_code >= 500
+
+
+def test_the_auth_source_reads_a_health_answer_without_its_optional_fields(vendor):
+    """GoTrue's /health answer has no required field; a 5XX may not be JSON (its document says so)."""
+    base = vendor({"/auth/v1/health": as_json({}),
+                   "/down/auth/v1/health": (503, "text/html", b"<html>upstream unavailable</html>")})
+    assert auth.health(base, "anon") | {"latency_ms": 0} == {"ok": True, "latency_ms": 0, "version": None,
+                                                             "name": None}
+    down = auth.health(f"{base}/down", "anon")
+    assert down["ok"] is False and "HTTP 503" in down["error"]
+
+
+# --- statuspage.io: the public page API ----------------------------------------------------------------------------
+
+STATUSPAGE = contract("statuspage/summary.yaml")
+
+
+@pytest.mark.parametrize("indicator", ["none", "major"])
+def test_status_pages_answer_as_statuspage_documents(profile, restore_services, indicator):
+    with services.services_state(restore_services) as state:
+        state["status"]["stripe"] = indicator
+    base = profile.urls["status_stripe"]
+    summary = httpx.get(f"{base}/api/v2/summary.json")
+    assert summary.status_code == 200
+    assert violations(STATUSPAGE, "#/$defs/Summary", summary.json()) == []
+    assert len(summary.json()["incidents"]) == (indicator != "none")
+    rollup = httpx.get(f"{base}/api/v2/status.json")
+    assert rollup.status_code == 200
+    assert violations(STATUSPAGE, "#/$defs/StatusRollup", rollup.json()) == []
+
+
+def test_the_status_page_source_reads_a_summary_holding_only_the_documented_fields(vendor):
+    page = {"id": "p1", "name": "Stripe", "url": "https://status.stripe.com", "updated_at": "2026-12-07T03:00:00Z"}
+    component = {"id": "c1", "name": "API", "status": "partial_outage", "created_at": "2014-05-03T01:22:07.274Z",
+                 "updated_at": "2014-05-14T20:34:43.340Z", "position": 1, "description": None, "page_id": "p1"}
+    incident = {"id": "i1", "name": "Elevated API errors", "status": "investigating", "impact": "major",
+                "created_at": "2026-12-07T02:50:00Z", "updated_at": "2026-12-07T02:55:00Z",
+                "shortlink": "https://stspg.io/x", "incident_updates": []}
+    summary = {"page": page, "status": {"indicator": "major", "description": "Partial System Outage"},
+               "components": [component], "incidents": [incident], "scheduled_maintenances": []}
+    assert violations(STATUSPAGE, "#/$defs/Summary", summary) == []
+    pages = status_pages.summary({"stripe": vendor({"/api/v2/summary.json": as_json(summary)})})
+    row = pages.iloc[0]
+    assert (row["indicator"], row["incidents"], row["degraded_components"]) == ("major", "Elevated API errors", "API")
+    found = errors.external(pages)
+    assert [f.code for f in found] == ["EXTERNAL_STATUS_DEGRADED"] and "stripe" in found[0].title
+
+
+# --- Slack: incoming webhooks ----------------------------------------------------------------------------------------
+
+SLACK = contract("slack/incoming-webhooks.yaml")
+
+
+def test_the_slack_webhook_answers_as_slack_documents(profile, restore_services):
+    url = profile.secret("slack_webhook_url").reveal()
+    ok = SLACK["responses"]["ok"]
+    for message in ({"text": "runbook OK"}, {"blocks": [{"type": "section", "text": {"type": "mrkdwn",
+                                                                                       "text": "runbook OK"}}]}):
+        assert list(jsonschema.Draft202012Validator(SLACK["request"]).iter_errors(message)) == []
+        answer = httpx.post(url, json=message)
+        assert (answer.status_code, answer.text) == (ok["status"], ok["body"]), message
+        assert answer.headers["content-type"].startswith(ok["content_type"])
+    garbled = httpx.post(url, content=b"{not json", headers={"Content-Type": "application/json"})
+    assert (garbled.status_code, garbled.text) == (SLACK["responses"]["errors"]["invalid_payload"], "invalid_payload")
+    wrong = httpx.post(url.rstrip("/") + "x/", json={"text": "hi"})
+    assert (wrong.status_code, wrong.text) == (SLACK["responses"]["errors"]["invalid_token"], "invalid_token")
+
+
+# --- a tiny vendor: canned answers over real HTTP --------------------------------------------------------------------
+
+def as_json(body: Any) -> tuple[int, str, bytes]:
+    return 200, "application/json", json.dumps(body).encode()
+
+
+@pytest.fixture
+def vendor() -> Iterator:
+    """serve({path: (status, content type, body)}) -> the base URL of a real HTTP server answering those paths
+    (the query string ignored), 404 elsewhere."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def serve(answers: dict[str, tuple[int, str, bytes]]) -> str:
+        class Handler(BaseHTTPRequestHandler):
+            def answer(self) -> None:
+                status, kind, body = answers.get(self.path.split("?", 1)[0], (404, "text/plain", b"not found"))
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = answer  # noqa: N815 - http.server's names
+
+            def log_message(self, *args) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
