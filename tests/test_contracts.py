@@ -291,3 +291,62 @@ def vendor() -> Iterator:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+# --- Stripe (localstripe): the fields the billing runbooks read, as Stripe's SDK models them ------------------------
+
+# What sources/stripe.py reads of each Stripe object (besides `id`), by the SDK's class name.
+STRIPE_READS = {"Subscription": ["customer", "metadata", "status", "items", "plan", "created",
+                                 "current_period_end"],
+                "SubscriptionItem": ["price", "plan", "current_period_end"], "Price": ["metadata", "lookup_key"],
+                "Plan": ["metadata"],
+                "Customer": ["email", "metadata"],
+                "Event": ["type", "created", "data", "pending_webhooks"],
+                "Invoice": ["customer", "customer_email", "currency", "amount_due", "attempt_count", "charge",
+                            "payment_intent", "subscription", "parent"],
+                "Charge": ["failure_code"], "PaymentIntent": ["last_payment_error"],
+                "WebhookEndpoint": ["url", "status", "enabled_events"]}
+# Read at the pinned API version (sources/stripe.py STRIPE_VERSION, 2025-02-24.acacia) and gone from the models of
+# the installed SDK's newer API version: invoices lost charge, payment_intent and subscription (now
+# parent.subscription_details and payments), subscriptions current_period_end (now on each item) and plan (the
+# legacy single-plan field, read only when an item has neither price nor plan).
+STRIPE_PINNED_ONLY = {("Invoice", "charge"), ("Invoice", "payment_intent"), ("Invoice", "subscription"),
+                      ("Subscription", "current_period_end"), ("Subscription", "plan")}
+
+
+def sdk_fields(name: str) -> set[str]:
+    import stripe
+    return {f for klass in getattr(stripe, name).__mro__ for f in getattr(klass, "__annotations__", {})}
+
+
+def test_every_stripe_field_the_runbooks_read_is_one_stripes_sdk_documents():
+    """Each field is in the SDK's model of its object, or is one of the pinned version's that the newer models
+    dropped (and then it must really be gone from them: the list stays exact)."""
+    undocumented = {(name, f) for name, fields in STRIPE_READS.items() for f in fields if f not in sdk_fields(name)}
+    assert undocumented == STRIPE_PINNED_ONLY
+
+
+def test_localstripe_answers_carry_the_fields_the_runbooks_read(profile):
+    """Over real HTTP at the pinned version: localstripe's subscriptions, their items and customers carry each
+    field the runbooks read. localstripe predates Prices: its items carry the `plan` Stripe's SDK still documents
+    on an item (the runbooks read the tier from price, else plan), with the tier in its metadata."""
+    import stripe
+
+    from aias_runbooks.sources.stripe import STRIPE_VERSION
+    client = stripe.StripeClient(profile.secret("stripe_secret_key").reveal(), stripe_version=STRIPE_VERSION,
+                                 base_addresses={"api": profile.stripe_api_base}, max_network_retries=0)
+
+    def first(path: str) -> dict[str, Any]:
+        listed = json.loads(client.raw_request("get", path, limit=1).body)["data"]
+        assert listed, f"localstripe lists no {path}"
+        return listed[0]
+
+    subscription, customer = first("/v1/subscriptions"), first("/v1/customers")
+    item = subscription["items"]["data"][0]
+    needed = {"Subscription": ["customer", "metadata", "status", "items", "created", "current_period_end"],
+              "Customer": STRIPE_READS["Customer"]}
+    missing = {f"{name}.{f}" for name, obj in (("Subscription", subscription), ("Customer", customer))
+               for f in needed[name] if f not in obj}
+    assert missing == set()
+    priced = item.get("price") or item.get("plan")
+    assert priced and priced["id"] and priced["metadata"]["tier"] in ("pro", "enterprise")

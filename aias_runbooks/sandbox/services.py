@@ -28,6 +28,9 @@ stored under tests/contracts/ (each names its source and version):
 | POST /slack/services/...                   | api.slack.com/messaging/webhooks; webhook errors changelog 2016-05-17 |
 | GET|POST /integrations/{name}              | none: stand-ins probed for status and time only, no vendor shape      |
 
+localstripe (Stripe, not served here) is held to the same test file: the fields the billing runbooks read are the
+ones the stripe SDK's models document (or the pinned API version's), and localstripe's answers carry them.
+
 Each API checks its credential (Bearer token; Supabase's `apikey` header), as the real ones do.
 
 State is the sandbox folder's services.json, seeded by `sandbox up`, changed by scenarios (services_state()) and
