@@ -350,3 +350,31 @@ def test_localstripe_answers_carry_the_fields_the_runbooks_read(profile):
     assert missing == set()
     priced = item.get("price") or item.get("plan")
     assert priced and priced["id"] and priced["metadata"]["tier"] in ("pro", "enterprise")
+
+
+def test_the_fields_the_sources_read_are_ones_the_vendors_document():
+    """What deploys.py, email.py, auth.py and status_pages.py read of each answer is a property of the vendor's
+    schema for it: nothing the vendor does not promise (all but the few required ones may be absent, which the
+    minimal-answer tests above cover)."""
+    def properties(document: dict[str, Any], *pointer: str) -> set[str]:
+        node: Any = document
+        for key in pointer:
+            node = node[key]
+        return set(node["properties"])
+
+    deployment = properties(VERCEL, "$defs", "Deployment")
+    assert {"uid", "readyState", "state", "target", "createdAt", "created", "ready", "meta", "creator",
+            "url"} <= deployment
+    assert "username" in VERCEL["$defs"]["Deployment"]["properties"]["creator"]["properties"]
+    assert {"targets"} <= properties(VERCEL, "$defs", "GetProjectResponseBody")
+    assert {"id"} <= properties(VERCEL, "$defs", "ProjectTarget")
+    assert {"id", "name", "status", "region", "created_at"} <= properties(RESEND, "components", "schemas",
+                                                                           "ListDomainsItem")
+    assert {"data"} <= properties(RESEND, "components", "schemas", "ListDomainsResponse")
+    assert {"id", "to", "from", "subject", "created_at", "last_event"} <= properties(RESEND, "components",
+                                                                                      "schemas", "Email")
+    assert {"version", "name"} <= set(operation_schema(SUPABASE_AUTH, "/health", "get", 200)["properties"])
+    assert {"status", "incidents", "components"} <= properties(STATUSPAGE, "$defs", "Summary")
+    assert {"indicator", "description"} <= properties(STATUSPAGE, "$defs", "Status")
+    assert {"name", "status"} <= properties(STATUSPAGE, "$defs", "Component")
+    assert {"name"} <= properties(STATUSPAGE, "$defs", "Incident")
