@@ -10,6 +10,7 @@ vendor's contract requires, and must still read it: no crash, and the finding a 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -152,6 +153,13 @@ def test_resend_emails_answer_as_resends_openapi_documents(profile, restore_serv
     assert one.status_code == 200
     assert violations(RESEND, "#/components/schemas/Email", one.json()) == []
     assert one.json()["last_event"] == "delivered"
+    example = RESEND["components"]["schemas"]["Email"]["properties"]["created_at"]["example"]
+    assert shape(one.json()["created_at"]) == shape(example) == "dddd-dd-dd dd:dd:dd.dddddd+dd"
+
+
+def shape(timestamp: str) -> str:
+    """A timestamp's format, its digits masked: Resend's ('2023-04-03 22:13:42.674981+00') is not ISO 8601's."""
+    return re.sub(r"\d", "d", timestamp)
 
 
 def test_the_resend_source_reads_an_answer_holding_only_what_resend_documents(vendor):

@@ -99,7 +99,8 @@ def seed(folder: Path, now: float | None = None) -> None:
         state.clear()
         state.update(deployments=deployments, production=deployments[-1]["uid"],
                      domains=[{"id": "d91cd9bd-1176-453e-8fc1-35364d380206", "name": "aiautomatedsystems.ca",
-                               "status": "verified", "created_at": _iso(now - 200 * 86400), "region": "us-east-1"}],
+                               "status": "verified", "created_at": _resend_time(now - 200 * 86400),
+                               "region": "us-east-1"}],
                      emails=[], bouncing=[], auth="up", status={name: "none" for name in STATUS_PAGES},
                      integrations={name: "up" for name in INTEGRATIONS})
 
@@ -120,6 +121,11 @@ def deployment(created: float, message: str, state: str = "READY") -> dict[str, 
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _resend_time(epoch: float) -> str:
+    """A time as Resend's API writes it (its OpenAPI examples: '2023-04-03 22:13:42.674981+00'), not ISO 8601's."""
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f+00")
 
 
 class State:
@@ -243,7 +249,7 @@ async def resend_send(request: web.Request) -> web.Response:
             return web.json_response({"statusCode": 403, "name": "validation_error", "message": message}, status=403)
         to = [body["to"]] if isinstance(body.get("to"), str) else list(body.get("to") or [])
         email = {"id": secrets.token_hex(16), "to": to, "from": body.get("from"),
-                 "subject": body.get("subject"), "text": body.get("text"), "created_at": _iso(time.time()),
+                 "subject": body.get("subject"), "text": body.get("text"), "created_at": _resend_time(time.time()),
                  "last_event": "bounced" if _bounces(state.get("bouncing", []), to) else "delivered"}
         state["emails"] = (state.get("emails", []) + [email])[-500:]
     return web.json_response({"id": email["id"]})
