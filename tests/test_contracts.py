@@ -386,3 +386,22 @@ def test_the_fields_the_sources_read_are_ones_the_vendors_document():
     assert {"indicator", "description"} <= properties(STATUSPAGE, "$defs", "Status")
     assert {"name", "status"} <= properties(STATUSPAGE, "$defs", "Component")
     assert {"name"} <= properties(STATUSPAGE, "$defs", "Incident")
+
+
+def test_the_stripe_source_reads_an_event_holding_only_its_required_fields(vendor):
+    """An event with only the fields Stripe's Event always carries (id, object, api_version, created, data,
+    livemode, pending_webhooks, request, type: the stripe SDK's Event model; Stripe's OpenAPI document is not stored
+    here), its object without customer or metadata: read, not a crash."""
+    from datetime import datetime, timezone
+
+    from aias_runbooks.sources.stripe import StripeClient
+    event = {"id": "evt_1", "object": "event", "api_version": None, "created": 1_700_000_000, "livemode": False,
+             "pending_webhooks": 0, "request": None, "type": "customer.subscription.deleted",
+             "data": {"object": {"id": "sub_1", "object": "subscription"}}}
+    base = vendor({"/v1/events": as_json({"object": "list", "url": "/v1/events", "has_more": False,
+                                          "data": [event]})})
+    events = StripeClient("sk_test_contract", base).events(datetime(2023, 1, 1, tzinfo=timezone.utc),
+                                                           ["customer.subscription.deleted"])
+    row = events.iloc[0]
+    assert (row["id"], row["object_id"], row["subscription"], row["pending_webhooks"]) == ("evt_1", "sub_1", "sub_1", 0)
+    assert row["customer"] is None and row["user_id"] is None and row["created"].year == 2023
