@@ -142,6 +142,10 @@ def build_parser() -> Parser:
                          help="history `up` loads: default (72 hours), or large (30 days: 10 M API requests, "
                          "2 M error logs, 1 M workflow executions, 50 k users, 2 k tenants, 2,000 archive tables, "
                          "~5,000 statements); a running sandbox keeps its scale (default: default)")
+    sandbox.add_argument("--pooler", choices=["transaction", "session", "none"],
+                         help="with `up`: a real PgBouncer (the system's pgbouncer package) in that pool mode in front "
+                         "of Postgres, on port base+4, the profile's database_url through it, as on Supabase's "
+                         "pooler; none: direct again (default: keep the running sandbox's, else direct)")
     return parser
 
 
@@ -313,7 +317,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from .sandbox import control
     if args.action == "up":
-        control.up(args.scenario, scale=args.scale)
+        control.up(args.scenario, scale=args.scale, pooler=args.pooler)
         return 0
     if args.action == "down":
         control.down()

@@ -36,9 +36,9 @@ CLI = [sys.executable, "-m", "aias_runbooks.cli"]
 def free_port_base() -> int:
     for _ in range(200):
         base = random.randrange(40000, 60000, 10)
-        if all(processes.port_free(base + i) for i in range(4)):
+        if all(processes.port_free(base + i) for i in range(5)):
             return base
-    raise RuntimeError("no four consecutive free ports found (a sandbox uses base..base+3)")
+    raise RuntimeError("no five consecutive free ports found (a sandbox uses base..base+4 with --pooler)")
 
 
 def _sandbox_env() -> dict[str, str | None]:

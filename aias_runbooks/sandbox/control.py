@@ -47,9 +47,11 @@ from . import (
     workflows,
 )
 from . import migration_files as sandbox_migrations
+from . import pooler as sandbox_pooler
 from .statements import fill as fill_statements
 
-DEFAULT_PORT_BASE = 54330          # api = base, localstripe = base + 1, postgres = base + 2, services = base + 3
+DEFAULT_PORT_BASE = 54330          # api = base, localstripe = base + 1, postgres = base + 2, services = base + 3,
+POOLER_PORT_OFFSET = 4             # PgBouncer (`--pooler`) = base + 4
 MONITOR_ROLE = "aias_monitor"      # what runbooks diagnose through (migration 20250101000500_monitoring_role)
 APP_ROLE = "aias_app"              # what the platform's API and workers use (migration 20250101000600_app_role)
 LOGIN_ROLES = (MONITOR_ROLE, APP_ROLE)
@@ -93,13 +95,25 @@ def check_scale(scale: str | None) -> str | None:
     return scale
 
 
-def up(scenario: str = "healthy", say: Callable[[str], None] = print, scale: str | None = None) -> dict[str, Any]:
+def check_pooler(pooler: str | None) -> str | None:
+    """None (keep the running sandbox's, or none), 'none' (direct), or a PgBouncer pool mode."""
+    valid = ("none", *sandbox_pooler.MODES)
+    if pooler is not None and pooler not in valid:
+        raise UsageError(f"unknown pooler {pooler!r}; valid: {', '.join(valid)}")
+    return pooler
+
+
+def up(scenario: str = "healthy", say: Callable[[str], None] = print, scale: str | None = None,
+       pooler: str | None = None) -> dict[str, Any]:
     """Start the sandbox (or reuse the running one) and put it in the scenario.
 
     scale (schema.SCALES) is how much history `up` loads; None keeps a running sandbox's, or starts at default.
-    A running sandbox keeps its scale: asking for another one is refused (bring it down first)."""
+    A running sandbox keeps its scale: asking for another one is refused (bring it down first).
+    pooler 'transaction' or 'session' puts PgBouncer in that mode in front of Postgres (the profile's
+    database_url then goes through it), 'none' takes it away; None keeps what the running sandbox has."""
     wanted = scenarios.get(scenario)
     check_scale(scale)
+    check_pooler(pooler)
     state = read_state()
     if is_up(state):
         running = state.get("scale", "default")
@@ -107,6 +121,8 @@ def up(scenario: str = "healthy", say: Callable[[str], None] = print, scale: str
             raise UsageError(f"the sandbox in {paths.sandbox_dir()} is up at scale '{running}'; bring it down first "
                              f"(`aias-runbooks sandbox down`), then `sandbox up --scale {scale}`")
         say(f"sandbox already up in {paths.sandbox_dir()} (scale '{running}'); switching to scenario '{wanted.name}'")
+        if pooler is not None:
+            set_pooler(state, pooler, say)
         return apply_scenario(state, wanted.name, say)
     if state:
         say("found state from a sandbox that is no longer running; cleaning it up")
@@ -122,6 +138,8 @@ def up(scenario: str = "healthy", say: Callable[[str], None] = print, scale: str
     state = {"folder": str(folder), "ports": ports, "components": {}, "scenario": None, "scale": scale or "default"}
     try:
         _start_all(state, say)
+        if pooler not in (None, "none"):
+            set_pooler(state, pooler, say)
     except BaseException:
         _write_state(state)
         down(say=lambda _: None)
@@ -199,6 +217,33 @@ def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
     say("  application traffic: a few dozen index-backed reads a second (application_name aias-api); "
         "the workflow worker runs an execution every 2 s (aias-worker); visitors send the API about "
         f"{visitors.VISITS_PER_MINUTE} requests a minute once it is up")
+
+
+def set_pooler(state: dict[str, Any], mode: str, say: Callable[[str], None] = print,
+               settings: dict[str, str] | None = None) -> None:
+    """PgBouncer in `mode` in front of Postgres, the profile's database_url through it; 'none': direct again.
+
+    `settings` adds PgBouncer settings (tests: `ignore_startup_parameters`). Only the monitoring role's URL moves:
+    the application's sessions (and the faults that hold them) stay direct, as the platform's own would."""
+    folder = Path(state["folder"])
+    sandbox_pooler.stop(state["components"].pop("pooler", None))
+    pg_port = state["ports"]["postgres"]
+    port = state["ports"].setdefault("pooler", state["ports"]["api"] + POOLER_PORT_OFFSET)
+    if mode != "none":
+        if not processes.port_free(port):
+            raise UsageError(f"port {port} (sandbox pooler) is in use by another program; stop it or set "
+                             "AIAS_SANDBOX_PORT_BASE to another base (with --pooler, uses base..base+4)")
+        state["components"]["pooler"] = sandbox_pooler.start(
+            folder, port, pg_port, mode, _sandbox_env(folder)["AIAS_SANDBOX_ADMIN_DATABASE_URL"], LOGIN_ROLES,
+            settings)
+    _write_state(state)
+    env = _sandbox_env(folder)
+    direct = sandbox_pooler.via(env["AIAS_SANDBOX_DATABASE_URL"], port, pg_port)
+    env["AIAS_SANDBOX_DATABASE_URL"] = direct if mode == "none" else sandbox_pooler.via(direct, pg_port, port)
+    _write_env_file(folder, env)
+    say(f"  database_url: direct to Postgres on 127.0.0.1:{pg_port}" if mode == "none" else
+        f"  PgBouncer ({mode} mode) on 127.0.0.1:{port} in front of Postgres: the profile's database_url goes "
+        "through it")
 
 
 def _describe_history(dsn: str) -> str:
@@ -470,7 +515,7 @@ def down(say: Callable[[str], None] = print) -> bool:
         return False
     stopped = []
     components = state.get("components", {})
-    for name in ("fault", "visitors", "worker", "traffic", "api", "stripe", "services"):
+    for name in ("fault", "visitors", "worker", "traffic", "api", "stripe", "services", "pooler"):
         if processes.stop(components.get(name)):
             stopped.append(name)
     pg = components.get("postgres")
@@ -486,7 +531,7 @@ def status() -> list[dict[str, Any]]:
     """One row per component: whether it runs and where."""
     state = read_state() or {}
     rows = []
-    for name in ("postgres", "api", "stripe", "services", "traffic", "worker", "visitors"):
+    for name in ("postgres", "pooler", "api", "stripe", "services", "traffic", "worker", "visitors"):
         record = state.get("components", {}).get(name, {})
         port = state.get("ports", {}).get(name)
         rows.append({"component": name, "running": processes.alive(record), "port": port,
@@ -498,6 +543,8 @@ def _detail(name: str, record: dict[str, Any]) -> str:
     if name == "postgres" and record:
         pgss = "pg_stat_statements" if record.get("pg_stat_statements") else "no pg_stat_statements"
         return f"PostgreSQL {record.get('version')} ({record.get('source')}, {pgss})"
+    if name == "pooler" and record:
+        return f"PgBouncer, {record.get('mode')} mode: the profile's database_url goes through it"
     if name == "traffic" and record:
         return "application reads (workloads.py traffic)"
     if name == "worker" and record:
