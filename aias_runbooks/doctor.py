@@ -199,7 +199,8 @@ def database_checks(env: Environment, timeout_s: float) -> list[Check]:
     from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
     from .sources import database
-    names = ["database role", "database grants", "grant for actions", "table reads", "write paths", "read-only session"]
+    names = ["database role", "database grants", "grant for actions", "table reads", "write paths", "read-only session",
+             "connection route"]
     dsn = env.secret("database_url")
     if dsn is None:
         return [Check(Severity.UNKNOWN, "database", "not checked: no database_url")]
@@ -215,6 +216,7 @@ def database_checks(env: Environment, timeout_s: float) -> list[Check]:
             role = database.query(conn, "role_readiness").iloc[0]
             tables = database.query(conn, "table_reads", tables=TABLES)
             writes = database.query(conn, "write_paths")
+            route = _route(dsn, conn, timeout_s)
     except (DBAPIError, SQLAlchemyError) as exc:
         message = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         reached = Check(Severity.CRITICAL, "database", f"cannot be reached: {message[0] if message else exc}")
@@ -224,7 +226,58 @@ def database_checks(env: Environment, timeout_s: float) -> list[Check]:
     took = (time.perf_counter() - start) * 1000
     return [Check(Severity.OK, "database", f"{target} answers as {role['role']} (PostgreSQL "
                   f"{role['server_version'].split()[0]}) in {took:.0f} ms"),
-            _role(role), _grants(role), _signal(role), _tables(tables), _write_paths(role, writes), _read_only(role)]
+            _role(role), _grants(role), _signal(role), _tables(tables), _write_paths(role, writes), _read_only(role),
+            route]
+
+
+POOLER_LIMITS = {
+    "transaction pooler": "session-level settings do not last past a transaction, advisory locks are not held "
+                          "between transactions, and a pid is a pooled server session, not an application's client "
+                          "(terminating it ends whatever client uses it next)",
+    "session pooler": "a pid is the pooler's server session for one client: terminating it ends that client's "
+                      "connection through the pooler; the server sees the pooler's address, not the application's",
+}
+
+
+def _route(dsn: Secret, conn, timeout_s: float) -> Check:
+    """Direct, session pooler or transaction pooler, decided from what the server sees.
+
+    A pooler in between: the server's view of this session's client port is not the local port of our socket
+    (PgBouncer, Supavisor, any proxy: the server's client is the pooler). Transaction mode: a second client,
+    opened while the first is idle between transactions, is served by the same server session (pg_backend_pid);
+    a session pooler keeps that session for the first client. Port 6543 is Supabase's transaction pooler."""
+    from .sources import database
+    first = database.query(conn, "connection_route").iloc[0]
+    pooled = int(first["client_port"] if first["client_port"] is not None else -1) != _local_port(conn)
+    second = database.connect(dsn, "aias-runbooks/doctor/route", connect_timeout_s=max(2, math.ceil(timeout_s)))
+    try:
+        with second.connect() as other, database.answer_within(other, timeout_s):
+            same_session = int(database.query(other, "connection_route").iloc[0]["pid"]) == int(first["pid"])
+    finally:
+        second.dispose()
+    port = split_url(dsn.reveal()).port
+    if same_session or port == 6543:
+        kind = "transaction pooler"
+        how = "a second client was served by the same server session" if same_session else "port 6543"
+    elif pooled:
+        kind, how = "session pooler", "the server sees another client port than ours; each client keeps its session"
+    else:
+        return Check(Severity.OK, "connection route", "direct to the server (it sees our own client port): every "
+                     "feature works; the runbooks' guarantees are set in each transaction")
+    return Check(Severity.OK, "connection route", f"through a {kind} ({how}): the runbooks' guarantees are set in "
+                 f"each transaction and hold; what does not work through it: {POOLER_LIMITS[kind]}")
+
+
+def _local_port(conn) -> int:
+    """The local TCP port of the connection's socket (-1 when not TCP)."""
+    import os
+    import socket
+    try:
+        with socket.socket(fileno=os.dup(conn.connection.dbapi_connection.pgconn.socket)) as sock:
+            name = sock.getsockname()
+    except OSError:
+        return -1
+    return int(name[1]) if isinstance(name, tuple) else -1
 
 
 def _role(role) -> Check:
@@ -281,8 +334,11 @@ def _write_paths(role, writes) -> Check:
 
 
 def _read_only(role) -> Check:
-    settings = (f"default_transaction_read_only={role['default_transaction_read_only']}, statement_timeout="
-                f"{role['statement_timeout']}, lock_timeout={role['lock_timeout']}")
-    if role["default_transaction_read_only"] != "on" or role["transaction_read_only"] != "on":
+    """What a runbook's query runs under, read inside its guarded transaction (sources.database.begin_guarded:
+    BEGIN READ ONLY, SET LOCAL timeouts, which a pooler cannot drop); the role's own default is shown besides."""
+    settings = (f"transaction_read_only={role['transaction_read_only']}, statement_timeout="
+                f"{role['statement_timeout']}, lock_timeout={role['lock_timeout']} in each transaction; role default "
+                f"default_transaction_read_only={role['default_transaction_read_only']}")
+    if role["transaction_read_only"] != "on":
         return Check(Severity.CRITICAL, "read-only session", f"a runbook session is NOT read-only: {settings}")
     return Check(Severity.OK, "read-only session", f"a runbook session is read-only ({settings})")

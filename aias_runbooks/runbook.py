@@ -97,7 +97,8 @@ class Runbook:
             except DBAPIError as exc:
                 self._db_problem = str(exc.orig).strip()
                 self._show(self.record(connections.unreachable(self._db_problem, self._db_target,
-                                                               engine.url.username or "")))
+                                                               engine.url.username or "",
+                                                               getattr(exc.orig, "sqlstate", None))))
         return self._conn
 
     def from_stripe(self, read: Callable[[StripeClient], T]) -> T | None:
@@ -135,6 +136,17 @@ class Runbook:
             return _empty(name, f"skipped: {self._db_problem}")
         try:
             return database.query(conn, name, **params)
+        except database.GuardMissing as exc:   # never run unguarded: this query and every later one are skipped
+            self._db_problem = str(exc)
+            self._conn = None
+            with contextlib.suppress(SQLAlchemyError):
+                conn.close()
+            self._show(self.record(Finding(
+                "DB_GUARD_MISSING", Severity.UNKNOWN, "The diagnosis session could not be made read-only and "
+                "bounded: no query was run.", {"error": str(exc), "target": self._db_target},
+                ["Give the monitoring role the settings as its own (ALTER ROLE ... SET default_transaction_read_only "
+                 "= on, statement_timeout, lock_timeout), or use the direct or session connection string."])))
+            return _empty(name, f"skipped: {self._db_problem}")
         except SQLAlchemyError as exc:
             message = _first_line(exc)
             if self._lost(exc):

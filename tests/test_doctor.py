@@ -37,6 +37,7 @@ def test_healthy_sandbox_is_all_ok(sandbox):
     assert "can write nothing" in line(lines, "write paths")
     assert "aias_monitor is not a superuser" in line(lines, "database role")
     assert "default_transaction_read_only=on" in line(lines, "read-only session")
+    assert "direct to the server" in line(lines, "connection route")
     assert "pg_signal_backend" in line(lines, "grant for actions")
     assert sandbox_password() not in result.stdout
 

@@ -44,11 +44,41 @@ LEAK_STEPS = [
 ]
 
 
-def unreachable(message: str, target: str = "", role: str = "") -> Finding:
-    """DB_POOL_SATURATED when the server refused us for lack of slots (see refused_for_slots), else
-    DB_UNREACHABLE; both CRITICAL. `role` is the role the runbook connects as."""
+# A server (or pooler) that answered and refused: (code, severity, SQLSTATEs, message markers, what it means, steps).
+# PgBouncer reports its own refusals as SQLSTATE 08P01, so its message words are matched too.
+REFUSED_CONNECTIONS = [
+    ("DB_STARTUP_PARAMETER_REFUSED", Severity.UNKNOWN, (), ("unsupported startup parameter",),
+     "a pooler in front of it refuses a startup parameter of the connection",
+     ["Add the parameter to the pooler's ignore_startup_parameters, or connect directly or through the session "
+      "pooler; the runbooks need no startup parameter but application_name."]),
+    ("DB_LOGIN_REFUSED", Severity.UNKNOWN, ("28P01", "28000"),
+     ("password authentication failed", "SASL authentication failed", "no pg_hba.conf entry", "not allowed to log in",
+      "authentication failed"),
+     "it refuses the login: wrong user or password, or the role may not log in from here",
+     ["Check the user and password of the profile's database_url (on the Supabase pooler the user is "
+      "<role>.<project-ref>), and that the role has LOGIN.", "If the password was rotated, update the secret."]),
+    ("DB_UNKNOWN_DATABASE", Severity.UNKNOWN, ("3D000",), ("no such database", "does not exist"),
+     "the database named in the connection string does not exist there",
+     ["Check the database name at the end of the profile's database_url (Supabase: postgres)."]),
+    ("DB_POOLER_FULL", Severity.CRITICAL, (), ("no more connections allowed",),
+     "the pooler in front of it accepts no more clients (its max_client_conn is reached)",
+     ["The application's new connections are refused too: see which clients hold the pooler (SHOW CLIENTS on its "
+      "admin console, or Supabase's pooler dashboard).", "Raise max_client_conn only after finding who holds them."]),
+]
+
+
+def unreachable(message: str, target: str = "", role: str = "", sqlstate: str | None = None) -> Finding:
+    """DB_POOL_SATURATED when the server refused us for lack of slots (see refused_for_slots); a refusal that names
+    its cause (a startup parameter, the login, the database, a full pooler: REFUSED_CONNECTIONS) as its own finding;
+    else DB_UNREACHABLE, CRITICAL: the server could not be reached at all. `role` is the role the runbook connects
+    as, `sqlstate` the server's error code when it answered."""
     if any(marker in message for marker in REFUSED_FOR_SLOTS):
         return refused_for_slots(message, target, role)
+    for code, severity, states, markers, what, steps in REFUSED_CONNECTIONS:
+        if sqlstate in states or any(marker in message for marker in markers):
+            return Finding(code, severity, f"The database {target} answered and refused the connection: {what}."
+                           .replace("  ", " "), {"error": message, "target": target, "role": role or None,
+                                                 "sqlstate": sqlstate}, steps)
     return Finding("DB_UNREACHABLE", Severity.CRITICAL, f"The database {target} cannot be reached.".replace("  ", " "),
                    {"error": message, "target": target},
                    ["Check if Supabase is down (status page) and the project is not paused.",

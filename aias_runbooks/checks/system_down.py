@@ -14,7 +14,9 @@ from . import connections, errors, health, signups
 
 COLUMNS = ["subsystem", "status", "detail", "took_ms"]
 CORE = ("API", "Database")          # down means the platform is down for everyone
-DB_CODES = ("DB_UNREACHABLE", "DB_POOL_SATURATED", "DB_NOT_CONFIGURED")
+DB_CODES = ("DB_UNREACHABLE", "DB_POOL_SATURATED", "DB_NOT_CONFIGURED", "DB_POOLER_FULL",
+            # the server answered and refused the runbook's own connection: its status is unknown, not down
+            "DB_STARTUP_PARAMETER_REFUSED", "DB_LOGIN_REFUSED", "DB_UNKNOWN_DATABASE")
 # What users see of each subsystem, as a status page names its components: no host, no vendor-internal name.
 COMPONENTS = {"API": "Web app and API", "Database": "Web app and API", "Vercel deployment": "Web app and API",
               "Supabase Auth": "Sign-up and login", "Status: supabase": "Web app and API",
@@ -73,7 +75,7 @@ def _api_row(samples: pd.DataFrame, took: dict[str, float | None]) -> dict[str, 
 def _db_row(db: pd.DataFrame, recorded: Iterable[Finding]) -> dict[str, Any]:
     problem = next((f for f in recorded if f.code in DB_CODES), None)
     if problem is not None:
-        state = "unknown" if problem.code == "DB_NOT_CONFIGURED" else "down"
+        state = "unknown" if problem.severity is Severity.UNKNOWN else "down"
         return {"subsystem": "Database", "status": state, "detail": f"{problem.code}: {problem.title}",
                 "took_ms": None}
     if db.empty or not db["answered"].any():

@@ -13,9 +13,9 @@ from datetime import datetime, timezone
 from functools import cache
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError, DisconnectionError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
 from .. import paths
@@ -28,12 +28,17 @@ ANSWER_WITHIN_S = 15   # the session's statement_timeout (5 s) and lock_timeout,
 
 def connect(dsn: Secret, application_name: str, statement_timeout_ms: int = 5000,
             lock_timeout_ms: int = 1000, connect_timeout_s: int = 5) -> Engine:
-    """A read-only, autocommit engine that never holds more than one connection.
+    """An autocommit engine that never holds more than one connection, whose queries run guarded (query()).
 
-    Every statement runs read-only with statement and lock timeouts, outside any lingering transaction (so
-    the diagnosis never shows up as idle in transaction itself), and the session names itself so it can
-    be found, and told apart from the application, in pg_stat_activity. The URL is read by dsn.split_url, as
-    the secret scan reads it, so a password with an unencoded '@' reaches the server whole.
+    Nothing is asked of the session itself, because a pooler drops or refuses it: PgBouncer refuses the startup
+    `options` parameter, and in transaction mode the next transaction may run on another server session. So every
+    named query runs in a transaction of its own that is read-only with statement and lock timeouts, set and read
+    back inside it (begin_guarded), and no statement is prepared server-side (a transaction-mode pooler hands the
+    next statement to a session that has not got it). The transaction ends with the query, so the diagnosis never
+    shows up as idle in transaction itself. The session names itself (application_name is a startup parameter
+    PgBouncer passes through) so it can be found, and told apart from the application, in pg_stat_activity. The
+    URL is read by dsn.split_url, as the secret scan reads it, so a password with an unencoded '@' reaches the
+    server whole.
     """
     try:
         parts = split_url(dsn.reveal())
@@ -41,16 +46,86 @@ def connect(dsn: Secret, application_name: str, statement_timeout_ms: int = 5000
         raise ArgumentError(f"{dsn.name}: {exc}") from None
     url = URL.create(drivername="postgresql+psycopg", username=parts.username, password=parts.password,
                      host=parts.host, port=parts.port, database=parts.database, query=parts.query)
-    options = " ".join([
-        "-c default_transaction_read_only=on",
-        f"-c statement_timeout={statement_timeout_ms}",
-        f"-c lock_timeout={lock_timeout_ms}",
-        "-c search_path=public,extensions",
-    ])
-    return create_engine(url, poolclass=QueuePool, pool_size=1, max_overflow=0, pool_timeout=connect_timeout_s,
-                         isolation_level="AUTOCOMMIT",
-                         connect_args={"application_name": application_name[:63], "options": options,
-                                       "connect_timeout": connect_timeout_s})
+    engine = create_engine(url, poolclass=QueuePool, pool_size=1, max_overflow=0, pool_timeout=connect_timeout_s,
+                           isolation_level="AUTOCOMMIT",
+                           connect_args={"application_name": application_name[:63], "prepare_threshold": None,
+                                         "connect_timeout": connect_timeout_s})
+
+    @event.listens_for(engine, "connect")
+    def _guards(dbapi_connection, record) -> None:   # what begin_guarded asks of each transaction
+        record.info["guards"] = Guards(statement_timeout_ms, lock_timeout_ms)
+
+    return engine
+
+
+class Guards(tuple):
+    """(statement_timeout_ms, lock_timeout_ms) every guarded transaction of a connection sets and checks."""
+
+    def __new__(cls, statement_timeout_ms: int, lock_timeout_ms: int) -> Guards:
+        return super().__new__(cls, (int(statement_timeout_ms), int(lock_timeout_ms)))
+
+    def preamble(self, isolation: str = "") -> str:
+        """One round trip (simple query protocol, several statements): begin read-only, the timeouts, the
+        search path as a transaction setting (public and the schema pg_stat_statements lives in, looked up now:
+        `extensions` on Supabase), and the settings read back as the server holds them inside the transaction."""
+        statement_ms, lock_ms = self
+        return (f"BEGIN {isolation} READ ONLY; SET LOCAL statement_timeout = {statement_ms}; "
+                f"SET LOCAL lock_timeout = {lock_ms}; "
+                "SELECT pg_catalog.set_config('search_path', pg_catalog.concat_ws(', ', 'public', "
+                "(SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e"
+                " JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
+                " WHERE e.extname = 'pg_stat_statements' AND n.nspname <> 'public')), true),"
+                " pg_catalog.current_setting('transaction_read_only'), "
+                "(SELECT setting FROM pg_catalog.pg_settings WHERE name = 'statement_timeout'), "
+                "(SELECT setting FROM pg_catalog.pg_settings WHERE name = 'lock_timeout')")
+
+    def missing(self, read_only: str, statement_ms: str, lock_ms: str) -> list[str]:
+        """The guarantees the transaction does not have, each as what was asked and what the server holds."""
+        wanted = {"transaction_read_only": ("on", read_only), "statement_timeout": (str(self[0]), statement_ms),
+                  "lock_timeout": (str(self[1]), lock_ms)}
+        return [f"{name} is {held!r}, not {want!r}" for name, (want, held) in wanted.items() if held != want]
+
+
+class GuardMissing(SQLAlchemyError):
+    """A guarded transaction did not get read-only or its timeouts: no query runs in it."""
+
+
+def begin_guarded(connection: Connection, isolation: str = "") -> None:
+    """Open a read-only transaction with the connection's timeouts and check, inside it, that the server holds them
+    (GuardMissing when not, the transaction rolled back). `isolation` e.g. "ISOLATION LEVEL REPEATABLE READ".
+    The caller ends the transaction (end_guarded)."""
+    guards = connection.connection.info.get("guards") or Guards(5000, 1000)
+    held = _driver_execute(connection, guards.preamble(isolation))[1:]
+    if missing := guards.missing(*held):
+        end_guarded(connection)
+        raise GuardMissing("the diagnosis session is not guarded: " + "; ".join(missing) + " (set them as role "
+                           "settings of the monitoring role, or use the direct or session connection string)")
+
+
+def end_guarded(connection: Connection) -> None:
+    """Roll back the guarded transaction (it wrote nothing); nothing to do on a connection already lost."""
+    if connection.closed or connection.invalidated:
+        return
+    with contextlib.suppress(SQLAlchemyError):
+        _driver_execute(connection, "ROLLBACK")
+
+
+def _driver_execute(connection: Connection, sql: str) -> tuple | None:
+    """Run several statements in one round trip (psycopg's simple query protocol, which SQLAlchemy cannot return
+    the last result of); the last result's first row. A driver error is raised as SQLAlchemy's (DBAPIError), the
+    connection invalidated when it broke, as for any other statement."""
+    import psycopg
+    driver = connection.connection.driver_connection
+    try:
+        cursor = driver.execute(sql)
+        while cursor.nextset():
+            pass
+        return cursor.fetchone() if cursor.description else None
+    except psycopg.Error as exc:
+        lost = driver.closed or driver.broken
+        if lost:
+            connection.invalidate()
+        raise DBAPIError.instance(sql.split(";")[0], None, exc, psycopg.Error, connection_invalidated=lost) from exc
 
 
 @cache
@@ -103,12 +178,25 @@ def query(connection: Connection | Engine, name: str, **params) -> pd.DataFrame:
         with connection.connect() as conn:
             return query(conn, name, **params)
     description, sql = load_sql(name)
+    own = _idle(connection)    # in a caller's transaction (begin_guarded) the query runs there, as guarded
     with answer_within(connection):
-        result = connection.execute(text(sql), params)
-    rows = [tuple(row) for row in result.fetchall()]   # pandas reads plain tuples 10x faster than Row objects
+        if own:
+            begin_guarded(connection)
+        try:
+            result = connection.execute(text(sql), params)
+            rows = [tuple(row) for row in result.fetchall()]   # pandas reads plain tuples 10x faster than Rows
+        finally:
+            if own:
+                end_guarded(connection)
     frame = pd.DataFrame.from_records(rows, columns=list(result.keys()), coerce_float=True)
     frame.attrs.update(query=name, description=description)
     return frame
+
+
+def _idle(connection: Connection) -> bool:
+    """True when the session is outside any transaction (psycopg's view of the server's last ReadyForQuery)."""
+    from psycopg.pq import TransactionStatus
+    return connection.connection.driver_connection.info.transaction_status == TransactionStatus.IDLE
 
 
 def ping(connection: Connection, samples: int = 20, interval_ms: int = 50) -> pd.DataFrame:

@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from .database import answer_within, load_sql
+from .database import answer_within, begin_guarded, load_sql
 
 READS = "user_reads"
 READS_AS_USER = "user_reads_as_user"
@@ -39,7 +39,7 @@ def compare(conn: Connection, user_id: str, email: str | None, tenant_ids: list[
     step = "begin"
     try:
         with answer_within(conn):
-            conn.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            begin_guarded(conn, "ISOLATION LEVEL REPEATABLE READ")
             step = "read as the monitoring role"
             expected = conn.execute(text(sql), params).fetchall()
             step = "read as the user"
