@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[sandbox,dev]'
 	@touch $@
 
+# make demo POOLER=transaction (or session): the database through a real PgBouncer (the pgbouncer package).
 demo: $(STAMP)
-	@$(BIN)/aias-runbooks demo
+	@$(BIN)/aias-runbooks demo $(if $(POOLER),--pooler $(POOLER))
 
 # Test files run in parallel, each worker with a sandbox of its own (files stay whole: module fixtures).
 test: $(STAMP)

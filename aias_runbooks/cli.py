@@ -92,6 +92,8 @@ def build_parser() -> Parser:
     demo = sub.add_parser("demo", help="bring up the sandbox and run every runbook against it "
                           "(exit 1 only if a runbook itself failed)")
     demo.add_argument("--output", type=_folder, help="report root (default: output/)")
+    demo.add_argument("--pooler", choices=["transaction", "session", "none"],
+                      help="the database through a real PgBouncer in that pool mode, as `sandbox up --pooler`")
     doctor = sub.add_parser("doctor", help="is an environment ready for the runbooks? secrets, targets, the "
                             "database role (the playbook's validate-env); exit code as for a runbook")
     doctor.add_argument("--env", default="sandbox",
@@ -204,7 +206,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .runner.parameterize import runbook_slugs
     from .sandbox import control
     say("Starting the sandbox (a local AIAS Platform: Postgres, API, localstripe)...")
-    control.up("healthy")
+    control.up("healthy", pooler=args.pooler)
     rows, broken = [], 0
     for slug in [s for s in runbook_slugs() if s != "triage"] + ["triage"]:   # triage's ranking ends the demo
         say(f"running {slug}...")

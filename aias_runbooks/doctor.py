@@ -232,8 +232,9 @@ def database_checks(env: Environment, timeout_s: float) -> list[Check]:
 
 POOLER_LIMITS = {
     "transaction pooler": "session-level settings do not last past a transaction, advisory locks are not held "
-                          "between transactions, and a pid is a pooled server session, not an application's client "
-                          "(terminating it ends whatever client uses it next)",
+                          "between transactions, and a pid is a pooled server session: one idle between transactions "
+                          "serves whichever client comes next (terminating it ends that client's statement); one idle "
+                          "in transaction belongs to its client until the transaction ends",
     "session pooler": "a pid is the pooler's server session for one client: terminating it ends that client's "
                       "connection through the pooler; the server sees the pooler's address, not the application's",
 }
