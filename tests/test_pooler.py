@@ -21,7 +21,7 @@ from aias_runbooks.sandbox import pooler as sandbox_pooler
 from aias_runbooks.settings import Secret
 from aias_runbooks.sources import database
 
-from .conftest import _sandbox_env, cli, free_port_base, monitor_dsn, sandbox_dsn
+from .conftest import _sandbox_env, cli, finding, free_port_base, monitor_dsn, sandbox_dsn
 from .test_doctor import doctor, line
 
 
@@ -167,3 +167,25 @@ def test_doctor_says_it_goes_through_the_pooler_and_what_then_does_not_work(pool
     route = line(lines, "connection route")
     assert route.startswith("OK") and f"through a {pooled} pooler" in route, result.stdout
     assert ("advisory locks" if pooled == "transaction" else "terminating it ends that client") in route
+
+
+@pytest.fixture(scope="module")
+def statement_pooler(sandbox, pgbouncer) -> str:
+    """A PgBouncer in statement mode, which refuses any transaction block: the profile's URL through it."""
+    state = control.read_state()
+    port = free_port_base()
+    record = sandbox_pooler.start(Path(state["folder"]) / "pgbouncer-statement", port, state["ports"]["postgres"],
+                                  "transaction", sandbox_dsn(), control.LOGIN_ROLES, {"pool_mode": "statement"})
+    try:
+        yield re.sub(r"@127\.0\.0\.1:\d+/", f"@127.0.0.1:{port}/", monitor_dsn())
+    finally:
+        sandbox_pooler.stop(record)
+
+
+def test_a_session_that_cannot_be_guarded_runs_no_query(statement_pooler, run):
+    """No read-only transaction to be had: one finding says so, and no query runs unguarded (none fails either)."""
+    result = run("database-health", env=os.environ | {"AIAS_SANDBOX_DATABASE_URL": statement_pooler})
+    findings = [f for f in result.verdict["findings"] if f["code"].startswith("DB_")]
+    assert [f["code"] for f in findings if f["code"] == "DB_GUARD_MISSING"] == ["DB_GUARD_MISSING"], findings
+    assert not {"DB_QUERY_FAILED", "DB_UNREACHABLE"} & result.codes.keys(), result.codes
+    assert "statement pooling" in finding(result, "DB_GUARD_MISSING")["evidence"]["error"]

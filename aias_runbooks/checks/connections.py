@@ -60,6 +60,11 @@ REFUSED_CONNECTIONS = [
     ("DB_UNKNOWN_DATABASE", Severity.UNKNOWN, ("3D000",), ("no such database", "does not exist"),
      "the database named in the connection string does not exist there",
      ["Check the database name at the end of the profile's database_url (Supabase: postgres)."]),
+    ("DB_GUARD_MISSING", Severity.UNKNOWN, (), ("transaction blocks not allowed",),
+     "a pooler in statement mode refuses the read-only transaction every query of a runbook runs in; no query was "
+     "run unguarded",
+     ["Use the direct, session (5432) or transaction (6543) connection string: each lets a runbook open its "
+      "read-only, time-bounded transaction."]),
     ("DB_POOLER_FULL", Severity.CRITICAL, (), ("no more connections allowed",),
      "the pooler in front of it accepts no more clients (its max_client_conn is reached)",
      ["The application's new connections are refused too: see which clients hold the pooler (SHOW CLIENTS on its "

@@ -16,7 +16,7 @@ COLUMNS = ["subsystem", "status", "detail", "took_ms"]
 CORE = ("API", "Database")          # down means the platform is down for everyone
 DB_CODES = ("DB_UNREACHABLE", "DB_POOL_SATURATED", "DB_NOT_CONFIGURED", "DB_POOLER_FULL",
             # the server answered and refused the runbook's own connection: its status is unknown, not down
-            "DB_STARTUP_PARAMETER_REFUSED", "DB_LOGIN_REFUSED", "DB_UNKNOWN_DATABASE")
+            "DB_STARTUP_PARAMETER_REFUSED", "DB_LOGIN_REFUSED", "DB_UNKNOWN_DATABASE", "DB_GUARD_MISSING")
 # What users see of each subsystem, as a status page names its components: no host, no vendor-internal name.
 COMPONENTS = {"API": "Web app and API", "Database": "Web app and API", "Vercel deployment": "Web app and API",
               "Supabase Auth": "Sign-up and login", "Status: supabase": "Web app and API",

@@ -95,7 +95,18 @@ def begin_guarded(connection: Connection, isolation: str = "") -> None:
     (GuardMissing when not, the transaction rolled back). `isolation` e.g. "ISOLATION LEVEL REPEATABLE READ".
     The caller ends the transaction (end_guarded)."""
     guards = connection.connection.info.get("guards") or Guards(5000, 1000)
-    held = _driver_execute(connection, guards.preamble(isolation))[1:]
+    try:
+        held = _driver_execute(connection, guards.preamble(isolation))[1:]
+    except DBAPIError as exc:
+        # Refused, not lost: the server or pooler answered with an error (a statement-mode pooler refuses any
+        # transaction block, and disconnects); a shutdown (class 57) or a dead socket (no SQLSTATE) is a lost one.
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        if not sqlstate or sqlstate.startswith("57"):
+            raise
+        end_guarded(connection)
+        first = str(exc.orig).strip().splitlines()
+        raise GuardMissing(f"the read-only transaction could not be opened: {first[0] if first else exc} (use the "
+                           "direct, session or transaction connection string)") from exc
     if missing := guards.missing(*held):
         end_guarded(connection)
         raise GuardMissing("the diagnosis session is not guarded: " + "; ".join(missing) + " (set them as role "
