@@ -218,9 +218,8 @@ def database_checks(env: Environment, timeout_s: float) -> list[Check]:
             writes = database.query(conn, "write_paths")
             route = _route(dsn, conn, timeout_s)
     except (DBAPIError, SQLAlchemyError) as exc:
-        message = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        reached = Check(Severity.CRITICAL, "database", f"cannot be reached: {message[0] if message else exc}")
-        return [reached, *(Check(Severity.UNKNOWN, n, "not checked: no database session") for n in names)]
+        return [_unreached(exc, engine), *(Check(Severity.UNKNOWN, n, "not checked: no database session")
+                                           for n in names)]
     finally:
         engine.dispose()
     took = (time.perf_counter() - start) * 1000
@@ -279,6 +278,20 @@ def _local_port(conn) -> int:
     except OSError:
         return -1
     return int(name[1]) if isinstance(name, tuple) else -1
+
+
+def _unreached(exc: Exception, engine) -> Check:
+    """The server could not be reached (CRITICAL), or it answered and refused: the cause named as a runbook names it
+    (checks.connections.unreachable: a refused startup parameter, login or database, a full pooler)."""
+    from .checks import connections
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    message = lines[0] if lines else str(exc)
+    target = f"{engine.url.host}:{engine.url.port or 5432}/{engine.url.database or ''}"
+    found = connections.unreachable(message, target, engine.url.username or "",
+                                    getattr(getattr(exc, "orig", None), "sqlstate", None))
+    if found.code == "DB_UNREACHABLE":
+        return Check(Severity.CRITICAL, "database", f"cannot be reached: {message}")
+    return Check(found.severity, "database", f"{found.code}: {found.title} ({message})")
 
 
 def _role(role) -> Check:
