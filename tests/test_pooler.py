@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -72,18 +74,11 @@ def test_doctor_is_ok_through_pgbouncer(pooled):
 
 
 @pytest.fixture(scope="module")
-def ignoring_pooler(sandbox, pgbouncer) -> str:
+def ignoring_pooler(sandbox, pgbouncer) -> Iterator[str]:
     """A second PgBouncer (transaction mode) that drops the startup options: the application role's URL through it
     (aias_app has no read-only role setting, so only the runbook's own guarantees can refuse its write)."""
-    state = control.read_state()
-    folder = Path(state["folder"]) / "pgbouncer-ignoring"
-    port = free_port_base()
-    record = sandbox_pooler.start(folder, port, state["ports"]["postgres"], "transaction", sandbox_dsn(),
-                                  control.LOGIN_ROLES, {"ignore_startup_parameters": "options"})
-    try:
-        yield sandbox_pooler.via(_sandbox_env()["AIAS_SANDBOX_APP_DATABASE_URL"], state["ports"]["postgres"], port)
-    finally:
-        sandbox_pooler.stop(record)
+    with _extra_pooler("pgbouncer-ignoring", {"ignore_startup_parameters": "options"}) as (port, postgres):
+        yield sandbox_pooler.via(_sandbox_env()["AIAS_SANDBOX_APP_DATABASE_URL"], postgres, port)
 
 
 def _guarded(dsn: str, sql: str, statement_timeout_ms: int = 500, lock_timeout_ms: int = 200) -> str:
@@ -145,19 +140,31 @@ def test_a_refused_connection_names_its_cause_not_unreachable(pooled, run, chang
     assert line(lines, "database").split()[2] == code + ":", checked.stdout
 
 
-@pytest.fixture(scope="module")
-def full_pooler(sandbox, pgbouncer) -> str:
-    """A PgBouncer that takes one client (max_client_conn = 1), that one held: the profile's URL through it."""
+@contextmanager
+def _extra_pooler(name: str, settings: dict[str, str]) -> Iterator[tuple[int, int]]:
+    """A second PgBouncer of the session's sandbox in transaction mode with `settings`: (its port, Postgres's)."""
     state = control.read_state()
     port = free_port_base()
-    record = sandbox_pooler.start(Path(state["folder"]) / "pgbouncer-full", port, state["ports"]["postgres"],
-                                  "transaction", sandbox_dsn(), control.LOGIN_ROLES, {"max_client_conn": "1"})
-    holder = sandbox_pooler.via(_sandbox_env()["AIAS_SANDBOX_APP_DATABASE_URL"], state["ports"]["postgres"], port)
+    record = sandbox_pooler.start(Path(state["folder"]) / name, port, state["ports"]["postgres"], "transaction",
+                                  sandbox_dsn(), control.LOGIN_ROLES, settings)
     try:
-        with psycopg.connect(holder):
-            yield re.sub(r"@127\.0\.0\.1:\d+/", f"@127.0.0.1:{port}/", monitor_dsn())
+        yield port, state["ports"]["postgres"]
     finally:
         sandbox_pooler.stop(record)
+
+
+def _through(port: int) -> str:
+    """The profile's (monitoring) URL, through the PgBouncer on `port`."""
+    return re.sub(r"@127\.0\.0\.1:\d+/", f"@127.0.0.1:{port}/", monitor_dsn())
+
+
+@pytest.fixture(scope="module")
+def full_pooler(sandbox, pgbouncer) -> Iterator[str]:
+    """A PgBouncer that takes one client (max_client_conn = 1), that one held: the profile's URL through it."""
+    with _extra_pooler("pgbouncer-full", {"max_client_conn": "1"}) as (port, postgres):
+        holder = sandbox_pooler.via(_sandbox_env()["AIAS_SANDBOX_APP_DATABASE_URL"], postgres, port)
+        with psycopg.connect(holder):
+            yield _through(port)
 
 
 def test_a_full_pooler_is_its_own_finding(full_pooler, run):
@@ -174,16 +181,10 @@ def test_doctor_says_it_goes_through_the_pooler_and_what_then_does_not_work(pool
 
 
 @pytest.fixture(scope="module")
-def statement_pooler(sandbox, pgbouncer) -> str:
+def statement_pooler(sandbox, pgbouncer) -> Iterator[str]:
     """A PgBouncer in statement mode, which refuses any transaction block: the profile's URL through it."""
-    state = control.read_state()
-    port = free_port_base()
-    record = sandbox_pooler.start(Path(state["folder"]) / "pgbouncer-statement", port, state["ports"]["postgres"],
-                                  "transaction", sandbox_dsn(), control.LOGIN_ROLES, {"pool_mode": "statement"})
-    try:
-        yield re.sub(r"@127\.0\.0\.1:\d+/", f"@127.0.0.1:{port}/", monitor_dsn())
-    finally:
-        sandbox_pooler.stop(record)
+    with _extra_pooler("pgbouncer-statement", {"pool_mode": "statement"}) as (port, _):
+        yield _through(port)
 
 
 def test_a_session_that_cannot_be_guarded_runs_no_query(statement_pooler, run):
