@@ -23,8 +23,11 @@ from aias_runbooks.sandbox import pooler as sandbox_pooler
 from aias_runbooks.settings import Secret
 from aias_runbooks.sources import database
 
-from .conftest import _sandbox_env, cli, finding, free_port_base, monitor_dsn, sandbox_dsn
+from .conftest import _sandbox_env, cli, finding, free_port_base, monitor_dsn, sandbox_dsn, wait_for
+from .test_database_runbooks import PROBLEMS, _leaked_longer_than
 from .test_doctor import doctor, line
+from .test_full_system_check import healthy as full_system_healthy
+from .test_full_system_check import ran_to_the_end as full_system_ran_to_the_end
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +197,71 @@ def test_a_session_that_cannot_be_guarded_runs_no_query(statement_pooler, run):
     assert [f["code"] for f in findings if f["code"] == "DB_GUARD_MISSING"] == ["DB_GUARD_MISSING"], findings
     assert not {"DB_QUERY_FAILED", "DB_UNREACHABLE"} & result.codes.keys(), result.codes
     assert "statement pooling" in finding(result, "DB_GUARD_MISSING")["evidence"]["error"]
+
+
+@pytest.mark.parametrize("slug", ["full-system-check", "triage"])
+def test_the_whole_system_is_ok_through_pgbouncer(pooled, quiet, run, slug):
+    """What an on-call engineer runs first is all OK on the healthy sandbox behind PgBouncer, either mode."""
+    result = run(slug)
+    assert result.proc.returncode == 0, result.proc.stdout + result.proc.stderr
+    assert not PROBLEMS & set(result.codes.values()), result.verdict["findings"]
+    assert "DB_GUARD_MISSING" not in result.codes and "DB_UNREACHABLE" not in result.codes
+    if slug == "triage":
+        assert list(result.codes) == ["TRIAGE_ALL_CLEAR"], result.codes
+    else:
+        full_system_healthy(result)
+        full_system_ran_to_the_end(result)
+
+
+# The database scenarios through transaction mode only: it is the stricter mode (no session state between
+# transactions, no prepared statements, another server session per transaction), and session mode differs from
+# a direct connection only in what transaction mode already takes away; the healthy runs above cover both modes.
+THROUGH_TRANSACTION_MODE = pytest.mark.parametrize("pooled", ["transaction"], indirect=True)
+
+
+@THROUGH_TRANSACTION_MODE
+def test_a_connection_leak_is_diagnosed_through_pgbouncer(pooled, run, scenario):
+    scenario("db-connection-leak")
+    wait_for(lambda: _leaked_longer_than(2.5), 60, "the leaked sessions to pass the 2 s criterion")
+    result = run("database-connection-errors", "-p", "leak_min_idle_s=2")
+    assert result.codes.get("DB_CONNECTION_LEAK") == "CRITICAL", result.codes
+    leak = finding(result, "DB_CONNECTION_LEAK")
+    assert leak["evidence"]["sessions"] == 8 and leak["evidence"]["applications"] == {"aias-api/export-worker": 8}
+
+
+@THROUGH_TRANSACTION_MODE
+def test_pool_exhaustion_is_diagnosed_through_pgbouncer(pooled, run, scenario):
+    """Every server slot taken, the pooler still holds the server session it had open (as a pooler in production
+    always has one): the run gets in through it and names the holder, where a direct run is refused."""
+    with psycopg.connect(monitor_dsn(), prepare_threshold=None, autocommit=True) as warm:
+        warm.execute("SELECT 1")    # PgBouncer keeps the server session open for server_idle_timeout (600 s)
+    scenario("db-pool-exhaustion")
+    result = run("database-connection-errors")
+    assert result.proc.returncode == 2, result.proc.stdout + result.proc.stderr
+    assert result.codes["DB_POOL_SATURATED"] == "CRITICAL", result.codes
+    assert not {"DB_UNREACHABLE", "DB_GUARD_MISSING", "DB_QUERY_FAILED"} & result.codes.keys(), result.codes
+    evidence = finding(result, "DB_POOL_SATURATED")["evidence"]
+    assert evidence["usage_pct"] == 100 and next(iter(evidence["top_applications"])) == "aias-api", evidence
+
+
+@THROUGH_TRANSACTION_MODE
+def test_blocking_locks_are_diagnosed_through_pgbouncer(pooled, run, scenario):
+    scenario("blocking-locks")
+    result = run("database-connection-errors", "-p", "long_running_s=1")
+    assert result.codes.get("DB_BLOCKING_LOCKS") == "CRITICAL", result.codes
+    blocking = finding(result, "DB_BLOCKING_LOCKS")
+    assert blocking["evidence"]["blocked_sessions"] >= 3 and len(blocking["evidence"]["root_blockers"]) == 1
+    assert "aias-api/billing-job" in blocking["title"]
+    assert "AccessExclusiveLock on workflows" in blocking["evidence"]["waits"]
+
+
+@THROUGH_TRANSACTION_MODE
+def test_slow_queries_are_diagnosed_through_pgbouncer(pooled, run, scenario):
+    """pg_stat_statements read through the pooler (its schema found in the transaction, not the session)."""
+    scenario("slow-queries")
+    errors = run("database-connection-errors")
+    assert errors.codes.get("DB_SLOW_QUERY") in PROBLEMS, errors.codes
+    assert "workflow_executions" in finding(errors, "DB_SLOW_QUERY")["evidence"]["query"]
+    health = run("database-health")
+    assert health.codes.get("DB_SEQ_SCAN_HOT_TABLE") == "WARNING", health.codes
+    assert "public.workflow_executions" in finding(health, "DB_SEQ_SCAN_HOT_TABLE")["evidence"]["tables"]
