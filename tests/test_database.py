@@ -7,7 +7,7 @@ import time
 import psycopg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from aias_runbooks import paths
 from aias_runbooks.settings import Secret, load_environment
@@ -114,6 +114,27 @@ def test_every_diagnosis_query_is_described_and_runs_as_the_monitoring_role(engi
         pytest.skip("pg_stat_statements is not installed on this server")
     frame = database.query(engine, path.stem, **{k: SAMPLE_PARAMS[k] for k in names})
     assert list(frame.columns)
+
+
+def test_every_diagnosis_query_runs_whatever_the_search_path(engine):
+    """No query leans on a search_path (a role's setting, a pooler that drops or keeps one): each names every table
+    and view with its schema, pg_stat_statements with the schema the extension lives in. Each runs in the runbook's
+    own guarded transaction with the search path emptied there."""
+    failed = {}
+    with engine.connect() as conn:
+        for path in QUERIES:
+            names = set(text(path.read_text()).compile().params)
+            database.begin_guarded(conn)
+            try:
+                conn.exec_driver_sql("SET LOCAL search_path = ''")
+                database.query(conn, path.stem, **{k: SAMPLE_PARAMS[k] for k in names})
+            except database.ExtensionMissing:
+                pass   # a server without pg_stat_statements: nothing to name
+            except SQLAlchemyError as exc:
+                failed[path.stem] = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            finally:
+                database.end_guarded(conn)
+    assert not failed, failed
 
 
 @pytest.mark.parametrize("name, judges, ranked_by", [

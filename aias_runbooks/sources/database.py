@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from functools import cache
 
 import pandas as pd
+import psycopg
+from psycopg import sql as psql
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, SQLAlchemyError
@@ -23,6 +25,10 @@ from ..dsn import split_url
 from ..settings import Secret
 
 PING_COLUMNS = ["sample", "sent_at", "answered", "latency_ms", "ok", "error"]
+# Where a named query writes the schema pg_stat_statements lives in (psql's :"name" syntax, which SQLAlchemy's
+# :name parameters leave alone): filled by render() with the schema the guarded transaction found, quoted.
+STATEMENTS_SCHEMA = "statements_schema"
+STATEMENTS_PLACEHOLDER = f':"{STATEMENTS_SCHEMA}"'
 ANSWER_WITHIN_S = 15   # the session's statement_timeout (5 s) and lock_timeout, and room for a slow network
 
 
@@ -65,16 +71,16 @@ class Guards(tuple):
         return super().__new__(cls, (int(statement_timeout_ms), int(lock_timeout_ms)))
 
     def preamble(self, isolation: str = "") -> str:
-        """One round trip (simple query protocol, several statements): begin read-only, the timeouts, the
-        search path as a transaction setting (public and the schema pg_stat_statements lives in, looked up now:
-        `extensions` on Supabase), and the settings read back as the server holds them inside the transaction."""
+        """One round trip (simple query protocol, several statements): begin read-only, the timeouts, the search
+        path as a transaction setting (pg_catalog alone: every other object is named with its schema, so a role's
+        or a pooler's search_path changes nothing), then the schema pg_stat_statements lives in (`extensions` on
+        Supabase; NULL when not installed) and the settings read back as the server holds them inside the
+        transaction."""
         statement_ms, lock_ms = self
         return (f"BEGIN {isolation} READ ONLY; SET LOCAL statement_timeout = {statement_ms}; "
-                f"SET LOCAL lock_timeout = {lock_ms}; "
-                "SELECT pg_catalog.set_config('search_path', pg_catalog.concat_ws(', ', 'public', "
-                "(SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e"
-                " JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
-                " WHERE e.extname = 'pg_stat_statements' AND n.nspname <> 'public')), true),"
+                f"SET LOCAL lock_timeout = {lock_ms}; SET LOCAL search_path = pg_catalog; "
+                "SELECT (SELECT n.nspname FROM pg_catalog.pg_extension e"
+                " JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'),"
                 " pg_catalog.current_setting('transaction_read_only'), "
                 "(SELECT setting FROM pg_catalog.pg_settings WHERE name = 'statement_timeout'), "
                 "(SELECT setting FROM pg_catalog.pg_settings WHERE name = 'lock_timeout')")
@@ -96,7 +102,7 @@ def begin_guarded(connection: Connection, isolation: str = "") -> None:
     The caller ends the transaction (end_guarded)."""
     guards = connection.connection.info.get("guards") or Guards(5000, 1000)
     try:
-        held = _driver_execute(connection, guards.preamble(isolation))[1:]
+        schema, *held = _driver_execute(connection, guards.preamble(isolation))
     except DBAPIError as exc:
         # Refused, not lost: the server or pooler answered with an error (a statement-mode pooler refuses any
         # transaction block, and disconnects); a shutdown (class 57) or a dead socket (no SQLSTATE) is a lost one.
@@ -111,6 +117,7 @@ def begin_guarded(connection: Connection, isolation: str = "") -> None:
         end_guarded(connection)
         raise GuardMissing("the diagnosis session is not guarded: " + "; ".join(missing) + " (set them as role "
                            "settings of the monitoring role, or use the direct or session connection string)")
+    connection.info[STATEMENTS_SCHEMA] = schema
 
 
 def end_guarded(connection: Connection) -> None:
@@ -125,7 +132,6 @@ def _driver_execute(connection: Connection, sql: str) -> tuple | None:
     """Run several statements in one round trip (psycopg's simple query protocol, which SQLAlchemy cannot return
     the last result of); the last result's first row. A driver error is raised as SQLAlchemy's (DBAPIError), the
     connection invalidated when it broke, as for any other statement."""
-    import psycopg
     driver = connection.connection.driver_connection
     try:
         cursor = driver.execute(sql)
@@ -148,6 +154,23 @@ def load_sql(name: str) -> tuple[str, str]:
         raise KeyError(f"no query named '{name}'; valid: {valid}")
     sql = path.read_text()
     return sql.splitlines()[0].removeprefix("--").strip(), sql
+
+
+class ExtensionMissing(SQLAlchemyError):
+    """A named query reads pg_stat_statements, which this database has not installed."""
+
+
+def render(connection: Connection, sql: str) -> str:
+    """sql with the placeholder of pg_stat_statements' schema filled with the schema the connection's guarded
+    transaction found (begin_guarded), as a quoted identifier; ExtensionMissing when there is none."""
+    if STATEMENTS_PLACEHOLDER not in sql:
+        return sql
+    schema = connection.info.get(STATEMENTS_SCHEMA)
+    if not schema:
+        raise ExtensionMissing("pg_stat_statements is not installed in this database (on Supabase: Database > "
+                               "Extensions; else CREATE EXTENSION pg_stat_statements)")
+    quoted = psql.Identifier(schema).as_string(connection.connection.driver_connection)
+    return sql.replace(STATEMENTS_PLACEHOLDER, quoted)
 
 
 class NoAnswer(DisconnectionError):
@@ -189,12 +212,12 @@ def query(connection: Connection | Engine, name: str, **params) -> pd.DataFrame:
         with connection.connect() as conn:
             return query(conn, name, **params)
     description, sql = load_sql(name)
-    own = _idle(connection)    # in a caller's transaction (begin_guarded) the query runs there, as guarded
+    own = idle(connection)    # in a caller's transaction (begin_guarded) the query runs there, as guarded
     with answer_within(connection):
         if own:
             begin_guarded(connection)
         try:
-            result = connection.execute(text(sql), params)
+            result = connection.execute(text(render(connection, sql)), params)
             rows = [tuple(row) for row in result.fetchall()]   # pandas reads plain tuples 10x faster than Rows
         finally:
             if own:
@@ -204,8 +227,9 @@ def query(connection: Connection | Engine, name: str, **params) -> pd.DataFrame:
     return frame
 
 
-def _idle(connection: Connection) -> bool:
-    """True when the session is outside any transaction (psycopg's view of the server's last ReadyForQuery)."""
+def idle(connection: Connection) -> bool:
+    """True when the session is outside any transaction (psycopg's view of the server's last ReadyForQuery): a
+    guarded query then opens its own transaction, else it runs in the caller's."""
     from psycopg.pq import TransactionStatus
     return connection.connection.driver_connection.info.transaction_status == TransactionStatus.IDLE
 

@@ -3,7 +3,7 @@ SELECT blocked.pid                                                              
        coalesce(nullif(blocked.application_name, ''), '(none)')                 AS blocked_application,
        round(extract(epoch FROM now() - blocked.query_start)::numeric, 1)       AS waiting_s,
        (SELECT string_agg(DISTINCT l.mode || ' on ' || coalesce(l.relation::regclass::text, l.locktype), ', ')
-          FROM pg_locks l WHERE l.pid = blocked.pid AND NOT l.granted)         AS waiting_for,
+          FROM pg_catalog.pg_locks l WHERE l.pid = blocked.pid AND NOT l.granted)         AS waiting_for,
        left(blocked.query, 160)                                                 AS blocked_query,
        blocker.pid                                                              AS blocking_pid,
        coalesce(nullif(blocker.application_name, ''), '(none)')                 AS blocking_application,
@@ -16,10 +16,10 @@ SELECT blocked.pid                                                              
        blocker.backend_start                                                    AS blocking_backend_start,
        blocker.xact_start                                                       AS blocking_xact_start,
        blocker.state_change                                                     AS blocking_state_change,
-       EXISTS (SELECT 1 FROM pg_locks l
+       EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
                 WHERE l.pid = blocker.pid AND l.locktype = 'advisory' AND l.granted)  AS blocking_holds_advisory,
        blocker.pid = pg_backend_pid()                                           AS blocking_is_us
-FROM pg_stat_activity blocked
+FROM pg_catalog.pg_stat_activity blocked
 CROSS JOIN LATERAL unnest(pg_blocking_pids(blocked.pid)) AS b(pid)
-JOIN pg_stat_activity blocker ON blocker.pid = b.pid
+JOIN pg_catalog.pg_stat_activity blocker ON blocker.pid = b.pid
 ORDER BY waiting_s DESC, blocked.pid

@@ -5,7 +5,7 @@ SELECT coalesce(state, 'unknown')                          AS state,
        coalesce(host(client_addr), 'local socket')         AS client,
        count(*)::int                                       AS connections,
        round(extract(epoch FROM max(now() - state_change))::numeric, 1) AS oldest_state_s
-FROM pg_stat_activity
+FROM pg_catalog.pg_stat_activity
 WHERE backend_type = 'client backend'
 GROUP BY 1, 2, 3, 4
 ORDER BY connections DESC, state

@@ -10,7 +10,7 @@ SELECT pid,
        state,
        xact_start,
        state_change
-FROM pg_stat_activity
+FROM pg_catalog.pg_stat_activity
 WHERE state IN ('idle in transaction', 'idle in transaction (aborted)')
   AND backend_type = 'client backend'
   AND now() - state_change > make_interval(secs => :min_idle_s)

@@ -12,12 +12,12 @@ SELECT a.pid,
        a.state_change,
        w.blocked_sessions,
        w.longest_wait_s,
-       EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.granted) AS holds_advisory
-FROM pg_stat_activity a
+       EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.granted) AS holds_advisory
+FROM pg_catalog.pg_stat_activity a
 JOIN LATERAL (
   SELECT count(*)                                                              AS blocked_sessions,
          round(max(extract(epoch FROM now() - b.query_start))::numeric, 1)     AS longest_wait_s
-  FROM pg_stat_activity b
+  FROM pg_catalog.pg_stat_activity b
   WHERE a.pid = ANY (pg_blocking_pids(b.pid))
 ) AS w ON w.blocked_sessions > 0
 WHERE a.state IN ('idle', 'idle in transaction', 'idle in transaction (aborted)')

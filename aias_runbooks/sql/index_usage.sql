@@ -3,8 +3,8 @@ WITH tables AS (
     SELECT s.relid, s.schemaname, s.relname, c.reltuples::bigint AS live_rows, s.seq_scan, s.seq_tup_read,
            coalesce(s.idx_scan, 0) AS idx_scan,
            round(100.0 * coalesce(s.idx_scan, 0) / nullif(s.seq_scan + coalesce(s.idx_scan, 0), 0), 1) AS index_use_pct
-    FROM pg_stat_user_tables s
-    JOIN pg_class c ON c.oid = s.relid
+    FROM pg_catalog.pg_stat_user_tables s
+    JOIN pg_catalog.pg_class c ON c.oid = s.relid
 ), ranked AS (
     SELECT tables.*,
            (live_rows >= :min_rows AND seq_scan >= :min_scans AND coalesce(index_use_pct, 0) < :max_index_pct) AS flagged,

@@ -5,7 +5,7 @@ SELECT pid,
        round(extract(epoch FROM now() - query_start)::numeric, 1)     AS running_s,
        coalesce(wait_event_type || ': ' || wait_event, 'on CPU')      AS waiting_on,
        left(query, 200)                                               AS query
-FROM pg_stat_activity
+FROM pg_catalog.pg_stat_activity
 WHERE state = 'active'
   AND backend_type = 'client backend'
   AND pid <> pg_backend_pid()

@@ -11,5 +11,5 @@ SELECT current_user                                                  AS role,
        current_setting('statement_timeout')                          AS statement_timeout,
        current_setting('lock_timeout')                               AS lock_timeout,
        current_setting('server_version')                             AS server_version
-FROM pg_roles r
+FROM pg_catalog.pg_roles r
 WHERE r.rolname = current_user

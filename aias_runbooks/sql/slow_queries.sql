@@ -2,8 +2,8 @@
 WITH top AS (
     SELECT s AS r, queryid, calls, total_exec_time, mean_exec_time, rows, shared_blks_hit, shared_blks_read, query,
            100 * total_exec_time / nullif(sum(total_exec_time) OVER (), 0) AS share
-    FROM pg_stat_statements s
-    WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+    FROM :"statements_schema".pg_stat_statements s
+    WHERE dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
       AND calls >= :min_calls
       AND query NOT LIKE '%pg_stat_statements%'
     ORDER BY total_exec_time DESC

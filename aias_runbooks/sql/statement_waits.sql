@@ -2,7 +2,7 @@
 SELECT query_id::text                         AS queryid,
        coalesce(wait_event_type, 'CPU')       AS wait_event_type,
        count(*)::int                          AS sessions
-FROM pg_stat_activity
+FROM pg_catalog.pg_stat_activity
 WHERE state = 'active'
   AND query_id IS NOT NULL
   AND pid <> pg_backend_pid()

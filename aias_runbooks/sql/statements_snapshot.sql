@@ -2,7 +2,7 @@
 SELECT queryid::text                  AS queryid,
        sum(calls)::bigint             AS calls,
        sum(total_exec_time)::float8   AS total_ms
-FROM pg_stat_statements(false)
-WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+FROM :"statements_schema".pg_stat_statements(false)
+WHERE dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
   AND queryid IS NOT NULL
 GROUP BY queryid

@@ -4,8 +4,8 @@ WITH before AS (
     FROM jsonb_to_recordset(CAST(:before AS jsonb)) AS b(queryid bigint, calls bigint, total_ms float8)
 ), now AS (
     SELECT queryid, sum(calls)::bigint AS calls, sum(total_exec_time)::float8 AS total_ms
-    FROM pg_stat_statements(false)
-    WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+    FROM :"statements_schema".pg_stat_statements(false)
+    WHERE dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
       AND queryid IS NOT NULL
     GROUP BY queryid
 ), delta AS (
@@ -21,8 +21,8 @@ WITH before AS (
     LIMIT :limit
 ), texts AS (
     SELECT DISTINCT ON (queryid) queryid, query
-    FROM pg_stat_statements
-    WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+    FROM :"statements_schema".pg_stat_statements
+    WHERE dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
       AND queryid IN (SELECT queryid FROM top)
 )
 SELECT t.queryid::text                                                AS queryid,

@@ -33,7 +33,7 @@ FROM (
            WHEN CAST(:kind AS text) = 'root_blocker' AND cardinality(pg_blocking_pids(a.pid)) > 0
              THEN 'it now waits on a lock itself'
            WHEN CAST(:kind AS text) = 'root_blocker' AND NOT EXISTS (
-                  SELECT 1 FROM pg_stat_activity w
+                  SELECT 1 FROM pg_catalog.pg_stat_activity w
                    WHERE a.pid = ANY (pg_blocking_pids(w.pid))
                      AND (now() - w.query_start > make_interval(secs => :min_blocked_s)
                           OR now() - a.state_change >= make_interval(secs => :min_holder_idle_s)))
@@ -41,7 +41,7 @@ FROM (
            WHEN CAST(:application AS text) IS NOT NULL AND a.application_name IS DISTINCT FROM CAST(:application AS text)
              THEN 'its application_name changed'
          END AS changed
-  FROM pg_stat_activity a
+  FROM pg_catalog.pg_stat_activity a
   WHERE a.pid = CAST(:pid AS int)
   OFFSET 0
 ) AS target

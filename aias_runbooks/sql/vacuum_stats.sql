@@ -9,9 +9,9 @@ WITH tables AS (
                    WHERE lower(o) ~ '^autovacuum_enabled=(false|fals|fal|fa|f|off|of|no|n|0)$') AS autovacuum_disabled,
            EXISTS (SELECT 1 FROM unnest(t.reloptions) AS o      -- toast.autovacuum_enabled lives on the TOAST table
                    WHERE lower(o) ~ '^autovacuum_enabled=(false|fals|fal|fa|f|off|of|no|n|0)$') AS toast_autovacuum_disabled
-    FROM pg_stat_user_tables s
-    JOIN pg_class c ON c.oid = s.relid
-    LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
+    FROM pg_catalog.pg_stat_user_tables s
+    JOIN pg_catalog.pg_class c ON c.oid = s.relid
+    LEFT JOIN pg_catalog.pg_class t ON t.oid = c.reltoastrelid
 ), ranked AS (
     SELECT tables.*,
            (n_dead_tup > :lag_factor * autovacuum_at OR autovacuum_disabled OR toast_autovacuum_disabled) AS flagged,
