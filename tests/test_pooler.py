@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from aias_runbooks.sandbox import control
 from aias_runbooks.sandbox import pooler as sandbox_pooler
 from aias_runbooks.settings import Secret
-from aias_runbooks.sources import database
+from aias_runbooks.sources import backups, database
 
 from .conftest import _sandbox_env, cli, finding, free_port_base, monitor_dsn, sandbox_dsn, wait_for
 from .test_database_runbooks import PROBLEMS, _leaked_longer_than
@@ -265,3 +265,26 @@ def test_slow_queries_are_diagnosed_through_pgbouncer(pooled, run, scenario):
     health = run("database-health")
     assert health.codes.get("DB_SEQ_SCAN_HOT_TABLE") == "WARNING", health.codes
     assert "public.workflow_executions" in finding(health, "DB_SEQ_SCAN_HOT_TABLE")["evidence"]["tables"]
+
+
+@pytest.fixture(scope="module")
+def one_server_session(sandbox, pgbouncer) -> Iterator[str]:
+    """A transaction-mode PgBouncer with one server session per pool (default_pool_size = 1), so each client of
+    the monitoring role is served by the session the previous one left: the profile's URL through it."""
+    with _extra_pooler("pgbouncer-one-session", {"default_pool_size": "1"}) as (port, _):
+        yield _through(port)
+
+
+def _session_settings(dsn: str) -> dict[str, str]:
+    with psycopg.connect(dsn, prepare_threshold=None, autocommit=True) as conn:
+        return {name: conn.execute(f"SHOW {name}").fetchone()[0]
+                for name in ("statement_timeout", "TimeZone", "DateStyle", "extra_float_digits")}
+
+
+def test_backup_checksums_leave_no_setting_behind_on_a_transaction_pooler(one_server_session):
+    """The checksums spell values canonically and may run 10 minutes: settings of their own transaction, never
+    of the server session, which a transaction pooler hands to the next client (another application's)."""
+    before = _session_settings(one_server_session)
+    checked = backups.read_checksums(Secret("database_url", one_server_session), ["auth"], "aias-runbooks/test")
+    assert not checked.empty
+    assert _session_settings(one_server_session) == before

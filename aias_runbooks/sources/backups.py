@@ -39,9 +39,10 @@ FORMAT = "aias-runbooks backup 1"
 DEFAULT_SCHEMAS = ("public", "auth")
 TOOL_TIMEOUT_S = 3600          # one pg_dump or pg_restore; the runner's cell timeout bounds a run as a whole
 CHECKSUM_TIMEOUT_S = 600       # the table checksums read every row once
-# Row text is compared across sessions and servers: spell every value the same way in each.
-CANONICAL_SQL = ("SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; "
-                 "SET extra_float_digits = 1; SET bytea_output = 'hex'")
+# Row text is compared across sessions and servers: spell every value the same way in each. Settings of the
+# checksums' transaction only (a transaction pooler hands the server session to another client next).
+CANONICAL_SQL = ("SET LOCAL TIME ZONE 'UTC'; SET LOCAL DateStyle = 'ISO, MDY'; SET LOCAL IntervalStyle = 'postgres'; "
+                 "SET LOCAL extra_float_digits = 1; SET LOCAL bytea_output = 'hex'; SET LOCAL search_path = pg_catalog")
 NO_FOLDER = "the environment profile names no backup folder (`backups: {folder: ...}`)"
 # verify empties the scratch database: only one whose comment starts with this (COMMENT ON DATABASE ... IS ...)
 SCRATCH_MARK = "aias-runbooks scratch"
@@ -181,17 +182,26 @@ def _tail(text: str, lines: int = 5) -> str:
 
 def checksums(conn: Any, schemas: list[str]) -> pd.DataFrame:
     """Each table's exact rows and checksum (sql/backup_tables.sql), values spelled canonically, on an open
-    SQLAlchemy connection; bounded by CHECKSUM_TIMEOUT_S."""
+    SQLAlchemy connection; bounded by CHECKSUM_TIMEOUT_S. In the caller's transaction (the backup's snapshot), or
+    else in a guarded read-only one of its own; either way the settings are the transaction's (SET LOCAL), so
+    they hold for the query and nothing outlives it, through a transaction pooler too."""
     from sqlalchemy import text
 
-    from .database import answer_within, load_sql
+    from .database import answer_within, begin_guarded, end_guarded, idle, load_sql
     description, sql = load_sql("backup_tables")
+    own = idle(conn)
     with answer_within(conn, CHECKSUM_TIMEOUT_S + 15):
-        for statement in CANONICAL_SQL.split("; "):
-            conn.execute(text(statement))
-        conn.execute(text(f"SET statement_timeout = '{CHECKSUM_TIMEOUT_S}s'"))
-        result = conn.execute(text(sql), {"schemas": schemas})
-        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        if own:
+            begin_guarded(conn)
+        try:
+            for statement in CANONICAL_SQL.split("; "):
+                conn.execute(text(statement))
+            conn.execute(text(f"SET LOCAL statement_timeout = '{CHECKSUM_TIMEOUT_S}s'"))
+            result = conn.execute(text(sql), {"schemas": schemas})
+            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        finally:
+            if own:
+                end_guarded(conn)
     frame.attrs.update(query="backup_tables", description=description)
     return frame
 
