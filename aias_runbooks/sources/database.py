@@ -15,6 +15,7 @@ from functools import cache
 import pandas as pd
 import psycopg
 from psycopg import sql as psql
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, SQLAlchemyError
@@ -29,11 +30,13 @@ PING_COLUMNS = ["sample", "sent_at", "answered", "latency_ms", "ok", "error"]
 # :name parameters leave alone): filled by render() with the schema the guarded transaction found, quoted.
 STATEMENTS_SCHEMA = "statements_schema"
 STATEMENTS_PLACEHOLDER = f':"{STATEMENTS_SCHEMA}"'
+STATEMENT_TIMEOUT_MS = 5000   # what every guarded transaction sets and checks unless connect() is told otherwise
+LOCK_TIMEOUT_MS = 1000
 ANSWER_WITHIN_S = 15   # the session's statement_timeout (5 s) and lock_timeout, and room for a slow network
 
 
-def connect(dsn: Secret, application_name: str, statement_timeout_ms: int = 5000,
-            lock_timeout_ms: int = 1000, connect_timeout_s: int = 5) -> Engine:
+def connect(dsn: Secret, application_name: str, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
+            lock_timeout_ms: int = LOCK_TIMEOUT_MS, connect_timeout_s: int = 5) -> Engine:
     """An autocommit engine that never holds more than one connection, whose queries run guarded (query()).
 
     Nothing is asked of the session itself, because a pooler drops or refuses it: PgBouncer refuses the startup
@@ -100,7 +103,7 @@ def begin_guarded(connection: Connection, isolation: str = "") -> None:
     """Open a read-only transaction with the connection's timeouts and check, inside it, that the server holds them
     (GuardMissing when not, the transaction rolled back). `isolation` e.g. "ISOLATION LEVEL REPEATABLE READ".
     The caller ends the transaction (end_guarded)."""
-    guards = connection.connection.info.get("guards") or Guards(5000, 1000)
+    guards = connection.connection.info.get("guards") or Guards(STATEMENT_TIMEOUT_MS, LOCK_TIMEOUT_MS)
     try:
         schema, *held = _driver_execute(connection, guards.preamble(isolation))
     except DBAPIError as exc:
@@ -230,7 +233,6 @@ def query(connection: Connection | Engine, name: str, **params) -> pd.DataFrame:
 def idle(connection: Connection) -> bool:
     """True when the session is outside any transaction (psycopg's view of the server's last ReadyForQuery): a
     guarded query then opens its own transaction, else it runs in the caller's."""
-    from psycopg.pq import TransactionStatus
     return connection.connection.driver_connection.info.transaction_status == TransactionStatus.IDLE
 
 
