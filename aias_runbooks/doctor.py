@@ -210,16 +210,21 @@ def database_checks(env: Environment, timeout_s: float) -> list[Check]:
         engine = database.connect(dsn, f"aias-runbooks/doctor/{stamp}", connect_timeout_s=max(2, math.ceil(timeout_s)))
     except ArgumentError:
         return [Check(Severity.UNKNOWN, "database", "not checked: database_url does not parse")]
+    target = f"{engine.url.host}:{engine.url.port or 5432}/{engine.url.database or ''}"
     try:
         with engine.connect() as conn, database.answer_within(conn, timeout_s):
-            target = f"{engine.url.host}:{engine.url.port or 5432}/{engine.url.database or ''}"
             role = database.query(conn, "role_readiness").iloc[0]
             tables = database.query(conn, "table_reads", tables=TABLES)
             writes = database.query(conn, "write_paths")
             route = _route(dsn, conn, timeout_s)
     except (DBAPIError, SQLAlchemyError) as exc:
-        return [_unreached(exc, engine), *(Check(Severity.UNKNOWN, n, "not checked: no database session")
-                                           for n in names)]
+        found, message = _refusal(exc, engine)
+        if isinstance(exc, database.GuardMissing):
+            return _unguarded(target, str(exc), names)
+        if found.code == "DB_GUARD_MISSING":   # a statement-mode pooler: it refused the transaction and hung up
+            return _unguarded(target, f"no guarantee holds: {found.title} ({message}) {found.next_steps[0]}", names)
+        return [_unreached(found, message),
+                *(Check(Severity.UNKNOWN, n, "not checked: no database session") for n in names)]
     finally:
         engine.dispose()
     took = (time.perf_counter() - start) * 1000
@@ -280,18 +285,32 @@ def _local_port(conn) -> int:
     return int(name[1]) if isinstance(name, tuple) else -1
 
 
-def _unreached(exc: Exception, engine) -> Check:
-    """The server could not be reached (CRITICAL), or it answered and refused: the cause named as a runbook names it
-    (checks.connections.unreachable: a refused startup parameter, login or database, a full pooler)."""
+def _refusal(exc: Exception, engine) -> tuple:
+    """(finding, server's first line): the server could not be reached, or it answered and refused, the cause
+    named as a runbook names it (checks.connections.unreachable: a refused startup parameter, login or database, a
+    full pooler, a pooler that refuses the guarded transaction)."""
     from .checks import connections
     lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     message = lines[0] if lines else str(exc)
     target = f"{engine.url.host}:{engine.url.port or 5432}/{engine.url.database or ''}"
-    found = connections.unreachable(message, target, engine.url.username or "",
-                                    getattr(getattr(exc, "orig", None), "sqlstate", None))
+    return connections.unreachable(message, target, engine.url.username or "",
+                                   getattr(getattr(exc, "orig", None), "sqlstate", None)), message
+
+
+def _unreached(found, message: str) -> Check:
+    """CRITICAL when the server could not be reached; else the refusal's own finding code and cause."""
     if found.code == "DB_UNREACHABLE":
         return Check(Severity.CRITICAL, "database", f"cannot be reached: {message}")
     return Check(found.severity, "database", f"{found.code}: {found.title} ({message})")
+
+
+def _unguarded(target: str, why: str, names: list[str]) -> list[Check]:
+    """The server answered, but a runbook's transaction cannot have every guarantee: the read-only line says which
+    and how to get it; no other database check runs (none may run unguarded)."""
+    return [Check(Severity.OK, "database", f"{target} answers (the connection was accepted)"),
+            *(Check(Severity.CRITICAL, n, f"not every guarantee holds, so no runbook query runs: {why}")
+              if n == "read-only session" else
+              Check(Severity.UNKNOWN, n, "not checked: no guarded session (see read-only session)") for n in names)]
 
 
 def _role(role) -> Check:
@@ -348,11 +367,14 @@ def _write_paths(role, writes) -> Check:
 
 
 def _read_only(role) -> Check:
-    """What a runbook's query runs under, read inside its guarded transaction (sources.database.begin_guarded:
-    BEGIN READ ONLY, SET LOCAL timeouts, which a pooler cannot drop); the role's own default is shown besides."""
+    """Whether every guarantee holds (read-only, statement_timeout, lock_timeout), as read back inside a runbook's
+    guarded transaction (sources.database.begin_guarded: BEGIN READ ONLY, SET LOCAL timeouts, which a pooler cannot
+    drop, checked there before any query runs); the role's own default is shown besides. A guarantee that cannot
+    be had never gets here: begin_guarded refuses the transaction (GuardMissing, database_checks)."""
     settings = (f"transaction_read_only={role['transaction_read_only']}, statement_timeout="
                 f"{role['statement_timeout']}, lock_timeout={role['lock_timeout']} in each transaction; role default "
                 f"default_transaction_read_only={role['default_transaction_read_only']}")
     if role["transaction_read_only"] != "on":
         return Check(Severity.CRITICAL, "read-only session", f"a runbook session is NOT read-only: {settings}")
-    return Check(Severity.OK, "read-only session", f"a runbook session is read-only ({settings})")
+    return Check(Severity.OK, "read-only session", f"every guarantee holds, read back inside a runbook's "
+                 f"transaction ({settings})")

@@ -2,6 +2,12 @@
 most Supabase projects reach Postgres: transaction and session mode with PgBouncer's default settings, and a
 PgBouncer that drops the startup `options` (`ignore_startup_parameters = options`), the workaround people apply.
 
+The database scenarios (connection leak, pool exhaustion, blocking locks, slow queries) run through transaction mode
+only, to keep CI's budget: it is the stricter mode (no session state between transactions, no prepared statements,
+the next transaction on any server session), and session mode differs from a direct connection only in what
+transaction mode takes away as well; the healthy runs (database runbooks, full-system-check, triage, doctor) cover
+both modes.
+
 PgBouncer missing: these tests skip on a workstation and fail in CI (the env var CI set): `.ci/run` installs it."""
 
 from __future__ import annotations
@@ -69,19 +75,30 @@ def test_database_runbooks_are_ok_through_pgbouncer(pooled, run, slug):
     assert set(result.codes.values()) == {"OK"}, result.codes
 
 
+GUARANTEES = ("transaction_read_only=on", "statement_timeout=5s", "lock_timeout=1s")
+
+
 def test_doctor_is_ok_through_pgbouncer(pooled):
     result, lines = doctor("--env", "sandbox")
     assert result.returncode == 0, result.stdout
-    assert line(lines, "read-only session").startswith("OK")
-    assert "transaction_read_only=on" in line(lines, "read-only session")
+    guarded = line(lines, "read-only session")
+    assert guarded.startswith("OK") and "every guarantee holds" in guarded, guarded
+    assert all(held in guarded for held in GUARANTEES), guarded
 
 
 @pytest.fixture(scope="module")
-def ignoring_pooler(sandbox, pgbouncer) -> Iterator[str]:
-    """A second PgBouncer (transaction mode) that drops the startup options: the application role's URL through it
-    (aias_app has no read-only role setting, so only the runbook's own guarantees can refuse its write)."""
-    with _extra_pooler("pgbouncer-ignoring", {"ignore_startup_parameters": "options"}) as (port, postgres):
-        yield sandbox_pooler.via(_sandbox_env()["AIAS_SANDBOX_APP_DATABASE_URL"], postgres, port)
+def options_dropped(sandbox, pgbouncer) -> Iterator[tuple[int, int]]:
+    """A second PgBouncer (transaction mode) that drops the startup options: (its port, Postgres's)."""
+    with _extra_pooler("pgbouncer-ignoring", {"ignore_startup_parameters": "options"}) as ports:
+        yield ports
+
+
+@pytest.fixture(scope="module")
+def ignoring_pooler(options_dropped) -> str:
+    """The application role's URL through the PgBouncer that drops the startup options (aias_app has no read-only
+    role setting, so only the runbook's own guarantees can refuse its write)."""
+    port, postgres = options_dropped
+    return sandbox_pooler.via(_sandbox_env()["AIAS_SANDBOX_APP_DATABASE_URL"], postgres, port)
 
 
 def _guarded(dsn: str, sql: str, statement_timeout_ms: int = 500, lock_timeout_ms: int = 200) -> str:
@@ -213,9 +230,7 @@ def test_the_whole_system_is_ok_through_pgbouncer(pooled, quiet, run, slug):
         full_system_ran_to_the_end(result)
 
 
-# The database scenarios through transaction mode only: it is the stricter mode (no session state between
-# transactions, no prepared statements, another server session per transaction), and session mode differs from
-# a direct connection only in what transaction mode already takes away; the healthy runs above cover both modes.
+# The database scenarios through transaction mode only (the module docstring says why).
 THROUGH_TRANSACTION_MODE = pytest.mark.parametrize("pooled", ["transaction"], indirect=True)
 
 
@@ -252,7 +267,7 @@ def test_blocking_locks_are_diagnosed_through_pgbouncer(pooled, run, scenario):
     blocking = finding(result, "DB_BLOCKING_LOCKS")
     assert blocking["evidence"]["blocked_sessions"] >= 3 and len(blocking["evidence"]["root_blockers"]) == 1
     assert "aias-api/billing-job" in blocking["title"]
-    assert "AccessExclusiveLock on workflows" in blocking["evidence"]["waits"]
+    assert "AccessExclusiveLock on public.workflows" in blocking["evidence"]["waits"]
 
 
 @THROUGH_TRANSACTION_MODE
@@ -288,3 +303,23 @@ def test_backup_checksums_leave_no_setting_behind_on_a_transaction_pooler(one_se
     checked = backups.read_checksums(Secret("database_url", one_server_session), ["auth"], "aias-runbooks/test")
     assert not checked.empty
     assert _session_settings(one_server_session) == before
+
+
+def test_doctor_says_every_guarantee_holds_when_the_pooler_drops_the_options(options_dropped):
+    """The monitoring role's URL through a PgBouncer that drops the startup options: the guarantees are set in each
+    transaction, so doctor reads all three back there."""
+    result, lines = doctor(AIAS_SANDBOX_DATABASE_URL=_through(options_dropped[0]))
+    guarded = line(lines, "read-only session")
+    assert guarded.startswith("OK") and "every guarantee holds" in guarded, result.stdout
+    assert all(held in guarded for held in GUARANTEES), guarded
+
+
+def test_doctor_names_the_guarantee_it_cannot_have_and_how_to_get_it(statement_pooler):
+    """A statement-mode pooler refuses the read-only transaction: the database answers (not unreachable), and the
+    read-only line says no guarantee holds, why, and which connection string gives them."""
+    result, lines = doctor(AIAS_SANDBOX_DATABASE_URL=statement_pooler)
+    assert result.returncode != 0, result.stdout
+    assert line(lines, "database").startswith("OK"), result.stdout
+    guarded = line(lines, "read-only session")
+    assert guarded.startswith("CRITICAL") and "no guarantee holds" in guarded, result.stdout
+    assert "statement pooling" in guarded and "Use the direct, session (5432) or transaction (6543)" in guarded

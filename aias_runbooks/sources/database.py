@@ -77,26 +77,34 @@ class Guards(tuple):
         """One round trip (simple query protocol, several statements): begin read-only, the timeouts, the search
         path as a transaction setting (pg_catalog alone: every other object is named with its schema, so a role's
         or a pooler's search_path changes nothing), then the schema pg_stat_statements lives in (`extensions` on
-        Supabase; NULL when not installed) and the settings read back as the server holds them inside the
-        transaction."""
+        Supabase; NULL when not installed), the role, and the settings read back as the server holds them inside
+        the transaction."""
         statement_ms, lock_ms = self
         return (f"BEGIN {isolation} READ ONLY; SET LOCAL statement_timeout = {statement_ms}; "
                 f"SET LOCAL lock_timeout = {lock_ms}; SET LOCAL search_path = pg_catalog; "
                 "SELECT (SELECT n.nspname FROM pg_catalog.pg_extension e"
                 " JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'),"
-                " pg_catalog.current_setting('transaction_read_only'), "
+                " current_user, pg_catalog.current_setting('transaction_read_only'), "
                 "(SELECT setting FROM pg_catalog.pg_settings WHERE name = 'statement_timeout'), "
                 "(SELECT setting FROM pg_catalog.pg_settings WHERE name = 'lock_timeout')")
 
-    def missing(self, read_only: str, statement_ms: str, lock_ms: str) -> list[str]:
-        """The guarantees the transaction does not have, each as what was asked and what the server holds."""
+    def missing(self, read_only: str, statement_ms: str, lock_ms: str) -> dict[str, str]:
+        """The guarantees the transaction does not have: setting -> what was asked and what the server holds."""
         wanted = {"transaction_read_only": ("on", read_only), "statement_timeout": (str(self[0]), statement_ms),
                   "lock_timeout": (str(self[1]), lock_ms)}
-        return [f"{name} is {held!r}, not {want!r}" for name, (want, held) in wanted.items() if held != want]
+        return {name: f"{name} is {held!r}, not {want!r}" for name, (want, held) in wanted.items() if held != want}
+
+    def role_settings(self, role: str, names: list[str]) -> str:
+        """The ALTER ROLE statements that give `role` the guarantees `names` as its own defaults."""
+        values = {"transaction_read_only": "default_transaction_read_only = on",
+                  "statement_timeout": f"statement_timeout = {self[0]}", "lock_timeout": f"lock_timeout = {self[1]}"}
+        quoted = psql.Identifier(role).as_string(None)
+        return "; ".join(f"ALTER ROLE {quoted} SET {values[name]}" for name in names)
 
 
 class GuardMissing(SQLAlchemyError):
-    """A guarded transaction did not get read-only or its timeouts: no query runs in it."""
+    """A guarded transaction did not get read-only or its timeouts: no query runs in it. The message says which
+    guarantee is missing (all of them when the transaction could not be opened) and how to get it."""
 
 
 def begin_guarded(connection: Connection, isolation: str = "") -> None:
@@ -105,7 +113,7 @@ def begin_guarded(connection: Connection, isolation: str = "") -> None:
     The caller ends the transaction (end_guarded)."""
     guards = connection.connection.info.get("guards") or Guards(STATEMENT_TIMEOUT_MS, LOCK_TIMEOUT_MS)
     try:
-        schema, *held = _driver_execute(connection, guards.preamble(isolation))
+        schema, role, *held = _driver_execute(connection, guards.preamble(isolation))
     except DBAPIError as exc:
         # Refused, not lost: the server or pooler answered with an error (a statement-mode pooler refuses any
         # transaction block, and disconnects); a shutdown (class 57) or a dead socket (no SQLSTATE) is a lost one.
@@ -114,12 +122,14 @@ def begin_guarded(connection: Connection, isolation: str = "") -> None:
             raise
         end_guarded(connection)
         first = str(exc.orig).strip().splitlines()
-        raise GuardMissing(f"the read-only transaction could not be opened: {first[0] if first else exc} (use the "
-                           "direct, session or transaction connection string)") from exc
+        raise GuardMissing(f"no guarantee holds: the read-only transaction could not be opened: "
+                           f"{first[0] if first else exc} (use the direct, session or transaction connection "
+                           "string)") from exc
     if missing := guards.missing(*held):
         end_guarded(connection)
-        raise GuardMissing("the diagnosis session is not guarded: " + "; ".join(missing) + " (set them as role "
-                           "settings of the monitoring role, or use the direct or session connection string)")
+        raise GuardMissing("the diagnosis session is not guarded: " + "; ".join(missing.values()) + " (make them "
+                           f"the role's own: {guards.role_settings(role, list(missing))}; or use the direct or "
+                           "session connection string)")
     connection.info[STATEMENTS_SCHEMA] = schema
 
 
