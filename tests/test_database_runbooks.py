@@ -105,7 +105,7 @@ def test_blocking_chain_names_the_root_blocker_and_the_ddl_wait(run, scenario):
     # the UPDATE, the migration and the read queued behind it; the app's own reads may be stuck there too
     assert blocking["evidence"]["blocked_sessions"] >= 3 and len(blocking["evidence"]["root_blockers"]) == 1
     assert "aias-api/billing-job" in blocking["title"]
-    assert "AccessExclusiveLock on workflows" in blocking["evidence"]["waits"], "relation-level (DDL) waits count"
+    assert "AccessExclusiveLock on public.workflows" in blocking["evidence"]["waits"], "DDL waits count"
 
 
 def test_slow_queries_found_from_pg_stat_statements_and_seq_scans(run, scenario):
