@@ -31,6 +31,9 @@ READ_ROLES = ("pg_read_all_stats", "pg_read_all_settings")
 TABLES = ["public.api_requests", "public.error_logs", "public.plan_limits", "public.profiles", "public.rate_limits",
           "public.stripe_events", "public.subscription_tiers", "public.tenants", "public.worker_heartbeats",
           "public.workflow_executions", "public.workflows", "supabase_migrations.schema_migrations"]
+# Supabase Auth's tables, as the monitor reads them (the README's monitoring-role setup creates these views as postgres)
+AUTH_VIEWS = ["aias_runbooks.auth_audit_log_entries", "aias_runbooks.auth_refresh_tokens",
+              "aias_runbooks.auth_sessions", "aias_runbooks.auth_users"]
 # What each secret must look like; a role not listed must only be one printable word (it travels in a header).
 SHAPES = {
     "stripe_secret_key": (re.compile(r"(sk|rk)_(test|live)_[A-Za-z0-9]+"), "a Stripe secret or restricted key "
@@ -199,8 +202,8 @@ def database_checks(env: Environment, timeout_s: float) -> list[Check]:
     from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
     from .sources import database
-    names = ["database role", "database grants", "grant for actions", "table reads", "write paths", "read-only session",
-             "connection route"]
+    names = ["database role", "database grants", "grant for actions", "table reads", "auth reads", "write paths",
+             "read-only session", "connection route"]
     dsn = env.secret("database_url")
     if dsn is None:
         return [Check(Severity.UNKNOWN, "database", "not checked: no database_url")]
@@ -215,6 +218,7 @@ def database_checks(env: Environment, timeout_s: float) -> list[Check]:
         with engine.connect() as conn, database.answer_within(conn, timeout_s):
             role = database.query(conn, "role_readiness").iloc[0]
             tables = database.query(conn, "table_reads", tables=TABLES)
+            auth = database.query(conn, "auth_reads", views=AUTH_VIEWS)
             writes = database.query(conn, "write_paths")
             route = _route(dsn, conn, timeout_s)
     except (DBAPIError, SQLAlchemyError) as exc:
@@ -230,8 +234,8 @@ def database_checks(env: Environment, timeout_s: float) -> list[Check]:
     took = (time.perf_counter() - start) * 1000
     return [Check(Severity.OK, "database", f"{target} answers as {role['role']} (PostgreSQL "
                   f"{role['server_version'].split()[0]}) in {took:.0f} ms"),
-            _role(role), _grants(role), _signal(role), _tables(tables), _write_paths(role, writes), _read_only(role),
-            route]
+            _role(role), _grants(role), _signal(role), _tables(tables), _auth_reads(auth), _write_paths(role, writes),
+            _read_only(role), route]
 
 
 POOLER_LIMITS = {
@@ -349,6 +353,25 @@ def _tables(tables) -> Check:
                                            f"absent: {', '.join(absent)}" if absent else "") if part)
         return Check(Severity.WARNING, "table reads", f"{said}: the runbooks reading them report DB_QUERY_FAILED")
     return Check(Severity.OK, "table reads", f"SELECT on all {len(tables)} tables the runbooks read")
+
+
+def _auth_reads(views) -> Check:
+    """Supabase Auth enables row level security on its tables and no project role may add a policy there: the
+    monitor reads them through views owned by a role that bypasses RLS (postgres), or it sees no login at all."""
+    absent = views.loc[~views["present"], "view_name"].tolist()
+    refused = views.loc[views["present"] & ~views["can_select"], "view_name"].tolist()
+    blind = views.loc[views["present"] & ~views["owner_bypasses_rls"]]
+    if absent or refused:
+        said = "; ".join(part for part in (f"absent: {', '.join(absent)}" if absent else "",
+                                           f"no SELECT on {', '.join(refused)}" if refused else "") if part)
+        return Check(Severity.WARNING, "auth reads", f"{said}: incident-data-breach and user-support report "
+                     "DB_QUERY_FAILED; create them as postgres (README: the monitoring role)")
+    if not blind.empty:
+        owners = ", ".join(f"{v} (owner {o})" for v, o in zip(blind["view_name"], blind["owner"], strict=True))
+        return Check(Severity.WARNING, "auth reads", f"{owners}: the owner does not bypass row level security, which "
+                     "Supabase Auth enables on its tables, so these read no rows; recreate them as postgres")
+    return Check(Severity.OK, "auth reads", f"Supabase Auth's tables through {len(views)} views owned by a role that "
+                 "bypasses their row level security (only the columns the runbooks need)")
 
 
 def _write_paths(role, writes) -> Check:

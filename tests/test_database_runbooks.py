@@ -256,9 +256,9 @@ def pg16(sandbox):
         conf.write("reserved_connections = 2\n")
     postgres.start(binaries, folder / "data", folder / "postgres.log")
     dsn = {role: f"postgresql://{role}:{password}@127.0.0.1:{port}/postgres"
-           for role in ("postgres", "aias_monitor", "aias_monitor_ungranted", "aias_app")}
+           for role in (postgres.SUPERUSER, "aias_monitor", "aias_monitor_ungranted", "aias_app")}
     try:
-        with psycopg.connect(dsn["postgres"], autocommit=True) as admin:
+        with psycopg.connect(dsn[postgres.SUPERUSER], autocommit=True) as admin:
             for role in ("aias_monitor", "aias_monitor_ungranted", "aias_app"):
                 admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
             admin.execute("GRANT pg_monitor TO aias_monitor, aias_monitor_ungranted")

@@ -61,9 +61,10 @@ def victim(sandbox):
     port = free_port_base()
     postgres.init(binaries, folder / "data", password)
     postgres.configure(binaries, folder / "data", port)
-    server = Victim(binaries, folder / "data", port, f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres")
+    admin = f"postgresql://{postgres.SUPERUSER}:{password}@127.0.0.1:{port}/postgres"
+    server = Victim(binaries, folder / "data", port, admin)
     server.start()
-    schema.migrate(server.dsn)   # the tables the runbooks read, so a run gets well past its first query
+    schema.provision(admin, password)   # the tables the runbooks read, so a run gets well past its first query
     yield server
     server.kill()
     subprocess.run(["rm", "-rf", str(folder)], check=False)

@@ -22,9 +22,14 @@ from aias_runbooks.sources.migrations import Catalogue, pending_of, read_local, 
 from .conftest import audit_records, finding, sandbox_dsn
 
 RUNBOOK = "migrations"
-# A database as Supabase hands it over: public and extensions (and the CLI's history table), nothing of the app.
-SUPABASE = Catalogue(schemas=frozenset({"public", "extensions", "supabase_migrations"}),
-                     relations=frozenset({("supabase_migrations", "schema_migrations")}))
+# A database as Supabase hands it over (sandbox/platform.sql): public, extensions, Supabase Auth's schema with its
+# tables and JWT helpers, and the CLI's history table; nothing of the app.
+SUPABASE = Catalogue(schemas=frozenset({"public", "extensions", "supabase_migrations", "auth"}),
+                     relations=frozenset({("supabase_migrations", "schema_migrations"),
+                                          *(("auth", t) for t in ("users", "identities", "sessions", "refresh_tokens",
+                                                                  "audit_log_entries", "instances",
+                                                                  "schema_migrations"))}),
+                     functions=frozenset(("auth", f) for f in ("uid", "role", "email", "jwt")))
 APP = Catalogue(schemas=frozenset({"public", "auth", "private"}),
                 relations=frozenset({("public", "tenants"), ("auth", "users")}),
                 functions=frozenset({("auth", "uid")}))

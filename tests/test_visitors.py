@@ -40,8 +40,9 @@ def _member_session(admin: psycopg.Connection, tenant=None) -> tuple[str, str, s
         "SELECT m.user_id, w.id::text, w.tenant_id::text FROM tenant_members m JOIN workflows w "
         "ON w.tenant_id = m.tenant_id AND w.status = 'active' WHERE %(t)s::uuid IS NULL OR m.tenant_id = %(t)s "
         "ORDER BY m.user_id LIMIT 1", {"t": tenant}).fetchone()
-    token = admin.execute("INSERT INTO auth.sessions (user_id, not_after, ip) VALUES "
-                          "(%s, now() + interval '1 day', '198.51.100.9') RETURNING id::text", (user,)).fetchone()[0]
+    token = admin.execute("INSERT INTO auth.sessions (id, user_id, created_at, not_after, ip) VALUES "
+                          "(gen_random_uuid(), %s, now(), now() + interval '1 day', '198.51.100.9') "
+                          "RETURNING id::text", (user,)).fetchone()[0]
     return token, workflow, tenant
 
 

@@ -36,10 +36,17 @@ EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 PBKDF2_ITERATIONS = 10_000   # a sandbox's cost: every login pays it, on a shared 2-core machine
 SESSION_DAYS = 30
 AUDIT_SQL = """
-INSERT INTO auth.audit_log_entries (instance_id, payload, ip_address)
-VALUES ('00000000-0000-0000-0000-000000000000', json_build_object('action', %s::text, 'actor_id', %s::uuid,
-        'actor_username', %s::text, 'actor_via_sso', false, 'log_type', %s::text,
-        'traits', json_build_object('provider', 'email')), %s)
+INSERT INTO auth.audit_log_entries (instance_id, id, created_at, payload, ip_address)
+VALUES ('00000000-0000-0000-0000-000000000000', gen_random_uuid(), now(),
+        json_build_object('action', %s::text, 'actor_id', %s::uuid, 'actor_username', %s::text, 'actor_via_sso', false,
+                          'log_type', %s::text, 'traits', json_build_object('provider', 'email')), %s)
+"""
+
+# Supabase Auth's email identity for a new user (provider_id is the user's id, as GoTrue writes it)
+IDENTITY_SQL = """
+INSERT INTO auth.identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
+VALUES (%s::text, %s, json_build_object('sub', %s::text, 'email', %s::text, 'email_verified', false,
+                                         'phone_verified', false)::jsonb, 'email', now(), now(), now())
 """
 
 
@@ -119,10 +126,14 @@ async def _count(conn, key: str):
 
 async def _create_user(conn, email: str, hashed: str, ip: str):
     row = await (await conn.execute(
-        "INSERT INTO auth.users (email, encrypted_password, raw_user_meta_data) VALUES (%s, %s, '{}') "
-        "ON CONFLICT (email) DO NOTHING RETURNING id", (email, hashed))).fetchone()
+        "INSERT INTO auth.users (instance_id, id, aud, role, email, encrypted_password, raw_app_meta_data, "
+        "raw_user_meta_data, created_at, updated_at) VALUES ('00000000-0000-0000-0000-000000000000', "
+        "gen_random_uuid(), 'authenticated', 'authenticated', %s, %s, "
+        "'{\"provider\": \"email\", \"providers\": [\"email\"]}', '{}', now(), now()) "
+        "ON CONFLICT (email) WHERE is_sso_user = false DO NOTHING RETURNING id", (email, hashed))).fetchone()
     if row is None:
         return None
+    await conn.execute(IDENTITY_SQL, (row[0], row[0], row[0], email))
     await conn.execute(AUDIT_SQL, ("user_signedup", row[0], email, "team", ip))
     await conn.execute("INSERT INTO profiles (id, email) VALUES (%s, %s)", (row[0], email))
     await conn.execute("INSERT INTO subscription_tiers (user_id, tier, status) VALUES (%s, 'free', 'active')",
@@ -188,11 +199,13 @@ async def login(request: web.Request) -> web.Response:
         user = row[0]
         async with conn.transaction():
             token = (await (await conn.execute(
-                "INSERT INTO auth.sessions (user_id, not_after, user_agent, ip) VALUES "
-                "(%s, now() + make_interval(days => %s), %s, %s) RETURNING id",
+                "INSERT INTO auth.sessions (id, user_id, created_at, updated_at, aal, not_after, user_agent, ip) "
+                "VALUES (gen_random_uuid(), %s, now(), now(), 'aal1', now() + make_interval(days => %s), %s, %s) "
+                "RETURNING id",
                 (user, SESSION_DAYS, request.headers.get("User-Agent", ""), client_ip(request)))).fetchone())[0]
-            await conn.execute("INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, session_id) "
-                               "VALUES ('00000000-0000-0000-0000-000000000000', %s, %s, false, %s)",
+            await conn.execute("INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, session_id, "
+                               "created_at, updated_at) VALUES ('00000000-0000-0000-0000-000000000000', %s, %s, "
+                               "false, %s, now(), now())",
                                (secrets.token_urlsafe(24), str(user), token))
             await conn.execute("UPDATE auth.users SET last_sign_in_at = now(), updated_at = now() WHERE id = %s",
                                (user,))

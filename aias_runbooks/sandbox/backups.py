@@ -2,8 +2,9 @@
 backup-stale scenario (the newest backup is three days old).
 
 `aias_backup` is the role database-backup dumps and restores with (the profile's backup_database_url): a superuser
-here, because the sandbox's schemas belong to the bootstrap superuser (on Supabase it is the `postgres` role, which
-owns the app's schemas). `aias_scratch` is an empty database of the same server (scratch_database_url).
+here, because a dump reads Supabase Auth's tables (owned by supabase_auth_admin, under row level security) besides
+the app's (owned by postgres), and a verify restore recreates objects of every owner. `aias_scratch` is an empty
+database of the same server (scratch_database_url).
 """
 
 from __future__ import annotations

@@ -4,10 +4,11 @@ Everything lives in the sandbox folder (AIAS_SANDBOX_DIR, default .sandbox/): st
 started (pid and start time of each process), sandbox.env holds the generated URLs and secrets that the
 `sandbox` environment profile reads, logs/ holds each component's output.
 
-sandbox.env holds three database URLs, one per role: AIAS_SANDBOX_DATABASE_URL is the non-superuser
-monitoring role aias_monitor (the profile's database_url, so every runbook diagnoses as production does),
-AIAS_SANDBOX_APP_DATABASE_URL the application role aias_app (the sandbox API and workloads), and
-AIAS_SANDBOX_ADMIN_DATABASE_URL the superuser (this module, scenario setup, faults that need a superuser).
+sandbox.env holds four database URLs, one per role, as a Supabase project has them: AIAS_SANDBOX_DATABASE_URL is the
+non-superuser monitoring role aias_monitor (the profile's database_url, so every runbook diagnoses as production
+does), AIAS_SANDBOX_APP_DATABASE_URL the application role aias_app (the sandbox API and workloads),
+AIAS_SANDBOX_POSTGRES_DATABASE_URL the project's `postgres` login (not a superuser: what a Supabase user has), and
+AIAS_SANDBOX_ADMIN_DATABASE_URL the platform's superuser supabase_admin (this module, scenario setup, faults).
 Only the first is named in the profile's secrets, besides database-backup's two (sandbox/backups.py):
 AIAS_SANDBOX_BACKUP_DATABASE_URL (the backup role aias_backup) and AIAS_SANDBOX_SCRATCH_DATABASE_URL (the same role
 on the scratch database aias_scratch, which verify restores into).
@@ -150,12 +151,13 @@ def up(scenario: str = "healthy", say: Callable[[str], None] = print, scale: str
 def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
     """Postgres with schema and history, the sandbox.env the profile reads, localstripe, the app's traffic."""
     folder, ports = paths.sandbox_dir(), state["ports"]
-    passwords = {role: secrets.token_urlsafe(18) for role in ("postgres", *LOGIN_ROLES)}   # URL-safe: go in DSNs
+    roles = (postgres.SUPERUSER, schema.PROJECT_ROLE, *LOGIN_ROLES)
+    passwords = {role: secrets.token_urlsafe(18) for role in roles}   # URL-safe: they go in DSNs
     dsns = {role: f"postgresql://{role}:{pw}@127.0.0.1:{ports['postgres']}/postgres" for role, pw in passwords.items()}
-    dsn = dsns["postgres"]
+    dsn = dsns[postgres.SUPERUSER]
     t0 = time.monotonic()
     scale = state.get("scale", "default")
-    state["components"]["postgres"] = _start_postgres(folder, ports["postgres"], passwords["postgres"],
+    state["components"]["postgres"] = _start_postgres(folder, ports["postgres"], passwords[postgres.SUPERUSER],
                                                       schema.SHARED_BUFFERS[scale])
     _write_state(state)
     pg = state["components"]["postgres"]
@@ -163,7 +165,7 @@ def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
     t0 = time.monotonic()
     if pg["pg_stat_statements"]:
         schema.enable_pg_stat_statements(dsn)
-    applied = schema.migrate(dsn)
+    _, applied = schema.provision(dsn, passwords[schema.PROJECT_ROLE])
     schema.allow_login(dsn, {role: passwords[role] for role in LOGIN_ROLES})
     backup_urls = sandbox_backups.prepare(dsn, secrets.token_urlsafe(18))   # the backup role, the scratch database
     loading = time.monotonic()
@@ -181,7 +183,10 @@ def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
         "AIAS_SANDBOX_API_URL": f"http://127.0.0.1:{ports['api']}",
         "AIAS_SANDBOX_STRIPE_API_BASE": f"http://127.0.0.1:{ports['stripe']}",
         "AIAS_SANDBOX_DATABASE_URL": dsns[MONITOR_ROLE],     # the profile's database_url: every runbook
-        "AIAS_SANDBOX_ADMIN_DATABASE_URL": dsn,               # control, scenario setup, superuser-only faults
+        "AIAS_SANDBOX_ADMIN_DATABASE_URL": dsn,               # supabase_admin: control, scenario setup, faults
+        # the project's own login, as a Supabase project's owner has it (not a superuser): the README's setup of the
+        # monitoring role runs as this
+        "AIAS_SANDBOX_POSTGRES_DATABASE_URL": dsns[schema.PROJECT_ROLE],
         # migrations' guarded apply: the backup role (never the bootstrap superuser's URL in a profile), acting as
         # the schemas' owner, so what it creates is owned as the Supabase CLI's `postgres` would own it
         "AIAS_SANDBOX_MIGRATIONS_DATABASE_URL": backup_urls["AIAS_SANDBOX_BACKUP_DATABASE_URL"]

@@ -14,6 +14,8 @@ from typing import Any
 from .. import paths
 
 REQUIRED = ("initdb", "pg_ctl", "postgres")
+# The bootstrap superuser, as on Supabase: a project's own `postgres` login is not a superuser (schema.bootstrap).
+SUPERUSER = "supabase_admin"
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ def _check_reachable(path: Path) -> None:
 
 
 def init(binaries: Binaries, data_dir: Path, password: str) -> None:
-    """initdb a fresh cluster: password (scram) auth over TCP, small and fast settings for a sandbox."""
+    """initdb a fresh cluster whose superuser is SUPERUSER (password: `password`): scram auth over TCP."""
     owner = _owner()
     if data_dir.exists():
         shutil.rmtree(data_dir)
@@ -84,7 +86,7 @@ def init(binaries: Binaries, data_dir: Path, password: str) -> None:
         for path in (data_dir, pwfile):
             os.chown(path, owner["user"], owner["group"])
     try:
-        result = subprocess.run([binaries.bindir / "initdb", "-D", data_dir, "-U", "postgres",
+        result = subprocess.run([binaries.bindir / "initdb", "-D", data_dir, "-U", SUPERUSER,
                                  f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256",
                                  "-E", "UTF8", "--locale=C"], capture_output=True, text=True, **owner)
     finally:

@@ -1,4 +1,6 @@
-"""Apply the sandbox's Supabase-shaped migrations (recorded as the Supabase CLI does) and seed its history."""
+"""The sandbox's database as a Supabase project has it: the platform's roles, schemas and Auth tables (set up by the
+superuser supabase_admin), then the app's migrations applied as the project's `postgres` role, which is not a
+superuser (recorded as the Supabase CLI does), then days of history."""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ from psycopg import sql
 from ..sources.migrations import split
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+PLATFORM = Path(__file__).parent / "platform.sql"
 SEED = Path(__file__).parent / "seed.sql"
+PROJECT_ROLE = "postgres"   # what a Supabase project's owner logs in as: CREATEROLE, BYPASSRLS, not a superuser
 
 HISTORY_TABLE = """
 CREATE SCHEMA IF NOT EXISTS supabase_migrations;
@@ -20,6 +24,29 @@ CREATE TABLE IF NOT EXISTS supabase_migrations.schema_migrations (
     name text
 );
 """
+
+
+def provision(admin_dsn: str, project_password: str) -> tuple[str, list[str]]:
+    """A fresh cluster made a Supabase project: the platform (as the superuser of admin_dsn), the `postgres` login
+    with project_password, the app's migrations applied as postgres. Returns postgres's URL and the versions applied."""
+    bootstrap(admin_dsn)
+    allow_login(admin_dsn, {PROJECT_ROLE: project_password})
+    project_dsn = as_role(admin_dsn, PROJECT_ROLE, project_password)
+    return project_dsn, migrate(project_dsn)
+
+
+def bootstrap(admin_dsn: str) -> None:
+    """platform.sql, once: what Supabase sets up before a project's first migration (it creates the auth schema)."""
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        if conn.execute("SELECT to_regnamespace('auth') IS NULL").fetchone()[0]:
+            with conn.transaction():
+                conn.execute(PLATFORM.read_text())
+
+
+def as_role(dsn: str, role: str, password: str) -> str:
+    """dsn with another login (a sandbox URL: postgresql://user:password@host:port/db)."""
+    scheme, _, rest = dsn.partition("://")
+    return f"{scheme}://{role}:{password}@{rest.rsplit('@', 1)[1]}"
 
 
 def migrate(dsn: str) -> list[str]:

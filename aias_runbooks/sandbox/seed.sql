@@ -128,14 +128,23 @@ SELECT now() - pg_temp.knob('hours', 72) * interval '1 hour' AS t0,
        (((14 * 3600 - mod(extract(epoch FROM now() - pg_temp.knob('hours', 72) * interval '1 hour')::numeric, 86400))
          / 86400 + 1) % 1)::float8 AS peak;
 
-INSERT INTO auth.users (id, email, encrypted_password, email_confirmed_at, last_sign_in_at,
-                        raw_user_meta_data, created_at, updated_at, banned_until)
-SELECT id, email,
+INSERT INTO auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at, last_sign_in_at,
+                        raw_app_meta_data, raw_user_meta_data, created_at, updated_at, banned_until)
+SELECT '00000000-0000-0000-0000-000000000000'::uuid, id, 'authenticated', 'authenticated', email,
        '$2a$10$' || substr(md5('pw1:' || i) || md5('pw2:' || i), 1, 53),
        CASE WHEN pg_temp.h(i, 18) < 0.95 THEN created_at + pg_temp.h(i, 19) * interval '20 minutes' END,
        last_sign_in_at,
+       '{"provider": "email", "providers": ["email"]}'::jsonb,
        jsonb_build_object('full_name', full_name),
        created_at, last_sign_in_at, NULL
+FROM _u;
+
+-- Supabase Auth's email identity of each user (provider_id is the user's id; identity_data as GoTrue writes it).
+INSERT INTO auth.identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
+SELECT id::text, id,
+       jsonb_build_object('sub', id::text, 'email', email, 'email_verified', pg_temp.h(i, 18) < 0.95,
+                          'phone_verified', false),
+       'email', last_sign_in_at, created_at, last_sign_in_at
 FROM _u;
 
 INSERT INTO public.tenants (id, name, slug, created_at)
@@ -164,8 +173,8 @@ SELECT pg_temp.uid('tenant:' || tenant_i), id, role, created_at + interval '1 se
 FROM _u;
 
 -- ~60% of users hold a live session.
-INSERT INTO auth.sessions (id, user_id, created_at, updated_at, not_after, user_agent, ip)
-SELECT pg_temp.uid('session:' || i), id, last_sign_in_at,
+INSERT INTO auth.sessions (id, user_id, aal, created_at, updated_at, not_after, user_agent, ip)
+SELECT pg_temp.uid('session:' || i), id, 'aal1', last_sign_in_at,
        least(now(), last_sign_in_at + pg_temp.h(i, 32) * interval '6 hours'),
        last_sign_in_at + interval '30 days',
        (ARRAY['Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 Safari/605.1.15',
@@ -181,7 +190,8 @@ WHERE pg_temp.h(i, 31) < 0.60;
 INSERT INTO auth.audit_log_entries (instance_id, id, payload, created_at, ip_address)
 SELECT '00000000-0000-0000-0000-000000000000'::uuid,
        pg_temp.uid('audit:' || u.i || ':' || e.j),
-       json_build_object('action', e.action, 'actor_id', u.id, 'actor_username', u.email,
+       -- as GoTrue's NewAuditLogEntry writes it: actor_name from the user's metadata full_name
+       json_build_object('action', e.action, 'actor_id', u.id, 'actor_username', u.email, 'actor_name', u.full_name,
                          'actor_via_sso', false, 'log_type', CASE WHEN e.j = 0 THEN 'team' ELSE 'account' END,
                          'traits', json_build_object('provider', 'email')),
        e.ts,

@@ -3,8 +3,7 @@
 -- The API creates the account (auth.users, its profile and a free plan), counts per-minute windows in rate_limits,
 -- and writes error_logs when the welcome email cannot be sent. /api/admin/rate-limits/clear (admin token) ends a
 -- key's block.
-GRANT USAGE ON SCHEMA auth TO aias_app;
-GRANT SELECT, INSERT ON auth.users TO aias_app;
+-- (auth.users and its identity are Supabase Auth's to write: the sandbox API's grants there are the platform's.)
 GRANT INSERT ON public.profiles, public.subscription_tiers, public.error_logs TO aias_app;
 GRANT SELECT, INSERT, UPDATE ON public.rate_limits TO aias_app;
 

@@ -2,8 +2,7 @@
 
 -- Login (as Supabase Auth does it): the user's password hash, a session row, last_sign_in_at, an audit entry
 -- (signup and login, with the client's address). Runs check the user's tenant membership and the plan's room.
-GRANT UPDATE (encrypted_password, last_sign_in_at, updated_at) ON auth.users TO aias_app;
-GRANT SELECT, INSERT ON auth.sessions, auth.audit_log_entries TO aias_app;
+-- (auth.users, auth.sessions and the audit log are Supabase Auth's to write: those grants are the platform's.)
 GRANT SELECT ON public.tenant_members TO aias_app;
 
 -- A run is refused at the plan's daily limit: it counts the tenant's executions today on every request.

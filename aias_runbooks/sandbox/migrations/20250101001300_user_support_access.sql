@@ -10,22 +10,20 @@ DO $$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'aias_monitor_as_user') THEN
     BEGIN
-      CREATE ROLE aias_monitor_as_user NOLOGIN;
+      CREATE ROLE aias_monitor_as_user NOLOGIN NOINHERIT;
     EXCEPTION WHEN duplicate_object OR unique_violation THEN
       NULL;
     END;
   END IF;
-  ALTER ROLE aias_monitor_as_user NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT NOLOGIN;
+  ALTER ROLE aias_monitor_as_user NOCREATEDB NOCREATEROLE NOINHERIT NOLOGIN;
 END
 $$;
 GRANT authenticated TO aias_monitor_as_user;
 GRANT aias_monitor_as_user TO aias_monitor;
 
--- user-support reads a user's memberships and whether their account is confirmed or banned (column grants: never a
--- password hash).
+-- user-support reads a user's memberships (and whether their account is confirmed or banned: 20250101001600).
 GRANT SELECT ON public.tenant_members TO aias_monitor;
 CREATE POLICY tenant_members_monitor_read ON public.tenant_members FOR SELECT TO aias_monitor USING (true);
-GRANT SELECT (email_confirmed_at, banned_until) ON auth.users TO aias_monitor;
 
 -- One user's recent requests and errors (user-support), without reading every row of the window.
 CREATE INDEX api_requests_user_id_created_at_idx ON public.api_requests (user_id, created_at)

@@ -65,7 +65,13 @@ BEGIN
   PERFORM set_config('request.jwt.claims', '', true);
 END
 $$;
+-- Giving a function to authenticated, as postgres (not a superuser), takes membership of authenticated (its
+-- CREATEROLE grants that on PostgreSQL 15; on 16 and later Supabase grants postgres authenticated WITH ADMIN OPTION)
+-- and authenticated's CREATE on the schema at that moment (checked only then: taken back at once).
+GRANT authenticated TO postgres;
+GRANT CREATE ON SCHEMA aias_runbooks TO authenticated;
 ALTER FUNCTION aias_runbooks.user_reads_as_user(uuid, text, uuid[], timestamptz) OWNER TO authenticated;
+REVOKE CREATE ON SCHEMA aias_runbooks FROM authenticated;
 
 REVOKE EXECUTE ON FUNCTION aias_runbooks.user_reads(uuid, uuid[], timestamptz),
   aias_runbooks.user_reads_as_user(uuid, text, uuid[], timestamptz) FROM PUBLIC;
