@@ -300,7 +300,8 @@ def test_backup_checksums_leave_no_setting_behind_on_a_transaction_pooler(one_se
     """The checksums spell values canonically and may run 10 minutes: settings of their own transaction, never
     of the server session, which a transaction pooler hands to the next client (another application's)."""
     before = _session_settings(one_server_session)
-    checked = backups.read_checksums(Secret("database_url", one_server_session), ["auth"], "aias-runbooks/test")
+    checked = backups.read_checksums(Secret("database_url", one_server_session), ["supabase_migrations"],
+                                     "aias-runbooks/test")
     assert not checked.empty
     assert _session_settings(one_server_session) == before
 
