@@ -25,7 +25,8 @@ SAMPLE_PARAMS = {"limit": 5, "min_idle_s": 0, "application": None, "min_seconds"
                  "tables": ["public.error_logs", "public.no_such_table"], "baseline_days": 30,
                  "known_origins": ["127.0.0.0/8", "::1/128"], "key_ids": ["not-a-uuid'--"],
                  "user_id": "00000000-0000-4000-8000-000000000000", "email": "o'brien\"<b>@example.test",
-                 "tenant_ids": ["00000000-0000-4000-8000-000000000000"], "since": "2026-01-01T00:00:00Z"}
+                 "tenant_ids": ["00000000-0000-4000-8000-000000000000"], "since": "2026-01-01T00:00:00Z",
+                 "views": ["aias_runbooks.auth_users", "aias_runbooks.no_such_view'--"]}
 
 
 @pytest.fixture

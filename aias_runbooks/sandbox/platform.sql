@@ -44,6 +44,18 @@ $$;
 
 GRANT pg_monitor, pg_signal_backend TO supabase_superuser;
 GRANT supabase_superuser TO postgres;
+-- PostgreSQL 16 and later: CREATEROLE no longer lets postgres grant roles it holds no ADMIN OPTION on. Supabase gives it
+-- that on the API roles (20250605172253_grant_with_admin_to_postgres_16_and_above.sql); the sandbox also gives it on
+-- the predefined roles a monitoring role needs (on a hosted project, where postgres lacks it, doctor names the missing
+-- grant and the README says to ask support).
+DO $$
+BEGIN
+  IF current_setting('server_version_num')::int >= 160000 THEN
+    GRANT anon, authenticated, service_role TO postgres WITH ADMIN OPTION;
+    GRANT pg_read_all_stats, pg_read_all_settings, pg_signal_backend TO postgres WITH ADMIN OPTION;
+  END IF;
+END
+$$;
 GRANT pg_read_all_data TO supabase_read_only_user;
 GRANT anon, authenticated, service_role TO authenticator;
 ALTER ROLE anon SET statement_timeout = '3s';

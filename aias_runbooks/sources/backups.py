@@ -36,7 +36,9 @@ from ..dsn import split_url
 from ..settings import Environment, Secret
 
 FORMAT = "aias-runbooks backup 1"
-DEFAULT_SCHEMAS = ("public", "auth")
+# aias_runbooks too: the monitoring role's views of Supabase Auth depend on auth's tables, so a restore that drops
+# those tables (--clean) must drop and recreate the views with them
+DEFAULT_SCHEMAS = ("public", "auth", "aias_runbooks")
 TOOL_TIMEOUT_S = 3600          # one pg_dump or pg_restore; the runner's cell timeout bounds a run as a whole
 CHECKSUM_TIMEOUT_S = 600       # the table checksums read every row once
 # Row text is compared across sessions and servers: spell every value the same way in each. Settings of the
