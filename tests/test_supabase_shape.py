@@ -1,6 +1,7 @@
 """The sandbox's database as a Supabase project has it, checked against Supabase's own sources (supabase/postgres init
-scripts and migrations, supabase/auth migrations and models; see aias_runbooks/sandbox/platform.sql), and the README's
-monitoring-role setup run, as written, by that project's `postgres` login, which is not a superuser."""
+scripts and migrations, supabase/auth migrations and models; see aias_runbooks/sandbox/platform.sql), and the
+monitoring-role setup of docs/security.md run, as written, by that project's `postgres` login, which is not a
+superuser."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ import httpx
 import psycopg
 import pytest
 
-from aias_runbooks.sandbox import schema
+from aias_runbooks.sandbox.platform.database import schema
 
 from .conftest import _sandbox_env, admin_session
 from .test_doctor import doctor, line
 
-README = Path(__file__).parents[1] / "README.md"
+SECURITY_DOC = Path(__file__).parents[1] / "docs" / "security.md"
 
 # Each auth table's columns once GoTrue's migrations have run (supabase/auth migrations/, in order).
 GOTRUE_COLUMNS = {
@@ -152,10 +153,10 @@ def test_the_seeded_audit_log_is_what_gotrue_writes(sandbox):
         assert instance == "00000000-0000-0000-0000-000000000000"
 
 
-def _readme_setup() -> str:
-    """The monitoring-role block of the README, as an operator copies it."""
-    text = README.read_text()
-    section = text[text.index("### The monitoring role"):]
+def _setup_block() -> str:
+    """The monitoring-role block of docs/security.md, as an operator copies it."""
+    text = SECURITY_DOC.read_text()
+    section = text[text.index("## The monitoring role"):]
     return re.search(r"```sql\n(.*?)```", section, re.S).group(1)
 
 
@@ -166,10 +167,10 @@ def _login(dsn: str, user: str, password: str) -> str:
 
 @pytest.fixture
 def readme_monitor(sandbox) -> Iterator[str]:
-    """The README's block run by the project's postgres login, for a role of its own (aias_monitor_readme, with its
+    """The documented block run by the project's postgres login, for a role of its own (aias_monitor_readme, with its
     own policy names); its URL. Dropped afterwards, with everything granted to it."""
     password = secrets.token_urlsafe(12)
-    block = (_readme_setup().replace("aias_monitor", "aias_monitor_readme").replace("_monitor_read ", "_readme_read ")
+    block = (_setup_block().replace("aias_monitor", "aias_monitor_readme").replace("_monitor_read ", "_readme_read ")
              .replace("PASSWORD '...'", f"PASSWORD '{password}'"))
     project = _sandbox_env()["AIAS_SANDBOX_POSTGRES_DATABASE_URL"]
     try:
@@ -197,7 +198,7 @@ def test_the_readmes_monitoring_setup_runs_as_postgres_and_doctor_accepts_it(rea
 
 
 def test_a_plain_grant_on_an_auth_table_reads_no_rows_the_view_reads_them_all(readme_monitor):
-    """Why the README reads Auth through views: postgres may grant SELECT on Auth's tables, but not USAGE on its
+    """Why docs/security.md reads Auth through views: postgres may grant SELECT on Auth's tables, but not USAGE on its
     schema, and even with USAGE (the platform's to give) Auth's row level security leaves the role zero rows."""
     with psycopg.connect(_sandbox_env()["AIAS_SANDBOX_POSTGRES_DATABASE_URL"], autocommit=True) as project:
         project.execute("GRANT SELECT (id) ON auth.users TO aias_monitor_readme")
