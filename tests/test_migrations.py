@@ -14,8 +14,8 @@ import pytest
 
 from aias_runbooks.checks import migrations as checks
 from aias_runbooks.checks.migration_dependencies import analyze
-from aias_runbooks.sandbox import migration_files
-from aias_runbooks.sandbox.schema import MIGRATIONS
+from aias_runbooks.sandbox.platform.database import migrations_folder as migration_files
+from aias_runbooks.sandbox.platform.database.schema import MIGRATIONS
 from aias_runbooks.settings import load_environment
 from aias_runbooks.sources.migrations import Catalogue, pending_of, read_local, same_sql, split, states
 

@@ -9,7 +9,7 @@ non-superuser monitoring role aias_monitor (the profile's database_url, so every
 does), AIAS_SANDBOX_APP_DATABASE_URL the application role aias_app (the sandbox API and workloads),
 AIAS_SANDBOX_POSTGRES_DATABASE_URL the project's `postgres` login (not a superuser: what a Supabase user has), and
 AIAS_SANDBOX_ADMIN_DATABASE_URL the platform's superuser supabase_admin (this module, scenario setup, faults).
-Only the first is named in the profile's secrets, besides database-backup's two (sandbox/backups.py):
+Only the first is named in the profile's secrets, besides database-backup's two (platform/database/backups.py):
 AIAS_SANDBOX_BACKUP_DATABASE_URL (the backup role aias_backup) and AIAS_SANDBOX_SCRATCH_DATABASE_URL (the same role
 on the scratch database aias_scratch, which verify restores into).
 """
@@ -31,25 +31,24 @@ import psycopg
 from .. import paths
 from ..errors import UsageError
 from ..records import write_atomic
-from . import backups as sandbox_backups
 from . import (
     billing,
     breach,
     metric_history,
-    postgres,
     processes,
     releases,
     rls_user,
     scenarios,
-    schema,
     services,
     signups,
     visitors,
     workflows,
 )
-from . import migration_files as sandbox_migrations
-from . import pooler as sandbox_pooler
-from .statements import fill as fill_statements
+from .platform.database import backups as sandbox_backups
+from .platform.database import migrations_folder as sandbox_migrations
+from .platform.database import pooler as sandbox_pooler
+from .platform.database import postgres, schema, stats
+from .platform.database.statements import fill as fill_statements
 
 DEFAULT_PORT_BASE = 54330          # api = base, localstripe = base + 1, postgres = base + 2, services = base + 3,
 POOLER_PORT_OFFSET = 4             # PgBouncer (`--pooler`) = base + 4
@@ -213,11 +212,11 @@ def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
     say(f"  localstripe on 127.0.0.1:{ports['stripe']}, seeded with the database's subscriptions "
         f"[{time.monotonic() - t0:.1f}s]")
     state["components"]["traffic"] = _start_workload(folder, "traffic")
-    state["components"]["worker"] = _start_component(folder, "worker")
+    state["components"]["worker"] = _start_component(folder, "worker", "platform.worker")
     _write_state(state)
     _warm(folder, scale)
     with _admin_connection(folder) as conn:   # statistics describe the running platform, not the bulk load
-        conn.execute(scenarios.STATS_RESET_SQL)
+        conn.execute(stats.STATS_RESET_SQL)
         _fill_statements(state, conn, say)
     say("  application traffic: a few dozen index-backed reads a second (application_name aias-api); "
         "the workflow worker runs an execution every 2 s (aias-worker); visitors send the API about "
@@ -275,15 +274,15 @@ def _fill_statements(state: dict[str, Any], conn: psycopg.Connection, say: Calla
 
 def _warm(folder: Path, scale: str) -> None:
     """Before the statistics reset, bring into memory what a running platform has there and the bulk load evicted:
-    the indexes (scenarios.warm) and the catalogs a login of each role reads."""
+    the indexes (stats.warm) and the catalogs a login of each role reads."""
     env = _sandbox_env(folder)
     with _admin_connection(folder) as conn:
-        scenarios.warm(conn, scale)
-        conn.execute(scenarios.FLUSH_STATS_SQL)
+        stats.warm(conn, scale)
+        conn.execute(stats.FLUSH_STATS_SQL)
         conn.execute("SELECT 1")      # the flush happens as the session goes idle: before this answer comes back
     for var in ("AIAS_SANDBOX_DATABASE_URL", "AIAS_SANDBOX_APP_DATABASE_URL"):
         with psycopg.connect(env[var], application_name="aias-sandbox/control", autocommit=True) as conn:
-            conn.execute(scenarios.FLUSH_STATS_SQL)
+            conn.execute(stats.FLUSH_STATS_SQL)
             conn.execute("SELECT 1")
 
 
@@ -353,7 +352,7 @@ def _restart_stripe(state: dict[str, Any]) -> None:
 def _start_api(state: dict[str, Any]) -> dict[str, Any]:
     folder, port = Path(state["folder"]), state["ports"]["api"]
     env = _component_env(folder)
-    record = processes.spawn([sys.executable, "-m", "aias_runbooks.sandbox.app", "--port", str(port),
+    record = processes.spawn([sys.executable, "-m", "aias_runbooks.sandbox.platform.api.app", "--port", str(port),
                               "--state-dir", str(folder)], folder / "logs" / "api.log", env=env)
     processes.wait_until(lambda: _api_ready(folder, port), record, "sandbox API")
     return record | {"port": port, "url": f"http://127.0.0.1:{port}"}
@@ -422,9 +421,9 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
         sandbox_migrations.reset(conn)            # the local migrations folder and the history as `up` left them
         sandbox_migrations.sync(folder)
         if previous and previous.dirties_stats:
-            scenarios.warm(conn, state.get("scale", "default"))
-            conn.execute(scenarios.FLUSH_STATS_SQL)
-            conn.execute(scenarios.STATS_RESET_SQL)
+            stats.warm(conn, state.get("scale", "default"))
+            conn.execute(stats.FLUSH_STATS_SQL)
+            conn.execute(stats.STATS_RESET_SQL)
             _fill_statements(state, conn, lambda _: None)
         if wanted.setup_sql:
             conn.execute(wanted.setup_sql)
@@ -443,9 +442,9 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
     if wanted.workflows == "workers-down":
         processes.stop(state["components"].pop("worker", None))
     elif not processes.alive(state["components"].get("worker")):
-        state["components"]["worker"] = _start_component(folder, "worker")
+        state["components"]["worker"] = _start_component(folder, "worker", "platform.worker")
     if not processes.alive(state["components"].get("visitors")):   # after the API: they visit it at once
-        state["components"]["visitors"] = _start_component(folder, "visitors")
+        state["components"]["visitors"] = _start_component(folder, "visitors", "visitors")
     state["scenario"], state["scenario_since"] = wanted.name, time.time()
     _write_state(state)
     if wanted.signup_activity:
@@ -501,12 +500,12 @@ def _start_workload(folder: Path, kind: str) -> dict[str, Any]:
     return record | {"kind": kind}
 
 
-def _start_component(folder: Path, name: str) -> dict[str, Any]:
+def _start_component(folder: Path, name: str, module: str) -> dict[str, Any]:
     """Start the workflow worker (worker.py: ready at its first heartbeat) or the visitors (visitors.py: ready
     once they know the live sessions)."""
     ready = folder / f"{name}.ready"
     ready.unlink(missing_ok=True)
-    record = processes.spawn([sys.executable, "-m", f"aias_runbooks.sandbox.{name}", str(ready)],
+    record = processes.spawn([sys.executable, "-m", f"aias_runbooks.sandbox.{module}", str(ready)],
                              folder / "logs" / f"{name}.log", env=_component_env(folder))
     processes.wait_until(ready.exists, record, f"sandbox {name}", timeout=60)
     return record

@@ -35,7 +35,7 @@ import psycopg
 import stripe
 
 from . import billing, workloads
-from .worker import ROOM_SQL, Catalogue
+from .platform.worker import ROOM_SQL, Catalogue
 
 VISITS_PER_MINUTE = 45
 SIGNUP_EVERY_S = (30.0, 90.0)

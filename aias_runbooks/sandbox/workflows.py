@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 
 from . import services
-from .worker import CALL_TIMEOUT_S
+from .platform.worker import CALL_TIMEOUT_S
 
 MARKER = "f0f0f0f0"             # history rows' ids start with it
 DOWN_INTEGRATION = "hubspot"

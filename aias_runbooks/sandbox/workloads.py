@@ -24,7 +24,7 @@ from pathlib import Path
 import psycopg
 
 from .. import thresholds
-from .scenarios import FLUSH_STATS_SQL
+from .platform.database.stats import FLUSH_STATS_SQL
 
 LEAKED_SESSIONS = 8
 # Everyday contention on one hot row: the request path locks it briefly several times a second, and now and

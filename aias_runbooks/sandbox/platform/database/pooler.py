@@ -16,7 +16,8 @@ from typing import Any
 
 import psycopg
 
-from . import postgres, processes
+from ... import processes
+from . import postgres
 
 MODES = ("transaction", "session")
 INSTALL_HINT = ("PgBouncer is not installed: `apt-get install pgbouncer` (Debian/Ubuntu), `brew install pgbouncer` "

@@ -9,7 +9,7 @@ One process, one database session (the application role, application_name `aias-
 - its heartbeat (worker_heartbeats: last seen, whether it started an execution since the last one) is
   upserted every HEARTBEAT_EVERY_S.
 A database error is one log line, then the session backs off and reconnects (workloads._Session); it never dies
-of one and never busy-loops. Run as `python -m aias_runbooks.sandbox.worker READY_FILE`.
+of one and never busy-loops. Run as `python -m aias_runbooks.sandbox.platform.worker READY_FILE`.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from . import workloads
-from .workloads import _Session
+from .. import workloads
+from ..workloads import _Session
 
 APP = "aias-worker"
 WORKER = "worker-1"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import paths
+from .... import paths
 
 REQUIRED = ("initdb", "pg_ctl", "postgres")
 # The bootstrap superuser, as on Supabase: a project's own `postgres` login is not a superuser (schema.bootstrap).

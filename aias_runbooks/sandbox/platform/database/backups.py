@@ -19,9 +19,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from ..errors import SandboxError
-from ..settings import load_environment
-from ..sources import backups
+from ....errors import SandboxError
+from ....settings import load_environment
+from ....sources import backups
 
 ROLE = "aias_backup"
 SCRATCH = "aias_scratch"

@@ -7,7 +7,7 @@ Like any real API it ships a few bugs that only rare inputs reach, each an unhan
 error_logs): `?limit=all` on /api/workflows, a form-encoded body on /api/auth/login, `workflowId` instead of
 `workflow_id` on /api/workflows/run. The sandbox's visitors (visitors.py) send each now and then.
 
-Run as `python -m aias_runbooks.sandbox.app --port N --state-dir D`; the database URL (of the application
+Run as `python -m aias_runbooks.sandbox.platform.api.app --port N --state-dir D`; the database URL (of the application
 role aias_app, not a superuser) comes from the AIAS_SANDBOX_APP_DATABASE_URL environment variable, never the
 command line. The active scenario is read from D/scenario.json, so `sandbox up --scenario` changes
 behaviour without a restart.
@@ -28,7 +28,8 @@ from pathlib import Path
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
-from aias_runbooks.sandbox import auth_routes, billing_routes, credential_routes, processes, workflow_routes
+from aias_runbooks.sandbox import processes
+from aias_runbooks.sandbox.platform.api import auth_routes, billing_routes, credential_routes, workflow_routes
 
 log = logging.getLogger("aias-sandbox-api")
 SLOW_EVERY = 4          # api-slow: every 4th request of each client waits SLOW_DELAY_S (P95 crosses 1 s)

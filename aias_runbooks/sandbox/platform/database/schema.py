@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from ..sources.migrations import split
+from ....sources.migrations import split
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 PLATFORM = Path(__file__).parent / "platform.sql"

@@ -1,0 +1,1 @@
+"""The platform's HTTP API (app.py) and its routes: auth, billing (Stripe webhooks), credentials, workflows."""
