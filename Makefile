@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test lab bench lint sandbox-down clean
+.PHONY: demo test lab bench lint docs sandbox-down clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	@$(BIN)/ruff check .
+
+# docs/findings.md and docs/runbooks.md's runbook table, made from aias_runbooks/catalogue.yaml.
+docs: $(STAMP)
+	@$(BIN)/python -m aias_runbooks.catalogue --write-docs
 
 sandbox-down: $(STAMP)
 	@$(BIN)/aias-runbooks sandbox down

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import catalogue
 from ..findings import Finding, Severity
 from . import connections, errors, signups, system_down, webhooks
 from .triage import command
@@ -18,13 +19,14 @@ COLUMNS = ["subsystem", "status", "detail", "run next", "took_ms"]
 STATUS = {Severity.OK: "up", Severity.UNKNOWN: "unknown", Severity.WARNING: "degraded", Severity.CRITICAL: "down"}
 ORDER = ["API", "Database", "Database pool", "Database queries", "Vercel deployment", "Vercel error rate",
          "Supabase Auth", "Stripe webhooks", "Resend email"]   # then the status pages
-# The runbook that diagnoses each subsystem; a core subsystem that is down is an emergency (incident-system-down).
-RUNBOOK = {"API": "health-check", "Database": "database-connection-errors",
-           "Database pool": "database-connection-errors", "Database queries": "database-connection-errors",
-           "Vercel deployment": "high-error-rate", "Vercel error rate": "high-error-rate",
-           "Supabase Auth": "signup-failures", "Stripe webhooks": "stripe-webhook-failures",
-           "Resend email": "signup-failures"}
-STATUS_PAGE_RUNBOOK = "incident-system-down"
+# The runbook that diagnoses each subsystem: the owner (in the catalogue) of the code that judges it; a core
+# subsystem that is down is an emergency (incident-system-down), as a provider's status page is.
+JUDGED_BY = {"API": "API_DOWN", "Database": "DB_UNREACHABLE", "Database pool": "DB_POOL_SATURATED",
+             "Database queries": "DB_SLOW_QUERY", "Vercel deployment": "DEPLOYS_UNKNOWN",
+             "Vercel error rate": "ERROR_RATE_HIGH", "Supabase Auth": "AUTH_UNHEALTHY",
+             "Stripe webhooks": "WEBHOOK_SUCCESS_RATE_LOW", "Resend email": "EMAIL_DELIVERY_FAILING"}
+RUNBOOK = {row: catalogue.finding(code).owner for row, code in JUDGED_BY.items()}
+STATUS_PAGE_RUNBOOK = catalogue.finding("EXTERNAL_STATUS_DEGRADED").triage
 # Findings recorded elsewhere (opening the connection, reading Stripe) that say what a row's checks could not.
 RECORDED = {"Database pool": ("DB_POOL_SATURATED",), "Stripe webhooks": ("STRIPE_UNREACHABLE", "STRIPE_NOT_CONFIGURED")}
 TOOK = {"Stripe webhooks": "stripe", "Resend email": "resend"}   # the probe whose time a row shows

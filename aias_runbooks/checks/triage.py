@@ -13,46 +13,16 @@ from typing import Any
 
 import pandas as pd
 
+from .. import catalogue
 from ..findings import Finding, Severity
 from . import webhooks, workflows
 
 LEAK_MIN_IDLE_S = 10   # idle in transaction this long is a leak: database-connection-errors' default
 
-# Which runbook diagnoses (and fixes) what each finding names: the runbook whose own check raises it.
-NEXT = {
-    "DB_POOL_SATURATED": "database-connection-errors", "DB_CONNECTION_LEAK": "database-connection-errors",
-    "DB_BLOCKING_LOCKS": "database-connection-errors", "DB_LONG_RUNNING_QUERY": "database-connection-errors",
-    "DB_UNREACHABLE": "incident-system-down", "DB_PING_FAILED": "database-connection-errors",
-    "DB_QUERY_FAILED": "database-connection-errors",
-    "SYSTEM_DOWN": "incident-system-down", "API_DOWN": "incident-system-down", "API_UNHEALTHY": "incident-system-down",
-    "API_LATENCY_P95_HIGH": "health-check",
-    "ERROR_SPIKE_AFTER_DEPLOY": "high-error-rate", "ERROR_RATE_HIGH": "high-error-rate",
-    # monitoring's alert rules, to the runbook each metric's finding names (monitoring.metrics; a test holds them equal)
-    "MONITOR_ERROR_RATE": "high-error-rate", "MONITOR_RESPONSE_P95": "health-check",
-    "MONITOR_DB_LATENCY": "database-connection-errors", "MONITOR_WEBHOOK_FAILURES": "stripe-webhook-failures",
-    "MONITOR_SIGNUP_SUCCESS": "signup-failures", "MONITOR_BURN_RATE": "high-error-rate",
-    "MONITOR_HEALTH_CHECK_FAILED": "incident-system-down",
-    "DEPLOYS_UNKNOWN": "high-error-rate",
-    "SUSPICIOUS_LOGINS": "incident-data-breach", "CREDENTIAL_MISUSE": "incident-data-breach",
-    "PAYMENTS_FAILING": "incident-payment-issues",
-    "WEBHOOK_SUCCESS_RATE_LOW": "stripe-webhook-failures",
-    "WORKFLOWS_STUCK_PENDING": "workflows-not-executing", "WORKER_DOWN": "workflows-not-executing",
-    "EXTERNAL_API_DOWN": "workflows-not-executing", "EXTERNAL_API_SLOW": "workflows-not-executing",
-    "PLAN_LIMIT_REACHED": "workflows-not-executing",
-    "SIGNUP_RATE_LIMITED": "signup-failures", "SIGNUP_SUCCESS_RATE_LOW": "signup-failures",
-    "AUTH_UNHEALTHY": "signup-failures", "EMAIL_DOMAIN_UNVERIFIED": "signup-failures",
-    "EMAIL_NO_SENDING_DOMAIN": "signup-failures",
-    "EMAIL_DELIVERY_FAILING": "signup-failures",
-    "EXTERNAL_STATUS_DEGRADED": "incident-system-down", "EXTERNAL_STATUS_UNKNOWN": "incident-system-down",
-    "BACKUP_STALE": "database-backup", "BACKUP_MISSING": "database-backup",
-    "MIGRATION_DRIFT": "migrations", "MIGRATIONS_PENDING": "migrations",
-    "DB_VACUUM_LAG": "database-health", "RLS_DISABLED": "database-health", "RLS_NO_POLICY": "database-health",
-    "DB_SEQ_SCAN_HOT_TABLE": "database-health",
-}
-# Cause before symptom, within one severity: the database under everything, then what users see.
-CAUSE_ORDER = ("database-connection-errors", "incident-system-down", "high-error-rate", "incident-data-breach",
-               "incident-payment-issues", "stripe-webhook-failures", "workflows-not-executing", "signup-failures",
-               "health-check", "database-backup", "migrations", "database-health")
+# Which runbook diagnoses (and fixes) what each finding names, and the cause-before-symptom order of those
+# runbooks within one severity: both read from the catalogue (each code's `triage`, its `cause_order`).
+NEXT = catalogue.next_runbooks()
+CAUSE_ORDER = catalogue.cause_order()
 COLUMNS = ["rank", "severity", "run next", "because", "findings", "command"]
 
 
