@@ -12,6 +12,7 @@ import pandas as pd
 import psycopg
 import pytest
 
+from aias_runbooks.actions import migrate
 from aias_runbooks.checks import migrations as checks
 from aias_runbooks.checks.migration_dependencies import analyze
 from aias_runbooks.sandbox.platform.database import migrations_folder as migration_files
@@ -216,6 +217,53 @@ def test_states_and_drift_from_files_and_history(tmp_path):
     assert (drift.evidence["changed_since_applied"], drift.evidence["out_of_order"], drift.evidence["missing_locally"]
             ) == (["20990101000200"], ["20990101000300"], ["20990101000400"])
     assert found["MIGRATIONS_PENDING"].evidence["local_files"] == 5
+
+
+
+def pending_files(folder: Path, *files: tuple[str, str]) -> list:
+    for name, sql in files:
+        (folder / name).write_text(sql)
+    return read_local(folder)[0]
+
+
+def test_section_1_judges_only_what_it_could_read(tmp_path):
+    """No folder: MIGRATIONS_NOT_CONFIGURED; no history: nothing (the query's finding says why; every file would
+    look pending); both read: the comparison."""
+    local = pending_files(tmp_path, ("20990101000000_a.sql", "CREATE TABLE a (id int);"))
+    unread = pd.DataFrame(columns=["version", "name", "statements"])
+    unread.attrs["error"] = "skipped: connection refused"
+    read = pd.DataFrame([("20990101000000", "a", ["CREATE TABLE a (id int)"])],
+                        columns=["version", "name", "statements"])
+    assert [f.code for f in checks.listing(states([], unread), None, "no folder named", unread)] == [
+        "MIGRATIONS_NOT_CONFIGURED"]
+    assert checks.listing(states(local, unread), tmp_path, None, unread) == []
+    assert [f.code for f in checks.listing(states(local, read), tmp_path, None, read)] == ["MIGRATIONS_OK"]
+
+
+def test_the_dependency_check_says_what_it_checked(tmp_path):
+    pending = pending_files(tmp_path, ("20990101000000_r.sql", "CREATE TABLE r (t uuid REFERENCES public.nowhere);"))
+    assert checks.dependency_check([], APP) == ([], None, "no pending migration to check")
+    assert checks.dependency_check(pending, None) == ([], None, "the catalogue could not be read: not checked")
+    found, problems, said = checks.dependency_check(pending, APP)
+    assert [f.code for f in found] == ["MIGRATION_DEPENDENCY_BROKEN"] and said.startswith("1 pending migration")
+    assert list(problems["missing"]) == ["public.nowhere"]
+
+
+def test_an_apply_is_refused_while_the_checks_could_not_read_what_they_need(tmp_path):
+    """The precondition the notebook used to compute: the history read and, with something pending, the catalogue;
+    not known is refused even with override, as is a file that does not parse; blocking findings yield to override."""
+    pending = pending_files(tmp_path, ("20990101000000_a.sql", "CREATE TABLE a (id int);"))
+    read = pd.DataFrame(columns=["version", "name", "statements"])
+    unread = read.copy()
+    unread.attrs["error"] = "skipped: connection refused"
+    assert migrate.known(read, [], None) and migrate.known(read, pending, APP)
+    assert not migrate.known(unread, [], APP) and not migrate.known(read, pending, None)
+    assert "could not be read" in migrate.refusal(None, pending, False, [], override=True)
+    assert migrate.refusal("no url", pending, False, [], override=True).startswith("no url (the diagnosis session")
+    assert "MIGRATION_DRIFT" in migrate.refusal(None, pending, True, ["MIGRATION_DRIFT"], override=False)
+    assert migrate.refusal(None, pending, True, ["MIGRATION_DRIFT"], override=True) is None
+    broken = pending_files(tmp_path, ("20990101000100_b.sql", "CREATE TABEL b (id int);"))
+    assert "cannot be read as SQL" in migrate.refusal(None, broken, True, [], override=True)
 
 
 # -- the runbook against the sandbox ----------------------------------------------------------------------------

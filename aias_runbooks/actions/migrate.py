@@ -25,8 +25,9 @@ from ..checks import migrations as checks
 from ..dsn import split_url
 from ..runbook import Runbook
 from ..settings import Secret
+from ..sources import migrations
 from ..sources.backups import target_of
-from ..sources.migrations import LocalMigration
+from ..sources.migrations import Catalogue, LocalMigration
 from . import audit
 
 ACTION = "apply_migrations"
@@ -50,6 +51,31 @@ def plan(pending: list[LocalMigration]) -> pd.DataFrame:
                          for i, m in enumerate(pending, start=1)], columns=["order", "version", "name", "statements"])
 
 
+def known(history: pd.DataFrame, pending: list[LocalMigration], existing: Catalogue | None) -> bool:
+    """The apply's precondition on what the checks could read: the migration history (else what is pending is not
+    known: every file would look pending) and, when something is pending, the catalogue (else what the migrations
+    need was not checked). An apply while it is not known is refused, override or not."""
+    return not history.attrs.get("error") and (not pending or existing is not None)
+
+
+def refusal(no_url: str | None, pending: list[LocalMigration], checked: bool, blocking: list[str],
+            override: bool) -> str | None:
+    """Why an apply must not start, first reason first; None when it may: no writable URL (`no_url` says why); a
+    pending file that does not parse (override or not: its statements are unknown); the checks could not read what
+    they need (`checked`, see known()); the checks found `blocking` findings and no `override`."""
+    unreadable = [m.file for m in pending if m.error]
+    if no_url:
+        return f"{no_url} (the diagnosis session is read-only; apply needs a role that may run DDL)"
+    if unreadable:
+        return f"{', '.join(unreadable)} cannot be read as SQL (override or not: its statements are unknown)"
+    if not checked:
+        return ("the migration history or the catalogue could not be read, so what is pending and what it needs is "
+                "not known")
+    if blocking and not override:
+        return f"the checks above found {', '.join(blocking)}; fix it, or set override=true to apply anyway"
+    return None
+
+
 def run(rb: Runbook, steps: pd.DataFrame, pending: list[LocalMigration], apply: bool, operator: str,
         override: bool = False, lock_timeout_s: int = 5, checked: bool = True) -> pd.DataFrame:
     """Dry run: the plan, marked. Apply: refused (MIGRATIONS_APPLY_REFUSED) unless the checks allow it and a writable
@@ -63,15 +89,8 @@ def run(rb: Runbook, steps: pd.DataFrame, pending: list[LocalMigration], apply: 
         return steps.assign(action=pd.Series(dtype=str))
     secret = rb.env.secret("migrations_database_url")
     blocking = sorted({f.code for f in rb.findings if f.code in BLOCKING})
-    unreadable = [m.file for m in pending if m.error]
-    reason = (rb.env.missing_secret_message("migrations_database_url") + " (the diagnosis session is read-only; "
-              "apply needs a role that may run DDL)" if secret is None else
-              f"{', '.join(unreadable)} cannot be read as SQL (override or not: its statements are unknown)"
-              if unreadable else
-              "the migration history or the catalogue could not be read, so what is pending and what it needs is "
-              "not known" if not checked else
-              f"the checks above found {', '.join(blocking)}; fix it, or set override=true to apply anyway"
-              if blocking and not override else None)
+    no_url = rb.env.missing_secret_message("migrations_database_url") if secret is None else None
+    reason = refusal(no_url, pending, checked, blocking, override)
     try:
         target = target_of(secret) if not reason else ""
     except ValueError as exc:     # the message never quotes the URL
@@ -99,6 +118,16 @@ def run(rb: Runbook, steps: pd.DataFrame, pending: list[LocalMigration], apply: 
     result.attrs["audit"] = str(path)
     rb.record(checks.applied(outcomes, target, failure or None))
     return result
+
+
+def recorded_after(rb: Runbook, apply: bool, steps: pd.DataFrame, local: list[LocalMigration],
+                   ignored: list[str]) -> pd.DataFrame | None:
+    """What the database's history records now, after an apply was asked for with something pending (applied,
+    failed or refused: the table says which stand); None after a dry run or with nothing pending, when section 1's
+    table is still the answer."""
+    if not apply or steps.empty:
+        return None
+    return migrations.states(local, migrations.history(rb), ignored)
 
 
 def _connect(dsn: Secret, application: str, lock_timeout_s: int) -> psycopg.Connection:

@@ -34,9 +34,10 @@ from ..sources.migrations import (
     NOT_COMPARED,
     OUT_OF_ORDER,
     PENDING,
+    Catalogue,
     LocalMigration,
 )
-from .migration_dependencies import Problem
+from .migration_dependencies import Problem, analyze
 
 EXAMPLES = 10
 PROBLEM_STATES = {OUT_OF_ORDER, MISSING, CHANGED}
@@ -51,6 +52,17 @@ def not_configured(problem: str) -> Finding:
 def _listed(frame: pd.DataFrame) -> str:
     shown = [f"{r.version} {r.name}" for r in frame.head(EXAMPLES).itertuples(index=False)]
     return ", ".join(shown) + (f" (+{len(frame) - EXAMPLES} more)" if len(frame) > EXAMPLES else "")
+
+
+def listing(table: pd.DataFrame, folder: Path | None, problem: str | None, history: pd.DataFrame) -> list[Finding]:
+    """Section 1's findings: MIGRATIONS_NOT_CONFIGURED when the local files cannot be read (`problem`); nothing when
+    the history could not be read (`history.attrs["error"]`: the runbook already recorded why, and a comparison
+    with an unknown history would call every file pending); else compare()'s."""
+    if problem:
+        return [not_configured(problem)]
+    if history.attrs.get("error"):
+        return []
+    return compare(table, folder)
 
 
 def compare(table: pd.DataFrame, folder: Path | None) -> list[Finding]:
@@ -138,6 +150,22 @@ def dependencies(problems: list[Problem], pending: list[LocalMigration]) -> list
             f"The {len(pending)} pending migration(s) ({count} statements) use only what the database has or an "
             f"earlier migration creates.", {"pending": [m.version for m in pending]}))
     return findings
+
+
+def dependency_check(pending: list[LocalMigration], existing: Catalogue | None
+                     ) -> tuple[list[Finding], pd.DataFrame | None, str]:
+    """Section 2: the pending migrations analysed in apply order on top of what exists (`existing`; None when the
+    catalogue could not be read): dependencies()' findings, the problems table (None without problems) and one line
+    saying what was checked. None pending, or the catalogue unread (its query's finding says why), is no finding:
+    nothing was judged, and the apply is refused while it is not known what the migrations need
+    (actions.migrate.known)."""
+    if not pending:
+        return [], None, "no pending migration to check"
+    if existing is None:
+        return [], None, "the catalogue could not be read: not checked"
+    problems = analyze([(m.file, m.text) for m in pending], existing)
+    return (dependencies(problems, pending), problems_frame(problems) if problems else None,
+            f"{len(pending)} pending migration(s) checked, in apply order, against the database's catalogue")
 
 
 def problems_frame(problems: list[Problem]) -> pd.DataFrame:

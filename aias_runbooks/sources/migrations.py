@@ -177,8 +177,12 @@ def history(rb: Runbook) -> pd.DataFrame:
     return frame
 
 
-def catalogue(rb: Runbook) -> Catalogue | None:
-    """What exists in the target now (sql/migration_catalogue.sql); None when it could not be read."""
+def catalogue(rb: Runbook, pending: list[LocalMigration]) -> Catalogue | None:
+    """What exists in the target now (sql/migration_catalogue.sql), read only when a migration is `pending` (the
+    dependency check is its one use, and the read is up to CATALOGUE_LIMIT rows); None then, or when it could not be
+    read."""
+    if not pending:
+        return None
     rows = rb.query("migration_catalogue", limit=CATALOGUE_LIMIT)
     return None if rows.attrs.get("error") else Catalogue.of(rows)
 
