@@ -70,6 +70,16 @@ def test_every_link_leads_somewhere_in_the_repository_or_to_an_official_referenc
             assert parts.fragment in _anchors(file), f"{page.name} links to a missing heading: {target}"
 
 
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_path_it_names_exists(page):
+    """A file or folder of the repository named by its path (`aias_runbooks/sql/`, a migration an operator is told to
+    copy) is where the page says: a module that moves takes its mentions with it."""
+    named = re.findall(r"(?<![\w/.])((?:aias_runbooks|tests|notebooks|params|benchmarks|docs)/[\w./-]*[\w/])(?![\w<{])",
+                       page.read_text())
+    missing = sorted({path for path in named if not (ROOT / path).exists() and ROOT / path not in PENDING})
+    assert not missing, f"{page.name} names paths that do not exist: {missing}"
+
+
 @pytest.mark.parametrize("page", [p for p in PAGES if p not in PENDING], ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_lines_fit_120_columns_except_tables(page):
     lines = enumerate(page.read_text().splitlines(), 1)
