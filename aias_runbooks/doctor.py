@@ -27,11 +27,12 @@ from .sources.subsystems import at_once
 TIMEOUT_S = 5.0
 # Predefined roles the diagnosis queries read through (pg_monitor holds both); pg_signal_backend only for actions.
 READ_ROLES = ("pg_read_all_stats", "pg_read_all_settings")
-# Every table the queries in aias_runbooks/sql/ read (README, "The monitoring role").
+# Every table the queries in aias_runbooks/sql/ read (docs/security.md, "The monitoring role").
 TABLES = ["public.api_requests", "public.error_logs", "public.plan_limits", "public.profiles", "public.rate_limits",
           "public.stripe_events", "public.subscription_tiers", "public.tenants", "public.worker_heartbeats",
           "public.workflow_executions", "public.workflows", "supabase_migrations.schema_migrations"]
-# Supabase Auth's tables, as the monitor reads them (the README's monitoring-role setup creates these views as postgres)
+# Supabase Auth's tables, as the monitor reads them (docs/security.md: the monitoring role's setup creates these
+# views as postgres)
 AUTH_VIEWS = ["aias_runbooks.auth_audit_log_entries", "aias_runbooks.auth_refresh_tokens",
               "aias_runbooks.auth_sessions", "aias_runbooks.auth_users"]
 # What each secret must look like; a role not listed must only be one printable word (it travels in a header).
@@ -320,8 +321,8 @@ def _unguarded(target: str, why: str, names: list[str]) -> list[Check]:
 def _role(role) -> Check:
     if role["superuser"]:
         return Check(Severity.WARNING, "database role", f"{role['role']} is a superuser: a session that turned "
-                     "read-only off could change anything; connect as a monitoring role (README: The monitoring "
-                     "role)")
+                     "read-only off could change anything; connect as a monitoring role (docs/security.md: The "
+                     "monitoring role)")
     rls = "; it bypasses row level security" if role["bypass_rls"] else ""
     return Check(Severity.OK, "database role", f"{role['role']} is not a superuser{rls}")
 
@@ -365,7 +366,7 @@ def _auth_reads(views) -> Check:
         said = "; ".join(part for part in (f"absent: {', '.join(absent)}" if absent else "",
                                            f"no SELECT on {', '.join(refused)}" if refused else "") if part)
         return Check(Severity.WARNING, "auth reads", f"{said}: incident-data-breach and user-support report "
-                     "DB_QUERY_FAILED; create them as postgres (README: the monitoring role)")
+                     "DB_QUERY_FAILED; create them as postgres (docs/security.md: The monitoring role)")
     if not blind.empty:
         owners = ", ".join(f"{v} (owner {o})" for v, o in zip(blind["view_name"], blind["owner"], strict=True))
         return Check(Severity.WARNING, "auth reads", f"{owners}: the owner does not bypass row level security, which "
@@ -386,7 +387,7 @@ def _write_paths(role, writes) -> Check:
                      "function")
     shown = "; ".join(writes["path"].head(5)) + ("; ..." if len(writes) > 5 else "")
     return Check(Severity.WARNING, "write paths", f"{role['role']} could write if a session turned read-only off "
-                 f"({len(writes)} paths: {shown}): revoke them (README: The monitoring role)")
+                 f"({len(writes)} paths: {shown}): revoke them (docs/security.md: The monitoring role)")
 
 
 def _read_only(role) -> Check:

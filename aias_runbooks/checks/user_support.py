@@ -131,8 +131,9 @@ def access(reads: pd.DataFrame | None, user_id: str | None) -> list[Finding]:
     if reads is None:
         return []
     if error := reads.attrs.get("error"):
-        steps = (["Install the read-only functions user-support reads as a user through (README, The monitoring role: "
-                  "aias_runbooks.user_reads and user_reads_as_user, EXECUTE granted to aias_monitor). Never let the "
+        steps = (["Install the read-only functions user-support reads as a user through (docs/security.md, The "
+                  "monitoring role: aias_runbooks.user_reads and user_reads_as_user, EXECUTE granted to aias_monitor). "
+                  "Never let the "
                   "monitoring role SET ROLE authenticated: it could then write as any user."]
                  if reads.attrs.get("setup_missing") else ["Re-run; if it persists, run the reads by hand."])
         return [Finding("USER_ACCESS_UNKNOWN", Severity.UNKNOWN, f"The data-access test could not run as the user: "

@@ -28,8 +28,8 @@ def compare(conn: Connection, user_id: str, email: str | None, tenant_ids: list[
     """Rows per read: `expected` as the monitoring role sees them, `visible` as the user sees them under RLS.
 
     Never raises for a database error: the frame is then empty, with attrs["error"] (the server's first line) and
-    attrs["setup_missing"] when the database lacks the functions or the monitor may not execute them (README, The
-    monitoring role).
+    attrs["setup_missing"] when the database lacks the functions or the monitor may not execute them
+    (docs/security.md, The monitoring role).
     """
     description, sql = load_sql(READS)
     _, sql_as_user = load_sql(READS_AS_USER)
