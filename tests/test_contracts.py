@@ -24,7 +24,7 @@ import yaml
 
 from aias_runbooks import paths
 from aias_runbooks.checks import errors, signups
-from aias_runbooks.sandbox import services
+from aias_runbooks.sandbox.emulators.hosted import state as services
 from aias_runbooks.settings import load_environment
 from aias_runbooks.sources import auth, status_pages
 from aias_runbooks.sources.deploys import Vercel

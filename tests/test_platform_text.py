@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from aias_runbooks.sandbox import services
+from aias_runbooks.sandbox.emulators.hosted import state as services
 
 from .conftest import admin_session, cli
 from .test_schedule import run_due

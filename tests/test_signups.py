@@ -13,7 +13,8 @@ import pytest
 from dotenv import dotenv_values
 
 from aias_runbooks import paths
-from aias_runbooks.sandbox import services, signups
+from aias_runbooks.sandbox import signups
+from aias_runbooks.sandbox.emulators.hosted import state as services
 
 from .conftest import finding, sandbox_dsn
 

@@ -47,8 +47,8 @@ def api_base(tmp_path_factory):
     (state / "stripe-seed.json").write_text(json.dumps(seed_users()))
     port = free_port_base()
     log = (state / "server.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "aias_runbooks.sandbox.stripe_server", "--port", str(port),
-                               "--state-dir", str(state)], stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen([sys.executable, "-m", "aias_runbooks.sandbox.emulators.stripe.server", "--port",
+                               str(port), "--state-dir", str(state)], stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: answering(StripeClient(KEY, base, timeout_s=2), server), 60, "stripe_server to answer")

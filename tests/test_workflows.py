@@ -6,6 +6,7 @@ from __future__ import annotations
 import psycopg
 
 from aias_runbooks.sandbox import workflows
+from aias_runbooks.sandbox.emulators.hosted.integrations import INTEGRATION_SLOW_S
 
 from .conftest import admin_session, audit_records, finding, sandbox_dsn, wait_for
 
@@ -63,7 +64,7 @@ def test_a_slow_integration_is_named_slow_not_down(run, scenario):
     slow = finding(result, "EXTERNAL_API_SLOW")
     assert slow["severity"] == "WARNING" and workflows.SLOW_INTEGRATION in slow["title"]
     said = slow["evidence"]["integrations"][workflows.SLOW_INTEGRATION]
-    assert said["probe_status"] == 200 and said["probe_latency_ms"] >= 1000 * workflows.services.INTEGRATION_SLOW_S
+    assert said["probe_status"] == 200 and said["probe_latency_ms"] >= 1000 * INTEGRATION_SLOW_S
     assert said["timeout_share_pct"] >= 50 and f"{said['timeout_share_pct']:.0f}%" in slow["title"]
     timeouts = finding(result, "WORKFLOW_TIMEOUTS")   # CRITICAL past 20 % of the hour: a young sandbox's is sparse
     assert f"{workflows.SLOW_INTEGRATION} carries" in timeouts["title"]

@@ -25,25 +25,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 
 from .. import paths
 from ..errors import UsageError
 from ..records import write_atomic
 from . import (
-    billing,
     breach,
     metric_history,
     processes,
     releases,
     rls_user,
     scenarios,
-    services,
     signups,
     visitors,
     workflows,
 )
+from .emulators.hosted import server as hosted_services
+from .emulators.stripe import launcher as stripe_launcher
+from .emulators.stripe import seeding as billing
 from .platform.database import backups as sandbox_backups
 from .platform.database import migrations_folder as sandbox_migrations
 from .platform.database import pooler as sandbox_pooler
@@ -208,14 +208,14 @@ def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
     say(f"  hosted services (Vercel, Resend, Supabase Auth, status pages) on 127.0.0.1:{ports['services']} "
         f"[{time.monotonic() - t0:.1f}s]")
     t0 = time.monotonic()
-    _start_stripe(state)
+    stripe_launcher.start(state, lambda: _write_state(state))
     say(f"  localstripe on 127.0.0.1:{ports['stripe']}, seeded with the database's subscriptions "
         f"[{time.monotonic() - t0:.1f}s]")
     state["components"]["traffic"] = _start_workload(folder, "traffic")
     state["components"]["worker"] = _start_component(folder, "worker", "platform.worker")
     _write_state(state)
     _warm(folder, scale)
-    with _admin_connection(folder) as conn:   # statistics describe the running platform, not the bulk load
+    with postgres.admin_connection(folder) as conn:   # statistics describe the running platform, not the bulk load
         conn.execute(stats.STATS_RESET_SQL)
         _fill_statements(state, conn, say)
     say("  application traffic: a few dozen index-backed reads a second (application_name aias-api); "
@@ -238,10 +238,10 @@ def set_pooler(state: dict[str, Any], mode: str, say: Callable[[str], None] = pr
             raise UsageError(f"port {port} (sandbox pooler) is in use by another program; stop it or set "
                              "AIAS_SANDBOX_PORT_BASE to another base (with --pooler, uses base..base+4)")
         state["components"]["pooler"] = sandbox_pooler.start(
-            folder, port, pg_port, mode, _sandbox_env(folder)["AIAS_SANDBOX_ADMIN_DATABASE_URL"], LOGIN_ROLES,
+            folder, port, pg_port, mode, processes.sandbox_env(folder)["AIAS_SANDBOX_ADMIN_DATABASE_URL"], LOGIN_ROLES,
             settings)
     _write_state(state)
-    env = _sandbox_env(folder)
+    env = processes.sandbox_env(folder)
     direct = sandbox_pooler.via(env["AIAS_SANDBOX_DATABASE_URL"], port, pg_port)
     env["AIAS_SANDBOX_DATABASE_URL"] = direct if mode == "none" else sandbox_pooler.via(direct, pg_port, port)
     _write_env_file(folder, env)
@@ -275,8 +275,8 @@ def _fill_statements(state: dict[str, Any], conn: psycopg.Connection, say: Calla
 def _warm(folder: Path, scale: str) -> None:
     """Before the statistics reset, bring into memory what a running platform has there and the bulk load evicted:
     the indexes (stats.warm) and the catalogs a login of each role reads."""
-    env = _sandbox_env(folder)
-    with _admin_connection(folder) as conn:
+    env = processes.sandbox_env(folder)
+    with postgres.admin_connection(folder) as conn:
         stats.warm(conn, scale)
         conn.execute(stats.FLUSH_STATS_SQL)
         conn.execute("SELECT 1")      # the flush happens as the session goes idle: before this answer comes back
@@ -305,53 +305,21 @@ def _write_env_file(folder: Path, values: dict[str, str]) -> None:
     path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
 
 
-def _start_stripe(state: dict[str, Any]) -> None:
-    """localstripe with this sandbox's own store, seeded from the database, delivering to the sandbox API."""
-    folder, port = Path(state["folder"]), state["ports"]["stripe"]
-    webhook = f"http://127.0.0.1:{state['ports']['api']}/api/stripe/webhook"
-    record = processes.spawn([sys.executable, "-m", "aias_runbooks.sandbox.stripe_server", "--port", str(port),
-                              "--state-dir", str(folder), "--webhook-url", webhook],
-                             folder / "logs" / "localstripe.log", cwd=folder, env=_component_env(folder))
-    url = f"http://127.0.0.1:{port}/v1/customers"
-    try:   # localstripe creates each paying user's customer and subscription at start: ~20 ms each on two cores
-        paying = len(json.loads((folder / "stripe-seed.json").read_text()))
-    except (OSError, ValueError):
-        paying = 0
-    processes.wait_until(lambda: (folder / "stripe-seeded.json").exists() and _http_ok(url, auth=("sk_test_ready", "")),
-                         record, "localstripe", timeout=30 + 0.05 * paying)
-    state["components"]["stripe"] = record | {"port": port, "url": f"http://127.0.0.1:{port}"}
-    _write_state(state)
-    with _admin_connection(folder) as conn:
-        billing.record_seeded(conn, folder)
-    state["billing_since"] = time.time()
-    _write_state(state)
-
-
 def _start_services(state: dict[str, Any]) -> None:
-    """The hosted services' emulator (services.py), seeded healthy."""
+    """The hosted services' emulator (emulators/hosted/server.py), seeded healthy."""
     folder, port = Path(state["folder"]), state["ports"]["services"]
-    services.seed(folder)
-    record = processes.spawn([sys.executable, "-m", "aias_runbooks.sandbox.services", "--port", str(port),
-                              "--state-dir", str(folder)], folder / "logs" / "services.log",
-                             env=_component_env(folder))
-    processes.wait_until(lambda: _http_ok(f"http://127.0.0.1:{port}/ready"), record, "hosted services")
+    hosted_services.seed(folder)
+    record = processes.spawn([sys.executable, "-m", "aias_runbooks.sandbox.emulators.hosted.server", "--port",
+                              str(port), "--state-dir", str(folder)], folder / "logs" / "services.log",
+                             env=processes.component_env(folder))
+    processes.wait_until(lambda: processes.http_ok(f"http://127.0.0.1:{port}/ready"), record, "hosted services")
     state["components"]["services"] = record | {"port": port, "url": f"http://127.0.0.1:{port}"}
     _write_state(state)
 
 
-def _restart_stripe(state: dict[str, Any]) -> None:
-    """Both sides of billing back to the seed: the database's subscriptions and events, and a fresh Stripe."""
-    folder = Path(state["folder"])
-    processes.stop(state["components"].pop("stripe", None))
-    with _admin_connection(folder) as conn:
-        billing.restore(conn, folder, state.get("billing_since", 0))
-    billing.forget_stripe(folder)
-    _start_stripe(state)
-
-
 def _start_api(state: dict[str, Any]) -> dict[str, Any]:
     folder, port = Path(state["folder"]), state["ports"]["api"]
-    env = _component_env(folder)
+    env = processes.component_env(folder)
     record = processes.spawn([sys.executable, "-m", "aias_runbooks.sandbox.platform.api.app", "--port", str(port),
                               "--state-dir", str(folder)], folder / "logs" / "api.log", env=env)
     processes.wait_until(lambda: _api_ready(folder, port), record, "sandbox API")
@@ -360,32 +328,13 @@ def _start_api(state: dict[str, Any]) -> dict[str, Any]:
 
 def _api_ready(folder: Path, port: int) -> bool:
     """/api/healthz says ok; under api-db-down (its database check hangs on purpose) listening is enough."""
-    if _http_ok(f"http://127.0.0.1:{port}/api/healthz"):
+    if processes.http_ok(f"http://127.0.0.1:{port}/api/healthz"):
         return True
     try:
         db_down = json.loads((folder / "scenario.json").read_text()).get("api") == "db-down"
     except (OSError, ValueError):
         return False
     return db_down and not processes.port_free(port)
-
-
-def _component_env(folder: Path) -> dict[str, str]:
-    """A sandbox process's environment: ours, the sandbox's URLs and secrets, and no GSSAPI in libpq (its
-    Kerberos set-up is not thread-safe: a connect in one thread beside a query in another can segfault,
-    psycopg issues 1213/1229; the workloads connect from threads, and a local server has no Kerberos)."""
-    return os.environ | _sandbox_env(folder) | {"PGGSSENCMODE": "disable"}
-
-
-def _sandbox_env(folder: Path) -> dict[str, str]:
-    from dotenv import dotenv_values
-    return {k: v for k, v in dotenv_values(folder / "sandbox.env").items() if v is not None}
-
-
-def _http_ok(url: str, auth: tuple[str, str] | None = None) -> bool:
-    try:
-        return httpx.get(url, auth=auth, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] = print) -> dict[str, Any]:
@@ -395,28 +344,28 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
     previous = scenarios.SCENARIOS.get(state.get("scenario") or "healthy")
     processes.stop(state["components"].pop("fault", None))
     if previous and previous.stripe_activity:
-        _restart_stripe(state)
+        stripe_launcher.restart(state, lambda: _write_state(state))
     if previous and previous.signup_activity:
-        with _admin_connection(folder) as conn:
+        with postgres.admin_connection(folder) as conn:
             signups.reset(folder, conn, state.get("scenario_since", 0))
     if previous and previous.bad_release:
-        with _admin_connection(folder) as conn:
+        with postgres.admin_connection(folder) as conn:
             releases.reset(folder, conn)
     if previous and previous.workflows:
-        with _admin_connection(folder) as conn:
+        with postgres.admin_connection(folder) as conn:
             workflows.reset(folder, conn, state.get("scenario_since", 0))
     if previous and previous.backups:
         sandbox_backups.reset(folder)
     if previous and previous.breach:
-        with _admin_connection(folder) as conn:
+        with postgres.admin_connection(folder) as conn:
             breach.reset(folder, conn)
     if previous and previous.rls_user:
-        with _admin_connection(folder) as conn:
+        with postgres.admin_connection(folder) as conn:
             rls_user.reset(folder, conn)
     if previous and previous.metric_history:
-        with _admin_connection(folder) as conn:
+        with postgres.admin_connection(folder) as conn:
             metric_history.reset(conn, state.get("scenario_since", 0))
-    with _admin_connection(folder) as conn:
+    with postgres.admin_connection(folder) as conn:
         conn.execute(scenarios.RESET_SQL)
         sandbox_migrations.reset(conn)            # the local migrations folder and the history as `up` left them
         sandbox_migrations.sync(folder)
@@ -448,25 +397,25 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
     state["scenario"], state["scenario_since"] = wanted.name, time.time()
     _write_state(state)
     if wanted.signup_activity:
-        with _admin_connection(folder) as conn:
-            signups.make_activity(wanted.signup_activity, folder, _sandbox_env(folder), conn)
+        with postgres.admin_connection(folder) as conn:
+            signups.make_activity(wanted.signup_activity, folder, processes.sandbox_env(folder), conn)
     if wanted.bad_release:
-        with _admin_connection(folder) as conn:
+        with postgres.admin_connection(folder) as conn:
             releases.bad_deploy(wanted.bad_release, folder, conn)
     if wanted.workflows:
-        with _admin_connection(folder) as conn:
+        with postgres.admin_connection(folder) as conn:
             workflows.make_fault(wanted.workflows, folder, conn)
     if wanted.stripe_activity:
-        with _admin_connection(folder) as conn:
-            billing.make_activity(wanted.stripe_activity, _sandbox_env(folder), conn)
+        with postgres.admin_connection(folder) as conn:
+            billing.make_activity(wanted.stripe_activity, processes.sandbox_env(folder), conn)
     if wanted.breach:
-        with _admin_connection(folder) as conn:
-            breach.make_activity(folder, _sandbox_env(folder), conn)
+        with postgres.admin_connection(folder) as conn:
+            breach.make_activity(folder, processes.sandbox_env(folder), conn)
     if wanted.rls_user:
-        with _admin_connection(folder) as conn:
-            rls_user.make_activity(folder, _sandbox_env(folder), conn)
+        with postgres.admin_connection(folder) as conn:
+            rls_user.make_activity(folder, processes.sandbox_env(folder), conn)
     if wanted.metric_history:
-        with _admin_connection(folder) as conn:
+        with postgres.admin_connection(folder) as conn:
             metric_history.make(wanted.metric_history, conn)
     if wanted.backups == "stale":
         sandbox_backups.make_stale(folder)
@@ -477,25 +426,12 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
     return state
 
 
-def _admin_connection(folder: Path, timeout: float = 15) -> psycopg.Connection:
-    """A superuser connection; retried briefly because a stopped fault helper's slots free up asynchronously."""
-    dsn = _sandbox_env(folder)["AIAS_SANDBOX_ADMIN_DATABASE_URL"]
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return psycopg.connect(dsn, autocommit=True, application_name="aias-sandbox/control")
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 def _start_workload(folder: Path, kind: str) -> dict[str, Any]:
     """Start a workloads.py process and wait until its sessions are in place."""
     ready = folder / f"{kind}.ready"
     ready.unlink(missing_ok=True)
     record = processes.spawn([sys.executable, "-m", "aias_runbooks.sandbox.workloads", kind, str(ready)],
-                             folder / "logs" / f"{kind}.log", env=_component_env(folder))
+                             folder / "logs" / f"{kind}.log", env=processes.component_env(folder))
     processes.wait_until(ready.exists, record, f"sandbox workload '{kind}'", timeout=60)
     return record | {"kind": kind}
 
@@ -506,7 +442,7 @@ def _start_component(folder: Path, name: str, module: str) -> dict[str, Any]:
     ready = folder / f"{name}.ready"
     ready.unlink(missing_ok=True)
     record = processes.spawn([sys.executable, "-m", f"aias_runbooks.sandbox.{module}", str(ready)],
-                             folder / "logs" / f"{name}.log", env=_component_env(folder))
+                             folder / "logs" / f"{name}.log", env=processes.component_env(folder))
     processes.wait_until(ready.exists, record, f"sandbox {name}", timeout=60)
     return record
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 
 
@@ -78,6 +79,27 @@ def tail(log: str | None, lines: int = 15) -> str:
     if not log or not os.path.exists(log):
         return "(no log)"
     return "\n".join(Path(log).read_text(errors="replace").splitlines()[-lines:])
+
+
+def sandbox_env(folder: Path) -> dict[str, str]:
+    """The sandbox folder's sandbox.env: the URLs and generated secrets `sandbox up` wrote."""
+    from dotenv import dotenv_values
+    return {k: v for k, v in dotenv_values(folder / "sandbox.env").items() if v is not None}
+
+
+def component_env(folder: Path) -> dict[str, str]:
+    """A sandbox process's environment: ours, the sandbox's URLs and secrets, and no GSSAPI in libpq (its
+    Kerberos set-up is not thread-safe: a connect in one thread beside a query in another can segfault,
+    psycopg issues 1213/1229; the workloads connect from threads, and a local server has no Kerberos)."""
+    return os.environ | sandbox_env(folder) | {"PGGSSENCMODE": "disable"}
+
+
+def http_ok(url: str, auth: tuple[str, str] | None = None) -> bool:
+    """True when url answers 200 within a second: an HTTP component is ready."""
+    try:
+        return httpx.get(url, auth=auth, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def serve(make_app: Callable[[Path], Any], description: str) -> None:

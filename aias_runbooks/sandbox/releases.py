@@ -18,7 +18,8 @@ from typing import Any
 
 import psycopg
 
-from . import services
+from .emulators.hosted import vercel
+from .emulators.hosted.state import services_state
 
 LIVE_MINUTES_AGO = 12
 NEWER_MINUTES_AGO = 4          # "under-newer": the deployment on top of the bad one went live this long ago
@@ -51,10 +52,10 @@ def bad_deploy(kind: str, folder: Path, conn: psycopg.Connection) -> dict[str, A
     if kind not in KINDS:
         raise ValueError(f"unknown bad release {kind!r}; valid: {', '.join(KINDS)}")
     live_at = time.time() - LIVE_MINUTES_AGO * 60
-    releases = [services.deployment(live_at - 95, "Refactor workflow list query")]    # ready 95 s after creation
+    releases = [vercel.deployment(live_at - 95, "Refactor workflow list query")]    # ready 95 s after creation
     if kind == "under-newer":
-        releases.append(services.deployment(time.time() - NEWER_MINUTES_AGO * 60 - 95, "Copy edits on the dashboard"))
-    with services.services_state(folder) as state:
+        releases.append(vercel.deployment(time.time() - NEWER_MINUTES_AGO * 60 - 95, "Copy edits on the dashboard"))
+    with services_state(folder) as state:
         state["deployments"].extend(releases)
         state["production"], state["faulty"] = releases[-1]["uid"], [r["uid"] for r in releases]
     conn.execute(HISTORY_SQL, {"bug": BUG, "minutes": HISTORY_MINUTES, "live_at": live_at})
@@ -66,7 +67,7 @@ def reset(folder: Path, conn: psycopg.Connection) -> None:
 
     The history is found from its first minute on (created_at, indexed): `request_id LIKE` alone reads every
     row of both tables, 1.5 GB at scale large, and after a statistics reset that reads as a low cache hit ratio."""
-    with services.services_state(folder) as state:
+    with services_state(folder) as state:
         faulty = set(state.get("faulty", []))
         created = [d["created"] / 1000 for d in state["deployments"] if d["uid"] in faulty]
     since = min(created) - HISTORY_MINUTES * 60 if created else 0   # the history began before the release went live
@@ -74,7 +75,7 @@ def reset(folder: Path, conn: psycopg.Connection) -> None:
         for table in ("error_logs", "api_requests"):
             conn.execute(f"DELETE FROM public.{table} WHERE request_id LIKE 'release-%%' "
                          "AND created_at >= to_timestamp(%s)", (since,))
-    with services.services_state(folder) as state:
+    with services_state(folder) as state:
         faulty = set(state.pop("faulty", []))
         state["deployments"] = [d for d in state["deployments"] if d["uid"] not in faulty]
         state["production"] = max(state["deployments"], key=lambda d: d["created"])["uid"]

@@ -17,7 +17,7 @@ import httpx
 import psycopg
 
 from ..errors import SandboxError
-from . import services
+from .emulators.hosted.state import services_state
 
 BURST_CLIENT = "203.0.113.7"      # a documentation address: one office NAT, or a bot, signing up in a loop
 BURST_ATTEMPTS = 20
@@ -43,7 +43,7 @@ def burst(folder: Path, env: dict[str, str], conn: psycopg.Connection) -> dict[s
 
 def unverified_domain(folder: Path, env: dict[str, str], conn: psycopg.Connection) -> dict[str, Any]:
     """The sending domain's DNS records were removed (Resend: failed); three people sign up and get no email."""
-    with services.services_state(folder) as state:
+    with services_state(folder) as state:
         for domain in state["domains"]:
             domain["status"] = "failed"
     return {"statuses": [_signup(env, f"198.51.100.{20 + i}") for i in range(3)]}
@@ -52,7 +52,7 @@ def unverified_domain(folder: Path, env: dict[str, str], conn: psycopg.Connectio
 def bounces_at(domains: list[str], folder: Path, env: dict[str, str]) -> dict[str, Any]:
     """The mail servers of `domains` ("*": every one) reject our mail; one person of each domain in turn signs up,
     BOUNCES in all, from their own addresses: each signup succeeds, each welcome email bounces."""
-    with services.services_state(folder) as state:
+    with services_state(folder) as state:
         state["bouncing"] = list(domains)
     named = [d for d in domains if d != "*"] or [f"mail{i}.example" for i in range(BOUNCES)]
     return {"statuses": [_signup(env, f"198.51.100.{40 + i}", named[i % len(named)]) for i in range(BOUNCES)]}
@@ -95,7 +95,7 @@ def reset(folder: Path, conn: psycopg.Connection, since: float) -> None:
                      "to_timestamp(%s)", [since])
         conn.execute("DELETE FROM public.error_logs WHERE source = 'email' AND created_at >= to_timestamp(%s)",
                      [since])
-    with services.services_state(folder) as state:
+    with services_state(folder) as state:
         for domain in state["domains"]:
             domain["status"] = "verified"
         state["bouncing"] = []

@@ -34,7 +34,8 @@ import httpx
 import psycopg
 import stripe
 
-from . import billing, workloads
+from . import workloads
+from .emulators.stripe import seeding
 from .platform.worker import ROOM_SQL, Catalogue
 
 VISITS_PER_MINUTE = 45
@@ -72,7 +73,7 @@ class Visitors:
     def __init__(self, env: dict[str, str]) -> None:
         self.api, self.dsn = env["AIAS_SANDBOX_API_URL"], env["AIAS_SANDBOX_APP_DATABASE_URL"]
         self.http = httpx.Client(timeout=5)
-        self.stripe = billing.client(env)
+        self.stripe = seeding.client(env)
         self.sessions = Catalogue(SESSIONS_SQL)
         self.accounts: collections.deque = collections.deque(maxlen=200)   # (email, password, address)
         self.customers: list[str] = []

@@ -16,7 +16,8 @@ from typing import Any
 
 import psycopg
 
-from . import services
+from .emulators.hosted.integrations import INTEGRATIONS
+from .emulators.hosted.state import services_state
 from .platform.worker import CALL_TIMEOUT_S
 
 MARKER = "f0f0f0f0"             # history rows' ids start with it
@@ -104,7 +105,7 @@ def workers_down(folder: Path, conn: psycopg.Connection) -> dict[str, Any]:
 
 def external_api_outage(folder: Path, conn: psycopg.Connection) -> dict[str, Any]:
     """DOWN_INTEGRATION answers 503 (live, for the worker's calls) and has failed for the last 5 minutes."""
-    with services.services_state(folder) as state:
+    with services_state(folder) as state:
         state.setdefault("integrations", {})[DOWN_INTEGRATION] = "down"
     conn.execute(OUTAGE_SQL, {"integration": DOWN_INTEGRATION, "n": OUTAGE_FAILURES})
     return {"integration": DOWN_INTEGRATION}
@@ -113,7 +114,7 @@ def external_api_outage(folder: Path, conn: psycopg.Connection) -> dict[str, Any
 def external_api_slow(folder: Path, conn: psycopg.Connection) -> dict[str, Any]:
     """SLOW_INTEGRATION answers 200, after longer than the worker waits (live), and every execution calling it in
     the last SLOW_MINUTES timed out."""
-    with services.services_state(folder) as state:
+    with services_state(folder) as state:
         state.setdefault("integrations", {})[SLOW_INTEGRATION] = "slow"
     conn.execute(SLOW_SQL, {"integration": SLOW_INTEGRATION, "n": SLOW_TIMEOUTS, "span_s": 60.0 * SLOW_MINUTES,
                             "wait_s": CALL_TIMEOUT_S, "wait": f"{CALL_TIMEOUT_S:g}"})
@@ -143,5 +144,5 @@ def reset(folder: Path, conn: psycopg.Connection, since: float) -> None:
                      f"AND id <= '{MARKER}-ffff-ffff-ffff-ffffffffffff'")
         conn.execute("DELETE FROM public.workflow_executions WHERE created_at >= to_timestamp(%s) "
                      "AND status IN ('failed', 'timed_out')", [since or time.time()])
-    with services.services_state(folder) as state:
-        state["integrations"] = {name: "up" for name in services.INTEGRATIONS}
+    with services_state(folder) as state:
+        state["integrations"] = {name: "up" for name in INTEGRATIONS}

@@ -1,6 +1,6 @@
 """The sandbox's billing state: Stripe seeded consistent with the database, and the Stripe activity scenarios make.
 
-At `sandbox up` the paying users of the seeded database are written to stripe-seed.json; stripe_server.py
+At `sandbox up` the paying users of the seeded database are written to stripe-seed.json; server.py
 creates them in localstripe (backdated, no deliveries) and writes what it created to stripe-seeded.json, which
 record_seeded() stores in the database: the Stripe ids on subscription_tiers and the seeded events in
 stripe_events as processed. restore() puts the database back to that seed when a scenario that changed billing
@@ -25,8 +25,8 @@ import psycopg
 import stripe
 from psycopg.rows import dict_row
 
-from ..errors import SandboxError
-from ..records import write_atomic
+from ....errors import SandboxError
+from ....records import write_atomic
 
 BACKDATE_S = 120       # scenario activity reads as started two minutes ago: past the runbooks' in-flight allowance
 DECLINED_CARD = "4000000000000341"    # attaches, then every charge is declined (card_declined)
@@ -57,7 +57,7 @@ WHERE t.user_id = t2.user_id
 
 
 def write_seed(conn: psycopg.Connection, folder: Path) -> None:
-    """stripe-seed.json: the paying users stripe_server.py creates in localstripe."""
+    """stripe-seed.json: the paying users server.py creates in localstripe."""
     rows = conn.cursor(row_factory=dict_row).execute(SEED_USERS_SQL).fetchall()
     write_atomic(folder / "stripe-seed.json", json.dumps(rows))
     forget_stripe(folder)
@@ -70,7 +70,7 @@ def forget_stripe(folder: Path) -> None:
 
 
 def record_seeded(conn: psycopg.Connection, folder: Path) -> None:
-    """Store what stripe_server.py created: Stripe ids on subscription_tiers, its events as processed history."""
+    """Store what server.py created: Stripe ids on subscription_tiers, its events as processed history."""
     seeded = json.loads((folder / "stripe-seeded.json").read_text())
     links = [{"user_id": user, **ids} for user, ids in seeded["subscriptions"].items()]
     with conn.transaction():

@@ -1,6 +1,6 @@
 """The sandbox's Stripe: localstripe, with its state in this sandbox's folder and seeded from the database.
 
-Run as `python -m aias_runbooks.sandbox.stripe_server --port N --state-dir D`. localstripe itself keeps its
+Run as `python -m aias_runbooks.sandbox.emulators.stripe.server --port N --state-dir D`. localstripe itself keeps its
 store in one fixed file (/tmp/localstripe.pickle) whatever its flags, so two sandboxes on one machine (the
 demo's and the test suite's) would load and overwrite each other's customers: here the store lives in
 D/localstripe.pickle, written atomically after each change.

@@ -7,11 +7,15 @@ import pwd
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from .... import paths
+from ... import processes
 
 REQUIRED = ("initdb", "pg_ctl", "postgres")
 # The bootstrap superuser, as on Supabase: a project's own `postgres` login is not a superuser (schema.bootstrap).
@@ -136,3 +140,17 @@ def stop(binaries_dir: Path, data_dir: Path) -> bool:
     result = subprocess.run([Path(binaries_dir) / "pg_ctl", "-D", data_dir, "-m", "fast", "-w", "stop"],
                             capture_output=True, text=True, **_owner())
     return result.returncode == 0
+
+
+def admin_connection(folder: Path, timeout: float = 15) -> psycopg.Connection:
+    """A superuser connection to the sandbox's server; retried briefly because a stopped fault helper's slots free
+    up asynchronously."""
+    dsn = processes.sandbox_env(folder)["AIAS_SANDBOX_ADMIN_DATABASE_URL"]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return psycopg.connect(dsn, autocommit=True, application_name="aias-sandbox/control")
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

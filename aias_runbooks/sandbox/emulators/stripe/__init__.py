@@ -1,0 +1,2 @@
+"""The sandbox's Stripe: localstripe (server.py), started by launcher.py, seeded consistent with the database
+(seeding.py)."""
