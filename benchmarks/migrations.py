@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from aias_runbooks.checks.migration_dependencies import analyze
-from aias_runbooks.sandbox.schema import MIGRATIONS
+from aias_runbooks.sandbox.platform.database.schema import MIGRATIONS
 from aias_runbooks.sources.migrations import Catalogue, same_sql, split
 
 SUPABASE = Catalogue(schemas=frozenset({"public", "extensions", "supabase_migrations"}),

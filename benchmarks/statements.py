@@ -18,7 +18,7 @@ import psycopg
 from dotenv import dotenv_values
 
 from aias_runbooks import paths
-from aias_runbooks.sandbox import statements
+from aias_runbooks.sandbox.platform.database import statements
 
 EVERY_ROW_FORMATTED = """
 SELECT queryid::text, calls, round(total_exec_time::numeric, 1), round(mean_exec_time::numeric, 1),

@@ -14,7 +14,7 @@ from psycopg import sql
 
 from aias_runbooks import paths
 from aias_runbooks.checks import backups as checks
-from aias_runbooks.sandbox import scenarios
+from aias_runbooks.sandbox.platform.database import stats
 from aias_runbooks.settings import load_environment
 from aias_runbooks.sources import backups
 from aias_runbooks.thresholds import load_thresholds
@@ -123,9 +123,9 @@ def test_round_trip_restore_brings_back_the_backup_and_is_audited(run, marker):
                        "--operator", "alice", "-p", f"confirm_target={target()}")
     finally:   # the restore replaced every table: their statistics start over, as after a scenario that dirties them
         with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
-            scenarios.warm(conn)
-            conn.execute(scenarios.FLUSH_STATS_SQL)
-            conn.execute(scenarios.STATS_RESET_SQL)
+            stats.warm(conn)
+            conn.execute(stats.FLUSH_STATS_SQL)
+            conn.execute(stats.STATS_RESET_SQL)
     assert restored.proc.returncode == 0, restored.verdict["findings"]
     done = finding(restored, "BACKUP_RESTORED")
     assert done["evidence"]["target"] == target() and done["evidence"]["tables"] == len(meta["tables"])

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from aias_runbooks.sandbox import postgres
+from aias_runbooks.sandbox.platform.database import postgres
 
 from .conftest import admin_session, app_dsn, client_backends, free_port_base, sandbox_dsn, wait_for
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from aias_runbooks.sandbox import postgres, schema
+from aias_runbooks.sandbox.platform.database import postgres, schema
 
 from .conftest import CLI, free_port_base, sandbox_dsn, wait_for
 from .test_deadlines import Target

@@ -25,7 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from aias_runbooks.sandbox import control
-from aias_runbooks.sandbox import pooler as sandbox_pooler
+from aias_runbooks.sandbox.platform.database import pooler as sandbox_pooler
 from aias_runbooks.settings import Secret
 from aias_runbooks.sources import backups, database
 

@@ -15,7 +15,8 @@ import pytest
 
 from aias_runbooks import cli as aias_cli
 from aias_runbooks.errors import UsageError
-from aias_runbooks.sandbox import control, schema
+from aias_runbooks.sandbox import control
+from aias_runbooks.sandbox.platform.database import schema
 
 from .conftest import cli, free_port_base
 
