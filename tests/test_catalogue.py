@@ -94,3 +94,25 @@ def test_the_generated_documents_are_the_committed_ones():
     """docs/findings.md (and docs/runbooks.md's table, between its markers) as the catalogue makes them."""
     assert not catalogue.stale(ROOT), "run `make docs` and commit the result"
     assert Path(ROOT / catalogue.FINDINGS_DOC).is_file()
+
+
+def test_the_report_and_verdict_json_link_each_finding_to_its_explanation(tmp_path):
+    """write_report, as the runner calls it: the findings table links each catalogued code to its section, and
+    verdict.json carries the same link (`doc`), null for a code the catalogue does not hold."""
+    import nbformat
+
+    from aias_runbooks.findings import Finding, Severity, Verdict
+    from aias_runbooks.runner.report import write_report
+
+    verdict = Verdict("database-connection-errors", "sandbox", "run-1", [
+        Finding("DB_CONNECTION_LEAK", Severity.WARNING, "8 sessions idle in transaction"),
+        Finding("A_TEST_CODE", Severity.OK, "not catalogued")])
+    prov = {"runbook": "database-connection-errors", "env": "sandbox", "run_id": "run-1", "incident": None,
+            "operator": "me", "host": "h", "started_at": "2026-01-01T00:00:00+00:00",
+            "finished_at": "2026-01-01T00:00:01+00:00", "duration_s": 1.0, "parameters": {}, "git": "x",
+            "python": "3", "versions": {}}
+    write_report(tmp_path, nbformat.v4.new_notebook(), verdict, prov)
+    data = json.loads((tmp_path / "verdict.json").read_text())
+    assert [f["doc"] for f in data["findings"]] == ["docs/findings.md#db_connection_leak", None]
+    html = (tmp_path / "report.html").read_text()
+    assert 'href="docs/findings.md#db_connection_leak"' in html

@@ -15,7 +15,7 @@ from typing import Any
 
 import nbformat
 
-from .. import paths
+from .. import catalogue, paths
 from ..findings import FINDINGS_MIME, VERDICT_MIME, Finding, Severity, Verdict, jsonable, markdown_text
 from . import page
 
@@ -117,8 +117,9 @@ def header_cell(verdict: Verdict, prov: dict[str, Any]) -> nbformat.NotebookNode
     lines = [f"# {verdict.status.value}: {prov['runbook']} on {prov['env']}", "",
              f"**{markdown_text(verdict.summary)}**", ""]
     if ordered:
-        lines += ["| severity | code | finding |", "|---|---|---|"]
-        lines += [f"| {f.severity.value} | {markdown_text(f.code)} | {markdown_text(f.title)} |" for f in ordered]
+        lines += ["| severity | code | finding | explained |", "|---|---|---|---|"]
+        lines += [f"| {f.severity.value} | {markdown_text(f.code)} | {markdown_text(f.title)} | {_explained(f.code)} |"
+                  for f in ordered]
         lines.append("")
     top = verdict.top
     if top and top.next_steps:
@@ -137,12 +138,27 @@ def header_cell(verdict: Verdict, prov: dict[str, Any]) -> nbformat.NotebookNode
     return cell
 
 
+def _explained(code: str) -> str:
+    """A link to the code's section of docs/findings.md (its path in the project), or a dash for a code the
+    catalogue does not hold."""
+    link = catalogue.doc_link(code)
+    return f"[{link}]({link})" if link else "–"
+
+
+def verdict_data(verdict: Verdict, prov: dict[str, Any]) -> dict[str, Any]:
+    """verdict.json's content: the verdict, each finding with its `doc` link (docs/findings.md#<code>, null for a
+    code the catalogue does not hold), the provenance; NaN is null, keys in order."""
+    data = verdict.to_dict()
+    data["findings"] = [f | {"doc": catalogue.doc_link(f["code"])} for f in data["findings"]]
+    return jsonable(data | {"provenance": prov, "redactions": 0})
+
+
 def write_report(folder: Path, nb: nbformat.NotebookNode, verdict: Verdict, prov: dict[str, Any]) -> None:
     """notebook.ipynb and report.html with the header first, and verdict.json."""
     nb.cells.insert(0, header_cell(verdict, prov))
     nbformat.write(nb, folder / "notebook.ipynb")
     title = f"{verdict.status.value}: {prov['runbook']} on {prov['env']} ({prov['started_at']})"
     (folder / "report.html").write_text(page.render(nb, title), encoding="utf-8")
-    data = jsonable(verdict.to_dict() | {"provenance": prov, "redactions": 0})   # keys in order; NaN is null
+    data = verdict_data(verdict, prov)
     (folder / "verdict.json").write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
