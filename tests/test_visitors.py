@@ -13,7 +13,9 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from aias_runbooks.sandbox import processes, visitors, workloads
+from aias_runbooks.sandbox import processes
+from aias_runbooks.sandbox.platform import sessions
+from aias_runbooks.sandbox.traffic import visitors
 
 from .conftest import _sandbox_env, sandbox_dsn, wait_for
 
@@ -161,7 +163,7 @@ def test_the_visitors_outlive_the_api_going_down(sandbox, scenario):
     seen = len(log.read_text().splitlines())
     scenario("api-down")
     refused = lambda: [line for line in log.read_text().splitlines()[seen:] if "ConnectError" in line]  # noqa: E731
-    wait_for(refused, workloads.LOG_REPEAT_S + 15, "the visitors to log that the API refuses them")   # (an earlier
+    wait_for(refused, sessions.LOG_REPEAT_S + 15, "the visitors to log that the API refuses them")   # (an earlier
     # test's identical line may hold this one back for up to LOG_REPEAT_S)
     time.sleep(5)   # more refusals meanwhile (several a second): still one line
     assert processes.alive(record) and len(refused()) == 1, refused()

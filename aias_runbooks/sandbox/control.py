@@ -38,7 +38,6 @@ from . import (
     rls_user,
     scenarios,
     signups,
-    visitors,
     workflows,
 )
 from .emulators.hosted import server as hosted_services
@@ -49,6 +48,7 @@ from .platform.database import migrations_folder as sandbox_migrations
 from .platform.database import pooler as sandbox_pooler
 from .platform.database import postgres, schema, stats
 from .platform.database.statements import fill as fill_statements
+from .traffic import visitors
 
 DEFAULT_PORT_BASE = 54330          # api = base, localstripe = base + 1, postgres = base + 2, services = base + 3,
 POOLER_PORT_OFFSET = 4             # PgBouncer (`--pooler`) = base + 4
@@ -393,7 +393,7 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
     elif not processes.alive(state["components"].get("worker")):
         state["components"]["worker"] = _start_component(folder, "worker", "platform.worker")
     if not processes.alive(state["components"].get("visitors")):   # after the API: they visit it at once
-        state["components"]["visitors"] = _start_component(folder, "visitors", "visitors")
+        state["components"]["visitors"] = _start_component(folder, "visitors", "traffic.visitors")
     state["scenario"], state["scenario_since"] = wanted.name, time.time()
     _write_state(state)
     if wanted.signup_activity:
@@ -427,18 +427,19 @@ def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] 
 
 
 def _start_workload(folder: Path, kind: str) -> dict[str, Any]:
-    """Start a workloads.py process and wait until its sessions are in place."""
+    """Start a traffic/reads.py process (the traffic, or a fault's held sessions) and wait until its sessions
+    are in place."""
     ready = folder / f"{kind}.ready"
     ready.unlink(missing_ok=True)
-    record = processes.spawn([sys.executable, "-m", "aias_runbooks.sandbox.workloads", kind, str(ready)],
+    record = processes.spawn([sys.executable, "-m", "aias_runbooks.sandbox.traffic.reads", kind, str(ready)],
                              folder / "logs" / f"{kind}.log", env=processes.component_env(folder))
     processes.wait_until(ready.exists, record, f"sandbox workload '{kind}'", timeout=60)
     return record | {"kind": kind}
 
 
 def _start_component(folder: Path, name: str, module: str) -> dict[str, Any]:
-    """Start the workflow worker (worker.py: ready at its first heartbeat) or the visitors (visitors.py: ready
-    once they know the live sessions)."""
+    """Start the workflow worker (platform/worker.py: ready at its first heartbeat) or the visitors
+    (traffic/visitors.py: ready once they know the live sessions)."""
     ready = folder / f"{name}.ready"
     ready.unlink(missing_ok=True)
     record = processes.spawn([sys.executable, "-m", f"aias_runbooks.sandbox.{module}", str(ready)],
@@ -486,11 +487,11 @@ def _detail(name: str, record: dict[str, Any]) -> str:
     if name == "pooler" and record:
         return f"PgBouncer, {record.get('mode')} mode: the profile's database_url goes through it"
     if name == "traffic" and record:
-        return "application reads (workloads.py traffic)"
+        return "application reads (traffic/reads.py)"
     if name == "worker" and record:
-        return "workflow worker: schedules and runs executions (worker.py)"
+        return "workflow worker: schedules and runs executions (platform/worker.py)"
     if name == "visitors" and record:
-        return "the platform's users over HTTP: logins, runs, signups, billing updates (visitors.py)"
+        return "the platform's users over HTTP: logins, runs, signups, billing updates (traffic/visitors.py)"
     if name == "services" and record:
         return f"Vercel, Resend, Supabase Auth, status pages ({record.get('url')})"
     return record.get("url", "") if record else ""

@@ -8,7 +8,7 @@ One process, one database session (the application role, application_name `aias-
   records succeeded, failed (the API's answer) or timed_out with its duration;
 - its heartbeat (worker_heartbeats: last seen, whether it started an execution since the last one) is
   upserted every HEARTBEAT_EVERY_S.
-A database error is one log line, then the session backs off and reconnects (workloads._Session); it never dies
+A database error is one log line, then the session backs off and reconnects (sessions.Session); it never dies
 of one and never busy-loops. Run as `python -m aias_runbooks.sandbox.platform.worker READY_FILE`.
 """
 
@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from .. import workloads
-from ..workloads import _Session
+from . import sessions
+from .sessions import Session
 
 APP = "aias-worker"
 WORKER = "worker-1"
@@ -136,10 +136,10 @@ def call(http: httpx.Client, base: str, integration: str) -> tuple[str, int, str
 
 def main() -> None:
     ready = Path(sys.argv[1])
-    workloads.LOG_NAME = "worker"
+    sessions.LOG_NAME = "worker"
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     base = os.environ["AIAS_SANDBOX_SERVICES_URL"].rstrip("/") + "/integrations"
-    session = _Session("worker", APP, ["SET statement_timeout = '2s'"], autocommit=True)
+    session = Session("worker", APP, ["SET statement_timeout = '2s'"], autocommit=True)
     catalogue = Catalogue()
     refreshed = next_enqueue = next_beat = 0.0
     started = False

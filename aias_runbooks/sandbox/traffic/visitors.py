@@ -14,7 +14,7 @@ once a minute in a short session of its own (application_name aias-sandbox/visit
 here log in with their passwords. A run leaves each tenant's plan the worker's headroom (worker.PLAN_HEADROOM).
 Nothing stops it: an API that is down, a Stripe restarting, a database refusing connections are one log line
 each (identical ones rate-limited) and the visits go on.
-Run as `python -m aias_runbooks.sandbox.visitors READY_FILE`.
+Run as `python -m aias_runbooks.sandbox.traffic.visitors READY_FILE`.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ import httpx
 import psycopg
 import stripe
 
-from . import workloads
-from .emulators.stripe import seeding
-from .platform.worker import ROOM_SQL, Catalogue
+from ..emulators.stripe import seeding
+from ..platform import sessions
+from ..platform.worker import ROOM_SQL, Catalogue
 
 VISITS_PER_MINUTE = 45
 SIGNUP_EVERY_S = (30.0, 90.0)
@@ -87,7 +87,7 @@ class Visitors:
         try:
             return self.http.request(method, self.api + path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:   # one condition (the API is down, or too slow), one line, whatever the path
-            workloads.log_error(f"the API did not answer: {type(exc).__name__}: {exc}")
+            sessions.log_error(f"the API did not answer: {type(exc).__name__}: {exc}")
             return None
 
     def refresh(self) -> None:
@@ -97,7 +97,7 @@ class Visitors:
                                  autocommit=True, options="-c statement_timeout=5000") as conn:
                 self.sessions.load(conn)
         except psycopg.Error as exc:
-            workloads.log_error(f"sessions not refreshed: {type(exc).__name__}: {exc.diag.message_primary or exc}")
+            sessions.log_error(f"sessions not refreshed: {type(exc).__name__}: {exc.diag.message_primary or exc}")
 
     def visit(self) -> None:
         self.until_bug -= 1
@@ -170,7 +170,7 @@ class Visitors:
                 self.customers = []
             except stripe.StripeError as exc:   # Stripe down or restarting: ask again next time
                 self.customers = []
-                workloads.log_error(f"Stripe: {type(exc).__name__}: {exc.user_message or exc}")
+                sessions.log_error(f"Stripe: {type(exc).__name__}: {exc.user_message or exc}")
                 return
 
     def bug_limit_all(self) -> None:
@@ -189,12 +189,12 @@ def _survive(step) -> None:
     try:
         step()
     except Exception as exc:
-        workloads.log_error(f"{step.__name__}: {type(exc).__name__}: {exc}")
+        sessions.log_error(f"{step.__name__}: {type(exc).__name__}: {exc}")
 
 
 def main() -> None:
     ready = Path(sys.argv[1])
-    workloads.LOG_NAME = "visitors"
+    sessions.LOG_NAME = "visitors"
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     visitors = Visitors(dict(os.environ))
     visitors.refresh()

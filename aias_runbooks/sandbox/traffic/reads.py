@@ -2,7 +2,7 @@
 waits on a hot row), and the faults of scenarios (leaked transactions, exhausted slots, lock queues, an idle
 session holding an advisory lock, a slow workload).
 
-Run as `python -m aias_runbooks.sandbox.workloads KIND READY_FILE` with AIAS_SANDBOX_APP_DATABASE_URL and
+Run as `python -m aias_runbooks.sandbox.traffic.reads KIND READY_FILE` with AIAS_SANDBOX_APP_DATABASE_URL and
 AIAS_SANDBOX_ADMIN_DATABASE_URL set. It sets up its sessions, touches READY_FILE, and keeps them until it is
 terminated; its connections close with it, so stopping the process undoes the fault.
 
@@ -14,7 +14,6 @@ the superuser: filling the reserved slots too, a migration's DDL (run by the own
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import sys
 import threading
@@ -23,8 +22,9 @@ from pathlib import Path
 
 import psycopg
 
-from .. import thresholds
-from .platform.database.stats import FLUSH_STATS_SQL
+from ... import thresholds
+from ..platform.database.stats import FLUSH_STATS_SQL
+from ..platform.sessions import Session, connect
 
 LEAKED_SESSIONS = 8
 # Everyday contention on one hot row: the request path locks it briefly several times a second, and now and
@@ -34,13 +34,7 @@ LEAKED_SESSIONS = 8
 CONTENTION_HOLD_S = (0.2, 1.0)
 CONTENTION_PAUSE_S = (4.0, 8.0)    # between two of the job's updates
 HOT_ROW_EVERY_S = 0.1              # the request path's short transactions on the row
-# After a database error (its backend terminated, the server restarting or refusing connections) a traffic session
-# drops its connection and reconnects after a backoff doubling from the first to the last; an identical error line
-# is logged at most once per LOG_REPEAT_S (with how many were not).
-BACKOFF_S = (0.2, 5.0)
-LOG_REPEAT_S = 60.0
 ADVISORY_LOCK_KEY = 42
-LOG_NAME = "traffic"               # what each log line says it comes from (the worker and the visitors set theirs)
 DASHBOARD_QUERY = """
 SELECT w.id, w.name,
        (SELECT count(*) FROM workflow_executions e WHERE e.workflow_id = w.id) AS runs
@@ -63,12 +57,6 @@ SELECT EXISTS (SELECT 1 FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.
 """
 
 
-def _connect(app: str, autocommit: bool = False, admin: bool = False) -> psycopg.Connection:
-    """A session of the application (aias_app), or with admin=True of the superuser."""
-    dsn = os.environ["AIAS_SANDBOX_ADMIN_DATABASE_URL" if admin else "AIAS_SANDBOX_APP_DATABASE_URL"]
-    return psycopg.connect(dsn, application_name=app, autocommit=autocommit)
-
-
 APP_QUERIES = [
     ("profile", "SELECT id, email, full_name, tenant_id FROM profiles WHERE id = %s"),
     ("tenant", "SELECT id, name, status FROM workflows WHERE tenant_id = %s ORDER BY created_at DESC LIMIT 20"),
@@ -82,7 +70,7 @@ def traffic(ready: Path) -> None:
 
     Its statements time out after 2 s, so during a lock incident it stalls and retries like a real app.
     """
-    reads = _Session("reads", "aias-api", ["SET statement_timeout = '2s'"], autocommit=True)
+    reads = Session("reads", "aias-api", ["SET statement_timeout = '2s'"], autocommit=True)
     conn = reads.connection()   # a failure here fails `sandbox up`, which waits for READY_FILE
     ids = {kind: [row[0] for row in conn.execute(sql).fetchall()] for kind, sql in [
         ("profile", "SELECT id FROM profiles"), ("tenant", "SELECT id FROM tenants"),
@@ -105,90 +93,13 @@ def _read(conn: psycopg.Connection, sql: str, key) -> None:
         conn.execute(sql, (key,)).fetchall()
 
 
-class _Session:
-    """One of the traffic's sessions, kept whatever the database does: run(work, ...) calls work(connection, ...)
-    until it completes. On a database error it logs one line (identical ones rate-limited), drops the connection,
-    backs off (BACKOFF_S, doubling) and reconnects, running `setup` again; never a busy loop, never dies."""
-
-    def __init__(self, name: str, app: str, setup: list[str], autocommit: bool = False) -> None:
-        self.name, self.app, self.setup, self.autocommit = name, app, setup, autocommit
-        self.conn: psycopg.Connection | None = None
-        self.delay, self.errors, self.failing_since, self.logged = BACKOFF_S[0], 0, 0.0, False
-
-    def connection(self) -> psycopg.Connection:
-        if self.conn is None:
-            conn = _connect(self.app, autocommit=self.autocommit)
-            try:
-                for sql in self.setup:
-                    conn.execute(sql)
-                if not self.autocommit:
-                    conn.commit()
-            except BaseException:
-                conn.close()
-                raise
-            self.conn = conn
-        return self.conn
-
-    def run(self, work, *args):
-        while True:
-            try:
-                result = work(self.connection(), *args)
-            except psycopg.Error as exc:
-                self._failed(exc)
-                continue
-            if self.errors:   # the log says it is back if it said it was failing
-                if self.logged:
-                    _log(f"{self.name} ({self.app}): back, after {self.errors} error(s) in "
-                         f"{time.monotonic() - self.failing_since:.1f} s")
-                self.delay, self.errors, self.logged = BACKOFF_S[0], 0, False
-            return result
-
-    def _failed(self, exc: psycopg.Error) -> None:
-        if not self.errors:
-            self.failing_since = time.monotonic()
-        self.errors += 1
-        # the server's message without its CONTEXT (which names a tuple that moves), or the client's, on one line
-        detail = exc.diag.message_primary or " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
-        self.logged |= log_error(f"{self.name} ({self.app}): {type(exc).__name__}: {detail}",
-                                  f"; reconnecting in {self.delay:g} s")
-        if self.conn is not None:
-            with contextlib.suppress(Exception):
-                self.conn.close()
-            self.conn = None
-        time.sleep(self.delay)
-        self.delay = min(self.delay * 2, BACKOFF_S[1])
-
-
-_log_lock = threading.Lock()
-_logged: dict[str, tuple[float, int]] = {}   # message -> (when last written, how many not written since)
-
-
-def log_error(message: str, suffix: str = "") -> bool:
-    """Write message (+ suffix) unless the same message was written less than LOG_REPEAT_S ago; True if written."""
-    now = time.monotonic()
-    with _log_lock:
-        last, skipped = _logged.get(message, (None, 0))
-        if last is not None and now - last < LOG_REPEAT_S:
-            _logged[message] = (last, skipped + 1)
-            return False
-        if len(_logged) > 100:   # messages that vary (they should not) must not grow this without bound
-            _logged.clear()
-        _logged[message] = (now, 0)
-    _log(message + suffix + (f" (and {skipped} more like it in the last {LOG_REPEAT_S:g} s)" if skipped else ""))
-    return True
-
-
-def _log(line: str) -> None:
-    print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {LOG_NAME}: {line}", file=sys.stderr, flush=True)
-
-
 def _contention() -> None:
     """Row-lock waits that come and go, as on a busy OLTP database: the request path locks one hot row in short
     transactions (SELECT ... FOR UPDATE: no dead rows) while a job now and then updates it and holds it for
     CONTENTION_HOLD_S, so the request path waits that long. Both sessions stay open (a steady connection
     count); a wait never outlasts lock_timeout (3 s), e.g. behind a scenario's DDL."""
     setup = ["SET lock_timeout = '3s'", "SET statement_timeout = '3s'"]
-    request, job = _Session("hot-row", "aias-api", setup), _Session("sync-job", "aias-api/sync-job", setup)
+    request, job = Session("hot-row", "aias-api", setup), Session("sync-job", "aias-api/sync-job", setup)
     # not the first or the last workflow, which scenarios and tests lock
     row = request.run(_hot_row)
     threading.Thread(target=_job_holds_row, args=(job, row), daemon=True).start()
@@ -203,7 +114,7 @@ def _hot_row(conn: psycopg.Connection):
     return row
 
 
-def _job_holds_row(job: _Session, row) -> None:
+def _job_holds_row(job: Session, row) -> None:
     job.run(_opened)   # the job's session is open from the start: a steady connection count
     while True:
         time.sleep(random.uniform(*CONTENTION_PAUSE_S))
@@ -235,7 +146,7 @@ def leak(held: list) -> None:
     runbook's leak criterion (database-connection-errors' leak_min_idle_s default): a leak younger than that is
     not one yet, and a runbook run at once would rightly report DB_NO_LEAKS."""
     for _ in range(LEAKED_SESSIONS):
-        conn = _connect("aias-api/export-worker")
+        conn = connect("aias-api/export-worker")
         conn.execute("SELECT id FROM workflows ORDER BY created_at DESC LIMIT 1")
         held.append(conn)
     _until_sessions([conn.info.backend_pid for conn in held], "idle in transaction", _leak_min_idle_s(),
@@ -246,7 +157,7 @@ def exhaust(held: list) -> None:
     """Open connections until the server refuses: every slot, reserved ones included (so as the superuser), is taken."""
     while True:
         try:
-            held.append(_connect("aias-api", autocommit=True, admin=True))
+            held.append(connect("aias-api", autocommit=True, admin=True))
         except psycopg.OperationalError as exc:
             if "too many clients" in str(exc) or "remaining connection slots" in str(exc):
                 return
@@ -255,7 +166,7 @@ def exhaust(held: list) -> None:
 
 def block(held: list) -> None:
     """A lock queue: an open transaction holds a row; an UPDATE, a migration (DDL) and a read queue behind it."""
-    holder = _connect("aias-api/billing-job")
+    holder = connect("aias-api/billing-job")
     row = holder.execute("SELECT id FROM workflows ORDER BY id LIMIT 1").fetchone()[0]
     holder.execute("UPDATE workflows SET updated_at = now() WHERE id = %s", (row,))
     held.append(holder)
@@ -264,7 +175,7 @@ def block(held: list) -> None:
                ("aias-api", "SELECT count(*) FROM workflows", None, False)]
     pids = []
     for app, sql, params, owner in waiters:
-        conn = _connect(app, admin=owner)   # not autocommit: whatever completes when the holder dies rolls back
+        conn = connect(app, admin=owner)   # not autocommit: whatever completes when the holder dies rolls back
         held.append(conn)
         pids.append(conn.info.backend_pid)
         threading.Thread(target=_wait_on, args=(conn, sql, params), daemon=True).start()
@@ -275,9 +186,9 @@ def block(held: list) -> None:
 def advisory_block(held: list) -> None:
     """An application session took a session-level advisory lock and went idle (not in a transaction), never
     unlocking; another session of the application waits for the same lock."""
-    holder = _connect("aias-api/scheduler", autocommit=True)
+    holder = connect("aias-api/scheduler", autocommit=True)
     holder.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
-    waiter = _connect("aias-api/scheduler", autocommit=True)
+    waiter = connect("aias-api/scheduler", autocommit=True)
     held += [holder, waiter]
     threading.Thread(target=_wait_on, args=(waiter, "SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,)),
                      daemon=True).start()
@@ -286,7 +197,7 @@ def advisory_block(held: list) -> None:
 
 def _leak_min_idle_s() -> float:
     """The leak criterion the runbook applies by default: its parameter's default, the one source of the number."""
-    from ..runner.parameterize import load_runbook
+    from ...runner.parameterize import load_runbook
     return float(load_runbook("database-connection-errors").parameters["leak_min_idle_s"].default)
 
 
@@ -310,7 +221,7 @@ def _until_waiting(pids: list[int], longer_than: float = 0, timeout: float = 30)
 def _until_sessions(pids: list[int], what: str, longer_than: float, condition: str, timeout: float = 30) -> None:
     """Until every one of these sessions meets `condition` (SQL on pg_stat_activity, `%s` the seconds), polled in
     the database; RuntimeError (the helper fails, `sandbox up` says so) if not within longer_than + timeout s."""
-    with _connect("aias-sandbox/workloads", autocommit=True, admin=True) as probe:   # sees every role's sessions
+    with connect("aias-sandbox/workloads", autocommit=True, admin=True) as probe:   # sees every role's sessions
         deadline = time.monotonic() + longer_than + timeout
         while time.monotonic() < deadline:
             if probe.execute(f"SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s) AND {condition}",
@@ -326,9 +237,9 @@ def slow_workload(held: list, ready: Path, timeout: float = 30) -> None:
 
     Ready once the statistics show the table as database-health judges a missing index (db_health.seq_scan_*
     thresholds): enough sequential scans, few enough index scans; RuntimeError if not within `timeout` s."""
-    with _connect("aias-sandbox/workloads", autocommit=True, admin=True) as admin:
+    with connect("aias-sandbox/workloads", autocommit=True, admin=True) as admin:
         admin.execute("DROP INDEX IF EXISTS workflow_executions_workflow_id_idx")
-    conn = _connect("aias-api/dashboard", autocommit=True)
+    conn = connect("aias-api/dashboard", autocommit=True)
     held.append(conn)
     rule = thresholds.load_thresholds()["db_health"]
     rows = conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'public.workflow_executions'::regclass"
