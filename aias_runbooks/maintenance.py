@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from .findings import Severity
 from .runner.parameterize import parse_timestamp
 
 if TYPE_CHECKING:
@@ -39,6 +40,9 @@ WEEKDAYS = [d.lower() for d in calendar.day_name]       # monday .. sunday, as d
 ARCHIVE_TAIL = 20_000       # runs.jsonl lines read for the last 24 h of incidents (the newest first)
 BACKUP_RUNS = 50            # database-backup verdicts read, newest first, for an earlier verification of a backup
 INCIDENT_HOURS = 24
+PRE, POST = "pre", "post"     # the runbook's phases: before the window, after it
+NO_ALL_CLEAR = ("*No all-clear yet: the checks in section 6 did not pass. Post a status update saying the work "
+                "continues.*")
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,12 @@ def last_window(now: datetime, schedule: Schedule) -> Window:
     raise AssertionError("unreachable")
 
 
+def window_of(phase: str, now: datetime, schedule: Schedule) -> Window:
+    """The window a run is about: before it (`phase` pre) the one in progress or the next to start, the one to
+    prepare and announce; after it (post) the one in progress or the latest that started, the one to check."""
+    return next_window(now, schedule) if phase == PRE else last_window(now, schedule)
+
+
 # -- what the pre-checks read --------------------------------------------------------------------------------
 
 
@@ -300,3 +310,12 @@ def all_clear(window: Window, product: str = "the AIAS Platform") -> str:
         "",
         "If something does not work as before, please reply to this email or contact support.",
     ])
+
+
+def draft(phase: str, window: Window, status: Severity) -> str:
+    """The message to send (markdown): before the window the customer notice; after it the all-clear, only when the
+    run's verdict (`status`) is OK, else the line saying there is none yet (an all-clear sent while the platform is
+    not back is worse than none)."""
+    if phase == PRE:
+        return customer_notice(window)
+    return all_clear(window) if status is Severity.OK else NO_ALL_CLEAR

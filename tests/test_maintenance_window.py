@@ -15,6 +15,7 @@ from aias_runbooks import maintenance
 from aias_runbooks.checks import maintenance as checks
 from aias_runbooks.findings import Finding, Severity
 from aias_runbooks.maintenance import Schedule, last_window, next_window, window_in
+from aias_runbooks.sources import backups
 from aias_runbooks.thresholds import load_thresholds
 
 from .conftest import finding
@@ -114,6 +115,46 @@ def test_go_no_go_is_blocked_by_any_critical_finding():
     stop = checks.readiness([warn, Finding("MAINTENANCE_BACKUP_MISSING", Severity.CRITICAL, "none")])
     assert (stop.code, stop.severity, stop.evidence["blocking"]) == ("MAINTENANCE_NOT_READY", Severity.CRITICAL,
                                                                     ["MAINTENANCE_BACKUP_MISSING"])
+
+
+
+def test_before_is_the_next_window_and_after_the_latest_that_started():
+    between = at(NOW)     # November's window is over, December's ahead
+    assert utc(maintenance.window_of("pre", between, SCHEDULE)) == ("2026-12-06 07:00", "2026-12-06 09:00")
+    assert utc(maintenance.window_of("post", between, SCHEDULE)) == ("2026-11-01 07:00", "2026-11-01 09:00")
+    during = at("2026-12-06T08:00:00Z")
+    assert maintenance.window_of("pre", during, SCHEDULE) == maintenance.window_of("post", during, SCHEDULE)
+
+
+def backups_listed(folder, *ages_hours: float) -> pd.DataFrame:
+    """A backup folder with complete backups of those ages, listed as the runbook lists it."""
+    now = at(NOW)
+    for i, age in enumerate(ages_hours):
+        (folder / f"b{i}.dump").write_bytes(b"dump")
+        created = (now - timedelta(hours=age)).isoformat()
+        (folder / f"b{i}.json").write_text(json.dumps({"created_at": created, "file": f"b{i}.dump"}))
+    return backups.listing(folder, now)
+
+
+def test_the_newest_backup_is_restored_only_when_asked_recent_and_not_judged_already(tmp_path):
+    """A stale backup is not restored (it is a no-go whatever it restores), nor one a database-backup run judged."""
+    (fresh := tmp_path / "fresh").mkdir()
+    (stale := tmp_path / "stale").mkdir()
+    recent, old = backups_listed(fresh, 2), backups_listed(stale, 30)
+    thresholds, newest = load_thresholds(), {"path": fresh / "b0.dump"}
+    assert checks.worth_verifying(True, newest, None, recent, thresholds)
+    assert not checks.worth_verifying(False, newest, None, recent, thresholds)
+    assert not checks.worth_verifying(True, None, None, backups_listed(tmp_path), thresholds)
+    assert not checks.worth_verifying(True, newest, {"code": "BACKUP_VERIFIED"}, recent, thresholds)
+    assert not checks.worth_verifying(True, newest, None, old, thresholds)
+
+
+def test_the_all_clear_is_drafted_only_after_a_window_whose_checks_passed():
+    window = window_in(2026, 12, SCHEDULE)
+    assert maintenance.draft("pre", window, Severity.CRITICAL).startswith("**Subject: Scheduled maintenance on")
+    assert maintenance.draft("post", window, Severity.OK).startswith("**Subject: Scheduled maintenance complete")
+    for status in (Severity.WARNING, Severity.UNKNOWN, Severity.CRITICAL):
+        assert maintenance.draft("post", window, status).startswith("*No all-clear yet")
 
 
 def test_healthy_pre_is_a_go_with_the_window_and_the_notice(run):

@@ -55,9 +55,14 @@ def notice(window: Window, now: Any, schedule: Schedule) -> Finding:
                    f"({local_text(window.notice_due.astimezone(window.start.tzinfo))}).", evidence)
 
 
-def recent(listing: pd.DataFrame, thresholds: dict[str, Any]) -> bool:
-    """Whether the newest complete backup is within backups.max_age_hours (worth verifying before the window)."""
-    return backup_checks.freshness(listing, thresholds).severity is Severity.OK
+def worth_verifying(verify: bool, newest: dict[str, Any] | None, earlier: dict[str, Any] | None,
+                    listing: pd.DataFrame, thresholds: dict[str, Any]) -> bool:
+    """Whether to restore the newest complete backup (`newest`, its metadata) into the scratch database now: asked
+    (`verify`), there is one, no database-backup run in the archive judged it already (`earlier`, which backup()
+    takes as the verdict), and it is within backups.max_age_hours (a stale one is MAINTENANCE_BACKUP_MISSING
+    whatever it restores: the restore would only cost minutes before a no-go)."""
+    return bool(verify and newest and not earlier
+                and backup_checks.freshness(listing, thresholds).severity is Severity.OK)
 
 
 def backup(listing: pd.DataFrame, outcome: Outcome | None, thresholds: dict[str, Any],
