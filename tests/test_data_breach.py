@@ -13,7 +13,7 @@ import pytest
 from dotenv import dotenv_values
 
 from aias_runbooks import paths
-from aias_runbooks.sandbox import breach
+from aias_runbooks.sandbox.faults import credential_misuse as breach
 
 from .conftest import admin_session, audit_records, finding, wait_for
 

@@ -10,7 +10,7 @@ from dotenv import dotenv_values
 
 from aias_runbooks import paths, runbook
 from aias_runbooks.actions import rollback
-from aias_runbooks.sandbox import releases
+from aias_runbooks.sandbox.faults import bad_release as releases
 from aias_runbooks.settings import load_environment
 from aias_runbooks.sources import deploys
 from aias_runbooks.sources.deploys import Vercel

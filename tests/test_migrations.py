@@ -15,7 +15,7 @@ import pytest
 from aias_runbooks.actions import migrate
 from aias_runbooks.checks import migrations as checks
 from aias_runbooks.checks.migration_dependencies import analyze
-from aias_runbooks.sandbox.platform.database import migrations_folder as migration_files
+from aias_runbooks.sandbox.faults import migration_drift as migration_files
 from aias_runbooks.sandbox.platform.database.schema import MIGRATIONS
 from aias_runbooks.settings import load_environment
 from aias_runbooks.sources.migrations import Catalogue, pending_of, read_local, same_sql, split, states

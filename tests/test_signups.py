@@ -13,8 +13,8 @@ import pytest
 from dotenv import dotenv_values
 
 from aias_runbooks import paths
-from aias_runbooks.sandbox import signups
 from aias_runbooks.sandbox.emulators.hosted import state as services
+from aias_runbooks.sandbox.faults import signup_activity as signups
 
 from .conftest import finding, sandbox_dsn
 

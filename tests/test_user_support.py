@@ -12,7 +12,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from aias_runbooks.sandbox import rls_user
+from aias_runbooks.sandbox.faults import rls_blocks_user as rls_user
 from aias_runbooks.settings import load_environment
 from aias_runbooks.sources import database, user_access
 

@@ -145,7 +145,7 @@ def test_the_api_answers_mistakes_with_4xx_and_its_bugs_with_logged_500s(sandbox
 
 def test_a_run_past_the_plans_daily_limit_is_refused(sandbox, scenario):
     scenario("plan-limit-reached")
-    from aias_runbooks.sandbox import workflows
+    from aias_runbooks.sandbox.faults import workflow_faults as workflows
     with psycopg.connect(sandbox_dsn(), autocommit=True) as admin:
         tenant = str(admin.execute(workflows.PLAN_TENANT_SQL).fetchone()[0])
         token, workflow, _ = _member_session(admin, tenant)

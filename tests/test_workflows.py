@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import psycopg
 
-from aias_runbooks.sandbox import workflows
 from aias_runbooks.sandbox.emulators.hosted.integrations import INTEGRATION_SLOW_S
+from aias_runbooks.sandbox.faults import workflow_faults as workflows
 
 from .conftest import admin_session, audit_records, finding, sandbox_dsn, wait_for
 

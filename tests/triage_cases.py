@@ -3,8 +3,6 @@ files: xdist runs them on two workers, each with its own sandbox)."""
 
 from __future__ import annotations
 
-import re
-
 from aias_runbooks.checks.triage import NEXT
 from aias_runbooks.sandbox.scenarios import SCENARIOS
 
@@ -21,11 +19,10 @@ QUIET = {
 
 
 def diagnosers(name: str) -> set[str]:
-    """The runbooks a scenario's description says diagnose it ("slug: CODE, ...; slug: ..."), and the runbook each
-    named finding sends to (monitoring's MONITOR_RESPONSE_P95: health-check)."""
-    said = SCENARIOS[name].diagnosed_by or ""
-    slugs = {m.group(1) for m in re.finditer(r"(?:^|;\s*)([a-z][a-z-]+):", said)}
-    return slugs | {NEXT[code] for code in re.findall(r"[A-Z][A-Z0-9_]+", said) if code in NEXT}
+    """The runbooks a scenario expects to diagnose it (Scenario.expected), and the runbook each expected finding
+    sends to (monitoring's MONITOR_RESPONSE_P95: health-check)."""
+    said = SCENARIOS[name].expected
+    return set(said) | {NEXT[code] for codes in said.values() for code in codes if code in NEXT}
 
 
 def seen() -> list[str]:

@@ -30,24 +30,15 @@ import psycopg
 from .. import paths
 from ..errors import UsageError
 from ..records import write_atomic
-from . import (
-    breach,
-    metric_history,
-    processes,
-    releases,
-    rls_user,
-    scenarios,
-    signups,
-    workflows,
-)
+from . import processes, scenarios
 from .emulators.hosted import server as hosted_services
 from .emulators.stripe import launcher as stripe_launcher
 from .emulators.stripe import seeding as billing
+from .faults.base import Context
 from .platform.database import backups as sandbox_backups
 from .platform.database import migrations_folder as sandbox_migrations
 from .platform.database import pooler as sandbox_pooler
-from .platform.database import postgres, schema, stats
-from .platform.database.statements import fill as fill_statements
+from .platform.database import postgres, schema, statements, stats
 from .traffic import visitors
 
 DEFAULT_PORT_BASE = 54330          # api = base, localstripe = base + 1, postgres = base + 2, services = base + 3,
@@ -211,8 +202,10 @@ def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
     stripe_launcher.start(state, lambda: _write_state(state))
     say(f"  localstripe on 127.0.0.1:{ports['stripe']}, seeded with the database's subscriptions "
         f"[{time.monotonic() - t0:.1f}s]")
-    state["components"]["traffic"] = _start_workload(folder, "traffic")
-    state["components"]["worker"] = _start_component(folder, "worker", "platform.worker")
+    state["components"]["traffic"] = processes.start_ready(folder, "traffic", "aias_runbooks.sandbox.traffic.reads",
+                                                          env=processes.component_env(folder))
+    state["components"]["worker"] = processes.start_ready(folder, "worker", "aias_runbooks.sandbox.platform.worker",
+                                                         env=processes.component_env(folder))
     _write_state(state)
     _warm(folder, scale)
     with postgres.admin_connection(folder) as conn:   # statistics describe the running platform, not the bulk load
@@ -265,11 +258,10 @@ def _describe_history(dsn: str) -> str:
 
 def _fill_statements(state: dict[str, Any], conn: psycopg.Connection, say: Callable[[str], None]) -> None:
     """At scale large, after a statistics reset: pg_stat_statements holds thousands of statements again."""
-    if state.get("scale", "default") != "large" or not state["components"]["postgres"].get("pg_stat_statements"):
-        return
     t0 = time.monotonic()
-    count = fill_statements(conn)
-    say(f"  pg_stat_statements: {count:,} distinct statements [{time.monotonic() - t0:.1f}s]")
+    count = statements.refill(state, conn)
+    if count is not None:
+        say(f"  pg_stat_statements: {count:,} distinct statements [{time.monotonic() - t0:.1f}s]")
 
 
 def _warm(folder: Path, scale: str) -> None:
@@ -338,114 +330,38 @@ def _api_ready(folder: Path, port: int) -> bool:
 
 
 def apply_scenario(state: dict[str, Any], name: str, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """Undo the previous scenario (stop its fault helper, reset schema and statistics), then inject this one."""
+    """Reset the previous scenario's faults, bring the platform's own parts back as `up` left them, then make this
+    scenario's faults (scenarios.py: each a faults/ module behind make/reset)."""
     wanted = scenarios.get(name)
-    folder = Path(state["folder"])
+    ctx = Context(state, lambda: _write_state(state), say)
     previous = scenarios.SCENARIOS.get(state.get("scenario") or "healthy")
-    processes.stop(state["components"].pop("fault", None))
-    if previous and previous.stripe_activity:
-        stripe_launcher.restart(state, lambda: _write_state(state))
-    if previous and previous.signup_activity:
-        with postgres.admin_connection(folder) as conn:
-            signups.reset(folder, conn, state.get("scenario_since", 0))
-    if previous and previous.bad_release:
-        with postgres.admin_connection(folder) as conn:
-            releases.reset(folder, conn)
-    if previous and previous.workflows:
-        with postgres.admin_connection(folder) as conn:
-            workflows.reset(folder, conn, state.get("scenario_since", 0))
-    if previous and previous.backups:
-        sandbox_backups.reset(folder)
-    if previous and previous.breach:
-        with postgres.admin_connection(folder) as conn:
-            breach.reset(folder, conn)
-    if previous and previous.rls_user:
-        with postgres.admin_connection(folder) as conn:
-            rls_user.reset(folder, conn)
-    if previous and previous.metric_history:
-        with postgres.admin_connection(folder) as conn:
-            metric_history.reset(conn, state.get("scenario_since", 0))
-    with postgres.admin_connection(folder) as conn:
-        conn.execute(scenarios.RESET_SQL)
-        sandbox_migrations.reset(conn)            # the local migrations folder and the history as `up` left them
-        sandbox_migrations.sync(folder)
-        if previous and previous.dirties_stats:
-            stats.warm(conn, state.get("scale", "default"))
-            conn.execute(stats.FLUSH_STATS_SQL)
-            conn.execute(stats.STATS_RESET_SQL)
-            _fill_statements(state, conn, lambda _: None)
-        if wanted.setup_sql:
-            conn.execute(wanted.setup_sql)
-        if wanted.migrations == "drift":
-            sandbox_migrations.make_drift(folder, conn)
-    (folder / "scenario.json").write_text(json.dumps({"name": wanted.name, "api": wanted.api,
-                                                      "webhook": wanted.webhook}))
-    api = state["components"].get("api")
-    if wanted.api == "down":
-        processes.stop(api)
-        state["components"].pop("api", None)
-    elif not processes.alive(api):
-        state["components"]["api"] = _start_api(state)
-    if wanted.fault:
-        state["components"]["fault"] = _start_workload(folder, wanted.fault)
-    if wanted.workflows == "workers-down":
-        processes.stop(state["components"].pop("worker", None))
-    elif not processes.alive(state["components"].get("worker")):
-        state["components"]["worker"] = _start_component(folder, "worker", "platform.worker")
-    if not processes.alive(state["components"].get("visitors")):   # after the API: they visit it at once
-        state["components"]["visitors"] = _start_component(folder, "visitors", "traffic.visitors")
+    for fault in previous.faults if previous else ():
+        fault.reset(ctx)
+    _run_platform(state, wanted)
     state["scenario"], state["scenario_since"] = wanted.name, time.time()
     _write_state(state)
-    if wanted.signup_activity:
-        with postgres.admin_connection(folder) as conn:
-            signups.make_activity(wanted.signup_activity, folder, processes.sandbox_env(folder), conn)
-    if wanted.bad_release:
-        with postgres.admin_connection(folder) as conn:
-            releases.bad_deploy(wanted.bad_release, folder, conn)
-    if wanted.workflows:
-        with postgres.admin_connection(folder) as conn:
-            workflows.make_fault(wanted.workflows, folder, conn)
-    if wanted.stripe_activity:
-        with postgres.admin_connection(folder) as conn:
-            billing.make_activity(wanted.stripe_activity, processes.sandbox_env(folder), conn)
-    if wanted.breach:
-        with postgres.admin_connection(folder) as conn:
-            breach.make_activity(folder, processes.sandbox_env(folder), conn)
-    if wanted.rls_user:
-        with postgres.admin_connection(folder) as conn:
-            rls_user.make_activity(folder, processes.sandbox_env(folder), conn)
-    if wanted.metric_history:
-        with postgres.admin_connection(folder) as conn:
-            metric_history.make(wanted.metric_history, conn)
-    if wanted.backups == "stale":
-        sandbox_backups.make_stale(folder)
-    elif state.get("scale", "default") == "default":   # at scale large a dump takes minutes: `create=true` does it
+    if state.get("scale", "default") == "default":   # at scale large a dump takes minutes: `create=true` does it
         sandbox_backups.ensure_fresh(say)              # healthy has a fresh backup (at `up`, again after an hour)
+    for fault in wanted.faults:
+        fault.make(ctx)
     _write_state(state)
-    say(f"sandbox up in {folder}: scenario '{wanted.name}': {wanted.description}")
+    say(f"sandbox up in {ctx.folder}: scenario '{wanted.name}': {wanted.description}")
     return state
 
 
-def _start_workload(folder: Path, kind: str) -> dict[str, Any]:
-    """Start a traffic/reads.py process (the traffic, or a fault's held sessions) and wait until its sessions
-    are in place."""
-    ready = folder / f"{kind}.ready"
-    ready.unlink(missing_ok=True)
-    record = processes.spawn([sys.executable, "-m", "aias_runbooks.sandbox.traffic.reads", kind, str(ready)],
-                             folder / "logs" / f"{kind}.log", env=processes.component_env(folder))
-    processes.wait_until(ready.exists, record, f"sandbox workload '{kind}'", timeout=60)
-    return record | {"kind": kind}
-
-
-def _start_component(folder: Path, name: str, module: str) -> dict[str, Any]:
-    """Start the workflow worker (platform/worker.py: ready at its first heartbeat) or the visitors
-    (traffic/visitors.py: ready once they know the live sessions)."""
-    ready = folder / f"{name}.ready"
-    ready.unlink(missing_ok=True)
-    record = processes.spawn([sys.executable, "-m", f"aias_runbooks.sandbox.{module}", str(ready)],
-                             folder / "logs" / f"{name}.log", env=processes.component_env(folder))
-    processes.wait_until(ready.exists, record, f"sandbox {name}", timeout=60)
-    return record
+def _run_platform(state: dict[str, Any], wanted: scenarios.Scenario) -> None:
+    """The migrations folder as `up` applied it, the API's modes for the scenario (scenario.json), and the API,
+    the worker and the visitors running (the visitors after the API: they visit it at once)."""
+    folder = Path(state["folder"])
+    sandbox_migrations.sync(folder)
+    (folder / "scenario.json").write_text(json.dumps(wanted.switches()))
+    if not processes.alive(state["components"].get("api")):
+        state["components"]["api"] = _start_api(state)
+    for name, module in (("worker", "platform.worker"), ("visitors", "traffic.visitors")):
+        if not processes.alive(state["components"].get(name)):
+            state["components"][name] = processes.start_ready(folder, name, f"aias_runbooks.sandbox.{module}",
+                                                              env=processes.component_env(folder))
+    _write_state(state)
 
 
 def down(say: Callable[[str], None] = print) -> bool:

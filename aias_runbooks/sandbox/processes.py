@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -51,6 +52,16 @@ def stop(record: dict[str, Any] | None, timeout: float = 10) -> bool:
         proc.kill()
         proc.wait(timeout)
     return True
+
+
+def start_ready(folder: Path, name: str, module: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run `python -m module *args READY_FILE` (output to logs/<name>.log) and wait until it touches READY_FILE
+    (<name>.ready in folder): its sessions or its first heartbeat are in place."""
+    ready = folder / f"{name}.ready"
+    ready.unlink(missing_ok=True)
+    record = spawn([sys.executable, "-m", module, *args, str(ready)], folder / "logs" / f"{name}.log", env=env)
+    wait_until(ready.exists, record, f"sandbox {name}", timeout=60)
+    return record
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:

@@ -1,5 +1,5 @@
-"""The sandbox's backups: a backup role, the scratch database verify restores into, a fresh backup at `up`, and the
-backup-stale scenario (the newest backup is three days old).
+"""The sandbox's backups: a backup role, the scratch database verify restores into, and a fresh backup at `up`
+(the backup-stale fault is faults/stale_backup.py).
 
 `aias_backup` is the role database-backup dumps and restores with (the profile's backup_database_url): a superuser
 here, because a dump reads Supabase Auth's tables (owned by supabase_auth_admin, under row level security) besides
@@ -9,25 +9,18 @@ database of the same server (scratch_database_url).
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import datetime, timezone
 
 import psycopg
 from psycopg import sql
 
-from ....errors import SandboxError
 from ....settings import load_environment
 from ....sources import backups
 
 ROLE = "aias_backup"
 SCRATCH = "aias_scratch"
 FRESH_S = 3600            # a backup younger than this counts as fresh: `up` and a scenario switch take none then
-STALE_AGE = timedelta(days=3)
-HELD = "backups-held"     # backup-stale moves the sandbox's fresh backups here (outside the backup folder)
 
 
 def prepare(admin_dsn: str, password: str) -> dict[str, str]:
@@ -57,44 +50,3 @@ def ensure_fresh(say: Callable[[str], None] = print) -> None:
         say(f"  no backup taken: {said}{hint}")
         return
     say(f"  backup {made.backup} taken [{made.seconds:.1f}s]")
-
-
-def make_stale(sandbox: Path) -> None:
-    """Backups stopped three days ago: the fresh ones are held aside, the newest becomes one taken then."""
-    env = load_environment("sandbox")
-    folder = backups.folder_of(env)
-    found = backups.metadata_of(folder)
-    if not found:
-        ensure_fresh(lambda _: None)
-        found = backups.metadata_of(folder)
-    if not any(m["complete"] for m in found):
-        raise SandboxError("backup-stale needs a backup to age, and none could be taken: a sandbox started before "
-                           "backups existed has no backup role; `aias-runbooks sandbox down`, then `sandbox up`")
-    held = sandbox / HELD
-    held.mkdir(exist_ok=True, mode=0o700)
-    then = datetime.now(timezone.utc) - STALE_AGE
-    source = next(m for m in found if m["complete"])
-    for meta in found:
-        for path in (meta["path"], meta["path"].with_suffix(".json")):
-            if path.exists():
-                shutil.move(path, held / path.name)
-    name = f"{env.name}-{then:%Y%m%d-%H%M%S}Z-0000"
-    shutil.copyfile(held / source["path"].name, folder / f"{name}.dump")
-    meta = {k: v for k, v in source.items() if k not in ("path", "complete", "created")}
-    meta |= {"file": f"{name}.dump", "created_at": then.isoformat(timespec="seconds"), "sandbox": "backup-stale"}
-    (folder / f"{name}.json").write_text(json.dumps(meta, indent=1))
-    for path in (folder / f"{name}.dump", folder / f"{name}.json"):
-        path.chmod(0o600)
-        os.utime(path, (then.timestamp(), then.timestamp()))
-
-
-def reset(sandbox: Path) -> None:
-    """Leaving backup-stale: the aged backup goes, the held ones come back (a fresh one is taken if needed)."""
-    folder = backups.folder_of(load_environment("sandbox"))
-    for meta in backups.metadata_of(folder):
-        if meta.get("sandbox") == "backup-stale":
-            meta["path"].unlink(missing_ok=True)
-            meta["path"].with_suffix(".json").unlink(missing_ok=True)
-    held = sandbox / HELD
-    for path in held.glob("*") if held.is_dir() else []:
-        shutil.move(path, folder / path.name)

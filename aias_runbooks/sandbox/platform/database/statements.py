@@ -18,3 +18,11 @@ def fill(conn: psycopg.Connection, side: int = SIDE) -> int:
         for b in range(1, side + 1):
             conn.execute(f"SELECT 1 WHERE 1 IN ({','.join(['1'] * a)}) AND 2 IN ({','.join(['2'] * b)})")
     return conn.execute("SELECT count(*) FROM extensions.pg_stat_statements").fetchone()[0]
+
+
+def refill(state: dict, conn: psycopg.Connection) -> int | None:
+    """After a statistics reset at scale large (with pg_stat_statements): fill() again, so the long tail is back;
+    how many statements are counted, or None where there is nothing to refill."""
+    if state.get("scale", "default") != "large" or not state["components"]["postgres"].get("pg_stat_statements"):
+        return None
+    return fill(conn)

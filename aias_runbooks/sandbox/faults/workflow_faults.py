@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from .emulators.hosted.integrations import INTEGRATIONS
-from .emulators.hosted.state import services_state
-from .platform.worker import CALL_TIMEOUT_S
+from ..emulators.hosted.integrations import INTEGRATIONS
+from ..emulators.hosted.state import services_state
+from ..platform.worker import CALL_TIMEOUT_S
+from .base import Context
 
 MARKER = "f0f0f0f0"             # history rows' ids start with it
 DOWN_INTEGRATION = "hubspot"
@@ -93,7 +95,7 @@ JOIN wf ON wf.n = 1 + g %% (SELECT count(*) FROM wf)
 
 
 def workers_down(folder: Path, conn: psycopg.Connection) -> dict[str, Any]:
-    """The worker (stopped by control) died WORKER_SILENT_MINUTES ago; executions queued since wait for it."""
+    """The worker (stopped by WorkflowFault) died WORKER_SILENT_MINUTES ago; executions queued since wait for it."""
     with conn.transaction():
         conn.execute("UPDATE public.workflow_executions SET status = 'pending', started_at = NULL "
                      "WHERE status = 'running'")
@@ -146,3 +148,21 @@ def reset(folder: Path, conn: psycopg.Connection, since: float) -> None:
                      "AND status IN ('failed', 'timed_out')", [since or time.time()])
     with services_state(folder) as state:
         state["integrations"] = {name: "up" for name in INTEGRATIONS}
+
+
+@dataclass(frozen=True)
+class WorkflowFault:
+    """A workflow fault (kind in FAULTS; workers-down also stops the worker); reset deletes its history and the
+    live failures during it, every integration up again (control restarts the worker)."""
+
+    kind: str
+
+    def make(self, ctx: Context) -> None:
+        if self.kind == "workers-down":
+            ctx.stop("worker")
+        with ctx.admin() as conn:
+            make_fault(self.kind, ctx.folder, conn)
+
+    def reset(self, ctx: Context) -> None:
+        with ctx.admin() as conn:
+            reset(ctx.folder, conn, ctx.since)

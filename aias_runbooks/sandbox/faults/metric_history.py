@@ -1,12 +1,16 @@
 """The minutes before `up` returned for the monitoring scenarios: a 1-minute error blip, 8 minutes of slow responses,
 8 minutes of slow database checks. Written into api_requests as the seed writes history (request_id `monitor-...`,
-as releases.py does), so the sustained 5-minute rules can be judged the moment the scenario is up; the everyday
+as bad_release.py does), so the sustained 5-minute rules can be judged the moment the scenario is up; the everyday
 traffic goes on around them. Leaving the scenario deletes them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import psycopg
+
+from .base import Context
 
 KINDS = ("error-blip", "slow-responses", "slow-database")
 MINUTES = 8            # slow-responses, slow-database: this many minutes up to now
@@ -49,3 +53,18 @@ def reset(conn: psycopg.Connection, since: float) -> None:
     (created_at, indexed)."""
     conn.execute("DELETE FROM public.api_requests WHERE request_id LIKE 'monitor-%%' "
                  "AND created_at >= to_timestamp(%s)", (since - (MINUTES + 2) * 60,))
+
+
+@dataclass(frozen=True)
+class MetricHistory:
+    """Minutes of requests (kind in KINDS) written as history ending now; reset deletes them."""
+
+    kind: str
+
+    def make(self, ctx: Context) -> None:
+        with ctx.admin() as conn:
+            make(self.kind, conn)
+
+    def reset(self, ctx: Context) -> None:
+        with ctx.admin() as conn:
+            reset(conn, ctx.since)

@@ -13,13 +13,15 @@ the sustained 5-minute rule can be judged the moment the scenario is up.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from .emulators.hosted import vercel
-from .emulators.hosted.state import services_state
+from ..emulators.hosted import vercel
+from ..emulators.hosted.state import services_state
+from .base import Context
 
 LIVE_MINUTES_AGO = 12
 NEWER_MINUTES_AGO = 4          # "under-newer": the deployment on top of the bad one went live this long ago
@@ -79,3 +81,18 @@ def reset(folder: Path, conn: psycopg.Connection) -> None:
         faulty = set(state.pop("faulty", []))
         state["deployments"] = [d for d in state["deployments"] if d["uid"] not in faulty]
         state["production"] = max(state["deployments"], key=lambda d: d["created"])["uid"]
+
+
+@dataclass(frozen=True)
+class BadRelease:
+    """A faulty deployment live (kind in KINDS) with the minutes around it as history; reset removes both."""
+
+    kind: str
+
+    def make(self, ctx: Context) -> None:
+        with ctx.admin() as conn:
+            bad_deploy(self.kind, ctx.folder, conn)
+
+    def reset(self, ctx: Context) -> None:
+        with ctx.admin() as conn:
+            reset(ctx.folder, conn)

@@ -1,4 +1,4 @@
-"""Scenario credential-misuse: credentials used by someone else, through the sandbox API's real endpoints.
+"""The credential-misuse fault: credentials used by someone else, through the sandbox API's real endpoints.
 
 - Credential stuffing: four people signed up two days ago and logged in from home (their history is dated back,
   so their home addresses are their baseline). An attacker at STUFFER tries wrong passwords on each of them and on
@@ -23,7 +23,8 @@ from typing import Any
 import httpx
 import psycopg
 
-from ..errors import SandboxError
+from ...errors import SandboxError
+from .base import Context
 
 STUFFER = "198.18.7.66"          # RFC 2544 benchmarking addresses: never one of the visitors'
 KEY_THIEF = "198.18.22.9"
@@ -159,3 +160,15 @@ def reset(folder: Path, conn: psycopg.Connection) -> None:
         conn.execute("DELETE FROM public.api_keys WHERE id = ANY(%s::uuid[])", [keys])
         conn.execute("DELETE FROM public.rate_limits WHERE key LIKE 'ip:198.18.%' OR key LIKE 'ip:192.0.2.23_'")
     path.unlink(missing_ok=True)
+
+
+class CredentialMisuse:
+    """Stolen credentials in use (make_activity), undone with everything it created (reset)."""
+
+    def make(self, ctx: Context) -> None:
+        with ctx.admin() as conn:
+            make_activity(ctx.folder, ctx.env, conn)
+
+    def reset(self, ctx: Context) -> None:
+        with ctx.admin() as conn:
+            reset(ctx.folder, conn)

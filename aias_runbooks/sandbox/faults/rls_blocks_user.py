@@ -1,4 +1,4 @@
-"""Scenario rls-blocks-user: a member whose own tenant's workflows are hidden from them by a policy change.
+"""The rls-blocks-user fault: a member whose own tenant's workflows are hidden from them by a policy change.
 
 A new user, EMAIL, signs up through the sandbox API's real /api/auth/signup, confirms their email and joins the
 first tenant (by slug) that has workflows, as a `member` (an accepted invitation). Then a policy change, as a
@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 import psycopg
 
-from ..errors import SandboxError
+from ...errors import SandboxError
+from .base import Context
 
 EMAIL = "rls.member@example.test"
 CLIENT = "198.51.100.240"            # a documentation address none of the visitors use
@@ -77,3 +78,15 @@ def reset(folder: Path, conn: psycopg.Connection) -> None:
         conn.execute("DELETE FROM auth.users WHERE id = ANY(%s::uuid[])", [users])
         conn.execute("DELETE FROM public.rate_limits WHERE key = %s", [f"ip:{CLIENT}"])
     (folder / FILE).unlink(missing_ok=True)
+
+
+class RlsBlocksUser:
+    """A new member whose tenant's workflows a policy change hides from them (make_activity); reset undoes it."""
+
+    def make(self, ctx: Context) -> None:
+        with ctx.admin() as conn:
+            make_activity(ctx.folder, ctx.env, conn)
+
+    def reset(self, ctx: Context) -> None:
+        with ctx.admin() as conn:
+            reset(ctx.folder, conn)

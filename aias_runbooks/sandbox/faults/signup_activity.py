@@ -1,4 +1,5 @@
-"""Signup activity for scenarios, through the sandbox API's real /api/auth/signup, and its undoing.
+"""Signup faults (ACTIVITIES: a rate-limited burst, an unverified sending domain, one domain's bounces), through
+the sandbox API's real /api/auth/signup, and their undoing.
 
 A scenario's signups go over HTTP like a browser's (each client named by X-Forwarded-For, as Vercel forwards
 it), so the rate limiter, Supabase Auth's health, the account creation and the welcome email through Resend all
@@ -10,14 +11,16 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 
-from ..errors import SandboxError
-from .emulators.hosted.state import services_state
+from ...errors import SandboxError
+from ..emulators.hosted.state import services_state
+from .base import Context
 
 BURST_CLIENT = "203.0.113.7"      # a documentation address: one office NAT, or a bot, signing up in a loop
 BURST_ATTEMPTS = 20
@@ -100,3 +103,18 @@ def reset(folder: Path, conn: psycopg.Connection, since: float) -> None:
             domain["status"] = "verified"
         state["bouncing"] = []
         state["emails"] = [e for e in state.get("emails", []) if e.get("last_event") != "bounced"]
+
+
+@dataclass(frozen=True)
+class SignupActivity:
+    """Signups through the API (kind in ACTIVITIES), logged before make returns; reset undoes them."""
+
+    kind: str
+
+    def make(self, ctx: Context) -> None:
+        with ctx.admin() as conn:
+            make_activity(self.kind, ctx.folder, ctx.env, conn)
+
+    def reset(self, ctx: Context) -> None:
+        with ctx.admin() as conn:
+            reset(ctx.folder, conn, ctx.since)
