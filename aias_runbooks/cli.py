@@ -17,7 +17,7 @@ from typing import Any, NoReturn, TextIO
 
 from . import paths
 from .errors import AiasError, UsageError
-from .printable import printable
+from .printable import printable, show
 
 UNKNOWN = 3
 MAX_CELL_TIMEOUT = 86400
@@ -39,7 +39,6 @@ def one_line(text: str, limit: int = 500) -> str:
 def _seconds(text: str) -> int:
     value = text.strip()
     if not (value.isascii() and value.isdigit() and len(value) <= 6 and 1 <= int(value) <= MAX_CELL_TIMEOUT):
-        from .runner.parameterize import show
         raise argparse.ArgumentTypeError(f"must be whole seconds from 1 to {MAX_CELL_TIMEOUT}, got {show(text)}")
     return int(value)
 
@@ -51,7 +50,7 @@ def _folder(text: str) -> Path:
 
 
 def _timestamp(text: str):
-    from .runner.parameterize import parse_timestamp, show
+    from .timestamps import parse_timestamp
     try:
         return parse_timestamp(text)
     except ValueError as exc:
@@ -61,7 +60,6 @@ def _timestamp(text: str):
 def _count(text: str) -> int:
     value = text.strip()
     if not (value.isascii() and value.isdigit() and len(value) <= 3 and 1 <= int(value) <= 256):
-        from .runner.parameterize import show
         raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 256, got {show(text)}")
     return int(value)
 
@@ -69,7 +67,6 @@ def _count(text: str) -> int:
 def _limit(text: str) -> int:
     value = text.strip()
     if not (value.isascii() and value.isdigit() and len(value) <= 9):
-        from .runner.parameterize import show
         raise argparse.ArgumentTypeError(f"must be a whole number (0 or more), got {show(text)}")
     return int(value)
 
@@ -159,12 +156,19 @@ def parse_params(pairs: list[str], params_file: Path | None) -> dict[str, Any]:
 
 
 def cmd_list() -> int:
-    from .runner.parameterize import load_runbook, runbook_slugs
-    for slug in runbook_slugs():
+    """Each runbook present: its title and one line (the notebook's metadata), when to run it and its guarded
+    action (the catalogue's; a notebook the catalogue does not hold has neither), then its parameters."""
+    from . import catalogue
+    from .runner.parameterize import load_runbook
+    known = catalogue.runbooks()
+    for slug in catalogue.slugs():
         info = load_runbook(slug)
-        say(f"{slug:<28} {info.description}")
-        for param in info.parameters.values():
-            say(f"    {param.describe()}")
+        say(f"{slug:<28} {info.title}")
+        lines = [info.description]
+        if entry := known.get(slug):
+            lines += [f"when: {entry.when}", f"guarded action: {entry.action or 'none (it changes nothing)'}"]
+        for line in [*filter(None, lines), *(p.describe() for p in info.parameters.values())]:
+            say(f"    {line}")
     return 0
 
 
@@ -202,13 +206,13 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from .catalogue import slugs
     from .runner.execute import execute, prepare
-    from .runner.parameterize import runbook_slugs
     from .sandbox import control
     say("Starting the sandbox (a local AIAS Platform: Postgres, API, localstripe)...")
     control.up("healthy", pooler=args.pooler)
     rows, broken = [], 0
-    for slug in [s for s in runbook_slugs() if s != "triage"] + ["triage"]:   # triage's ranking ends the demo
+    for slug in [s for s in slugs() if s != "triage"] + ["triage"]:   # triage's ranking ends the demo
         say(f"running {slug}...")
         result = execute(prepare(slug, "sandbox", output=args.output))
         if result.interrupted:
@@ -253,10 +257,10 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def cmd_run_all(args: argparse.Namespace) -> int:
-    from .runner.parameterize import runbook_slugs
+    from . import catalogue
     from .runner.request import make_output_root, prepare
     from .runner.run_all import Job, run_jobs, worst
-    slugs = [s.strip() for s in args.runbooks.split(",") if s.strip()] if args.runbooks else runbook_slugs()
+    slugs = [s.strip() for s in args.runbooks.split(",") if s.strip()] if args.runbooks else catalogue.slugs()
     if not slugs:
         raise UsageError("--runbooks names no runbook; give comma-separated slugs (see `aias-runbooks list`)")
     requests = [prepare(s, args.env, output=args.output, make_root=False) for s in slugs]   # all, before any write
@@ -379,7 +383,6 @@ def ensure_std_fds() -> None:
 
 def check_utf8(argv: list[str]) -> None:
     """Python decodes argv with surrogateescape: an argument that is not UTF-8 holds lone surrogates."""
-    from .runner.parameterize import show
     for arg in argv:
         try:
             arg.encode("utf-8")

@@ -25,8 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import UsageError
-from .printable import printable
-from .runner.parameterize import show
+from .printable import printable, show
 from .runner.redact import MIN_LENGTH, redact_text
 from .runner.run_all import ranked
 from .settings import Environment

@@ -20,3 +20,13 @@ def printable(text: str, keep: str = "") -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+
+
+def show(text: str, limit: int = 60) -> str:
+    """User-given text quoted for a one-line message: non-printable characters escaped (printable()), cut to about
+    `limit` characters with "..." so that a huge or hostile value cannot flood the line that names it."""
+    text = str(text)
+    escaped = printable(text[:limit + 1])
+    if len(escaped) > limit or len(text) > limit:
+        escaped = escaped[:limit] + "..."
+    return f"'{escaped}'"

@@ -43,8 +43,9 @@ from croniter import CroniterError, croniter
 
 from . import notify, paths
 from .errors import AiasError, UsageError
+from .input_files import StrictLoader, read_input_file
+from .printable import show
 from .records import write_atomic
-from .runner.parameterize import _StrictLoader, read_input_file, show
 from .runner.request import make_output_root, output_root, prepare
 from .runner.run_all import Job, Outcome, run_jobs, worst
 from .settings import load_environment
@@ -90,7 +91,7 @@ def load(path: Path | None = None, output: Path | None = None) -> list[Entry]:
 
 def _read_yaml(path: Path, where: str) -> Any:
     text = read_input_file(path, where, missing="does not exist (an example: params/schedules.yaml)")
-    loader = _StrictLoader(text)
+    loader = StrictLoader(text)
     try:
         return loader.get_single_data()
     except yaml.YAMLError as exc:

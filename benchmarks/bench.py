@@ -107,9 +107,9 @@ def runbooks(envs: dict[str, dict], output: Path, runs: int) -> dict[str, dict[s
     """scale -> slug -> median wall time, status, report sizes and connections opened. With two scales, each
     runbook runs at one scale then the other, `runs` pairs in turn, and its growth is the median of the pairs'
     ratios: a drift in the machine's speed during the run moves both sides of a pair alike."""
-    from aias_runbooks.runner.parameterize import runbook_slugs
+    from aias_runbooks.catalogue import slugs
     found: dict[str, dict[str, dict]] = {scale: {} for scale in envs}
-    for slug in runbook_slugs():
+    for slug in slugs():
         times: dict[str, list[float]] = {scale: [] for scale in envs}
         folders: dict[str, Path] = {}
         for _ in range(runs):

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from aias_runbooks import cli
+from aias_runbooks import catalogue, cli
+from aias_runbooks.catalogue import slugs
 from aias_runbooks.errors import OutputError, SandboxError, UsageError
-from aias_runbooks.runner.parameterize import runbook_slugs
+from aias_runbooks.runner.parameterize import load_runbook
 from aias_runbooks.runner.request import prepare
 
 from .conftest import CLI
@@ -25,7 +26,7 @@ NOT_RUNNING = ("aias-runbooks: error: the sandbox is not running: start it with 
                "(or `make demo`)")
 
 BAD = [
-    (["nope"], "unknown runbook 'nope'; valid: " + ", ".join(runbook_slugs())),
+    (["nope"], "unknown runbook 'nope'; valid: " + ", ".join(slugs())),
     (["../tests/notebooks/crashing-check"], "unknown runbook '../tests/notebooks/crashing-check'; valid: "),
     (["health-check", "-p", "samples=abc"], "parameter 'samples' must be an integer, got 'abc'"),
     (["health-check", "-p", "samples=0"], "parameter 'samples' must be between 1 and 500"),
@@ -137,6 +138,27 @@ def test_exit_code_is_the_verdict_whoever_listens(reachable_sandbox, stdout):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr == ""
     assert len(list((reachable_sandbox / "output").glob("*/*/verdict.json"))) == 1
+
+
+def test_list_says_each_runbooks_title_when_to_run_it_and_its_guarded_action(capsys):
+    """`aias-runbooks list` reads the catalogue: under each runbook's title, when to run it and what it may change."""
+    assert cli.main(["list"]) == 0
+    blocks: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith(" "):
+            current.append(line.strip())
+        else:
+            slug, _, title = line.partition(" ")
+            current = blocks[slug] = [title.strip()]
+    assert list(blocks) == slugs()
+    for slug, runbook in catalogue.runbooks().items():
+        said = blocks[slug]
+        assert said[0] == load_runbook(slug).title
+        assert f"when: {runbook.when}" in said, said
+        assert f"guarded action: {runbook.action or 'none (it changes nothing)'}" in said, said
+    reconcile = "guarded action: reconcile subscriptions with Stripe (actions/reconcile.py)"
+    assert reconcile in blocks["stripe-webhook-failures"]
 
 
 def test_list_to_a_reader_that_went_away_is_not_an_error():

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from aias_runbooks.runner.parameterize import ENV_PARAM, MAX_TEXT, Parameter, load_runbook, runbook_slugs
+from aias_runbooks.catalogue import slugs
+from aias_runbooks.runner.parameterize import ENV_PARAM, MAX_TEXT, Parameter, load_runbook
 
 from .conftest import CLI
 
@@ -78,7 +79,7 @@ def _in_range(param: Parameter) -> list[str]:
     return {"bool": ["false", "off"], "str": ["", "x" * param.max_length]}.get(param.type, [])
 
 
-for slug in runbook_slugs():
+for slug in slugs():
     info = load_runbook(slug)
     valid = ", ".join(info.parameters)
     case(f"{slug}:unknown-parameter", slug, "-p", "nosuch=1", expect=f"has no parameter 'nosuch'; valid: {valid}")

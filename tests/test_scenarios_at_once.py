@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from aias_runbooks.runner.parameterize import load_runbook, runbook_slugs
+from aias_runbooks.catalogue import slugs as runbook_slugs
+from aias_runbooks.runner.parameterize import load_runbook
 from aias_runbooks.sandbox.scenarios import SCENARIOS
 
 # Small samples keep the runs cheap without changing any criterion (health-check's P95 needs 10 samples;

@@ -28,7 +28,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from aias_runbooks.runner.parameterize import load_runbook, runbook_slugs
+from aias_runbooks.catalogue import slugs
+from aias_runbooks.runner.parameterize import load_runbook
 from aias_runbooks.settings import load_environment
 
 from .conftest import audit_records, cli, sandbox_dsn
@@ -138,7 +139,7 @@ def canaries(sandbox):
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(owner)))
 
 
-@pytest.mark.parametrize("slug", runbook_slugs())
+@pytest.mark.parametrize("slug", slugs())
 def test_runbook_with_canary_secrets_leaks_none(run, canaries, slug):
     declared = load_runbook(slug).parameters
     params = [arg for name, value in CHEAP.items() if name in declared for arg in ("-p", f"{name}={value}")]

@@ -21,8 +21,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from .. import catalogue
 from ..errors import UsageError
+from ..printable import show
 from ..records import write_atomic
+from ..timestamps import parse_timestamp
 from . import catalog
 
 STATUSES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
@@ -65,13 +68,12 @@ class Filters:
 def filters(since: str | None = None, runbook: str | None = None, status: str | None = None,
             incident: str | None = None, now: datetime | None = None) -> Filters:
     """The command line's filters, checked; UsageError names what is valid."""
-    from .parameterize import SLUG, runbook_slugs, show
     from .request import INCIDENT
     if status is not None and status.strip().upper() not in STATUSES:
         raise UsageError(f"--status {show(status)} is not a status; valid: {', '.join(STATUSES)}")
-    if runbook is not None and not SLUG.fullmatch(runbook):
+    if runbook is not None and not catalogue.SLUG.fullmatch(runbook):
         raise UsageError(f"--runbook {show(runbook)} is not a runbook name; valid: "
-                         f"{', '.join(runbook_slugs()) or 'none'}")
+                         f"{', '.join(catalogue.slugs()) or 'none'}")
     if incident is not None and not INCIDENT.fullmatch(incident):
         raise UsageError(f"--incident {show(incident)} is not an incident id: 1 to 64 letters, digits, '.', '_' "
                          "or '-' (e.g. INC-1234)")
@@ -82,7 +84,6 @@ def filters(since: str | None = None, runbook: str | None = None, status: str | 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """A date (2026-11-20, from its midnight UTC), a timestamp with a UTC offset, or a duration back from now
     (90m, 24h, 7d, 2w); UsageError naming the forms otherwise."""
-    from .parameterize import show
     value = text.strip()
     now = now or datetime.now(timezone.utc)
     if match := DURATION.fullmatch(value):
@@ -94,7 +95,8 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
         except ValueError:
             moment = None
     elif re.fullmatch(r"\d{4}-\d{2}-\d{2}[T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})", value):
-        moment = parse_time(value)
+        with contextlib.suppress(ValueError):
+            moment = parse_timestamp(value)
     if moment is None:
         raise UsageError(f"--since {show(text)} is neither a date nor a duration; valid: a UTC date (2026-11-20), "
                          "a timestamp with offset (2026-11-20T08:00:00+00:00), or a duration back from now: "
@@ -175,12 +177,12 @@ def show_reports(output_root: Path, since: str | None = None, runbook: str | Non
                  status: str | None = None, incident: str | None = None, limit: int = 0) -> list[str]:
     """`aias-runbooks reports`: the lines to print (a table, then a count); UsageError for a bad filter, and for a
     runbook name that is neither a runbook nor in the archive."""
-    from .parameterize import runbook_slugs
     keep = filters(since, runbook, status, incident)
     rows, total = listing(output_root, keep, limit)
-    if runbook is not None and not total and runbook not in runbook_slugs():
+    slugs = catalogue.slugs()
+    if runbook is not None and not total and runbook not in slugs:
         raise UsageError(f"--runbook {runbook!r} is no runbook and has no run in the archive; valid: "
-                         f"{', '.join(runbook_slugs()) or 'none'}")
+                         f"{', '.join(slugs) or 'none'}")
     if not total:
         return [f"no archived run matches in {output_root / 'runs.jsonl'}"]
     shown = f"{len(rows)} of {total}" if len(rows) < total else f"{total}"

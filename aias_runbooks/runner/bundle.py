@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..printable import show
 from ..records import umask
 from .archive import REPORT_DIR, Filters, report_folder, runs
 
@@ -67,7 +68,6 @@ def make_bundle(output_root: Path, incident: str, out: Path | None = None, now: 
     """Write the incident's bundle, signed when `key` is given; returns its path and manifest. UsageError when the
     incident has no run or `out` exists (never overwritten; without `out` a new name is found under
     output/bundles/)."""
-    from .parameterize import show
     from .request import INCIDENT
     if not INCIDENT.fullmatch(incident):
         raise UsageError(f"--incident {show(incident)} is not an incident id: 1 to 64 letters, digits, '.', '_' "
@@ -277,7 +277,6 @@ def _disagrees(line: dict[str, Any], verdict: dict[str, Any], where: str) -> str
 
 def _shown(text: str, limit: int = 120) -> str:
     """An entry name from the bundle on verify's one line: non-printable characters escaped, unquoted."""
-    from .parameterize import show
     return show(text, limit)[1:-1]
 
 

@@ -27,29 +27,27 @@ import ast
 import io
 import json
 import math
-import os
 import re
-import stat
 import tokenize
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .. import paths
+from .. import catalogue, paths
 from ..accounts import user_reference
+from ..catalogue import SLUG
 from ..errors import UsageError
-from ..printable import printable
+from ..input_files import StrictLoader, read_input_file
+from ..printable import show
+from ..timestamps import parse_timestamp
 
 # The environment profile parameter every runbook declares; set by --env. (Not `env`: IPython's
 # automagic reads `env: str = ...` as the %env magic.)
 ENV_PARAM = "environment"
-SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
 MAX_TEXT = 200                      # characters in a str parameter or --operator
-MAX_PARAMS_FILE = 1024 * 1024       # bytes in a -f parameters file or a schedules file
 _RANGE = re.compile(r"\[(-?[\d.]*)\.\.(-?[\d.]+)\]")
 _CHOICES = re.compile(r"\[([a-z0-9_-]+(?:\|[a-z0-9_-]+)+)\]")
 _TIMESTAMP = "[timestamp]"
@@ -60,15 +58,6 @@ _INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _INT64 = 2 ** 63
 _TRUE, _FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
-
-
-def show(text: str, limit: int = 60) -> str:
-    """User-given text for a one-line message: quoted, non-printable characters escaped, at most ~limit long."""
-    text = str(text)
-    escaped = printable(text[:limit + 1])
-    if len(escaped) > limit or len(text) > limit:
-        escaped = escaped[:limit] + "..."
-    return f"'{escaped}'"
 
 
 def text_problem(value: str, limit: int = MAX_TEXT) -> str | None:
@@ -147,13 +136,9 @@ class FileValue:
     where: str
 
 
-def runbook_slugs() -> list[str]:
-    return sorted(p.stem for p in paths.notebooks_dir().glob("*.ipynb") if SLUG.fullmatch(p.stem))
-
-
 def load_runbook(slug: str) -> RunbookInfo:
     """The runbook's notebook, one-line description and typed parameters; UsageError lists valid slugs."""
-    slugs = runbook_slugs()
+    slugs = catalogue.slugs()
     if not SLUG.fullmatch(slug) or slug not in slugs:
         raise UsageError(f"unknown runbook {show(slug)}; valid: {', '.join(slugs) or 'none'}")
     path = paths.notebooks_dir() / f"{slug}.ipynb"
@@ -216,51 +201,13 @@ def parse_pairs(pairs: list[str]) -> dict[str, str]:
     return params
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader without anchors and aliases: a few hundred bytes of aliases expand to gigabytes."""
-
-    def compose_node(self, parent, index):
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            raise yaml.composer.ComposerError(None, None, "anchors and aliases are not allowed", event.start_mark)
-        return super().compose_node(parent, index)
-
-
-def read_input_file(path: Path, name: str, missing: str = "does not exist") -> str:
-    """The UTF-8 text of a file given as input (-f, --schedules): a regular file of at most 1 MiB, checked with a
-    stat before it is opened (/dev/zero would be read until memory runs out, a FIFO would hang the read) and
-    opened non-blocking; UsageError names the file (`name`) and the problem, never its content."""
-    try:
-        info = path.stat()
-        if stat.S_ISDIR(info.st_mode):
-            raise UsageError(f"{name} is a folder, not a file")
-        if not stat.S_ISREG(info.st_mode):
-            raise UsageError(f"{name} is not a regular file")
-        if info.st_size > MAX_PARAMS_FILE:
-            raise UsageError(f"{name} is larger than 1 MiB")
-        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NONBLOCK)) as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):   # swapped for something else since the stat
-                raise UsageError(f"{name} is not a regular file")
-            data = fh.read(MAX_PARAMS_FILE + 1)
-    except FileNotFoundError:
-        raise UsageError(f"{name} {missing}") from None
-    except OSError as exc:
-        raise UsageError(f"{name} cannot be read: {(exc.strerror or type(exc).__name__).lower()}") from None
-    if len(data) > MAX_PARAMS_FILE:
-        raise UsageError(f"{name} is larger than 1 MiB")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{name} is not UTF-8 text (byte {exc.start + 1})") from None
-
-
 def read_params_file(path: Path) -> dict[str, FileValue]:
     """A YAML mapping of name: scalar, at most 1 MiB; UsageError names the file and the problem, not its content."""
     name = f"parameters file {show(str(path), 200)}"
     text = read_input_file(path, name)
     loader = None
     try:
-        loader = _StrictLoader(text)      # checks every character at once (ReaderError)
+        loader = StrictLoader(text)      # checks every character at once (ReaderError)
         root = loader.get_single_node()
         if root is None:
             return {}
@@ -366,19 +313,6 @@ def coerce(slug: str, param: Parameter, given: Any) -> Any:
         got = "" if from_file else f", got {show(str(value))}"
         raise UsageError(f"{what} must be between {low} and {high}{got}")
     return result
-
-
-def parse_timestamp(text: str) -> datetime:
-    """An ISO 8601 date and time with a UTC offset (`Z` or `+hh:mm`) as an aware datetime; ValueError saying what
-    is expected (a time without an offset is refused: which zone it means would be a guess)."""
-    expected = "must be an ISO 8601 timestamp with a UTC offset, e.g. 2026-11-01T07:00:00Z"
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(expected) from None
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(expected)
-    return moment
 
 
 def _number(bound: float) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 from .. import paths
 from ..errors import OutputError, UsageError
+from ..printable import show
 from ..settings import Environment, environment_names, load_environment
 from .parameterize import (
     ENV_PARAM,
@@ -23,7 +24,6 @@ from .parameterize import (
     RunbookInfo,
     coerce,
     load_runbook,
-    show,
     text_problem,
     validate,
 )

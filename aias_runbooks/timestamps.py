@@ -1,0 +1,20 @@
+"""Points in time given as text (a `[timestamp]` parameter, `schedule run-due --now`, a window's `now`): ISO 8601
+with a UTC offset, so that which moment is meant is never a guess about the machine's time zone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+EXPECTED = "must be an ISO 8601 timestamp with a UTC offset, e.g. 2026-11-01T07:00:00Z"
+
+
+def parse_timestamp(text: str) -> datetime:
+    """An ISO 8601 date and time with a UTC offset (`Z` or `+hh:mm`) as an aware datetime; ValueError saying what
+    is expected (a time without an offset is refused: which zone it means would be a guess)."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(EXPECTED) from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(EXPECTED)
+    return moment
