@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pandas as pd
 
 from .checks import connections
+from .errors import first_line
 from .findings import FINDINGS_MIME, Finding, Severity, Verdict, html_table
 from .runner.redact import redact_text, secret_values
 from .settings import Environment, load_environment
@@ -148,7 +149,7 @@ class Runbook:
                  "= on, statement_timeout, lock_timeout), or use the direct or session connection string."])))
             return _empty(name, f"skipped: {self._db_problem}")
         except SQLAlchemyError as exc:
-            message = _first_line(exc)
+            message = first_line(exc)
             if not isinstance(exc, database.ExtensionMissing) and self._lost(exc):   # that one never reached it
                 return _empty(name, f"skipped: {self._db_problem}")
             self._show(self.record(Finding("DB_QUERY_FAILED", Severity.UNKNOWN, f"Query '{name}' failed: {message}",
@@ -177,7 +178,7 @@ class Runbook:
         broken = exc is None or not isinstance(exc, DBAPIError) or exc.connection_invalidated
         if conn is None or not (broken or conn.invalidated or conn.closed):
             return False
-        self._db_problem = f"the connection was lost during the run: {message or _first_line(exc)}"
+        self._db_problem = f"the connection was lost during the run: {message or first_line(exc)}"
         self._conn = None
         with contextlib.suppress(SQLAlchemyError):
             conn.close()
@@ -231,11 +232,6 @@ def _sections() -> None:
     if http.start_section not in shell.events.callbacks["pre_run_cell"]:
         shell.events.register("pre_run_cell", http.start_section)
     http.start_section()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _empty(name: str, error: str) -> pd.DataFrame:

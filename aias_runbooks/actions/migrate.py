@@ -23,6 +23,7 @@ import psycopg
 
 from ..checks import migrations as checks
 from ..dsn import split_url
+from ..errors import first_line
 from ..runbook import Runbook
 from ..settings import Secret
 from ..sources import migrations
@@ -149,7 +150,7 @@ def _apply(rb: Runbook, dsn: Secret, pending: list[LocalMigration], outcomes: di
             conn.execute(statement)
     except psycopg.Error as exc:
         said = "cannot connect" if conn is None else "cannot prepare supabase_migrations.schema_migrations"
-        failure.update(version=pending[0].version, statement=0, line=0, error=f"{said}: {_first_line(exc)}")
+        failure.update(version=pending[0].version, statement=0, line=0, error=f"{said}: {first_line(exc)}")
         for m in pending:
             outcomes[m.version] = "not attempted: " + failure["error"]
         if conn is not None:
@@ -173,7 +174,7 @@ def _apply(rb: Runbook, dsn: Secret, pending: list[LocalMigration], outcomes: di
                 outcomes[m.version] = "applied"
             except psycopg.Error as exc:
                 line = m.statements[current - 1].line if current else 0
-                error = _first_line(exc)
+                error = first_line(exc)
                 failure.update(version=m.version, file=m.file, statement=current or "the history row", line=line,
                                error=error)
                 outcomes[m.version] = f"failed: rolled back at statement {current or 'history row'}: {error}"
@@ -182,6 +183,3 @@ def _apply(rb: Runbook, dsn: Secret, pending: list[LocalMigration], outcomes: di
                 break
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ..checks import backups as checks
+from ..errors import first_line
 from ..runbook import Runbook
 from ..sources import backups
 from . import audit
@@ -45,7 +46,7 @@ def plan(rb: Runbook, meta: dict[str, Any] | None) -> pd.DataFrame:
         now = backups.read_estimates(dsn, list(meta["schemas"]), application(rb))
     except Exception as exc:  # noqa: BLE001 - an unreadable target is said in the plan, not a crash
         frame = pd.DataFrame(columns=columns)
-        frame.attrs.update(target="", error=f"the target cannot be read: {backups._first_line(exc)}")
+        frame.attrs.update(target="", error=f"the target cannot be read: {first_line(exc)}")
         return frame
     frame = backups.replaced(meta["tables"], now)
     frame.attrs.update(target=target, backup=Path(meta["path"]).name)
@@ -106,7 +107,7 @@ def run(rb: Runbook, targets: pd.DataFrame, meta: dict[str, Any] | None, apply: 
             after = backups.read_checksums(rb.env.secret("backup_database_url"), list(meta["schemas"]),
                                            application(rb))
         except Exception as exc:  # noqa: BLE001 - the restore is done; only the reading back failed
-            outcome.details["unread"] = backups._first_line(exc)
+            outcome.details["unread"] = first_line(exc)
             rb.record(checks.restored(outcome, target))
             return result
         outcome.tables = backups.compare(meta["tables"], after)

@@ -125,11 +125,13 @@ def variants(value: str) -> set[str]:
 
 def _pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
     """The one regex for these secrets; the same whether given the values in use or their secret_values."""
-    return _compiled(tuple(sorted(secret_values(secrets))))
+    return compiled(tuple(sorted(secret_values(secrets))))
 
 
 @lru_cache(maxsize=16)
-def _compiled(values: tuple[str, ...]) -> re.Pattern[str] | None:
+def compiled(values: tuple[str, ...]) -> re.Pattern[str] | None:
+    """The regex for these secret values and their variants (None: none long enough to mask), cached: a run
+    compiles it once. Public so that benchmarks/redact.py can clear the cache to time the compiling."""
     words = {v for s in values if len(s) >= MIN_LENGTH for v in variants(s)}
     return re.compile(_trie(words)) if words else None
 

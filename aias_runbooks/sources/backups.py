@@ -33,6 +33,7 @@ import pandas as pd
 
 from .. import paths
 from ..dsn import split_url
+from ..errors import first_line
 from ..settings import Environment, Secret
 
 FORMAT = "aias-runbooks backup 1"
@@ -308,7 +309,7 @@ def create(env: Environment, application: str, run_id: str = "") -> Outcome:
         engine.dispose()
     except (SQLAlchemyError, OSError, ValueError, subprocess.SubprocessError) as exc:
         partial.unlink(missing_ok=True)
-        return Outcome(name, failed=f"{type(exc).__name__}: {_first_line(exc)}",
+        return Outcome(name, failed=f"{type(exc).__name__}: {first_line(exc)}",
                        seconds=round(time.monotonic() - started, 2))
     if dump.returncode != 0:
         partial.unlink(missing_ok=True)
@@ -421,12 +422,9 @@ def verify(env: Environment, meta: dict[str, Any], application: str) -> Outcome:
     except NotScratch as exc:
         return Outcome(name, problem=str(exc))
     except (psycopg.Error, SQLAlchemyError, OSError) as exc:
-        return Outcome(name, problem=f"the scratch database {where} could not be used: {_first_line(exc)}")
+        return Outcome(name, problem=f"the scratch database {where} could not be used: {first_line(exc)}")
     tables = compare(meta.get("tables", {}), actual)
     return Outcome(name, seconds=round(time.monotonic() - started, 2), metadata=meta, tables=tables,
                    details={"check": "restore", "scratch": where, "restore_seconds": restored_s})
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

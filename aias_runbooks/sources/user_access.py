@@ -17,6 +17,7 @@ import pandas as pd
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..errors import first_line
 from .database import answer_within, begin_guarded, load_sql
 
 READS = "user_reads"
@@ -45,7 +46,7 @@ def compare(conn: Connection, user_id: str, email: str | None, tenant_ids: list[
             step = "read as the user"
             visible = conn.execute(text(sql_as_user), params | {"email": email or ""}).fetchall()
     except SQLAlchemyError as exc:
-        frame.attrs["error"] = f"{step}: {_first_line(exc)}"
+        frame.attrs["error"] = f"{step}: {first_line(exc)}"
         frame.attrs["setup_missing"] = _setup_missing(exc)
         return frame
     finally:
@@ -72,11 +73,6 @@ def _setup_missing(exc: SQLAlchemyError) -> bool:
     """The functions are not installed (undefined_function, invalid_schema_name) or not granted
     (insufficient_privilege): a set-up step, not a fault of the user's data."""
     return getattr(getattr(exc, "orig", None), "sqlstate", None) in {"42883", "3F000", "42501"}
-
-
-def _first_line(exc: BaseException) -> str:
-    message = str(getattr(exc, "orig", None) or exc).strip()
-    return message.splitlines()[0] if message else type(exc).__name__
 
 
 def test(rb: Any, found: pd.DataFrame, members: pd.DataFrame, since: Any) -> pd.DataFrame | None:
