@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import psycopg
 import pytest
 
@@ -73,6 +74,41 @@ def test_a_leak_named_by_a_hostile_client_is_ranked_and_its_name_stays_text(run,
     html = (result.folder / "report.html").read_text()
     assert not _live_markup(html), _live_markup(html)
     assert "onerror=alert(2)" in html   # shown, escaped
+
+
+def test_the_recipe_runs_from_the_library_and_ranks_a_leak_to_its_runbook(sandbox):
+    """triage_steps without a notebook or a runner: each section returns its table and ranking() records the
+    leaked session ranked to database-connection-errors, its command the first next step."""
+    from aias_runbooks import runbook, triage_steps
+
+    forget_recent_failures()
+    leaked = psycopg.connect(sandbox_dsn(), application_name="aias-test-triage-steps")
+    rb = runbook.start("triage", "sandbox")
+    try:
+        leaked.execute("SELECT 1")   # a transaction left open: idle in transaction
+        with admin_session() as conn:
+            wait_for(lambda: conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND state = 'idle in transaction' "
+                "AND now() - state_change > make_interval(secs => %s)",
+                (leaked.info.backend_pid, triage.LEAK_MIN_IDLE_S + 1)).fetchone()[0], 60, "an idle leak")
+        steps = triage_steps.Triage(rb, timeout_s=3.0, window_minutes=15)
+        tables = [steps.platform(10), steps.database(), steps.key_metrics(), steps.billing(), steps.workflows(),
+                  steps.signups()]
+        assert steps.access() is None and steps.upkeep() is None
+        ranking = steps.ranking()
+    finally:
+        leaked.close()
+        if rb.connection() is not None:
+            rb.connection().close()
+    assert all(isinstance(table, pd.DataFrame) for table in tables)
+    assert set(tables[0]["subsystem"]) >= {"API", "Database"}
+    leak = next(f for f in rb.findings if f.code == "DB_CONNECTION_LEAK")
+    assert leak.evidence["next_runbook"] == "database-connection-errors"
+    assert leak.next_steps[0] == "Run next: `aias-runbooks run database-connection-errors --env sandbox`"
+    row = ranking[ranking["run next"] == "database-connection-errors"]
+    assert "DB_CONNECTION_LEAK" in row["findings"].iloc[0].split(", ")
+    ranks = sorted(f.evidence["rank"] for f in rb.findings if f.severity is not Severity.OK)
+    assert ranks == list(range(1, len(ranks) + 1))
 
 
 def test_a_cause_ranks_before_its_symptom_within_one_severity():
