@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 
-# As the AIAS API's signup accepts an email (sandbox/auth_routes.py EMAIL): one @, no whitespace, a dot after it.
+# As the AIAS API's signup accepts an email (sandbox/platform/api/auth_routes.py EMAIL): one @, no whitespace, a dot
+# after it.
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 EXPECTED = "must be an email or a user id (uuid)"

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from .findings import Severity
-from .runner.parameterize import parse_timestamp
+from .timestamps import parse_timestamp
 
 if TYPE_CHECKING:
     from .runbook import Runbook

@@ -116,3 +116,25 @@ def test_the_report_and_verdict_json_link_each_finding_to_its_explanation(tmp_pa
     assert [f["doc"] for f in data["findings"]] == ["docs/findings.md#db_connection_leak", None]
     html = (tmp_path / "report.html").read_text()
     assert 'href="docs/findings.md#db_connection_leak"' in html
+
+
+# runbooks that record other runbooks' codes as their own findings: full-system-check's and incident-system-down's
+# subsystems (API_DOWN, DB_UNREACHABLE, ...), triage's signals
+AGGREGATORS = {"full-system-check", "incident-system-down", "triage"}
+
+
+def test_every_scenario_expects_codes_the_catalogue_holds_and_their_owners_record():
+    """A scenario's expectation ({runbook: {code: severity}}) names catalogued codes, each recorded by the runbook it
+    is expected of: its owner, or a runbook that reports another runbook's codes (full-system-check, triage) or a
+    code any runbook may record."""
+    from aias_runbooks.sandbox.scenarios import SCENARIOS
+
+    wrong = []
+    for scenario in SCENARIOS.values():
+        for runbook, codes in scenario.expected.items():
+            assert runbook in catalogue.runbooks(), f"{scenario.name}: no runbook {runbook}"
+            for code in codes:
+                info = catalogue.finding(code)
+                if info is None or (info.owner not in (runbook, None) and runbook not in AGGREGATORS):
+                    wrong.append((scenario.name, runbook, code, info.owner if info else "not catalogued"))
+    assert not wrong, wrong

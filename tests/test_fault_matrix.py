@@ -45,7 +45,7 @@ class Victim:
 
     def kill(self) -> None:
         subprocess.run([self.binaries.bindir / "pg_ctl", "-D", self.data_dir, "-m", "immediate", "-w", "stop"],
-                       capture_output=True, **postgres._owner())
+                       capture_output=True, **postgres.run_as())
 
     @property
     def postmaster(self) -> int:

@@ -47,7 +47,7 @@ def start(folder: Path, port: int, pg_port: int, mode: str, admin_dsn: str, role
               **(settings or {})}
     (home / "pgbouncer.ini").write_text(f"[databases]\n* = host=127.0.0.1 port={pg_port}\n\n[pgbouncer]\n"
                                         + "".join(f"{k} = {v}\n" for k, v in config.items()))
-    owner = postgres._owner()   # PgBouncer refuses to run as root, as Postgres does
+    owner = postgres.run_as()   # PgBouncer refuses to run as root, as Postgres does
     if owner:
         for path in (home, home / "userlist.txt", home / "pgbouncer.ini"):
             os.chown(path, owner["user"], owner["group"])

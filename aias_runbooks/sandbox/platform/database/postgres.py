@@ -54,7 +54,7 @@ def _describe(bindir: Path, source: str) -> Binaries:
     return Binaries(bindir, source, version, pkglibdir)
 
 
-def _owner() -> dict[str, Any]:
+def run_as() -> dict[str, Any]:
     """Postgres refuses to run as root: when we are root, run it as an unprivileged system user."""
     if os.geteuid() != 0:
         return {}
@@ -78,7 +78,7 @@ def _check_reachable(path: Path) -> None:
 
 def init(binaries: Binaries, data_dir: Path, password: str) -> None:
     """initdb a fresh cluster whose superuser is SUPERUSER (password: `password`): scram auth over TCP."""
-    owner = _owner()
+    owner = run_as()
     if data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True, mode=0o700)
@@ -116,7 +116,7 @@ def configure(binaries: Binaries, data_dir: Path, port: int, max_connections: in
 
 def start(binaries: Binaries, data_dir: Path, log: Path) -> int:
     """pg_ctl start and wait; returns the postmaster pid."""
-    owner = _owner()
+    owner = run_as()
     log.parent.mkdir(parents=True, exist_ok=True)
     log.touch()
     if owner:
@@ -138,7 +138,7 @@ def stop(binaries_dir: Path, data_dir: Path) -> bool:
     if not (data_dir / "postmaster.pid").exists():
         return False
     result = subprocess.run([Path(binaries_dir) / "pg_ctl", "-D", data_dir, "-m", "fast", "-w", "stop"],
-                            capture_output=True, text=True, **_owner())
+                            capture_output=True, text=True, **run_as())
     return result.returncode == 0
 
 
