@@ -21,7 +21,7 @@ import pytest
 from aias_runbooks.runner import archive, catalog
 from aias_runbooks.runner.report import make_run_dir
 
-from .conftest import cli
+from .helpers import cli
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

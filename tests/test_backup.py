@@ -19,8 +19,7 @@ from aias_runbooks.settings import load_environment
 from aias_runbooks.sources import backups
 from aias_runbooks.thresholds import load_thresholds
 
-from .conftest import audit_records, finding, sandbox_dsn
-from .test_secrets import leaks
+from .helpers import audit_records, finding, leaks, sandbox_dsn
 
 RUNBOOK = "database-backup"
 MARKER = "backup-round-trip"       # a tenant the round trip adds after its backup; the restore must remove it

@@ -14,10 +14,8 @@ from dotenv import dotenv_values
 
 from aias_runbooks import paths
 
-from .conftest import audit_records, finding, sandbox_dsn, table_text
-from .test_secrets import leaks
+from .helpers import PROBLEMS, audit_records, finding, leaks, sandbox_dsn, table_text
 
-PROBLEMS = {"WARNING", "CRITICAL"}
 WEBHOOKS, PAYMENTS = "stripe-webhook-failures", "incident-payment-issues"
 HOSTILE_EMAIL = "<img src=x onerror=alert(1)>*[x](javascript:alert(2))*@example.test"
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -20,7 +19,7 @@ from aias_runbooks.errors import OutputError, SandboxError, UsageError
 from aias_runbooks.runner.parameterize import load_runbook
 from aias_runbooks.runner.request import prepare
 
-from .conftest import CLI
+from .helpers import CLI, refuse
 
 NOT_RUNNING = ("aias-runbooks: error: the sandbox is not running: start it with `aias-runbooks sandbox up` "
                "(or `make demo`)")
@@ -39,15 +38,6 @@ BAD = [
     (["database-connection-errors", "-p", "operator=alice", "--operator", "bob"],
      "--operator 'bob' and the operator parameter 'alice' differ"),
 ]
-
-
-def refuse(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`aias-runbooks run ...` from an empty folder, with no sandbox to consult."""
-    (tmp_path / "no-sandbox").mkdir(exist_ok=True)
-    env = os.environ | {"AIAS_SANDBOX_DIR": str(tmp_path / "no-sandbox")} | (env or {})
-    if "--output" not in args:
-        args = (*args, "--output", str(tmp_path / "output"))
-    return subprocess.run([*CLI, "run", *args], capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
 
 
 @pytest.mark.parametrize(("args", "message"), BAD, ids=[" ".join(a) for a, _ in BAD])

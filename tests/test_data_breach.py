@@ -15,7 +15,7 @@ from dotenv import dotenv_values
 from aias_runbooks import paths
 from aias_runbooks.sandbox.faults import credential_misuse as breach
 
-from .conftest import admin_session, audit_records, finding, wait_for
+from .helpers import admin_session, audit_records, finding, wait_for
 
 HOSTILE_EMAIL = "x\"'<script>alert(1)</script>|*_[a](javascript:alert(1))@example.test"
 HOSTILE_AGENT = "Mozilla \"quoted\" 'single' <img src=x onerror=alert(2)> | `code` *bold*"

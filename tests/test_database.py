@@ -13,7 +13,7 @@ from aias_runbooks import paths
 from aias_runbooks.settings import Secret, load_environment
 from aias_runbooks.sources import database
 
-from .conftest import app_dsn, sandbox_dsn, sandbox_password
+from .helpers import app_dsn, sandbox_dsn, sandbox_password
 
 QUERIES = sorted(p for p in paths.sql_dir().glob("*.sql") if "-- ACTION:" not in p.read_text())
 # A sensible value for every bind parameter a diagnosis query takes (the smoke walk fails on one missing here).

@@ -19,22 +19,22 @@ import pytest
 
 from aias_runbooks.sandbox.platform.database import postgres
 
-from .conftest import admin_session, app_dsn, client_backends, free_port_base, sandbox_dsn, wait_for
+from .helpers import (
+    PROBLEMS,
+    admin_session,
+    app_dsn,
+    client_backends,
+    free_port_base,
+    leaked_longer_than,
+    sandbox_dsn,
+    wait_for,
+)
 
-PROBLEMS = {"WARNING", "CRITICAL"}
 BOUND_S = 180   # a refused run is bounded: well under the 300 s cell timeout, with room for a loaded machine
 OVERSIZED = "aias-api/oversized-pool"
 # What a run refused for lack of slots says to do, before the query (the one it runs itself, on one line).
 REFUSED_QUERY_STEP = ("Name who holds the slots from a reserved slot (on Supabase, also Reports > Database): connect "
                       "as a superuser (the slots superuser_reserved_connections keeps), and run: ")
-
-
-def _leaked_longer_than(seconds: float, sessions: int = 8) -> bool:
-    """The leak scenario's sessions have all been idle in transaction for more than `seconds`."""
-    with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
-        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'aias-api/export-worker' "
-                            "AND state = 'idle in transaction' AND now() - state_change > make_interval(secs => %s)",
-                            (seconds,)).fetchone()[0] >= sessions
 
 
 def _sessions(app: str) -> int:
@@ -51,7 +51,7 @@ def test_healthy_sandbox_has_no_database_problem(run, runbook):
 
 def test_connection_leak_is_found_and_dry_run_changes_nothing(run, scenario):
     scenario("db-connection-leak")
-    wait_for(lambda: _leaked_longer_than(2.5), 60, "the leaked sessions to pass the 2 s criterion")
+    wait_for(lambda: leaked_longer_than(2.5), 60, "the leaked sessions to pass the 2 s criterion")
     result = run("database-connection-errors", "-p", "leak_min_idle_s=2")
     assert result.codes["DB_CONNECTION_LEAK"] == "CRITICAL", result.codes
     assert result.proc.returncode == 2
@@ -67,7 +67,7 @@ def test_apply_terminates_only_the_leaked_sessions_and_audits(run, scenario):
             psycopg.connect(app_dsn(), application_name="bystander-other-app") as other:
         other.execute("SELECT 1")            # idle in transaction too, but not the application named
         scenario("db-connection-leak")
-        wait_for(lambda: _leaked_longer_than(2.5), 60, "the leaked sessions to pass the 2 s criterion")
+        wait_for(lambda: leaked_longer_than(2.5), 60, "the leaked sessions to pass the 2 s criterion")
         result = run("database-connection-errors", "-p", "leak_min_idle_s=2", "-p", "apply=true",
                      "-p", "only_application=aias-api/export-worker", "--operator", "alice", "--incident", "INC-7")
         assert _sessions("bystander-idle") == 1 and _sessions("bystander-other-app") == 1
@@ -226,7 +226,6 @@ def test_refused_for_slots_says_exactly_what_to_run_from_a_reserved_slot(run, sa
     assert (application, role, client, state) == (OVERSIZED, "aias_app", "127.0.0.1", "idle"), holders[:3]
     assert connections > 47 // 2, holders[:3]
     assert (result.folder / "report.html").is_file()
-
 
 
 def _pg16_binaries() -> postgres.Binaries | None:

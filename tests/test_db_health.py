@@ -21,7 +21,7 @@ from aias_runbooks.runner.report import provenance, read_verdict, write_report
 from aias_runbooks.sandbox.platform.database.stats import FLUSH_STATS_SQL, STATS_RESET_SQL
 from aias_runbooks.thresholds import load_thresholds
 
-from .conftest import sandbox_dsn
+from .helpers import app_dsn, sandbox_dsn
 
 
 def _strict(text: str):
@@ -209,7 +209,6 @@ def test_a_table_behind_is_named_in_its_own_step_and_a_small_busy_one_is_not_lag
 def test_a_ranking_keeps_its_order_in_a_real_runs_verdict(run, sandbox):
     """top_applications is ranked by connections: the application holding most comes first in verdict.json,
     although its name sorts last (a saved notebook sorts keys; the verdict must not)."""
-    from .conftest import app_dsn
 
     held = [psycopg.connect(app_dsn(), application_name="zz-busiest-app", autocommit=True) for _ in range(8)]
     try:

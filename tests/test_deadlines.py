@@ -6,55 +6,15 @@ from __future__ import annotations
 
 import os
 import secrets
-import socketserver
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 from aias_runbooks.sources import http
 
-from .conftest import cli, finding, free_port_base
-from .test_notify import write_schedule
-from .test_schedule import runs
+from .helpers import Target, cli, finding, free_port_base, runs, write_schedule
 
 SAFETY_NET_S = 240   # a run that hangs fails the test here (before the fix it hung until the cell timeout, or forever)
-
-
-class Target:
-    """An HTTP target on 127.0.0.1 of the test's own: `drip` sends an answer's status line, then a header that
-    never ends, one byte every `every` seconds, until the client goes away; `slow` waits `every` seconds, then
-    sends a whole healthy answer ({"ok": true}) and closes the connection."""
-
-    def __init__(self, mode: str, every: float) -> None:
-        stop = self.stop = threading.Event()
-
-        class Handler(socketserver.BaseRequestHandler):
-            def handle(self) -> None:
-                self.request.recv(65536)
-                try:
-                    if mode == "slow":
-                        if not stop.wait(every):
-                            self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                                                 b"Connection: close\r\nContent-Length: 12\r\n\r\n"
-                                                 b"{\"ok\": true}")
-                        return
-                    for byte in b"HTTP/1.1 200 OK\r\nX-Dripping: ":
-                        self.request.sendall(bytes([byte]))
-                    while not stop.wait(every):
-                        self.request.sendall(b"a")
-                except OSError:   # the client gave up and closed the connection
-                    pass
-
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -3,26 +3,19 @@ of the worst, the variable named when a secret is missing, bounded when a target
 
 from __future__ import annotations
 
-import os
 from urllib.parse import urlsplit
 
-from .conftest import admin_session, cli, free_port_base, sandbox_dsn, sandbox_password
-from .test_system_down import hanging_port
-
-BOUND_S = 60   # every probe has a 5 s timeout and they run at once: a hang must not hold the command
-
-
-def doctor(*args: str, **env: str):
-    result = cli("doctor", *args, timeout=BOUND_S, env=os.environ | env)
-    lines = result.stdout.splitlines()
-    assert lines and all(line.split()[0] in {"OK", "WARNING", "CRITICAL", "UNKNOWN"} for line in lines), \
-        result.stdout + result.stderr
-    return result, lines
-
-
-def line(lines: list[str], name: str) -> str:
-    (found,) = [entry for entry in lines if entry[9:33].strip() == name]   # status word, name, detail
-    return found
+from .helpers import (
+    DOCTOR_BOUND_S,
+    admin_session,
+    cli,
+    doctor,
+    free_port_base,
+    hanging_port,
+    line,
+    sandbox_dsn,
+    sandbox_password,
+)
 
 
 def test_healthy_sandbox_is_all_ok(sandbox):
@@ -98,6 +91,6 @@ def test_a_monitoring_login_that_could_switch_to_a_writing_role_is_a_warning(san
 
 
 def test_unknown_environment_is_one_usage_line_before_anything(sandbox):
-    result = cli("doctor", "--env", "nope", timeout=BOUND_S)
+    result = cli("doctor", "--env", "nope", timeout=DOCTOR_BOUND_S)
     assert result.returncode == 3 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and "unknown environment 'nope'" in result.stderr

@@ -19,8 +19,7 @@ import pytest
 
 from aias_runbooks.sandbox.platform.database import postgres, schema
 
-from .conftest import CLI, free_port_base, sandbox_dsn, wait_for
-from .test_deadlines import Target
+from .helpers import CLI, Target, free_port_base, sandbox_dsn, wait_for
 
 BOUND_S = 180   # no fault may make a run hang: well under the 300 s cell timeout, with room for a loaded machine
 DB_RUNBOOKS = ["database-connection-errors", "database-health"]

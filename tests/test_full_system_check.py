@@ -4,57 +4,19 @@ written anywhere, and an answer within seconds when every target hangs."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable
 
 import pytest
 
-from .conftest import Run, admin_session, finding
-from .test_high_error_rate import vercel
-from .test_system_down import hanging_port
+from .helpers import Run, admin_session, code_cells, finding, hanging_port, healthy, ran_to_the_end, rows, vercel
 
 SLUG = "full-system-check"
-SUBSYSTEMS = {"API", "Database", "Database pool", "Database queries", "Vercel deployment", "Vercel error rate",
-              "Supabase Auth", "Stripe webhooks", "Resend email", "Status: stripe", "Status: supabase",
-              "Status: vercel", "Status: resend"}
-PROBLEMS = {"WARNING", "CRITICAL"}
-
-
-def cells(result: Run) -> dict[str, dict]:
-    nb = json.loads((result.folder / "notebook.ipynb").read_text())
-    return {c["id"]: c for c in nb["cells"] if c["cell_type"] == "code"}
-
-
-def rows(result: Run) -> dict[str, dict]:
-    """The subsystem table as the verdict carries it (SYSTEM_CHECK's evidence): subsystem -> status, detail, next."""
-    return finding(result, "SYSTEM_CHECK")["evidence"]["subsystems"]
 
 
 def next_command(runbook: str) -> str:
     return f"aias-runbooks run {runbook} --env sandbox"
-
-
-def ran_to_the_end(result: Run) -> None:
-    assert "RUNBOOK_ERROR" not in result.codes, result.verdict["findings"]
-    for cell_id, cell in cells(result).items():
-        assert not [o for o in cell["outputs"] if o["output_type"] == "error"], cell_id
-    first = [o for o in cells(result)["fsc-04"]["outputs"] if "text/html" in o.get("data", {})]
-    assert first and "Vercel error rate" in "".join(first[0]["data"]["text/html"]), "the table is the first result"
-    assert set(rows(result)) == SUBSYSTEMS, "every subsystem has its row, whatever its state"
-
-
-def healthy(result: Run) -> None:
-    assert result.proc.returncode == 0, result.verdict["findings"]
-    assert not PROBLEMS & set(result.codes.values()), result.verdict["findings"]
-    assert {r["status"] for r in rows(result).values()} == {"up"}, rows(result)
-    assert not [r["run_next"] for r in rows(result).values() if r["run_next"]]
-    assert finding(result, "SYSTEM_CHECK")["title"] == f"Every subsystem checked is up ({len(SUBSYSTEMS)} of " \
-                                                       f"{len(SUBSYSTEMS)})."
-    assert {"DB_POOL_OK", "ERROR_RATE_OK", "WEBHOOK_SUCCESS_RATE_OK", "EMAIL_DELIVERY_OK",
-            "EMAIL_DOMAIN_VERIFIED", "API_HEALTHY", "EXTERNAL_STATUS_OK"} <= result.codes.keys()
-    assert {"notebook.ipynb", "report.html", "verdict.json"} == {p.name for p in result.folder.iterdir()}
 
 
 def api_down(result: Run) -> None:
@@ -147,6 +109,6 @@ def test_every_target_hanging_is_checked_at_once_within_its_timeout(run):
     assert {"API_DOWN", "DB_UNREACHABLE", "STRIPE_UNREACHABLE"} <= result.codes.keys()
     assert {r["status"] for r in rows(result).values()} <= {"down", "unknown"}, rows(result)
     ran_to_the_end(result)
-    took = cells(result)["fsc-04"]["metadata"]["papermill"]["duration"]
+    took = code_cells(result)["fsc-04"]["metadata"]["papermill"]["duration"]
     assert took < 5 + 2 * timeout_s + 3, f"the check took {took:.1f} s: the probes did not run at once"
 

@@ -23,7 +23,7 @@ from aias_runbooks import runbook
 from aias_runbooks.actions import terminate
 from aias_runbooks.sources import database
 
-from .conftest import sandbox_dsn
+from .helpers import sandbox_dsn
 
 MIN_IDLE_S = 1
 

@@ -7,7 +7,7 @@ import re
 
 import psycopg
 
-from .conftest import sandbox_dsn
+from .helpers import sandbox_dsn
 
 
 def test_healthy_sandbox_is_ok(run):

@@ -11,18 +11,9 @@ from dotenv import dotenv_values
 from aias_runbooks import paths, runbook
 from aias_runbooks.actions import rollback
 from aias_runbooks.sandbox.faults import bad_release as releases
-from aias_runbooks.settings import load_environment
 from aias_runbooks.sources import deploys
-from aias_runbooks.sources.deploys import Vercel
 
-from .conftest import audit_records, finding, table_text
-
-PROBLEMS = {"WARNING", "CRITICAL"}
-
-
-def vercel() -> Vercel:
-    profile = load_environment("sandbox")
-    return Vercel(profile.secret("vercel_token").reveal(), profile.urls["vercel_api"], profile.vercel_project)
+from .helpers import PROBLEMS, audit_records, finding, table_text, vercel
 
 
 def workflows_answers(n: int = 9) -> list[int]:

@@ -27,7 +27,7 @@ import pytest
 from aias_runbooks.catalogue import slugs
 from aias_runbooks.runner.parameterize import ENV_PARAM, MAX_TEXT, Parameter, load_runbook
 
-from .conftest import CLI
+from .helpers import CLI
 
 NOT_RUNNING = "the sandbox is not running"
 SECRET = "sk_live_" + secrets.token_hex(12)     # the first line of a file a -f symlink points at

@@ -17,10 +17,7 @@ import pytest
 from aias_runbooks.records import append_jsonl
 from aias_runbooks.runner import catalog, execute, workspace
 
-from .conftest import CLI, wait_for
-from .test_secrets import leaks
-
-FIXTURES = Path(__file__).parent / "notebooks"
+from .helpers import CLI, FIXTURE_NOTEBOOKS, leaks, wait_for
 
 
 def _start(output: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -29,7 +26,7 @@ def _start(output: Path, *args: str, env: dict[str, str] | None = None) -> subpr
 
 
 def _fixture_env(**extra: str) -> dict[str, str]:
-    return os.environ | {"AIAS_NOTEBOOKS_DIR": str(FIXTURES)} | extra
+    return os.environ | {"AIAS_NOTEBOOKS_DIR": str(FIXTURE_NOTEBOOKS)} | extra
 
 
 def _recorded(output: Path, code: str) -> bool:

@@ -22,7 +22,7 @@ from aias_runbooks import runbook
 from aias_runbooks.actions import terminate
 from aias_runbooks.thresholds import load_thresholds
 
-from .conftest import admin_session, app_dsn, sandbox_dsn, wait_for
+from .helpers import admin_session, app_dsn, sandbox_dsn, wait_for
 
 RULE = load_thresholds()["db_connections"]
 WARNING_S = RULE["blocked_warning_s"]

@@ -18,8 +18,7 @@ from aias_runbooks.maintenance import Schedule, last_window, next_window, window
 from aias_runbooks.sources import backups
 from aias_runbooks.thresholds import load_thresholds
 
-from .conftest import finding
-from .test_cli_input import refuse
+from .helpers import finding, refuse
 
 RUNBOOK = "maintenance-window"
 SCHEDULE = Schedule.of(load_thresholds())
@@ -115,7 +114,6 @@ def test_go_no_go_is_blocked_by_any_critical_finding():
     stop = checks.readiness([warn, Finding("MAINTENANCE_BACKUP_MISSING", Severity.CRITICAL, "none")])
     assert (stop.code, stop.severity, stop.evidence["blocking"]) == ("MAINTENANCE_NOT_READY", Severity.CRITICAL,
                                                                     ["MAINTENANCE_BACKUP_MISSING"])
-
 
 
 def test_before_is_the_next_window_and_after_the_latest_that_started():

@@ -20,7 +20,7 @@ from aias_runbooks.sandbox.platform.database.schema import MIGRATIONS
 from aias_runbooks.settings import load_environment
 from aias_runbooks.sources.migrations import Catalogue, pending_of, read_local, same_sql, split, states
 
-from .conftest import audit_records, finding, sandbox_dsn
+from .helpers import audit_records, finding, sandbox_dsn
 
 RUNBOOK = "migrations"
 # A database as Supabase hands it over (sandbox/platform.sql): public, extensions, Supabase Auth's schema with its
@@ -217,7 +217,6 @@ def test_states_and_drift_from_files_and_history(tmp_path):
     assert (drift.evidence["changed_since_applied"], drift.evidence["out_of_order"], drift.evidence["missing_locally"]
             ) == (["20990101000200"], ["20990101000300"], ["20990101000400"])
     assert found["MIGRATIONS_PENDING"].evidence["local_files"] == 5
-
 
 
 def pending_files(folder: Path, *files: tuple[str, str]) -> list:

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from .conftest import admin_session, monitor_dsn
+from .helpers import admin_session, monitor_dsn
 
 MONITOR = "aias_monitor"
 INSUFFICIENT_PRIVILEGE = "42501"

@@ -12,9 +12,7 @@ import pytest
 from aias_runbooks.checks import monitoring
 from aias_runbooks.thresholds import load_thresholds
 
-from .conftest import finding, forget_recent_failures
-
-PROBLEMS = {"WARNING", "CRITICAL"}
+from .helpers import PROBLEMS, finding, forget_recent_failures
 
 
 def minutes_of(errors: list[int], requests: int = 100) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from aias_runbooks.findings import VERDICT_MIME
 from aias_runbooks.runner import kernel
 from aias_runbooks.runner.parameterize import load_runbook
 
-from .conftest import forget_recent_failures
+from .helpers import forget_recent_failures
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 

@@ -18,7 +18,7 @@ import pytest
 from aias_runbooks import notify
 from aias_runbooks.settings import load_environment
 
-from .test_schedule import FIXTURES, run_due, runs
+from .helpers import FIXTURE_NOTEBOOKS, run_due, runs, write_schedule
 
 SENDER = "AIAS Runbooks <runbooks@aiautomatedsystems.ca>"   # the sandbox's verified sending domain
 
@@ -67,15 +67,6 @@ def receiver():
     hook.release.set()
     hook.server.shutdown()
     hook.server.server_close()
-
-
-def write_schedule(tmp_path: Path, notify_yaml: str, runbook: str = "health-check",
-                   parameters: str = "{samples: 10, interval_ms: 0}") -> Path:
-    path = tmp_path / "schedules.yaml"
-    path.write_text("schedules:\n  - name: health-5min\n    cron: '*/5 * * * *'\n"
-                    f"    runbook: {runbook}\n    environment: sandbox\n    parameters: {parameters}\n"
-                    f"    notify: {notify_yaml}\n")
-    return path
 
 
 def emails_to(sandbox: Path, address: str) -> list[dict]:
@@ -186,7 +177,7 @@ def test_a_secret_in_a_finding_title_never_reaches_the_receivers(sandbox, receiv
     oncall = f"oncall-{secrets.token_hex(4)}@example.com"
     schedules = write_schedule(tmp_path, f"{{slack: true, email: ['{oncall}'], from: '{SENDER}'}}",
                                runbook="secret-title-check", parameters="{}")
-    env = os.environ | {"AIAS_SANDBOX_SLACK_WEBHOOK_URL": receiver.url, "AIAS_NOTEBOOKS_DIR": str(FIXTURES)}
+    env = os.environ | {"AIAS_SANDBOX_SLACK_WEBHOOK_URL": receiver.url, "AIAS_NOTEBOOKS_DIR": str(FIXTURE_NOTEBOOKS)}
     result = run_due(schedules, tmp_path / "output", "2026-11-26T20:00:10Z", env=env)
     assert result.returncode == 1 and "notification" not in result.stderr, result.stdout + result.stderr
     assert "secret(s) were found in the report and redacted" in result.stderr, "the runner's scan, the first net"

@@ -20,8 +20,7 @@ import pytest
 
 from aias_runbooks.sandbox.emulators.hosted import state as services
 
-from .conftest import admin_session, cli
-from .test_schedule import run_due
+from .helpers import admin_session, cli, run_due
 
 CLEAR, TITLE = "\x1b[2J\x1b[H", "\x1b]0;pwned\x07"
 LINK = "\x1b]8;;http://evil.test/\x1b\\docs\x1b]8;;\x1b\\"

@@ -29,11 +29,21 @@ from aias_runbooks.sandbox.platform.database import pooler as sandbox_pooler
 from aias_runbooks.settings import Secret
 from aias_runbooks.sources import backups, database
 
-from .conftest import _sandbox_env, cli, finding, free_port_base, monitor_dsn, sandbox_dsn, wait_for
-from .test_database_runbooks import PROBLEMS, _leaked_longer_than
-from .test_doctor import doctor, line
-from .test_full_system_check import healthy as full_system_healthy
-from .test_full_system_check import ran_to_the_end as full_system_ran_to_the_end
+from .helpers import (
+    PROBLEMS,
+    cli,
+    doctor,
+    finding,
+    free_port_base,
+    healthy,
+    leaked_longer_than,
+    line,
+    monitor_dsn,
+    ran_to_the_end,
+    sandbox_dsn,
+    sandbox_env,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +72,7 @@ def pooled(request, sandbox, pgbouncer) -> str:
 
 def test_database_url_goes_through_pgbouncer(pooled):
     state = control.read_state()
-    assert f":{state['ports']['pooler']}/" in _sandbox_env()["AIAS_SANDBOX_DATABASE_URL"]
+    assert f":{state['ports']['pooler']}/" in sandbox_env()["AIAS_SANDBOX_DATABASE_URL"]
     status = cli("sandbox", "status")
     assert f"PgBouncer, {pooled} mode" in status.stdout
 
@@ -98,7 +108,7 @@ def ignoring_pooler(options_dropped) -> str:
     """The application role's URL through the PgBouncer that drops the startup options (aias_app has no read-only
     role setting, so only the runbook's own guarantees can refuse its write)."""
     port, postgres = options_dropped
-    return sandbox_pooler.via(_sandbox_env()["AIAS_SANDBOX_APP_DATABASE_URL"], postgres, port)
+    return sandbox_pooler.via(sandbox_env()["AIAS_SANDBOX_APP_DATABASE_URL"], postgres, port)
 
 
 def _guarded(dsn: str, sql: str, statement_timeout_ms: int = 500, lock_timeout_ms: int = 200) -> str:
@@ -137,7 +147,7 @@ def test_options_dropped_by_the_pooler_the_lock_timeout_still_holds(ignoring_poo
 
 def _profile_url(**change: str) -> str:
     """The profile's database_url (through PgBouncer here) with a part changed: password, database or query."""
-    parts = urlsplit(_sandbox_env()["AIAS_SANDBOX_DATABASE_URL"])
+    parts = urlsplit(sandbox_env()["AIAS_SANDBOX_DATABASE_URL"])
     netloc = parts.netloc
     if "password" in change:
         netloc = f"{parts.username}:{change['password']}@{parts.hostname}:{parts.port}"
@@ -182,7 +192,7 @@ def _through(port: int) -> str:
 def full_pooler(sandbox, pgbouncer) -> Iterator[str]:
     """A PgBouncer that takes one client (max_client_conn = 1), that one held: the profile's URL through it."""
     with _extra_pooler("pgbouncer-full", {"max_client_conn": "1"}) as (port, postgres):
-        holder = sandbox_pooler.via(_sandbox_env()["AIAS_SANDBOX_APP_DATABASE_URL"], postgres, port)
+        holder = sandbox_pooler.via(sandbox_env()["AIAS_SANDBOX_APP_DATABASE_URL"], postgres, port)
         with psycopg.connect(holder):
             yield _through(port)
 
@@ -226,8 +236,8 @@ def test_the_whole_system_is_ok_through_pgbouncer(pooled, quiet, run, slug):
     if slug == "triage":
         assert list(result.codes) == ["TRIAGE_ALL_CLEAR"], result.codes
     else:
-        full_system_healthy(result)
-        full_system_ran_to_the_end(result)
+        healthy(result)
+        ran_to_the_end(result)
 
 
 # The database scenarios through transaction mode only (the module docstring says why).
@@ -237,7 +247,7 @@ THROUGH_TRANSACTION_MODE = pytest.mark.parametrize("pooled", ["transaction"], in
 @THROUGH_TRANSACTION_MODE
 def test_a_connection_leak_is_diagnosed_through_pgbouncer(pooled, run, scenario):
     scenario("db-connection-leak")
-    wait_for(lambda: _leaked_longer_than(2.5), 60, "the leaked sessions to pass the 2 s criterion")
+    wait_for(lambda: leaked_longer_than(2.5), 60, "the leaked sessions to pass the 2 s criterion")
     result = run("database-connection-errors", "-p", "leak_min_idle_s=2")
     assert result.codes.get("DB_CONNECTION_LEAK") == "CRITICAL", result.codes
     leak = finding(result, "DB_CONNECTION_LEAK")

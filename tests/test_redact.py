@@ -21,7 +21,7 @@ from aias_runbooks.runner.redact import MASK, redact_folder, redact_notebook_tex
 from aias_runbooks.settings import Secret
 from aias_runbooks.sources import database
 
-from .test_secrets import encodings, views
+from .helpers import encodings, views
 
 TOKEN = secrets.token_hex(6)
 SECRET = f"c@n&ry<'\"%-é:{TOKEN}ß@x"            # hostile: '@', quotes, '<', '&', '%', non-ASCII

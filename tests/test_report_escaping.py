@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 
 import psycopg
 
-from .conftest import sandbox_dsn, wait_for
+from .helpers import HOSTILE_APP, live_markup, sandbox_dsn, wait_for
 
-HOSTILE_APP = "[docs](javascript:alert(1))<img src=x onerror=alert(2)>"
 HOSTILE_OPERATOR = "[me](javascript:alert(3)) <b>**bold**</b> | `x`"
-
-
-def _live_markup(html: str) -> list[str]:
-    """Links, images and tags an attacker's text could have produced in the report."""
-    return re.findall(r"<a [^>]*href=\"javascript:[^>]*>|<img src=x[^>]*>|<b>\*\*bold", html, flags=re.IGNORECASE)
 
 
 def test_a_hostile_application_name_and_operator_stay_text_in_the_report(run, sandbox):
@@ -43,10 +36,10 @@ def test_a_hostile_application_name_and_operator_stay_text_in_the_report(run, sa
     assert HOSTILE_APP in blocking["title"], "verdict.json keeps the name exactly"
     assert result.verdict["provenance"]["operator"] == HOSTILE_OPERATOR
     html = (result.folder / "report.html").read_text()
-    assert _live_markup(html) == []
+    assert live_markup(html) == []
     assert "javascript:alert(1)" in html and "javascript:alert(3)" in html, "shown as text"
     index = (result.output / "index.html").read_text()
-    assert _live_markup(index) == []
+    assert live_markup(index) == []
 
 
 def _quietly(conn: psycopg.Connection, row: int) -> None:

@@ -14,14 +14,11 @@ import pytest
 from aias_runbooks.runner.execute import stop_signals
 from aias_runbooks.settings import load_environment
 
-from .conftest import CLI, sandbox_password, wait_for
-from .test_secrets import leaks
-
-FIXTURES = Path(__file__).parent / "notebooks"
+from .helpers import CLI, FIXTURE_NOTEBOOKS, leaks, sandbox_password, wait_for
 
 
 def _fixture_env(**extra: str) -> dict[str, str]:
-    return os.environ | {"AIAS_NOTEBOOKS_DIR": str(FIXTURES)} | extra
+    return os.environ | {"AIAS_NOTEBOOKS_DIR": str(FIXTURE_NOTEBOOKS)} | extra
 
 
 def _all_text(folder: Path) -> str:

@@ -16,7 +16,7 @@ from dotenv import dotenv_values
 
 from aias_runbooks.sandbox import processes
 
-from .conftest import cli, free_port_base
+from .helpers import cli, free_port_base
 
 
 def _env(folder: Path, base: int) -> dict[str, str]:

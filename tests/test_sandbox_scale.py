@@ -18,7 +18,7 @@ from aias_runbooks.errors import UsageError
 from aias_runbooks.sandbox import control
 from aias_runbooks.sandbox.platform.database import schema
 
-from .conftest import cli, free_port_base
+from .helpers import cli, free_port_base
 
 
 def test_an_unknown_scale_is_one_line_and_exit_3(capsys):

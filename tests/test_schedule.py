@@ -16,9 +16,7 @@ import pytest
 
 from aias_runbooks.runner.run_all import worst
 
-from .conftest import CLI, cli, wait_for
-
-FIXTURES = Path(__file__).parent / "notebooks"
+from .helpers import CLI, FIXTURE_NOTEBOOKS, cli, run_due, runs, wait_for
 
 # Cheap runbooks on the sandbox: a health check of 10 requests takes a few seconds.
 SCHEDULES = """\
@@ -47,15 +45,6 @@ def schedules(tmp_path):
     path = tmp_path / "schedules.yaml"
     path.write_text(SCHEDULES)
     return path
-
-
-def run_due(schedules: Path, output: Path, now: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return cli("schedule", "run-due", "--schedules", str(schedules), "--output", str(output), "--now", now, env=env)
-
-
-def runs(output: Path) -> list[dict]:
-    path = output / "runs.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
 def entries_run(proc: subprocess.CompletedProcess) -> list[str]:
@@ -123,7 +112,7 @@ def test_run_due_exit_code_is_the_worst_run(sandbox, tmp_path):
     path.write_text("schedules:\n"
                     "  - {name: crash, cron: '* * * * *', runbook: crashing-check, environment: sandbox}\n"
                     "  - {name: leak, cron: '*/2 * * * *', runbook: leaky-check, environment: sandbox}\n")
-    env = os.environ | {"AIAS_NOTEBOOKS_DIR": str(FIXTURES)}
+    env = os.environ | {"AIAS_NOTEBOOKS_DIR": str(FIXTURE_NOTEBOOKS)}
     result = run_due(path, tmp_path / "output", "2026-11-26T20:02:00Z", env=env)
     assert entries_run(result) == ["crash", "leak"]
     assert result.returncode == 1, "WARNING (crashing-check) outranks UNKNOWN (leaky-check), as verdicts rank"
@@ -214,7 +203,7 @@ def test_run_all_runs_the_set_in_parallel(sandbox, tmp_path):
     once, however loaded the machine (the start and end times of two quick runbooks may not overlap under load)."""
     output, meet = tmp_path / "output", tmp_path / "meet"
     meet.mkdir()
-    env = os.environ | {"AIAS_NOTEBOOKS_DIR": str(FIXTURES), "AIAS_TEST_MEET_DIR": str(meet)}
+    env = os.environ | {"AIAS_NOTEBOOKS_DIR": str(FIXTURE_NOTEBOOKS), "AIAS_TEST_MEET_DIR": str(meet)}
     result = cli("run-all", "--runbooks", "rendezvous-check,rendezvous-check", "--parallel", "2",
                  "--output", str(output), env=env)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -227,7 +216,7 @@ def test_run_all_runs_the_set_in_parallel(sandbox, tmp_path):
 
 
 def test_run_all_exit_code_is_the_worst_run(sandbox, tmp_path):
-    env = os.environ | {"AIAS_NOTEBOOKS_DIR": str(FIXTURES)}
+    env = os.environ | {"AIAS_NOTEBOOKS_DIR": str(FIXTURE_NOTEBOOKS)}
     result = cli("run-all", "--runbooks", "crashing-check,leaky-check", "--output", str(tmp_path / "o"), env=env)
     assert result.returncode == 1, result.stdout + result.stderr
     rows = {row.split()[0]: row.split()[1:3] for row in result.stdout.splitlines()[1:]}
@@ -239,7 +228,7 @@ def test_run_all_stopped_stops_its_runs_and_each_still_leaves_its_report(sandbox
     """One at a time: stuck-check hangs, crashing-check waits its turn; stopping run-all stops the first (its
     report filed with the WARNING it had recorded) and never starts the second."""
     output = tmp_path / "output"
-    env = os.environ | {"AIAS_NOTEBOOKS_DIR": str(FIXTURES)}
+    env = os.environ | {"AIAS_NOTEBOOKS_DIR": str(FIXTURE_NOTEBOOKS)}
     proc = subprocess.Popen([*CLI, "run-all", "--runbooks", "stuck-check,crashing-check", "--parallel", "1",
                              "--output", str(output)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)

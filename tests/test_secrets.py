@@ -12,18 +12,14 @@ borrowed from the redactor: a shared bug could not make both agree.
 from __future__ import annotations
 
 import base64
-import html
 import json
 import os
-import re
 import secrets
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import urlsplit
 
-import nbformat
 import psycopg
 import pytest
 from psycopg import sql
@@ -32,69 +28,11 @@ from aias_runbooks.catalogue import slugs
 from aias_runbooks.runner.parameterize import load_runbook
 from aias_runbooks.settings import load_environment
 
-from .conftest import audit_records, cli, sandbox_dsn
+from .helpers import FIXTURE_NOTEBOOKS, audit_records, cli, leaks, sandbox_dsn
 
-FIXTURES = Path(__file__).parent / "notebooks"
 # Small samples keep every run cheap; a parameter is only passed to the runbooks that declare it.
 CHEAP = {"samples": 5, "interval_ms": 10, "latency_samples": 10, "top_tables": 5,
          "create": "true"}   # database-backup takes a backup too: pg_dump, besides pg_restore, gets a hostile password
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def encodings(secret: str) -> set[str]:
-    """Every spelling of secret a report could hold: as is, HTML-escaped (with and without quotes), repr- and
-    unicode_escape-escaped, JSON-escaped (ASCII or not, also on top of each other spelling), percent-encoded
-    and -decoded, and base64 (standard and URL-safe) at each byte alignment, as inside a larger blob."""
-    plain = {secret, html.escape(secret), html.escape(secret, quote=False), repr(secret)[1:-1],
-             secret.encode("unicode_escape").decode("ascii"), json.dumps(secret)[1:-1],
-             json.dumps(secret, ensure_ascii=False)[1:-1], quote(secret, safe=""), quote(secret), unquote(secret)}
-    spelled = plain | {json.dumps(p, ensure_ascii=ascii_only)[1:-1] for p in plain for ascii_only in (True, False)}
-    data = secret.encode()
-    for offset in range(3):
-        aligned = data[offset:offset + 3 * ((len(data) - offset) // 3)]
-        spelled |= {base64.b64encode(aligned).decode(), base64.urlsafe_b64encode(aligned).decode()}
-    return spelled
-
-
-def needles(values: dict[str, str]) -> dict[str, str]:
-    """{spelling: which secret} for the canaries, their URL passwords (and the '@'/':' pieces of them a
-    first-'@' parser would print as a host or user) and each body line of a multi-line canary."""
-    pieces = []
-    for value in values.values():
-        pieces.append(value)
-        if value.startswith("postgresql://"):
-            password = unquote(urlsplit(value).password)
-            pieces += [password, *(p for p in re.split("[@:]", password) if len(p) >= 6)]
-        pieces += [line for line in value.splitlines()[1:-1] if len(line) >= 16]
-    return {spelling: piece[:24] for piece in pieces for spelling in encodings(piece) if len(spelling) >= 6}
-
-
-def views(path: Path) -> list[str]:
-    """The file's text plus what a reader sees of it: a notebook's strings with its lists of lines, traceback
-    frames and stream chunks joined (with and without ANSI colours); an HTML page's text without its tags."""
-    text = path.read_bytes().decode("utf-8", "replace")
-    seen = [text]
-    if path.suffix == ".ipynb":
-        nb = nbformat.reads(text, as_version=4)
-        for cell in nb.cells:
-            outputs = cell.get("outputs", [])
-            seen += [cell.source, "".join(o.get("text", "") for o in outputs if o.output_type == "stream")]
-            for out in outputs:
-                seen += [out.get("evalue", ""), "\n".join(out.get("traceback", []))]
-                seen += [v if isinstance(v, str) else json.dumps(v) for v in out.get("data", {}).values()]
-        seen += [_ANSI.sub("", s) for s in seen]
-    if path.suffix == ".html":
-        seen.append(html.unescape(re.sub(r"<[^>]+>", "", re.sub(r">\s+<", "><", text))))
-    return seen
-
-
-def leaks(values: dict[str, str], output: Path, *streams: str) -> list[str]:
-    """Where any spelling of any canary is found: files under output, then the given stdout/stderr."""
-    found = needles(values)
-    places = [(p.relative_to(output).as_posix(), views(p)) for p in sorted(output.rglob("*")) if p.is_file()]
-    places += [(f"stream {i}", [s, _ANSI.sub("", s)]) for i, s in enumerate(streams)]
-    return sorted({f"{where}: {secret}... as {spelling[:40]!r}" for where, texts in places
-                   for spelling, secret in found.items() if any(spelling in t for t in texts)})
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +89,7 @@ def test_runbook_with_canary_secrets_leaks_none(run, canaries, slug):
 
 
 def test_leaky_notebook_with_canary_secrets_leaks_none(run, canaries):
-    result = run("leaky-check", env=os.environ | canaries | {"AIAS_NOTEBOOKS_DIR": str(FIXTURES)})
+    result = run("leaky-check", env=os.environ | canaries | {"AIAS_NOTEBOOKS_DIR": str(FIXTURE_NOTEBOOKS)})
     assert result.proc.returncode == 3, "the notebook fails on purpose, quoting the secrets in its error"
     assert not leaks(canaries, result.output, result.proc.stdout, result.proc.stderr)
     record = json.loads((result.output / "runs.jsonl").read_text())

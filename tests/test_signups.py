@@ -16,9 +16,8 @@ from aias_runbooks import paths
 from aias_runbooks.sandbox.emulators.hosted import state as services
 from aias_runbooks.sandbox.faults import signup_activity as signups
 
-from .conftest import finding, sandbox_dsn
+from .helpers import PROBLEMS, finding, sandbox_dsn
 
-PROBLEMS = {"WARNING", "CRITICAL"}
 KEY = f"ip:{signups.BURST_CLIENT}"
 
 

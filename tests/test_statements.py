@@ -13,9 +13,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from .conftest import CLI, app_dsn, client_backends, sandbox_dsn, wait_for
+from .helpers import CLI, PROBLEMS, app_dsn, client_backends, sandbox_dsn, wait_for
 
-PROBLEMS = {"WARNING", "CRITICAL"}
 DASHBOARD = "%FROM workflow_executions e WHERE e.workflow_id = w.id%"
 
 

@@ -16,7 +16,7 @@ import stripe
 from aias_runbooks.sandbox import processes
 from aias_runbooks.sources.stripe import StripeClient, StripeUnavailable
 
-from .conftest import free_port_base, wait_for
+from .helpers import free_port_base, wait_for
 
 KEY = "sk_test_sourcekey0123456789"
 SEEDED = 120

@@ -17,8 +17,7 @@ import pytest
 
 from aias_runbooks.sandbox.platform.database import schema
 
-from .conftest import _sandbox_env, admin_session
-from .test_doctor import doctor, line
+from .helpers import admin_session, doctor, line, sandbox_env
 
 SECURITY_DOC = Path(__file__).parents[1] / "docs" / "security.md"
 
@@ -61,7 +60,7 @@ def test_postgres_is_not_a_superuser_and_supabase_admin_is(sandbox):
         # pg_monitor and pg_signal_backend reach postgres through supabase_superuser, as on Supabase
         assert conn.execute("SELECT pg_has_role('postgres', 'pg_monitor', 'USAGE'), "
                             "pg_has_role('postgres', 'pg_signal_backend', 'USAGE')").fetchone() == (True, True)
-    project = _sandbox_env()["AIAS_SANDBOX_POSTGRES_DATABASE_URL"]
+    project = sandbox_env()["AIAS_SANDBOX_POSTGRES_DATABASE_URL"]
     with psycopg.connect(project, autocommit=True) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("ALTER SYSTEM SET work_mem = '8MB'")
 
@@ -111,7 +110,7 @@ def test_migration_history_is_the_supabase_clis_owned_by_postgres(sandbox):
 
 
 def test_signup_and_login_write_what_gotrue_writes(sandbox):
-    api = _sandbox_env()["AIAS_SANDBOX_API_URL"]
+    api = sandbox_env()["AIAS_SANDBOX_API_URL"]
     email, password = f"shape-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(12)
     signed = httpx.post(f"{api}/api/auth/signup", json={"email": email, "password": password}, timeout=10)
     assert signed.status_code == 201, signed.text
@@ -172,7 +171,7 @@ def readme_monitor(sandbox) -> Iterator[str]:
     password = secrets.token_urlsafe(12)
     block = (_setup_block().replace("aias_monitor", "aias_monitor_readme").replace("_monitor_read ", "_readme_read ")
              .replace("PASSWORD '...'", f"PASSWORD '{password}'"))
-    project = _sandbox_env()["AIAS_SANDBOX_POSTGRES_DATABASE_URL"]
+    project = sandbox_env()["AIAS_SANDBOX_POSTGRES_DATABASE_URL"]
     try:
         with psycopg.connect(project, autocommit=True) as conn:
             assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (False,)
@@ -200,7 +199,7 @@ def test_the_readmes_monitoring_setup_runs_as_postgres_and_doctor_accepts_it(rea
 def test_a_plain_grant_on_an_auth_table_reads_no_rows_the_view_reads_them_all(readme_monitor):
     """Why docs/security.md reads Auth through views: postgres may grant SELECT on Auth's tables, but not USAGE on its
     schema, and even with USAGE (the platform's to give) Auth's row level security leaves the role zero rows."""
-    with psycopg.connect(_sandbox_env()["AIAS_SANDBOX_POSTGRES_DATABASE_URL"], autocommit=True) as project:
+    with psycopg.connect(sandbox_env()["AIAS_SANDBOX_POSTGRES_DATABASE_URL"], autocommit=True) as project:
         project.execute("GRANT SELECT (id) ON auth.users TO aias_monitor_readme")
     with psycopg.connect(readme_monitor) as monitor, pytest.raises(psycopg.errors.InsufficientPrivilege):
         monitor.execute("SELECT count(*) FROM auth.users")
@@ -227,7 +226,7 @@ def test_doctor_warns_when_an_auth_view_cannot_see_past_row_level_security(sandb
 
 def test_the_platform_is_made_once_and_the_apps_tables_belong_to_postgres(sandbox):
     """A second bootstrap is a no-op; the migrations ran as postgres, so it owns what they made, as on Supabase."""
-    schema.bootstrap(_sandbox_env()["AIAS_SANDBOX_ADMIN_DATABASE_URL"])
+    schema.bootstrap(sandbox_env()["AIAS_SANDBOX_ADMIN_DATABASE_URL"])
     with admin_session() as conn:
         owners = dict(conn.execute("SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c JOIN pg_namespace n "
                                    "ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'"

@@ -3,12 +3,7 @@ report when the database is gone, a bounded run when every target hangs, and a s
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import pandas as pd
@@ -16,19 +11,12 @@ import pandas as pd
 from aias_runbooks.checks import system_down
 from aias_runbooks.settings import load_environment
 
-from .conftest import finding, free_port_base, sandbox_dsn, sandbox_password
-
-PROBLEMS = {"WARNING", "CRITICAL"}
-
-
-def cells(result) -> dict[str, dict]:
-    nb = json.loads((result.folder / "notebook.ipynb").read_text())
-    return {c["id"]: c for c in nb["cells"] if c["cell_type"] == "code"}
+from .helpers import PROBLEMS, code_cells, finding, free_port_base, hanging_port, sandbox_dsn, sandbox_password
 
 
 def drafted_update(result) -> str:
     """The status-page draft as the report shows it (section 3's markdown output)."""
-    (text,) = ["".join(o["data"]["text/markdown"]) for o in cells(result)["sd-10"]["outputs"]
+    (text,) = ["".join(o["data"]["text/markdown"]) for o in code_cells(result)["sd-10"]["outputs"]
                if "text/markdown" in o.get("data", {})]
     return text
 
@@ -46,35 +34,9 @@ def assert_safe_to_post(text: str) -> None:
 def ran_to_the_end(result) -> None:
     """Every code cell ran without error: the table, the timeline, the events, the draft and the verdict."""
     assert "RUNBOOK_ERROR" not in result.codes, result.verdict["findings"]
-    for cell_id, cell in cells(result).items():
+    for cell_id, cell in code_cells(result).items():
         assert not [o for o in cell["outputs"] if o["output_type"] == "error"], cell_id
-    assert any("image/png" in o.get("data", {}) for o in cells(result)["sd-07"]["outputs"]), "the timeline chart"
-
-
-@contextmanager
-def hanging_port() -> Iterator[int]:
-    """A TCP port that accepts connections and never says a word (a frozen host)."""
-    server = socket.create_server(("127.0.0.1", free_port_base()))
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join()
-        for conn in held:
-            conn.close()
-        server.close()
+    assert any("image/png" in o.get("data", {}) for o in code_cells(result)["sd-07"]["outputs"]), "the timeline chart"
 
 
 def test_healthy_platform_is_up_and_needs_no_update(quiet, run):
@@ -133,7 +95,7 @@ def test_every_target_hanging_is_checked_at_once_within_its_timeout(run):
     assert result.codes["DEPLOYS_UNKNOWN"] == "UNKNOWN" and result.codes["EXTERNAL_STATUS_DEGRADED"] == "WARNING"
     ran_to_the_end(result)
     # nine probes one after the other would take 9 x 2 s plus the database's 5 s connect timeout
-    took = cells(result)["sd-04"]["metadata"]["papermill"]["duration"]
+    took = code_cells(result)["sd-04"]["metadata"]["papermill"]["duration"]
     assert took < 5 + 2 * timeout_s + 3, f"the check took {took:.1f} s: the probes did not run at once"
 
 

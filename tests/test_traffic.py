@@ -13,7 +13,7 @@ import pytest
 
 from aias_runbooks.sandbox import processes
 
-from .conftest import sandbox_dsn, wait_for
+from .helpers import sandbox_dsn, wait_for
 
 SESSIONS = {"aias-api", "aias-api/sync-job"}   # the reads and the hot-row requests (aias-api), the job
 RECOVERY_S = 25   # the job reconnects when it next wakes (every 4-8 s); the others within the 5 s backoff cap

@@ -13,7 +13,7 @@ from aias_runbooks.checks import monitoring, triage
 from aias_runbooks.findings import Finding, Severity
 from aias_runbooks.thresholds import load_thresholds
 
-from .conftest import admin_session, forget_recent_failures, sandbox_dsn, wait_for
+from .helpers import HOSTILE_APP, admin_session, forget_recent_failures, live_markup, sandbox_dsn, wait_for
 from .triage_cases import QUIET, check_ranking, seen
 
 HALF = seen()[: len(seen()) // 2]
@@ -54,7 +54,6 @@ def test_our_own_signature_probe_is_not_a_failed_delivery(run, sandbox):
 def test_a_leak_named_by_a_hostile_client_is_ranked_and_its_name_stays_text(run, sandbox):
     """application_name is set by any client: a leaked session named like a markdown link and an HTML tag is
     ranked to database-connection-errors, and the name reaches the report as text, never as markup."""
-    from .test_report_escaping import HOSTILE_APP, _live_markup
 
     forget_recent_failures()
     leaked = psycopg.connect(sandbox_dsn(), application_name=HOSTILE_APP)
@@ -72,7 +71,7 @@ def test_a_leak_named_by_a_hostile_client_is_ranked_and_its_name_stays_text(run,
     assert leak["evidence"]["next_runbook"] == "database-connection-errors"
     assert HOSTILE_APP in leak["evidence"]["applications"]
     html = (result.folder / "report.html").read_text()
-    assert not _live_markup(html), _live_markup(html)
+    assert not live_markup(html), live_markup(html)
     assert "onerror=alert(2)" in html   # shown, escaped
 
 

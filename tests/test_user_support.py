@@ -16,8 +16,7 @@ from aias_runbooks.sandbox.faults import rls_blocks_user as rls_user
 from aias_runbooks.settings import load_environment
 from aias_runbooks.sources import database, user_access
 
-from .conftest import admin_session, finding, wait_for
-from .test_cli_input import refuse
+from .helpers import admin_session, finding, refuse, wait_for
 
 DEFAULT_USER = "user0001@example.test"        # the notebook's default: the first seeded user, a tenant owner
 HOSTILE_EMAIL = "o'brien\"<script>alert(1)</script>@example.test"

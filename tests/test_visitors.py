@@ -17,13 +17,13 @@ from aias_runbooks.sandbox import processes
 from aias_runbooks.sandbox.platform import sessions
 from aias_runbooks.sandbox.traffic import visitors
 
-from .conftest import _sandbox_env, sandbox_dsn, wait_for
+from .helpers import sandbox_dsn, sandbox_env, wait_for
 
 LIVE = "request_id NOT LIKE 'req\\_%%'"     # the seeded history's request ids start with req_
 
 
 def _api() -> str:
-    return _sandbox_env()["AIAS_SANDBOX_API_URL"]
+    return sandbox_env()["AIAS_SANDBOX_API_URL"]
 
 
 def _query(sql: str, params=()) -> list[tuple]:
@@ -75,7 +75,7 @@ def test_healthy_is_a_busy_platform_over_http(sandbox, scenario):
 
 def test_the_visitors_mix_answers_some_4xx_and_a_few_scattered_500s(sandbox, scenario):
     scenario("healthy")
-    crowd = visitors.Visitors({k: v for k, v in _sandbox_env().items() if v is not None})
+    crowd = visitors.Visitors({k: v for k, v in sandbox_env().items() if v is not None})
     crowd.refresh()
     assert crowd.sessions.items, "the visitors found live sessions of tenant members"
     for _ in range(10):           # accounts of their own to log in with (one signup in ten is mistyped)
@@ -97,7 +97,7 @@ def test_the_visitors_mix_answers_some_4xx_and_a_few_scattered_500s(sandbox, sce
 
 def test_billing_updates_carry_on_after_stripe_forgot_its_customers(sandbox, scenario):
     scenario("healthy")
-    crowd = visitors.Visitors({k: v for k, v in _sandbox_env().items() if v is not None})
+    crowd = visitors.Visitors({k: v for k, v in sandbox_env().items() if v is not None})
     crowd.customers = ["cus_from_a_previous_stripe"]     # as after a billing scenario restarted Stripe
     since = time.time() - 1
     crowd.billing_update()

@@ -8,9 +8,8 @@ import psycopg
 from aias_runbooks.sandbox.emulators.hosted.integrations import INTEGRATION_SLOW_S
 from aias_runbooks.sandbox.faults import workflow_faults as workflows
 
-from .conftest import admin_session, audit_records, finding, sandbox_dsn, wait_for
+from .helpers import PROBLEMS, admin_session, audit_records, finding, sandbox_dsn, wait_for
 
-PROBLEMS = {"WARNING", "CRITICAL"}
 RUNBOOK = "workflows-not-executing"
 MAX_ATTEMPTS = 3        # params/thresholds.yaml workflows.retry_max_attempts: the first run and two retries
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aias_runbooks.checks.triage import NEXT
 from aias_runbooks.sandbox.scenarios import SCENARIOS
 
-from .conftest import forget_recent_failures
+from .helpers import forget_recent_failures
 
 # Scenarios where triage must stay quiet (TRIAGE_ALL_CLEAR, exit 0), and why; every other scenario must be ranked
 # to a runbook that diagnoses it.
