@@ -11,7 +11,7 @@ Start and end are wall-clock times in that zone, computed with zoneinfo:
   becomes the first moment after the gap (03:00 daylight time); the end stays the announced wall-clock end, so that
   window is one hour shorter and customers keep the end time they were told. Under today's North American rule DST
   starts on the second Sunday of March, so a first-Sunday window never meets the gap; a changed rule or schedule
-  (`nth: 2`) would, and tests/test_maintenance_window.py checks it;
+  (`nth: 2`) would, and tests/runbooks/test_maintenance_window.py checks it;
 - a start that occurs twice (the fall-back hour, 01:00-02:00 on the Sunday daylight saving ends) is its first
   occurrence, so the window is never shorter than announced; 02:00 itself is unambiguous (standard time).
 """

@@ -16,7 +16,8 @@ from aias_runbooks import paths
 from .helpers import Run, cli, forget_recent_failures, free_port_base
 
 # libpq's GSSAPI (Kerberos) set-up is not thread-safe: a connect in one thread while another thread runs a query
-# can segfault (psycopg issues 1213, 1229; seen once in tests/test_locks.py). Local servers have no Kerberos.
+# can segfault (psycopg issues 1213, 1229; seen once in tests/runbooks/test_database_connection_errors_locks.py).
+# Local servers have no Kerberos.
 os.environ.setdefault("PGGSSENCMODE", "disable")
 
 

@@ -375,6 +375,14 @@ def live_markup(html: str) -> list[str]:
     return re.findall(r"<a [^>]*href=\"javascript:[^>]*>|<img src=x[^>]*>|<b>\*\*bold", html, flags=re.IGNORECASE)
 
 
+def billing_healthy(result: Run) -> None:
+    """A billing runbook's run on a healthy platform: exit 0, no problem, Stripe and the database agree, a report."""
+    assert result.proc.returncode == 0, result.verdict["findings"]
+    assert not PROBLEMS & set(result.codes.values())
+    assert "SUBSCRIPTIONS_MATCH" in result.codes, "all seeded subscriptions agree with the database"
+    assert {"notebook.ipynb", "report.html", "verdict.json"} <= {p.name for p in result.folder.iterdir()}
+
+
 # full-system-check's report, as its own tests and those through a pooler judge it.
 
 SUBSYSTEMS = {"API", "Database", "Database pool", "Database queries", "Vercel deployment", "Vercel error rate",

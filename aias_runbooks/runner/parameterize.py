@@ -16,7 +16,7 @@ them is shown (an operator's name in the audit, a user's email in a report); any
 it is, hostile or not (SQL, HTML, markdown, `../`): the library binds it as a query parameter and reports escape it.
 
 The cell is read with `json` and `ast`, not papermill/nbformat, so that refusing bad input stays fast;
-tests/test_parameterize.py keeps this parse equal to `papermill.inspection.inspect_notebook`, which is what
+tests/runner/test_parameterize.py keeps this parse equal to `papermill.inspection.inspect_notebook`, which is what
 `papermill --help-notebook` shows. Messages never quote more than ~60 characters of a value, and never a
 value read from a parameters file (`-f`): that file may be anything the caller can point at.
 """

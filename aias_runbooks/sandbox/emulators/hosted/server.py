@@ -12,8 +12,8 @@ in its own module:
 - /integrations/{slack|hubspot|openai|gmail}: the external APIs workflows call (200 JSON; 503 when `down`, an
   answer after INTEGRATION_SLOW_S, longer than the worker waits, when `slow`).
 
-Each endpoint's answers are held to the vendor's own contract by tests/test_contracts.py, against the excerpts
-stored under tests/contracts/ (each names its source and version):
+Each endpoint's answers are held to the vendor's own contract by tests/sandbox/test_contracts.py, against the excerpts
+stored under tests/sandbox/contracts/ (each names its source and version):
 
 | Endpoint                                   | Contract checked against                                              |
 |--------------------------------------------|-----------------------------------------------------------------------|

@@ -1,0 +1,222 @@
+"""database-health next steps that work (autovacuum disabled, tables read from disk), and evidence that keeps its
+order and never holds NaN in verdict.json and the JSON-lines records."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import datetime, timezone
+
+import nbformat
+import numpy as np
+import pandas as pd
+import psycopg
+import pytest
+
+from aias_runbooks import paths
+from aias_runbooks.findings import Finding, Severity, Verdict
+from aias_runbooks.records import append_jsonl
+from aias_runbooks.runner.report import provenance, read_verdict, write_report
+from aias_runbooks.sandbox.platform.database.stats import FLUSH_STATS_SQL, STATS_RESET_SQL
+from aias_runbooks.thresholds import load_thresholds
+
+from ..helpers import app_dsn, sandbox_dsn
+
+
+def _strict(text: str):
+    """json.loads that refuses NaN and Infinity, which are not JSON."""
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_autovacuum_disabled_is_named_with_the_re_enable_step(run, scenario):
+    scenario("autovacuum-disabled")   # observable the moment `sandbox up` returns: no waiting
+    result = run("database-health")
+    assert result.codes["DB_VACUUM_LAG"] == "WARNING", result.codes
+    assert result.proc.returncode == 1
+    lag = next(f for f in result.verdict["findings"] if f["code"] == "DB_VACUUM_LAG")
+    assert lag["evidence"]["autovacuum_disabled"] == {"public.import_staging": "autovacuum_enabled=false"}
+    assert lag["evidence"]["dead_rows"]["public.import_staging"] >= 3000
+    assert "autovacuum is disabled" in lag["title"]
+    assert lag["next_steps"][0].startswith("Re-enable autovacuum on public.import_staging")
+    assert "ALTER TABLE public.import_staging RESET (autovacuum_enabled)" in lag["next_steps"][0]
+    assert not any("scale_factor" in step and "import_staging" in step for step in lag["next_steps"]), \
+        "tuning is not the fix for a disabled one"
+
+
+@pytest.fixture
+def cold_tables(sandbox):
+    """Two tables larger than a quarter of shared_buffers: a sequential scan of one goes through a small ring
+    of buffers, so every scan reads its blocks from outside the cache (real heap_blks_read).
+    zz_cold_big is scanned three times, aa_cold_other once: read order differs from alphabetical order."""
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS scratch")
+        for name in ("zz_cold_big", "aa_cold_other"):
+            conn.execute(f"CREATE TABLE scratch.{name} AS SELECT g AS id, repeat('x', 200) AS pad "
+                         "FROM generate_series(1, 200000) AS g")
+        conn.execute("SET max_parallel_workers_per_gather = 0")
+        for name, scans in (("zz_cold_big", 3), ("aa_cold_other", 1)):
+            for _ in range(scans):
+                conn.execute(f"SELECT count(*) FROM scratch.{name}").fetchone()
+        conn.execute(FLUSH_STATS_SQL)
+    try:
+        yield
+    finally:
+        with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
+            conn.execute("DROP SCHEMA scratch CASCADE")
+            conn.execute(FLUSH_STATS_SQL)
+            conn.execute(STATS_RESET_SQL)   # the next test starts from a clean cache ratio
+
+
+def test_low_cache_hit_names_the_tables_read_from_disk_in_order(run, cold_tables):
+    result = run("database-health")
+    assert result.codes["DB_CACHE_HIT_LOW"] == "WARNING", result.codes
+    cache = next(f for f in result.verdict["findings"] if f["code"] == "DB_CACHE_HIT_LOW")
+    tables = cache["evidence"]["tables_read_from_disk"]
+    assert list(tables)[:2] == ["scratch.zz_cold_big", "scratch.aa_cold_other"], "ranked by blocks read"
+    assert tables["scratch.zz_cold_big"]["blocks_read"] > tables["scratch.aa_cold_other"]["blocks_read"] > 0
+    assert "scratch.zz_cold_big" in cache["title"] and "scratch.zz_cold_big" in cache["next_steps"][0]
+    text = (result.folder / "verdict.json").read_text()
+    assert text.index('"scratch.zz_cold_big"') < text.index('"scratch.aa_cold_other"'), "verdict.json keeps order"
+    line = (result.output / "runs.jsonl").read_text().splitlines()[0]
+    assert list(json.loads(line))[:3] == ["run_id", "runbook", "env"], "runs.jsonl keys are not sorted"
+
+
+MISSING = {"p95_ms": float("nan"), "max_ms": math.inf, "numpy_nan": np.float64("nan"), "na": pd.NA,
+           "nat": pd.NaT, "np_nat": np.datetime64("NaT"), "column": pd.Series([1.5, np.nan]),
+           "kept": np.int64(7)}
+RANKED = {"zeta-app": 9, "alpha-app": 5, "mid-app": 1}   # by count, not by name
+
+
+def test_nan_is_null_and_order_is_kept_through_the_runner(tmp_path):
+    finding = Finding("DB_POOL_OK", Severity.OK, "Pool fine.", {"top_applications": RANKED, **MISSING})
+    data = finding.to_dict()
+    json.dumps(data, allow_nan=False)   # raises on NaN
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell("rb.verdict()"))
+    # the notebook displayed the verdict; saving it sorts its keys; the kernel's journal kept them in order
+    verdict = Verdict("database-connection-errors", "sandbox", "20260101-000000-abcd", [finding])
+    nb.cells[0].outputs = [nbformat.v4.new_output("display_data", data=verdict._repr_mimebundle_())]
+    saved = nbformat.reads(nbformat.writes(nb), as_version=4)
+    read = read_verdict(saved, verdict.runbook, verdict.env, verdict.run_id, None, journal=[data])
+    now = datetime.now(timezone.utc)
+    prov = provenance(verdict.run_id, verdict.runbook, "sandbox", None, "alice", now, now,
+                      {"samples": float("nan")})
+    write_report(tmp_path, saved, read, prov)
+    written = _strict((tmp_path / "verdict.json").read_text())
+    evidence = written["findings"][0]["evidence"]
+    assert list(evidence["top_applications"]) == ["zeta-app", "alpha-app", "mid-app"]
+    assert [evidence[k] for k in ("p95_ms", "max_ms", "numpy_nan", "na", "nat", "np_nat")] == [None] * 6
+    assert evidence["column"] == [1.5, None] and evidence["kept"] == 7
+    assert written["provenance"]["parameters"] == {"samples": None}
+
+
+def test_json_lines_keep_order_and_write_null(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    append_jsonl(path, {"phase": "started", "targets": RANKED, "mean_ms": float("nan")})
+    line = path.read_text().splitlines()[0]
+    record = _strict(line)
+    assert list(record) == ["phase", "targets", "mean_ms"] and list(record["targets"]) == list(RANKED)
+    assert record["mean_ms"] is None
+
+
+def test_docs_finding_table_states_the_thresholds_of_thresholds_yaml():
+    """Every `section.key` = value in docs/runbooks.md's finding table is that value of params/thresholds.yaml."""
+    doc = (paths.project_root() / "docs" / "runbooks.md").read_text()
+    table = doc[doc.index("| runbook | code | fires when"):doc.index("Every runbook may also report")]
+    stated = re.findall(r"`([a-z_0-9]+)\.([a-z_0-9]+)` = ([A-Za-z_0-9.]+)", table)
+    assert len(stated) >= 20
+    thresholds = load_thresholds()
+    for section, key, value in stated:
+        actual = thresholds[section][key]
+        assert (str(actual) == value if isinstance(actual, str) else float(actual) == float(value)), \
+            f"docs/runbooks.md says {section}.{key} = {value}; thresholds.yaml has {actual}"
+    codes = set(re.findall(r"^\| `[a-z-]+` \| (.+?) \|", table, flags=re.M))
+    named = {c for cell in codes for c in re.findall(r"`([A-Z_0-9]+)`", cell)}
+    assert {"API_LATENCY_P95_HIGH", "DB_BLOCKING_LOCKS", "DB_SLOW_QUERY", "DB_PING_FAILED", "DB_VACUUM_LAG",
+            "DB_CACHE_HIT_LOW"} <= named
+
+
+def _vacuum_stats(conn: psycopg.Connection) -> pd.DataFrame:
+    """sql/vacuum_stats.sql as the runbook runs it, once this session's table statistics are flushed."""
+    from sqlalchemy import create_engine
+
+    from aias_runbooks.sources import database
+
+    conn.execute(FLUSH_STATS_SQL)
+    conn.execute("SELECT 1")   # the flush happens once the session is idle; this round trip waits for it
+    engine = create_engine(sandbox_dsn().replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        return database.query(engine, "vacuum_stats", limit=1, lag_factor=2)
+    finally:
+        engine.dispose()
+
+
+def test_toast_autovacuum_disabled_is_read_from_the_toast_table(sandbox):
+    """toast.autovacuum_enabled=false is stored on the TOAST table's reloptions: the real query finds it there."""
+    from aias_runbooks.checks import db_health
+
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as conn, psycopg.connect(sandbox_dsn()) as snapshot:
+        conn.execute("CREATE TABLE public.toast_off (id int, body text) WITH (toast.autovacuum_enabled = off)")
+        try:
+            conn.execute("INSERT INTO public.toast_off SELECT g, 'x' FROM generate_series(1, 1000) AS g")
+            # an older snapshot keeps the dead rows counted even if autovacuum visits the main table meanwhile
+            snapshot.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            snapshot.execute("SELECT count(*) FROM public.toast_off").fetchone()
+            conn.execute("UPDATE public.toast_off SET id = id + 1")
+            stats = _vacuum_stats(conn)
+        finally:
+            snapshot.rollback()
+            conn.execute("DROP TABLE public.toast_off")
+    row = stats[stats["table_name"] == "public.toast_off"].iloc[0]
+    assert bool(row["toast_autovacuum_disabled"]) and not bool(row["autovacuum_disabled"])
+    [lag] = db_health.vacuum(stats[stats["table_name"] == "public.toast_off"], load_thresholds())
+    assert lag.evidence["autovacuum_disabled"] == {"public.toast_off": "toast.autovacuum_enabled=false"}
+    assert "RESET (toast.autovacuum_enabled)" in lag.next_steps[0] and "TOAST table" in lag.title
+
+
+def test_a_table_behind_is_named_in_its_own_step_and_a_small_busy_one_is_not_lag(sandbox):
+    """Next to a table with autovacuum disabled, a table autovacuum cannot clean (an old snapshot holds its dead
+    rows) gets the vacuum-and-tune step by name; a small table with a few hundred dead rows is not reported."""
+    from aias_runbooks.checks import db_health
+
+    tables = {"public.zz_off": "WITH (autovacuum_enabled = false)", "public.zz_behind": "", "public.zz_small": ""}
+    rows = {"public.zz_off": 1500, "public.zz_behind": 5000, "public.zz_small": 300}
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as conn, psycopg.connect(sandbox_dsn()) as snapshot:
+        for name, options in tables.items():
+            conn.execute(f"CREATE TABLE {name} (id int) {options}")
+        try:
+            for name, count in rows.items():
+                conn.execute(f"INSERT INTO {name} SELECT generate_series(1, {count})")
+            snapshot.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            snapshot.execute("SELECT count(*) FROM public.zz_behind").fetchone()
+            for name in rows:
+                conn.execute(f"UPDATE {name} SET id = id + 1")
+            stats = _vacuum_stats(conn)
+        finally:
+            snapshot.rollback()
+            for name in tables:
+                conn.execute(f"DROP TABLE {name}")
+    [lag] = db_health.vacuum(stats[stats["table_name"].isin(list(tables))], load_thresholds())
+    assert set(lag.evidence["tables"]) == {"public.zz_off", "public.zz_behind"}, lag.evidence
+    assert lag.next_steps[0].startswith("Re-enable autovacuum on public.zz_off")
+    [tune] = [step for step in lag.next_steps if "scale_factor" in step]
+    assert "public.zz_behind" in tune and "public.zz_off" not in tune
+
+
+def test_a_ranking_keeps_its_order_in_a_real_runs_verdict(run, sandbox):
+    """top_applications is ranked by connections: the application holding most comes first in verdict.json,
+    although its name sorts last (a saved notebook sorts keys; the verdict must not)."""
+
+    held = [psycopg.connect(app_dsn(), application_name="zz-busiest-app", autocommit=True) for _ in range(8)]
+    try:
+        result = run("database-connection-errors", "-p", "latency_samples=10", "-p", "statements_window_s=1")
+    finally:
+        for conn in held:
+            conn.close()
+    pool = next(f for f in result.verdict["findings"] if f["code"] in ("DB_POOL_OK", "DB_POOL_SATURATED"))
+    ranking = pool["evidence"]["top_applications"]
+    assert list(ranking)[0] == "zz-busiest-app" and ranking["zz-busiest-app"] == 8, ranking
+    assert list(ranking.values()) == sorted(ranking.values(), reverse=True)
