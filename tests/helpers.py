@@ -375,6 +375,20 @@ def live_markup(html: str) -> list[str]:
     return re.findall(r"<a [^>]*href=\"javascript:[^>]*>|<img src=x[^>]*>|<b>\*\*bold", html, flags=re.IGNORECASE)
 
 
+def no_problem(result: Run) -> None:
+    """The run found nothing to act on: exit 0 and no WARNING or CRITICAL finding."""
+    assert result.proc.returncode == 0, result.verdict["findings"]
+    assert not PROBLEMS & set(result.codes.values()), result.verdict["findings"]
+
+
+def monitor_connections(sandbox: Path, result: Run) -> int:
+    """How many sessions the run opened as the monitoring role, from the sandbox's postgres.log (the run names its
+    sessions aias-runbooks/<runbook>/<run id>)."""
+    app = f"aias-runbooks/{result.verdict['runbook']}/{result.verdict['run_id']}"[:63]
+    log = (sandbox / "logs" / "postgres.log").read_text()
+    return log.count(f"connection authorized: user=aias_monitor database=postgres application_name={app}\n")
+
+
 def billing_healthy(result: Run) -> None:
     """A billing runbook's run on a healthy platform: exit 0, no problem, Stripe and the database agree, a report."""
     assert result.proc.returncode == 0, result.verdict["findings"]

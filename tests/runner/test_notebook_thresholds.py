@@ -1,5 +1,5 @@
 """The thresholds a runbook notebook's markdown states are params/thresholds.yaml's, as docs/runbooks.md's finding
-table is (tests/runbooks/test_database_health.py): an engineer reading a section at 3 a.m. acts on the number it names.
+table's are (the last test): an engineer reading a section at 3 a.m. acts on the number it names.
 
 Two forms are read: a named key followed by its value (`backups.max_age_hours` (24 h), `maintenance.notice_hours`,
 48 h, `monitoring.min_deliveries` = 10, and a key unique across the sections named alone, `blocked_warning_s`
@@ -15,6 +15,7 @@ import re
 
 import pytest
 
+from aias_runbooks import paths
 from aias_runbooks.thresholds import load_thresholds
 
 from ..helpers import ROOT
@@ -129,3 +130,20 @@ def test_the_playbooks_prose_states_the_thresholds_of_thresholds_yaml(slug, patt
     wrong = [m for match in matches for spec, stated in zip(keys, match.groups(), strict=True)
              if (m := mismatch(slug, spec, stated))]
     assert not wrong, "\n".join(wrong)
+
+
+def test_docs_finding_table_states_the_thresholds_of_thresholds_yaml():
+    """Every `section.key` = value in docs/runbooks.md's finding table is that value of params/thresholds.yaml."""
+    doc = (paths.project_root() / "docs" / "runbooks.md").read_text()
+    table = doc[doc.index("| runbook | code | fires when"):doc.index("Every runbook may also report")]
+    stated = re.findall(r"`([a-z_0-9]+)\.([a-z_0-9]+)` = ([A-Za-z_0-9.]+)", table)
+    assert len(stated) >= 20
+    thresholds = load_thresholds()
+    for section, key, value in stated:
+        actual = thresholds[section][key]
+        assert (str(actual) == value if isinstance(actual, str) else float(actual) == float(value)), \
+            f"docs/runbooks.md says {section}.{key} = {value}; thresholds.yaml has {actual}"
+    codes = set(re.findall(r"^\| `[a-z-]+` \| (.+?) \|", table, flags=re.M))
+    named = {c for cell in codes for c in re.findall(r"`([A-Z_0-9]+)`", cell)}
+    assert {"API_LATENCY_P95_HIGH", "DB_BLOCKING_LOCKS", "DB_SLOW_QUERY", "DB_PING_FAILED", "DB_VACUUM_LAG",
+            "DB_CACHE_HIT_LOW"} <= named
