@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -353,16 +354,54 @@ def _same_database(a: Secret, b: Secret) -> bool:
 
 def restore(tools: Tools, dsn: Secret, path: Path, application: str, clean: bool, owner: bool = True) -> str | None:
     """pg_restore --single-transaction --exit-on-error of the dump into the URL's database (--clean --if-exists
-    when `clean`): all of it or nothing. Returns pg_restore's complaint when it failed, else None."""
-    with _libpq(dsn, application) as (conninfo, tool_env):
+    when `clean`): all of it or nothing. Returns pg_restore's complaint when it failed, else None.
+
+    A clean restore replaces what is in the schemas, never a schema the target already has: dropped and created
+    again, `public` would come back without the grants the platform gave it (PUBLIC's USAGE above all: the app and
+    the monitor would be refused every table), since a dump states a schema's grants only as changes from its
+    initial ones."""
+    with _libpq(dsn, application) as (conninfo, tool_env), tempfile.TemporaryDirectory(prefix="aias-toc-") as work:
+        keep = _existing_schemas(dsn, _dump_schemas(tools, path, tool_env), application) if clean else set()
+        listing = _toc_without_schemas(tools, path, tool_env, keep, Path(work)) if keep else None
         command = [tools.pg_restore, "--no-password", "--single-transaction", "--exit-on-error",
                    *(["--clean", "--if-exists"] if clean else []), *([] if owner else ["--no-owner"]),
-                   f"--dbname={conninfo}", str(path)]
+                   *([f"--use-list={listing}"] if listing else []), f"--dbname={conninfo}", str(path)]
         try:
             done = subprocess.run(command, env=tool_env, capture_output=True, text=True, timeout=TOOL_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             return f"pg_restore did not finish within {TOOL_TIMEOUT_S} s (stopped; its transaction rolled back)"
     return None if done.returncode == 0 else f"pg_restore exited {done.returncode}: {_tail(done.stderr)}"
+
+
+# pg_restore --list: a schema's own entries ("SCHEMA - name", "ACL - SCHEMA name", "COMMENT - SCHEMA name")
+TOC_SCHEMA = re.compile(r"^\d+; \d+ \d+ (?:SCHEMA - (?P<schema>\S+)|(?:ACL|COMMENT) - SCHEMA (?P<of>\S+)) ")
+
+
+def _toc(tools: Tools, path: Path, tool_env: dict[str, str]) -> list[str]:
+    done = subprocess.run([tools.pg_restore, "--list", str(path)], env=tool_env, capture_output=True, text=True,
+                          timeout=TOOL_TIMEOUT_S, check=True)
+    return done.stdout.splitlines()
+
+
+def _dump_schemas(tools: Tools, path: Path, tool_env: dict[str, str]) -> list[str]:
+    return [m["schema"] for line in _toc(tools, path, tool_env) if (m := TOC_SCHEMA.match(line)) and m["schema"]]
+
+
+def _toc_without_schemas(tools: Tools, path: Path, tool_env: dict[str, str], keep: set[str], work: Path) -> Path:
+    """The dump's table of contents less the entries of the schemas in `keep` (pg_restore --use-list)."""
+    lines = [line for line in _toc(tools, path, tool_env)
+             if not ((m := TOC_SCHEMA.match(line)) and (m["schema"] or m["of"]) in keep)]
+    listing = work / "restore.list"
+    listing.write_text("\n".join(lines) + "\n")
+    return listing
+
+
+def _existing_schemas(dsn: Secret, schemas: list[str], application: str) -> set[str]:
+    """Which of `schemas` the target database has."""
+    from . import database
+    with _session(dsn, application) as conn:
+        frame = database.query(conn, "schemas_present", schemas=schemas)
+    return set(frame["schema_name"])
 
 
 class NotScratch(Exception):

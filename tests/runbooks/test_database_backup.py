@@ -19,7 +19,7 @@ from aias_runbooks.settings import load_environment
 from aias_runbooks.sources import backups
 from aias_runbooks.thresholds import load_thresholds
 
-from ..helpers import audit_records, finding, leaks, sandbox_dsn
+from ..helpers import audit_records, finding, leaks, monitor_dsn, sandbox_dsn
 
 RUNBOOK = "database-backup"
 MARKER = "backup-round-trip"       # a tenant the round trip adds after its backup; the restore must remove it
@@ -106,6 +106,12 @@ def test_restore_dry_run_changes_nothing_and_a_wrong_target_or_no_operator_is_re
     assert marker_tenants() == 1
 
 
+def _schema_grants(schemas: list[str]) -> dict[str, str]:
+    with psycopg.connect(sandbox_dsn()) as conn:
+        return dict(conn.execute("SELECT nspname, coalesce(nspacl::text, '') FROM pg_namespace "
+                                 "WHERE nspname = ANY(%s)", [schemas]).fetchall())
+
+
 def test_round_trip_restore_brings_back_the_backup_and_is_audited(run, marker):
     meta = take_backup(run)
     with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:   # changes after the backup, all to be undone
@@ -116,6 +122,7 @@ def test_round_trip_restore_brings_back_the_backup_and_is_audited(run, marker):
     changed = ("public.tenants", "public.plan_limits", "public.api_keys")
     before = backups.read_checksums(backup_secret(), ["public"], "aias-runbooks/test").set_index("table")
     assert all(before.loc[t, "checksum"] != meta["tables"][t]["checksum"] for t in changed)
+    grants_before = _schema_grants(meta["schemas"])
 
     try:
         restored = run(RUNBOOK, "-p", f"backup={meta['file']}", "-p", "verify=false", "-p", "apply=true",
@@ -134,6 +141,11 @@ def test_round_trip_restore_brings_back_the_backup_and_is_audited(run, marker):
         assert after.loc[table, "checksum"] == meta["tables"][table]["checksum"], table
         assert after.loc[table, "rows"] == meta["tables"][table]["rows"], table
     assert marker_tenants() == 0, "the row added after the backup is gone"
+    # the schemas themselves stay as the target has them (Supabase sets their grants): a restore that dropped and
+    # re-created `public` lost PUBLIC's USAGE on it, and every role relying on it (the app, the monitor) was refused
+    assert _schema_grants(meta["schemas"]) == grants_before
+    with psycopg.connect(monitor_dsn()) as monitor:
+        assert monitor.execute("SELECT count(*) FROM public.tenants").fetchone()[0] > 0
 
     records = audit_records(restored)
     assert [r["phase"] for r in records] == ["started", "finished"]
