@@ -360,9 +360,12 @@ def restore(tools: Tools, dsn: Secret, path: Path, application: str, clean: bool
     again, `public` would come back without the grants the platform gave it (PUBLIC's USAGE above all: the app and
     the monitor would be refused every table), since a dump states a schema's grants only as changes from its
     initial ones."""
+    from sqlalchemy.exc import SQLAlchemyError
     with _libpq(dsn, application) as (conninfo, tool_env), tempfile.TemporaryDirectory(prefix="aias-toc-") as work:
-        keep = _existing_schemas(dsn, _dump_schemas(tools, path, tool_env), application) if clean else set()
-        listing = _toc_without_schemas(tools, path, tool_env, keep, Path(work)) if keep else None
+        try:
+            listing = _keeping_schemas(tools, dsn, path, tool_env, application, Path(work)) if clean else None
+        except (subprocess.SubprocessError, OSError, SQLAlchemyError) as exc:
+            return f"nothing restored: the dump's contents or the target's schemas could not be read ({_why(exc)})"
         command = [tools.pg_restore, "--no-password", "--single-transaction", "--exit-on-error",
                    *(["--clean", "--if-exists"] if clean else []), *([] if owner else ["--no-owner"]),
                    *([f"--use-list={listing}"] if listing else []), f"--dbname={conninfo}", str(path)]
@@ -377,23 +380,26 @@ def restore(tools: Tools, dsn: Secret, path: Path, application: str, clean: bool
 TOC_SCHEMA = re.compile(r"^\d+; \d+ \d+ (?:SCHEMA - (?P<schema>\S+)|(?:ACL|COMMENT) - SCHEMA (?P<of>\S+)) ")
 
 
-def _toc(tools: Tools, path: Path, tool_env: dict[str, str]) -> list[str]:
+def _keeping_schemas(tools: Tools, dsn: Secret, path: Path, tool_env: dict[str, str], application: str,
+                     work: Path) -> Path | None:
+    """The dump's table of contents (read once) less the entries of the schemas the target already has, written
+    for pg_restore --use-list; None when the target has none of them (the restore creates them)."""
     done = subprocess.run([tools.pg_restore, "--list", str(path)], env=tool_env, capture_output=True, text=True,
                           timeout=TOOL_TIMEOUT_S, check=True)
-    return done.stdout.splitlines()
-
-
-def _dump_schemas(tools: Tools, path: Path, tool_env: dict[str, str]) -> list[str]:
-    return [m["schema"] for line in _toc(tools, path, tool_env) if (m := TOC_SCHEMA.match(line)) and m["schema"]]
-
-
-def _toc_without_schemas(tools: Tools, path: Path, tool_env: dict[str, str], keep: set[str], work: Path) -> Path:
-    """The dump's table of contents less the entries of the schemas in `keep` (pg_restore --use-list)."""
-    lines = [line for line in _toc(tools, path, tool_env)
-             if not ((m := TOC_SCHEMA.match(line)) and (m["schema"] or m["of"]) in keep)]
+    toc = [(line, TOC_SCHEMA.match(line)) for line in done.stdout.splitlines()]
+    keep = _existing_schemas(dsn, [m["schema"] for _, m in toc if m and m["schema"]], application)
+    if not keep:
+        return None
     listing = work / "restore.list"
-    listing.write_text("\n".join(lines) + "\n")
+    listing.write_text("".join(f"{line}\n" for line, m in toc if not (m and (m["schema"] or m["of"]) in keep)))
     return listing
+
+
+def _why(exc: BaseException) -> str:
+    """One line for a failed step: pg_restore's own complaint when it said one."""
+    if isinstance(exc, subprocess.CalledProcessError) and exc.stderr:
+        return _tail(exc.stderr, 1)
+    return first_line(exc)
 
 
 def _existing_schemas(dsn: Secret, schemas: list[str], application: str) -> set[str]:

@@ -226,3 +226,15 @@ def test_stale_is_graded_by_the_thresholds(age_hours, code, severity):
     listed = pd.DataFrame(rows, columns=backups.LISTING_COLUMNS)
     judged = checks.freshness(listed, load_thresholds())
     assert (judged.code, judged.severity.value) == (code, severity)
+
+
+def test_a_clean_restore_of_a_file_that_is_no_dump_says_so_and_changes_nothing(sandbox, tmp_path):
+    """Reading the dump's table of contents fails (a truncated or foreign file): one complaint, no traceback, and
+    the target's schemas untouched."""
+    tools, _ = backups.find_tools()
+    bogus = tmp_path / "not-a-dump.dump"
+    bogus.write_text("PGDMP? no: a text file\n")
+    grants = _schema_grants(["public", "auth"])
+    complaint = backups.restore(tools, backup_secret(), bogus, "aias-runbooks/test", clean=True)
+    assert complaint and complaint.startswith("nothing restored:"), complaint
+    assert _schema_grants(["public", "auth"]) == grants
