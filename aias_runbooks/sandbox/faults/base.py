@@ -64,6 +64,14 @@ class Fault(Protocol):
     def reset(self, ctx: Context) -> None: ...
 
 
+def remove_users(conn: psycopg.Connection, users: list[str]) -> None:
+    """Delete users a fault signed up, with what Supabase Auth keeps of them outside the user row (audit entries,
+    refresh tokens); sessions, identities and the app's rows go with the user (ON DELETE CASCADE)."""
+    conn.execute("DELETE FROM auth.audit_log_entries WHERE payload ->> 'actor_id' = ANY(%s)", [users])
+    conn.execute("DELETE FROM auth.refresh_tokens WHERE user_id = ANY(%s)", [users])
+    conn.execute("DELETE FROM auth.users WHERE id = ANY(%s::uuid[])", [users])
+
+
 @dataclass(frozen=True)
 class SqlFault:
     """A fault that is one change to the database: `setup` run as the superuser to make it, `undo` to reset it

@@ -24,7 +24,7 @@ import httpx
 import psycopg
 
 from ...errors import SandboxError
-from .base import Context
+from .base import Context, remove_users
 
 STUFFER = "198.18.7.66"          # RFC 2544 benchmarking addresses: never one of the visitors'
 KEY_THIEF = "198.18.22.9"
@@ -153,10 +153,8 @@ def reset(folder: Path, conn: psycopg.Connection) -> None:
         conn.execute("DELETE FROM public.api_requests WHERE request_id LIKE %s OR user_id = ANY(%s::uuid[]) "
                      "OR api_key_id = ANY(%s::uuid[]) OR ip <<= %s::cidr",
                      [REQUEST_ID_PREFIX + "%", users, keys, ATTACK_NET])
-        conn.execute("DELETE FROM auth.audit_log_entries WHERE payload ->> 'actor_id' = ANY(%s) "
-                     "OR ip_address LIKE '198.18.%%'", [users])
-        conn.execute("DELETE FROM auth.refresh_tokens WHERE user_id = ANY(%s)", [users])
-        conn.execute("DELETE FROM auth.users WHERE id = ANY(%s::uuid[])", [users])
+        conn.execute("DELETE FROM auth.audit_log_entries WHERE ip_address LIKE '198.18.%'")
+        remove_users(conn, users)
         conn.execute("DELETE FROM public.api_keys WHERE id = ANY(%s::uuid[])", [keys])
         conn.execute("DELETE FROM public.rate_limits WHERE key LIKE 'ip:198.18.%' OR key LIKE 'ip:192.0.2.23_'")
     path.unlink(missing_ok=True)

@@ -22,7 +22,7 @@ import httpx
 import psycopg
 
 from ...errors import SandboxError
-from .base import Context
+from .base import Context, remove_users
 
 EMAIL = "rls.member@example.test"
 CLIENT = "198.51.100.240"            # a documentation address none of the visitors use
@@ -73,9 +73,7 @@ def reset(folder: Path, conn: psycopg.Connection) -> None:
         conn.execute("DELETE FROM public.api_requests WHERE (created_at > now() - interval '2 days' AND request_id "
                      "LIKE %s) OR user_id = ANY(%s::uuid[])", [REQUEST_ID_PREFIX + "%", users])
         conn.execute("DELETE FROM public.error_logs WHERE user_id = ANY(%s::uuid[])", [users])
-        conn.execute("DELETE FROM auth.audit_log_entries WHERE payload ->> 'actor_id' = ANY(%s)", [users])
-        conn.execute("DELETE FROM auth.refresh_tokens WHERE user_id = ANY(%s)", [users])
-        conn.execute("DELETE FROM auth.users WHERE id = ANY(%s::uuid[])", [users])
+        remove_users(conn, users)
         conn.execute("DELETE FROM public.rate_limits WHERE key = %s", [f"ip:{CLIENT}"])
     (folder / FILE).unlink(missing_ok=True)
 
