@@ -51,6 +51,15 @@ def test_our_own_signature_probe_is_not_a_failed_delivery(run, sandbox):
         assert result.proc.returncode == 0, (slug, result.verdict["findings"])
 
 
+def _wait_until_leaked(leaked: psycopg.Connection) -> None:
+    """Until the session has sat idle in its transaction past what triage counts as a leak."""
+    with admin_session() as conn:
+        wait_for(lambda: conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND state = 'idle in transaction' "
+            "AND now() - state_change > make_interval(secs => %s)",
+            (leaked.info.backend_pid, triage.LEAK_MIN_IDLE_S + 1)).fetchone()[0], 60, "an idle leak")
+
+
 def test_a_leak_named_by_a_hostile_client_is_ranked_and_its_name_stays_text(run, sandbox):
     """application_name is set by any client: a leaked session named like a markdown link and an HTML tag is
     ranked to database-connection-errors, and the name reaches the report as text, never as markup."""
@@ -59,11 +68,7 @@ def test_a_leak_named_by_a_hostile_client_is_ranked_and_its_name_stays_text(run,
     leaked = psycopg.connect(sandbox_dsn(), application_name=HOSTILE_APP)
     try:
         leaked.execute("SELECT 1")   # a transaction left open: idle in transaction
-        with admin_session() as conn:
-            wait_for(lambda: conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND state = 'idle in transaction' "
-                "AND now() - state_change > make_interval(secs => %s)",
-                (leaked.info.backend_pid, triage.LEAK_MIN_IDLE_S + 1)).fetchone()[0], 60, "an idle leak")
+        _wait_until_leaked(leaked)
         result = run("triage")
     finally:
         leaked.close()
@@ -85,11 +90,7 @@ def test_the_recipe_runs_from_the_library_and_ranks_a_leak_to_its_runbook(sandbo
     rb = runbook.start("triage", "sandbox")
     try:
         leaked.execute("SELECT 1")   # a transaction left open: idle in transaction
-        with admin_session() as conn:
-            wait_for(lambda: conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND state = 'idle in transaction' "
-                "AND now() - state_change > make_interval(secs => %s)",
-                (leaked.info.backend_pid, triage.LEAK_MIN_IDLE_S + 1)).fetchone()[0], 60, "an idle leak")
+        _wait_until_leaked(leaked)
         steps = triage_steps.Triage(rb, timeout_s=3.0, window_minutes=15)
         tables = [steps.platform(10), steps.database(), steps.key_metrics(), steps.billing(), steps.workflows(),
                   steps.signups()]
