@@ -91,18 +91,22 @@ def _logged(conn: psycopg.Connection, since: float) -> int:
 
 def reset(folder: Path, conn: psycopg.Connection, since: float) -> None:
     """Undo a signup scenario: blocks lifted, its signups, email errors and bounced emails forgotten, the domain
-    verified again, every recipient's mail server accepting ours."""
+    verified again, every recipient's mail server accepting ours.
+
+    Mail is accepted again first, the scenario's records forgotten after: the other way round, a visitor's signup
+    refused between the two logged its email error after the logs were cleared, and the next scenario (another
+    signup one, used at once) saw it as its own."""
+    with services_state(folder) as state:
+        for domain in state["domains"]:
+            domain["status"] = "verified"
+        state["bouncing"] = []
+        state["emails"] = [e for e in state.get("emails", []) if e.get("last_event") != "bounced"]
     with conn.transaction():
         conn.execute("UPDATE public.rate_limits SET blocked_until = NULL WHERE blocked_until > now()")
         conn.execute("DELETE FROM public.api_requests WHERE path = '/api/auth/signup' AND created_at >= "
                      "to_timestamp(%s)", [since])
         conn.execute("DELETE FROM public.error_logs WHERE source = 'email' AND created_at >= to_timestamp(%s)",
                      [since])
-    with services_state(folder) as state:
-        for domain in state["domains"]:
-            domain["status"] = "verified"
-        state["bouncing"] = []
-        state["emails"] = [e for e in state.get("emails", []) if e.get("last_event") != "bounced"]
 
 
 @dataclass(frozen=True)
