@@ -25,17 +25,34 @@ def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None, **kwarg
 
 
 def record_of(pid: int) -> dict[str, Any]:
-    """What identifies a process later: its pid and start time (a reused pid has another start time)."""
-    return {"pid": pid, "create_time": psutil.Process(pid).create_time()}
+    """What identifies a process later: its pid and its start (a reused pid has another start)."""
+    return {"pid": pid, "create_time": psutil.Process(pid).create_time(), "start_ticks": start_ticks(pid)}
+
+
+def start_ticks(pid: int) -> int | None:
+    """The process's start in clock ticks after boot (field 22 of /proc/PID/stat), or None off Linux.
+
+    Unlike psutil's create_time, which Linux derives from the wall clock's current idea of the boot time
+    (psutil issues 2526, 2541), it never moves: a clock step or an NTP correction on a busy machine shifted
+    create_time by a second and made every running sandbox process look dead to `up` and `down`."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2:].split()[19])
 
 
 def alive(record: dict[str, Any] | None) -> bool:
-    """True when the recorded process still runs (same pid *and* start time, so a reused pid is not ours)."""
+    """True when the recorded process still runs (same pid *and* start, so a reused pid is not ours)."""
     if not record or not record.get("pid"):
         return False
     try:
         proc = psutil.Process(record["pid"])
-        return abs(proc.create_time() - record["create_time"]) < 1 and proc.status() != psutil.STATUS_ZOMBIE
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        if record.get("start_ticks") is not None:
+            return start_ticks(record["pid"]) == record["start_ticks"]
+        return abs(proc.create_time() - record["create_time"]) < 1
     except psutil.Error:
         return False
 

@@ -36,6 +36,20 @@ def test_second_up_reuses_the_running_sandbox(sandbox):
     assert status.returncode == 0 and status.stdout.count("running") == 7
 
 
+def test_a_clock_step_does_not_make_the_running_sandbox_look_dead(sandbox):
+    """Linux derives a process's create_time from the wall clock: a step of a second (NTP, a busy VM) once made
+    every sandbox process look dead, so `up` threw the state away and then found its own ports busy."""
+    state = _state(sandbox)
+    for record in state["components"].values():
+        if isinstance(record, dict) and "create_time" in record:
+            record["create_time"] += 1.0
+    (sandbox / "state.json").write_text(json.dumps(state))
+    again = cli("sandbox", "up", "--scenario", "healthy")
+    assert again.returncode == 0 and "already up" in again.stdout, again.stdout + again.stderr
+    status = cli("sandbox", "status")
+    assert status.returncode == 0 and status.stdout.count("running") == 7, status.stdout
+
+
 def test_stale_state_and_busy_port_give_clear_messages(tmp_path):
     folder = Path(tempfile.mkdtemp(prefix="aias-test-stale-"))
     base = free_port_base()
