@@ -192,6 +192,14 @@ def _start_all(state: dict[str, Any], say: Callable[[str], None]) -> None:
         # the schedules' Slack notifications: the services' incoming webhook, its token in the path as Slack's
         "AIAS_SANDBOX_SLACK_WEBHOOK_URL": f"http://127.0.0.1:{ports['services']}/slack/services/TSANDBOX/BSANDBOX/"
         + secrets.token_hex(12),
+        # paging out (notify's pagerduty channel): an Events API v2 integration's routing key (32 characters, as
+        # PagerDuty's), and a REST API token for the incident notes `serve` posts back
+        "AIAS_SANDBOX_PAGERDUTY_ROUTING_KEY": secrets.token_hex(16),
+        "AIAS_SANDBOX_PAGERDUTY_API_TOKEN": secrets.token_urlsafe(15),
+        # alerts in (`serve`): each sender's credential, as the README's receivers configure them
+        "AIAS_SANDBOX_ALERTMANAGER_TOKEN": secrets.token_urlsafe(24),     # Alertmanager http_config.authorization
+        "AIAS_SANDBOX_GRAFANA_WEBHOOK_SECRET": secrets.token_urlsafe(24), # Grafana's webhook HMAC signature
+        "AIAS_SANDBOX_PAGERDUTY_WEBHOOK_SECRET": secrets.token_urlsafe(24),  # v3 webhook subscription's secret
         **backup_urls,   # database-backup: AIAS_SANDBOX_BACKUP_DATABASE_URL, AIAS_SANDBOX_SCRATCH_DATABASE_URL
     })
     t0 = time.monotonic()
