@@ -6,6 +6,7 @@ import gc
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import sys
@@ -54,7 +55,7 @@ def execute(request: RunRequest, cell_timeout: int = 300, progress: bool | None 
     finish_orphans(root)
     slug, env = request.info.slug, request.profile.name
     started = datetime.now(timezone.utc)
-    run_id = f"{started:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"   # UTC; short enough for application_name
+    run_id = given_run_id() or f"{started:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"   # UTC; fits application_name
     effective = {n: p.default for n, p in request.info.parameters.items()} | request.parameters | {ENV_PARAM: env}
     space = workspace.create(root, run_id, {
         "run_id": run_id, "runbook": slug, "env": env, "incident": request.incident, "operator": request.operator,
@@ -92,6 +93,18 @@ def execute(request: RunRequest, cell_timeout: int = 300, progress: bool | None 
     if unsaved:
         result.problem = "; ".join(filter(None, [unsaved, result.problem]))
     return result
+
+
+RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{4}")
+GIVEN_RUN_ID = "AIAS_NEW_RUN_ID"
+
+
+def given_run_id() -> str | None:
+    """The run id a caller chose (serve names a run in its reply before the run starts), taken from
+    AIAS_NEW_RUN_ID once and removed, so the kernel and anything it starts never inherit it; None when unset or
+    not an id as execute() makes them (YYYYmmdd-HHMMSS-xxxx)."""
+    given = os.environ.pop(GIVEN_RUN_ID, None)
+    return given if given and RUN_ID.fullmatch(given) else None
 
 
 def _unsaved(root: Path, failure: OSError) -> str:
