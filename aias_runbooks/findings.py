@@ -95,27 +95,79 @@ def jsonable(value: Any) -> Any:
     return _jsonable(value)
 
 
+def _number(value: Any) -> float | None:
+    """A measure's number as a float; None for a missing or non-finite one (NaN, inf, pandas NA)."""
+    value = _jsonable(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+@dataclass
+class Measure:
+    """One number a finding judged, typed: what it is, its value and unit, and the lines it was judged against
+    (warning, critical; None where the rule has none), with its range when it has one (a share: 0 to 100 %).
+    low_is_bad: the value is judged bad below its lines (a success rate), not above them.
+
+    This is what monitoring reads: Nagios/Icinga performance data after `run`'s summary and the Prometheus
+    series (metrics.py). The name is ours (snake_case), never data."""
+
+    name: str
+    value: float | None
+    unit: str = ""
+    warning: float | None = None
+    critical: float | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    low_is_bad: bool = False
+
+    def __post_init__(self) -> None:
+        for attr in ("value", "warning", "critical", "minimum", "maximum"):
+            setattr(self, attr, _number(getattr(self, attr)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "value": self.value, "unit": self.unit, "warning": self.warning,
+                "critical": self.critical, "min": self.minimum, "max": self.maximum} \
+            | ({"low_is_bad": True} if self.low_is_bad else {})
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Measure:
+        return cls(data["name"], data.get("value"), data.get("unit", ""), data.get("warning"),
+                   data.get("critical"), data.get("min"), data.get("max"), bool(data.get("low_is_bad")))
+
+
 @dataclass
 class Finding:
-    """One conclusion: a stable code naming the cause, how bad, the evidence and what to do next."""
+    """One conclusion: a stable code naming the cause, how bad, the evidence and what to do next, and the
+    numbers it judged (measures) when it judged any."""
 
     code: str
     severity: Severity
     title: str
     evidence: dict[str, Any] = field(default_factory=dict)
     next_steps: list[str] = field(default_factory=list)
+    measures: list[Measure] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.severity = Severity(self.severity)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "severity": self.severity.value, "title": self.title,
+        data = {"code": self.code, "severity": self.severity.value, "title": self.title,
                 "evidence": _jsonable(self.evidence), "next_steps": list(self.next_steps)}
+        if self.measures:
+            data["measures"] = [m.to_dict() for m in self.measures]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Finding:
         return cls(data["code"], Severity(data["severity"]), data["title"],
-                   data.get("evidence", {}), data.get("next_steps", []))
+                   data.get("evidence", {}), data.get("next_steps", []),
+                   [Measure.from_dict(m) for m in data.get("measures") or []])
+
+    def measured(self, *measures: Measure) -> Finding:
+        """This finding with `measures` added, returned: a check can end `return Finding(...).measured(...)`."""
+        self.measures.extend(measures)
+        return self
 
     def _repr_html_(self) -> str:
         colour = _COLOURS[self.severity.value]
