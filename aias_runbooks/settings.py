@@ -12,14 +12,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from dotenv import dotenv_values
 
 from . import paths
 from .errors import UsageError
+from .printable import show
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_EMAIL = re.compile(r"[^@\s<>\"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\.[A-Za-z]{2,63}")
 
 
 class Secret:
@@ -60,6 +63,8 @@ class Environment:
     backups: Mapping[str, Any] = field(default_factory=dict)   # profile `backups:` (folder expanded), database-backup
     migrations: Mapping[str, Any] = field(default_factory=dict)   # profile `migrations:` (folder expanded), migrations
     known_origins: tuple[str, ...] = ()   # profile `known_origins:`: the CIDRs the platform's own services call from
+    report_base_url: str | None = None   # profile `report_base_url:`: where the output folder is served (links)
+    pagerduty_from: str | None = None    # profile `pagerduty_from:`: a PagerDuty user's email, incident notes' From
 
     def secret(self, role: str) -> Secret | None:
         """The secret for a role such as 'database_url', or None when it is not set."""
@@ -114,7 +119,39 @@ def load_environment(name: str) -> Environment:
         backups=_backups(raw.get("backups")),
         migrations=_backups(raw.get("migrations")),   # the same {sandbox_dir}/{root} expansion of its folder
         known_origins=tuple(str(c) for c in raw.get("known_origins") or ()),
+        report_base_url=_report_base_url(_expand(raw.get("report_base_url"), values), name),
+        pagerduty_from=_pagerduty_from(raw.get("pagerduty_from"), name),
     )
+
+
+def _report_base_url(url: str, name: str) -> str | None:
+    """The profile's `report_base_url` (None when unset or empty): an http(s) URL with a host and no credentials,
+    query or fragment, since each report's path is joined to it and the result is sent in notifications and
+    pages. UsageError (one line) otherwise."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        valid = (parts.scheme in ("http", "https") and bool(parts.hostname) and parts.username is None
+                 and parts.password is None and not parts.query and not parts.fragment)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise UsageError(f"environment '{name}': report_base_url {show(url)} is not valid; valid: an http(s) URL "
+                         "where the output folder is served, without credentials, query or fragment (e.g. "
+                         f"https://runbooks.example.com/reports) in params/environments/{name}.yaml")
+    return url.rstrip("/")
+
+
+def _pagerduty_from(address: Any, name: str) -> str | None:
+    """The profile's `pagerduty_from`: the email of a PagerDuty user (the From header of incident notes)."""
+    if address is None or address == "":
+        return None
+    if not isinstance(address, str) or not _EMAIL.fullmatch(address):
+        raise UsageError(f"environment '{name}': pagerduty_from {show(address)} is not an email address; valid: the "
+                         f"email of a user of your PagerDuty account (e.g. oncall-bot@example.com) in "
+                         f"params/environments/{name}.yaml")
+    return address
 
 
 def _backups(raw: Mapping[str, Any] | None) -> dict[str, Any]:
