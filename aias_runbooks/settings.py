@@ -136,8 +136,9 @@ def _report_base_url(url: str, name: str) -> str | None:
                  and parts.password is None and not parts.query and not parts.fragment)
     except ValueError:
         valid = False
-    if not valid:
-        raise UsageError(f"environment '{name}': report_base_url {show(url)} is not valid; valid: an http(s) URL "
+    if not valid:   # a URL holding credentials is not quoted
+        quoted = "(holding credentials)" if "@" in url else show(url)
+        raise UsageError(f"environment '{name}': report_base_url {quoted} is not valid; valid: an http(s) URL "
                          "where the output folder is served, without credentials, query or fragment (e.g. "
                          f"https://runbooks.example.com/reports) in params/environments/{name}.yaml")
     return url.rstrip("/")
