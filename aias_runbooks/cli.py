@@ -86,6 +86,8 @@ def build_parser() -> Parser:
                      "required with apply=true")
     run.add_argument("--cell-timeout", type=_seconds, default=300,
                      help=f"seconds one cell may run, 1 to {MAX_CELL_TIMEOUT} (default: 300)")
+    run.add_argument("--metrics-dir", type=_folder, help="write the verdict's Prometheus series to "
+                     "DIR/aias_runbooks_<runbook>_<env>.prom (node_exporter's textfile collector), replaced whole")
     demo = sub.add_parser("demo", help="bring up the sandbox and run every runbook against it "
                           "(exit 1 only if a runbook itself failed)")
     demo.add_argument("--output", type=_folder, help="report root (default: output/)")
@@ -104,6 +106,8 @@ def build_parser() -> Parser:
     due.add_argument("--schedules", type=Path, help="schedules file (default: params/schedules.yaml)")
     due.add_argument("--output", type=_folder, help="report root (default: output/ or AIAS_OUTPUT_DIR)")
     due.add_argument("--parallel", type=_count, help="runs at once when several are due (default: CPU count)")
+    due.add_argument("--metrics-dir", type=_folder, help="after each run, its Prometheus series in "
+                     "DIR/aias_runbooks_<runbook>_<env>.prom (node_exporter's textfile collector)")
     run_all = sub.add_parser("run-all", help="run a set of runbooks in parallel, print a table; exit code: the "
                              "worst run's")
     run_all.add_argument("--runbooks", help="comma-separated slugs (default: every runbook)")
@@ -173,17 +177,49 @@ def cmd_list() -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .metrics import check_dir
     from .runner.request import prepare  # light: bad input is refused before papermill is even imported
+    metrics_dir = check_dir(args.metrics_dir) if args.metrics_dir is not None else None
     request = prepare(args.runbook, args.env, parse_params(args.param, args.params_file), args.incident,
                       args.operator, args.output)
     from .runner.execute import execute
     result = execute(request, args.cell_timeout)
-    say(f"{result.record['summary']}\n  report: {result.folder / 'report.html'}")   # the redacted summary
+    verdict = _filed_verdict(result.folder)
+    from .metrics import summary_line
+    # The redacted summary, then its performance data (monitoring-plugins: after " | ") from the filed verdict.
+    say(f"{summary_line(result.record['summary'], verdict.get('findings') or [])}\n"
+        f"  report: {result.folder / 'report.html'}")
+    if metrics_dir is not None:
+        _write_metrics(metrics_dir, verdict, result.record)
     if result.problem:   # filed, but a full disk kept part of it from the archive: one line
         say(f"aias-runbooks: error: {one_line(result.problem)}", sys.stderr)
     if result.redactions:
         say(f"  warning: {result.redactions} secret(s) were found in the report and redacted", sys.stderr)
     return result.exit_code
+
+
+def _filed_verdict(folder: Path) -> dict[str, Any]:
+    """The run folder's verdict.json (redacted as filed); {} when it cannot be read (the summary stands alone)."""
+    import json
+    try:
+        data = json.loads((folder / "verdict.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_metrics(metrics_dir: Path, verdict: dict[str, Any], record: dict[str, Any]) -> None:
+    """The run's textfile; a failure to write it is one line on stderr, never a changed exit code (the run is
+    filed and its verdict stands)."""
+    from datetime import datetime
+
+    from .metrics import write_textfile
+    try:
+        finished = datetime.fromisoformat(record["finished_at"]).timestamp()
+        write_textfile(metrics_dir, verdict or {"runbook": record["runbook"], "env": record["env"],
+                                                "status": record["status"]}, float(record["duration_s"]), finished)
+    except (OSError, AiasError, KeyError, ValueError) as exc:
+        say(f"aias-runbooks: error: metrics not written to {metrics_dir}: {one_line(str(exc), 200)}", sys.stderr)
 
 
 def exit_now(code: int) -> NoReturn:
@@ -244,9 +280,11 @@ def say_ranking(findings: list) -> None:
 
 def cmd_schedule(args: argparse.Namespace) -> int:
     from . import schedule
+    from .metrics import check_dir
     now = schedule.check_now(args.now)   # --now, then the whole file, checked before anything is written
+    metrics_dir = check_dir(args.metrics_dir) if args.metrics_dir is not None else None
     entries = schedule.load(args.schedules, args.output)
-    due = schedule.run_due(entries, args.output, now, args.parallel)
+    due = schedule.run_due(entries, args.output, now, args.parallel, metrics_dir)
     if due.busy:
         say(f"another run-due holds the lock for more than {schedule.LOCK_WAIT_S:g} s; it runs what is due")
     for ran in due.ran:
