@@ -41,7 +41,7 @@ from typing import IO, Any
 import yaml
 from croniter import CroniterError, croniter
 
-from . import notify, paths
+from . import metrics, notify, paths
 from .errors import AiasError, UsageError
 from .input_files import StrictLoader, read_input_file
 from .printable import show
@@ -189,9 +189,10 @@ class Due:
 
 
 def run_due(entries: list[Entry], output: Path | None = None, now: datetime | None = None,
-            parallel: int | None = None) -> Due:
+            parallel: int | None = None, metrics_dir: Path | None = None) -> Due:
     """Run each entry whose latest slot is not taken yet (see the module's docstring); at most `parallel` at once.
-    UsageError for a `now` ahead of the clock (check_now), before anything is written."""
+    UsageError for a `now` ahead of the clock (check_now), before anything is written. With `metrics_dir`, each
+    run's verdict is written there as a Prometheus textfile once it ends (metrics.write_textfile)."""
     now = check_now(now)
     folder = make_output_root(output_root(output)) / STATE_DIR
     folder.mkdir(mode=0o700, exist_ok=True)
@@ -211,8 +212,9 @@ def run_due(entries: list[Entry], output: Path | None = None, now: datetime | No
                 write_atomic(_state_path(folder, entry.name), json.dumps(state | {
                     "finished_at": datetime.now(timezone.utc).isoformat(), "exit_code": outcome.exit_code,
                     "status": outcome.status, "report": str(outcome.report) if outcome.report else None}) + "\n")
+        notes[entry.name] = _metrics(metrics_dir, outcome) if metrics_dir is not None else []
         if entry.notify is not None:
-            notes[entry.name] = _notify(folder, entry, outcome)
+            notes[entry.name] += _notify(folder, entry, outcome)
         fh.close()
 
     try:
@@ -222,6 +224,21 @@ def run_due(entries: list[Entry], output: Path | None = None, now: datetime | No
             fh.close()
     return Due([Ran(entry, slot, outcome, notes.get(entry.name, []))
                 for (entry, slot, _), outcome in zip(claimed, outcomes, strict=True)])
+
+
+def _metrics(metrics_dir: Path, outcome: Outcome) -> list[str]:
+    """The run's Prometheus textfile from its filed verdict.json (duration and finish time from its provenance);
+    a line saying why not when it could not be written (a run that filed no report has no verdict to write)."""
+    if outcome.report is None:
+        return []
+    try:
+        verdict = json.loads((outcome.report.parent / "verdict.json").read_text(encoding="utf-8"))
+        prov = verdict.get("provenance") or {}
+        finished = datetime.fromisoformat(prov["finished_at"]).timestamp()
+        metrics.write_textfile(metrics_dir, verdict, float(prov.get("duration_s", outcome.seconds)), finished)
+        return []
+    except (OSError, ValueError, KeyError, AiasError) as exc:
+        return [f"metrics not written to {metrics_dir}: {type(exc).__name__}"]
 
 
 def _notify(folder: Path, entry: Entry, outcome: Outcome) -> list[str]:
