@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..findings import Finding, Severity
+from ..findings import Finding, Measure, Severity
 from ..sources import statements
 from ..thresholds import grade
 from .latency import p95
@@ -181,12 +181,15 @@ def pool_usage(limits: pd.DataFrame, by_state: pd.DataFrame, thresholds: dict[st
                 "holders": holders, "counted": "client sessions other than this runbook's own connection"}
     if in_use > usable:
         evidence["in_reserved_slots"] = in_use - usable
+    measured = [Measure("usage", 100 * usage, "%", 100 * rule["warning_usage"], 100 * rule["critical_usage"], 0, 100),
+                Measure("in_use", in_use, "", minimum=0, maximum=usable)]
     if usage >= rule["critical_usage"]:
         severity = Severity.CRITICAL
     elif usage >= rule["warning_usage"]:
         severity = Severity.WARNING
     else:
-        return [Finding("DB_POOL_OK", Severity.OK, f"{usage:.0%} of usable connections in use.", evidence)]
+        return [Finding("DB_POOL_OK", Severity.OK, f"{usage:.0%} of usable connections in use.", evidence,
+                        measures=measured)]
     reserved = f", {in_use - usable} more in reserved slots" if in_use > usable else ""
     named = f" Top holder: {_holder(holders[0])}." if holders else ""
     if in_use >= usable and _may_use_reserved_slots(row):
@@ -196,7 +199,7 @@ def pool_usage(limits: pd.DataFrame, by_state: pd.DataFrame, thresholds: dict[st
     else:
         title = (f"{usage:.0%} of usable connections in use by other sessions ({min(in_use, usable)} of "
                  f"{usable}{reserved}; this runbook's own connection not counted).{named}")
-    return [Finding("DB_POOL_SATURATED", severity, title, evidence, pool_steps(leak_findings))]
+    return [Finding("DB_POOL_SATURATED", severity, title, evidence, pool_steps(leak_findings), measured)]
 
 
 def _may_use_reserved_slots(limits_row: Any) -> bool:
@@ -241,7 +244,10 @@ def leaks(idle: pd.DataFrame, limits: pd.DataFrame, thresholds: dict[str, Any], 
                     f"{len(idle)} session(s) idle in transaction for more than {min_idle_s} s "
                     f"(oldest {idle['idle_s'].max():.0f} s).",
                     {"sessions": len(idle), "share_of_usable_pct": round(100 * share, 1), "applications": apps,
-                     "pids": idle["pid"].head(10).tolist()}, LEAK_STEPS)]
+                     "pids": idle["pid"].head(10).tolist()}, LEAK_STEPS,
+                    [Measure("leaked_share", 100 * share, "%", 0,
+                             100 * thresholds["db_connections"]["leak_critical_share"], 0, 100),
+                     Measure("leaked_sessions", len(idle), "", minimum=0)])]
 
 
 def long_running(running: pd.DataFrame, min_seconds: int) -> list[Finding]:
@@ -282,7 +288,8 @@ def blocking(chains: pd.DataFrame, thresholds: dict[str, Any], leak_min_idle_s: 
     """
     if chains.empty:
         return [] if chains.attrs.get("error") else [
-            Finding("DB_LOCKS_OK", Severity.OK, "No session waits on a lock.")]
+            Finding("DB_LOCKS_OK", Severity.OK, "No session waits on a lock.",
+                    measures=_lock_measures(0, 0.0, [], thresholds["db_connections"]))]
     rule = thresholds["db_connections"]
     warning_s = rule["blocked_warning_s"]
     waits = chains.groupby("blocked_pid")["waiting_s"].max().astype(float)
@@ -304,7 +311,16 @@ def blocking(chains: pd.DataFrame, thresholds: dict[str, Any], leak_min_idle_s: 
                      "waits": sorted(set(chains["waiting_for"].dropna()))},
                     [_advice(r, leak_min_idle_s) for r in roots[:5]] + [
                         "If the root blocker is a migration (DDL), cancel it and re-run it off-peak with a short "
-                        "lock_timeout."])]
+                        "lock_timeout."], _lock_measures(len(waits), longest, roots, rule))]
+
+
+def _lock_measures(blocked: int, longest: float, roots: list[dict[str, Any]], rule: dict[str, Any]) -> list[Measure]:
+    """The longest lock wait against blocked_warning_s / blocked_critical_s, the longest queue behind one root
+    against blocked_critical_waiters, and how many sessions wait."""
+    waiters = max((r["waiters"] for r in roots), default=0)
+    return [Measure("longest_wait", longest, "s", rule["blocked_warning_s"], rule["blocked_critical_s"], 0),
+            Measure("most_waiters", waiters, "", critical=rule["blocked_critical_waiters"], minimum=0),
+            Measure("blocked_sessions", blocked, "", minimum=0)]
 
 
 def _judge(root: dict[str, Any], rule: dict[str, Any]) -> dict[str, Any]:
@@ -333,7 +349,8 @@ def _brief_waits(roots: list[dict[str, Any]], blocked: int, longest: float, rule
                    f"{named}.",
                    {"blocked_sessions": blocked, "longest_wait_s": longest,
                     "root_blockers": [r["pid"] for r in roots], "roots": roots, "threshold_s": warning_s,
-                    "idle_holder_grace_s": rule["idle_holder_grace_s"]})
+                    "idle_holder_grace_s": rule["idle_holder_grace_s"]}, measures=_lock_measures(blocked, longest,
+                                                                                                 roots, rule))
 
 
 def _brief_root(root: dict[str, Any], rule: dict[str, Any]) -> str:
@@ -525,7 +542,8 @@ def slow_queries(status: pd.DataFrame, recent: Any, thresholds: dict[str, Any]) 
         return [Finding("DB_QUERIES_OK", Severity.OK,
                         f"No statement with {min_calls}+ calls averaged more than {rule['warning_p95']} ms over "
                         f"{recent.period} (lifetime statistics since {recent.stats_since} are context only).",
-                        period)]
+                        period, measures=[Measure("worst_mean", _worst_mean(table), "ms", rule["warning_p95"],
+                                                  rule["critical_p95"], 0)])]
     findings = []
     for code, rows, steps in [("DB_SLOW_QUERY", slow[slow["cause"] != "lock waits"], PLAN_STEPS),
                               ("DB_SLOW_QUERY_LOCK_WAIT", slow[slow["cause"] == "lock waits"], LOCK_WAIT_STEPS)]:
@@ -536,9 +554,11 @@ def slow_queries(status: pd.DataFrame, recent: Any, thresholds: dict[str, Any]) 
         if code == "DB_SLOW_QUERY":
             severity = Severity.CRITICAL if mean > rule["critical_p95"] else Severity.WARNING
             what = "by their own work (plan, CPU or IO)"
+            measured = Measure("worst_mean", mean, "ms", rule["warning_p95"], rule["critical_p95"], 0)
         else:   # a lock victim is judged as its wait is (the blocking check's rule): brief waits are contention
             warning_s, critical_s = lock_rule.get("blocked_warning_s", 5), lock_rule.get("blocked_critical_s", 60)
             severity = grade(mean, 1000 * warning_s, 1000 * critical_s)
+            measured = Measure("worst_mean", mean, "ms", 1000 * warning_s, 1000 * critical_s, 0)
             what = ("waiting on locks" if severity is not Severity.OK else
                     f"waiting on locks, briefly (under the {warning_s} s lock-wait threshold: row-lock contention)")
         if code == "DB_SLOW_QUERY" and not recent.query_ids:
@@ -553,8 +573,13 @@ def slow_queries(status: pd.DataFrame, recent: Any, thresholds: dict[str, Any]) 
              "lock_wait_samples": int(worst["lock_samples"]), "active_samples": int(worst["active_samples"]),
              "lifetime_mean_ms": _float(worst["lifetime_mean_ms"]), "lifetime_calls": int(worst["lifetime_calls"]),
              "queryid": str(worst["queryid"]), "query": worst["query"]},
-            steps))
+            steps, [measured, Measure("statements", len(rows), "", minimum=0)]))
     return findings
+
+
+def _worst_mean(table: pd.DataFrame) -> float | None:
+    """The highest mean (ms) of the judged statements in the window; None when none was judged."""
+    return float(table["mean_ms"].astype(float).max()) if not table.empty else None
 
 
 def _float(value: Any) -> float | None:
@@ -600,4 +625,6 @@ def ping_failures(samples: pd.DataFrame, thresholds: dict[str, Any]) -> list[Fin
                     ["A failing round trip means queries of the application fail too: see the errors above "
                      "(a lost connection is reported as DB_UNREACHABLE).",
                      "Check the Supabase dashboard and status page; check the network path (pooler, VPC) "
-                     "between the application and the database."])]
+                     "between the application and the database."],
+                    [Measure("failed_share", 100 * share, "%", 0, 100 * critical, 0, 100),
+                     Measure("failed_pings", len(failed), "", minimum=0, maximum=sent)])]

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from .. import patterns
-from ..findings import Finding, Severity
+from ..findings import Finding, Measure, Severity
 
 ROLLBACK_STEPS = ["Roll back to the previous READY production deployment (section 4: dry run first, then "
                   "apply=True with your name), then confirm the error rate falls in the next minutes.",
@@ -67,19 +67,26 @@ def error_rate(minutes: pd.DataFrame, thresholds: dict[str, Any], window_minutes
     run, since = longest_run(minutes)
     evidence = {"requests": requests, "errors_5xx": errors, "error_rate_pct": round(100 * overall, 2),
                 "longest_run_over_1pct_min": run, "judged_minutes": int(minutes["judged"].sum())}
+    # The window's rate against the target; the longest run over the alert line against the sustained window
+    # (CRITICAL once it reaches window_minutes).
+    measured = [Measure("error_rate", 100 * overall, "%", 100 * rule["warning"], 100 * rule["critical"], 0, 100),
+                Measure("minutes_over", run, "min", critical=rule["window_minutes"], minimum=0),
+                Measure("requests", requests, minimum=0)]
     if run >= rule["window_minutes"]:
         peak = minutes.loc[minutes["over"], "rate"].max()
         return [Finding("ERROR_RATE_HIGH", Severity.CRITICAL,
                         f"The error rate has been over {100 * rule['critical']:.0f}% for {run} consecutive minutes "
                         f"since {since:%H:%M} UTC (peak {100 * peak:.1f}%).",
                         evidence | {"since": str(since)}, ["Look at what changed then: the deployments (section 1), "
-                                                           "the database and external services (section 3)."])]
+                                                           "the database and external services (section 3)."],
+                        measured)]
     if overall > rule["warning"]:
         return [Finding("ERROR_RATE_HIGH", Severity.WARNING,
                         f"{100 * overall:.1f}% of {requests} requests failed (5xx) in the last {window_minutes} min, "
-                        f"not yet sustained for {rule['window_minutes']} minutes.", evidence)]
+                        f"not yet sustained for {rule['window_minutes']} minutes.", evidence, measures=measured)]
     return [Finding("ERROR_RATE_OK", Severity.OK, f"{100 * overall:.2f}% of {requests} requests failed (5xx) in the "
-                    f"last {window_minutes} min; no {rule['window_minutes']}-minute run over 1%.", evidence)]
+                    f"last {window_minutes} min; no {rule['window_minutes']}-minute run over 1%.", evidence,
+                    measures=measured)]
 
 
 def pattern_table(found: pd.DataFrame) -> pd.DataFrame:
@@ -101,16 +108,20 @@ def dominant_pattern(table: pd.DataFrame, thresholds: dict[str, Any]) -> list[Fi
     rule = thresholds["error_rate"]
     total = max(int(table["errors"].sum()), table.attrs.get("window_errors", 0))
     top = table.iloc[0]
+    measured = [Measure("top_pattern_share", 100 * top["errors"] / total if total else None, "%",
+                        100 * rule["pattern_dominant_share"], None, 0, 100),
+                Measure("errors", total, "", minimum=0)]
     if total < rule["pattern_min_errors"] or top["errors"] / total < rule["pattern_dominant_share"]:
         return [Finding("ERROR_PATTERNS_MIXED", Severity.OK, f"{total} errors in the window; no single pattern "
-                        f"dominates (the largest: {int(top['errors'])}).")]
+                        f"dominates (the largest: {int(top['errors'])}).", measures=measured)]
     return [Finding("ERROR_PATTERN_DOMINANT", Severity.WARNING,
                     f"{int(top['errors'])} of {total} errors are one pattern on {top['route'] or '(no route)'}: "
                     f"{top['pattern']}",
                     {"fingerprint": top["fingerprint"], "route": top["route"], "pattern": top["pattern"],
                      "example": top["example"], "first_seen": str(top["first_seen"]),
                      "errors": int(top["errors"]), "of": total},
-                    ["Its first occurrence (first_seen) is when it started: compare with the deployments above."])]
+                    ["Its first occurrence (first_seen) is when it started: compare with the deployments above."],
+                    measured)]
 
 
 def around_deploys(minutes: pd.DataFrame, deploys: pd.DataFrame, thresholds: dict[str, Any]) -> pd.DataFrame:
@@ -153,7 +164,10 @@ def deploy_spike(compared: pd.DataFrame | None, thresholds: dict[str, Any]) -> l
                     f"Errors rose from {100 * d['rate_before']:.1f}% to {100 * d['rate_after']:.1f}% when deployment "
                     f"{d['deployment']} went live at {d['live_at']:%H:%M} UTC ({d['message']}).",
                     {"deployment": d["deployment"], "commit": d["commit"], "message": d["message"],
-                     "live_at": str(d["live_at"]), "still_live": bool(d["live_now"])}, ROLLBACK_STEPS)]
+                     "live_at": str(d["live_at"]), "still_live": bool(d["live_now"])}, ROLLBACK_STEPS,
+                    [Measure("error_rate_after", 100 * d["rate_after"], "%", critical=100 * rule["critical"],
+                             minimum=0, maximum=100),
+                     Measure("error_rate_before", 100 * d["rate_before"], "%", minimum=0, maximum=100)])]
 
 
 def deploys_unknown(problem: str) -> list[Finding]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..findings import Finding, Severity
+from ..findings import Finding, Measure, Severity
 from ..thresholds import grade, percentiles
 
 
@@ -33,15 +33,18 @@ def p95(samples: pd.DataFrame, thresholds: dict[str, Any], rule_name: str, prefi
     evidence = {"p50_ms": round(stats["p50"], 1), "p95_ms": round(stats["p95"], 1),
                 "p99_ms": round(stats["p99"], 1), "samples": stats["count"], "method": stats["method"],
                 "target_p95_ms": rule["warning_p95"], "alert_p95_ms": rule["critical_p95"]}
+    counted = Measure("samples", stats["count"])
     if stats["count"] < pct["min_samples"]:
         return [Finding(f"{prefix}_LATENCY_UNKNOWN", Severity.UNKNOWN,
                         f"Too few answered samples ({stats['count']} < {pct['min_samples']}) to judge P95.",
-                        evidence, ["Re-run with more samples (the `samples` parameter)."])]
+                        evidence, ["Re-run with more samples (the `samples` parameter)."],
+                        [Measure("samples", stats["count"], "", pct["min_samples"], low_is_bad=True, minimum=0)])]
+    measured = [Measure("p95", stats["p95"], "ms", rule["warning_p95"], rule["critical_p95"], 0), counted]
     severity = grade(stats["p95"], rule["warning_p95"], rule["critical_p95"])
     if severity is Severity.OK:
         return [Finding(f"{prefix}_LATENCY_OK", Severity.OK,
                         f"P95 latency {stats['p95']:.0f} ms is within the {rule['warning_p95']} ms target.",
-                        evidence)]
+                        evidence, measures=measured)]
     limit = rule["critical_p95"] if severity is Severity.CRITICAL else rule["warning_p95"]
     return [Finding(f"{prefix}_LATENCY_P95_HIGH", severity, f"P95 latency {stats['p95']:.0f} ms is above {limit} ms.",
-                    evidence, next_steps)]
+                    evidence, next_steps, measured)]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..findings import Finding, Severity
+from ..findings import Finding, Measure, Severity
 from . import errors, health
 
 COUNTS = ["requests", "errors", "db_samples", "deliveries", "delivered", "signups", "signed_up"]
@@ -60,6 +60,16 @@ def metrics(thresholds: dict[str, Any]) -> list[Metric]:
                "signup-failures",
                f"target > {100 * sign['warning']:g}% over {mon['signup_window_minutes']} minutes (no alert rule)"),
     ]
+
+
+MEASURES = {"error_rate": "error_rate", "response": "response_p95", "db": "db_p95", "webhooks": "webhook_failures",
+            "signups": "signup_success"}
+
+
+def measure(metric: Metric, value: float | None) -> Measure:
+    """A value of the metric as a Measure with its target (warning) and alert (critical) lines."""
+    top = 100 if metric.unit == "%" else None
+    return Measure(MEASURES[metric.key], value, metric.unit, metric.target, metric.alert, 0, top, metric.below)
 
 
 def series(frame: pd.DataFrame, thresholds: dict[str, Any], window_minutes: int,
@@ -146,7 +156,8 @@ def check(minutes: pd.DataFrame, metric: Metric, thresholds: dict[str, Any], env
                                              f"{span} (not the alert line).")
     worst_of = "window" if metric.counted else "minute"
     return [Finding(metric.code, severity, f"{title} Worst {worst_of}: {evidence['worst']}.", evidence,
-                    _steps(metric, environment))]
+                    _steps(metric, environment),
+                    [measure(metric, worst), Measure("minutes_over", length, "min", critical=metric.need, minimum=0)])]
 
 
 def _end(run: tuple[pd.Timestamp, int]) -> pd.Timestamp:
@@ -224,7 +235,17 @@ def burn_rate(rates: pd.DataFrame, slo_target: float, environment: str) -> list[
     return [Finding("MONITOR_BURN_RATE", severity,
                     f"The error budget of the {100 * slo_target:g}% SLO is burning fast ({pair} pair: {said}).",
                     evidence, [f"Run `aias-runbooks run high-error-rate --env {environment}` now: at this rate the "
-                               "month's error budget is gone in days or hours."])]
+                               "month's error budget is gone in days or hours."], _burns(rates))]
+
+
+def _burns(rates: pd.DataFrame) -> list[Measure]:
+    """Each window's burn rate (burn_<pair>_long, burn_<pair>_short) with its factor as the line of its severity."""
+    out = []
+    for pair, rows in rates.groupby("pair", sort=False):
+        for which, r in zip(("long", "short"), rows.itertuples(index=False), strict=False):
+            line = {"warning": r.factor} if r.severity == "WARNING" else {"critical": r.factor}
+            out.append(Measure(f"burn_{pair}_{which}", r.burn_rate, minimum=0, **line))
+    return out
 
 
 def health_check(samples: pd.DataFrame, thresholds: dict[str, Any], environment: str) -> list[Finding]:
@@ -238,7 +259,8 @@ def health_check(samples: pd.DataFrame, thresholds: dict[str, Any], environment:
                     f"{failed} of {len(samples)} health checks failed: {said.title}",
                     {"health_check": said.code} | said.evidence,
                     [f"Run `aias-runbooks run incident-system-down --env {environment}` (every subsystem at once) "
-                     f"and `aias-runbooks run health-check --env {environment}`.", *health.SYSTEM_DOWN_STEPS])]
+                     f"and `aias-runbooks run health-check --env {environment}`.", *health.SYSTEM_DOWN_STEPS],
+                    [Measure("failed_checks", failed, "", critical=0, minimum=0, maximum=len(samples))])]
 
 
 def quiet(recorded: list[Finding], minutes: pd.DataFrame, thresholds: dict[str, Any], rates: pd.DataFrame,
@@ -248,16 +270,19 @@ def quiet(recorded: list[Finding], minutes: pd.DataFrame, thresholds: dict[str, 
     if minutes.attrs.get("error") or any(f.severity is not Severity.OK for f in recorded):
         return []
     evidence: dict[str, Any] = {"window_minutes": window_minutes}
+    measured = []
     for metric in metrics(thresholds):
         frame = judged(minutes, metric)
         evidence[f"{metric.key}_judged_minutes"] = int(frame["judged"].sum())
+        latest = frame.loc[frame["judged"], "value"]
+        measured.append(measure(metric, latest.iloc[-1] if len(latest) else None))   # the newest judged minute
     for pair, rows in rates.groupby("pair", sort=False):
         evidence[f"burn_{pair}"] = "; ".join(f"{r.window}: " + (f"{r.burn_rate:g}" if pd.notna(r.burn_rate)
                                                                   else r.evaluated)
                                              for r in rows.itertuples(index=False))
     return [Finding("MONITOR_OK", Severity.OK,
                     f"No alert rule fired over the last {window_minutes} min and the health check answered ok.",
-                    evidence)]
+                    evidence, measures=measured)]
 
 
 def table(minutes: pd.DataFrame, thresholds: dict[str, Any]) -> pd.DataFrame:
