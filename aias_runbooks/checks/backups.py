@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..findings import Finding, Severity
+from ..findings import Finding, Measure, Severity
 from ..sources.backups import Outcome
 
 EXAMPLES = 10
@@ -50,17 +50,25 @@ def freshness(backups: pd.DataFrame, thresholds: dict[str, Any]) -> Finding:
              "Find out why the scheduled backup stopped (its job's log, the disk of the backup folder)."]
     if complete.empty:
         return Finding("BACKUP_STALE", Severity.CRITICAL, "There is no backup at all: nothing to restore from.",
-                       evidence, steps)
+                       evidence, steps, [_age(None, rule)])
     newest = complete.iloc[0]
     age = float(newest["age_hours"])
+    measured = [_age(age, rule)]
     evidence |= {"newest": newest["backup"], "newest_age_hours": age}
     if age <= rule["max_age_hours"]:
         return Finding("BACKUP_OK", Severity.OK, f"The newest backup, {newest['backup']}, is {age:.1f} h old "
-                       f"(limit {rule['max_age_hours']} h); {len(complete)} backup(s) in the folder.", evidence)
+                       f"(limit {rule['max_age_hours']} h); {len(complete)} backup(s) in the folder.", evidence,
+                       measures=measured)
     severity = Severity.CRITICAL if age > rule["critical_age_hours"] else Severity.WARNING
     return Finding("BACKUP_STALE", severity, f"The newest backup, {newest['backup']}, is {age:.1f} h old: over "
                    f"{rule['max_age_hours']} h" + (f" and over {rule['critical_age_hours']} h" if
-                                                  severity == Severity.CRITICAL else "") + ".", evidence, steps)
+                                                  severity == Severity.CRITICAL else "") + ".", evidence, steps,
+                   measured)
+
+
+def _age(hours: float | None, rule: dict[str, Any]) -> Measure:
+    """The newest complete backup's age (None: there is none) against max_age_hours and critical_age_hours."""
+    return Measure("newest_age", hours, "h", rule["max_age_hours"], rule["critical_age_hours"], 0)
 
 
 def verified(outcome: Outcome) -> Finding:

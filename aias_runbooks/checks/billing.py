@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..findings import Finding, Severity
+from ..findings import Finding, Measure, Severity
 from ..thresholds import grade
 
 # Stripe's subscription statuses as subscription_tiers spells them; the first three grant the plan.
@@ -204,4 +204,7 @@ def payments(failed: pd.DataFrame | None, succeeded: int, thresholds: dict[str, 
                     ["Check Stripe's status first: a decline wave across card brands can be Stripe's or the bank's.",
                      "Tell the affected users (section 4) to update their card; Stripe retries per the Smart Retries "
                      "settings, and their subscriptions are past due meanwhile.",
-                     "Reconcile (section 5) if their plan in the database does not show past due."])]
+                     "Reconcile (section 5) if their plan in the database does not show past due."],
+                    [Measure("failure_rate", 100 * share, "%", 100 * limits["warning"], 100 * limits["critical"], 0,
+                             100),
+                     Measure("failed", count, "", critical=limits["critical_min_failures"], minimum=0)])]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..findings import Finding, Severity
+from ..findings import Finding, Measure, Severity
 
 
 def cache_hit(cache: pd.DataFrame, thresholds: dict[str, Any], tables: pd.DataFrame | None = None) -> list[Finding]:
@@ -18,15 +18,17 @@ def cache_hit(cache: pd.DataFrame, thresholds: dict[str, Any], tables: pd.DataFr
     evidence = {f"{r.kind}_hit_pct": (float(r.hit_pct) if pd.notna(r.hit_pct) else None) for r in cache.itertuples()}
     blocks = int((cache["hits"].fillna(0) + cache["reads"].fillna(0)).sum())
     evidence["block_reads_since_reset"] = blocks
+    measured = [Measure(f"{r.kind}_hit", float(r.hit_pct) if pd.notna(r.hit_pct) else None, "%",
+                        rule["cache_hit_pct"], None, 0, 100, low_is_bad=True) for r in cache.itertuples()]
     if blocks < rule["cache_min_blocks"]:
         return [Finding("DB_CACHE_HIT_OK", Severity.OK,
                         f"Too little traffic since the statistics reset to judge the cache ({blocks} block reads).",
-                        evidence)]
+                        evidence, measures=measured)]
     accesses = cache["hits"].fillna(0) + cache["reads"].fillna(0)     # each kind judged on its own accesses
     low = cache[(cache["hit_pct"].fillna(100) < rule["cache_hit_pct"]) & (accesses >= rule["cache_min_blocks"])]
     if low.empty:
         return [Finding("DB_CACHE_HIT_OK", Severity.OK, f"Cache hit ratio is at or above {rule['cache_hit_pct']} %.",
-                        evidence)]
+                        evidence, measures=measured)]
     steps = ["Look for sequential scans on large tables (next section): they evict the working set.",
              "If the working set simply outgrew memory, move to a larger Supabase compute size."]
     title = f"{', '.join(low['kind'])} cache hit ratio below {rule['cache_hit_pct']} %: reads go to disk"
@@ -41,7 +43,7 @@ def cache_hit(cache: pd.DataFrame, thresholds: dict[str, Any], tables: pd.DataFr
         steps = [f"Find what reads {', '.join(names[:3])} in full (sequential scans, next section; slow queries in "
                  "`database-connection-errors`): an index or a narrower query keeps them out of the cache.",
                  *steps[1:]]
-    return [Finding("DB_CACHE_HIT_LOW", Severity.WARNING, title + ".", evidence, steps)]
+    return [Finding("DB_CACHE_HIT_LOW", Severity.WARNING, title + ".", evidence, steps, measured)]
 
 
 def seq_scan_params(thresholds: dict[str, Any]) -> dict[str, Any]:
@@ -71,7 +73,10 @@ def seq_scans(usage: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
                     f"scans; only {top['index_use_pct'] or 0:.0f} % of its scans used an index.",
                     {"tables": hot["table_name"].tolist(), "seq_tup_read": int(top["seq_tup_read"])},
                     ["Find the statements that scan it: `database-connection-errors`, section Slow queries.",
-                     "EXPLAIN them and add the missing index (CREATE INDEX CONCURRENTLY, through a migration)."])]
+                     "EXPLAIN them and add the missing index (CREATE INDEX CONCURRENTLY, through a migration)."],
+                    [Measure("index_use", top["index_use_pct"] if pd.notna(top["index_use_pct"]) else 0, "%",
+                             rule["seq_scan_max_index_pct"], None, 0, 100, low_is_bad=True),
+                     Measure("hot_tables", len(hot), "", minimum=0)])]
 
 
 def _flag(frame: pd.DataFrame, column: str) -> pd.Series:

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 
 from .. import patterns
-from ..findings import Finding, Severity
+from ..findings import Finding, Measure, Severity
 
 EXAMPLES = 10
 BAD_EVENTS = ("bounced", "complained", "failed")
@@ -29,9 +29,13 @@ def success_rate(attempts: pd.DataFrame, thresholds: dict[str, Any], window_minu
     total, ok = int(counted["attempts"].sum()) if len(counted) else 0, 0
     if total:
         ok = int(counted.loc[counted["status"] < 400, "attempts"].sum())
+    measured = [Measure("success_rate", 100 * ok / total if total >= rule["min_attempts"] else None, "%",
+                        100 * rule["warning"], 100 * rule["critical"], 0, 100, low_is_bad=True),
+                Measure("attempts", total, "", minimum=0)]
     if total < rule["min_attempts"]:
         return [Finding("SIGNUP_SUCCESS_RATE_OK", Severity.OK, f"{ok} of {total} signups succeeded in the last "
-                        f"{window_minutes} min: too few to judge (fewer than {rule['min_attempts']}).")]
+                        f"{window_minutes} min: too few to judge (fewer than {rule['min_attempts']}).",
+                        measures=measured)]
     rate = ok / total
     evidence = {"attempts": total, "succeeded": ok, "success_rate_pct": round(100 * rate, 1),
                 "target_pct": 100 * rule["warning"],
@@ -39,7 +43,8 @@ def success_rate(attempts: pd.DataFrame, thresholds: dict[str, Any], window_minu
                              counted[counted["status"] >= 400].groupby("status")["attempts"].sum().items()}}
     if rate >= rule["warning"]:
         return [Finding("SIGNUP_SUCCESS_RATE_OK", Severity.OK,
-                        f"{100 * rate:.1f}% of {total} signups succeeded in the last {window_minutes} min.", evidence)]
+                        f"{100 * rate:.1f}% of {total} signups succeeded in the last {window_minutes} min.", evidence,
+                        measures=measured)]
     severity = Severity.CRITICAL if rate < rule["critical"] else Severity.WARNING
     worst = max(evidence["failures"].items(), key=lambda kv: kv[1])
     top = patterns.dominant(failures_by_reason(counted), "attempts")
@@ -49,7 +54,7 @@ def success_rate(attempts: pd.DataFrame, thresholds: dict[str, Any], window_minu
                     f"(target > {100 * rule['warning']:.0f}%); most failures: {worst[0]} ({worst[1]})"
                     + (f", the most common error: {top['pattern']}." if top["pattern"] else "."), evidence,
                     ["The failures by reason below say which: 429 is the rate limiter (section 2), 503 Supabase "
-                     "Auth (section 3), other 5xx the API (run high-error-rate)."])]
+                     "Auth (section 3), other 5xx the API (run high-error-rate)."], measured)]
 
 
 def failures_by_reason(attempts: pd.DataFrame) -> pd.DataFrame:
@@ -132,9 +137,11 @@ def email_delivery(errors: pd.DataFrame, emails: pd.DataFrame | None, thresholds
     domains = bounce_domains(recent)
     evidence = {"send_failures": failed, "recent_emails": len(recent), "bounced_or_complained": bounced,
                 "bounced_by_domain": dict(list(domains.items())[:EXAMPLES])}
+    measured = [Measure("send_failures", failed, "", 0, rule["failures_critical"], 0),
+                Measure("bounce_share", 100 * share, "%", 100 * rule["bounce_warning"], None, 0, 100)]
     if failed == 0 and share <= rule["bounce_warning"]:
         return [Finding("EMAIL_DELIVERY_OK", Severity.OK, f"No email failed to send in the last {window_minutes} "
-                        f"min; {bounced} of {len(recent)} recent emails bounced.", evidence)]
+                        f"min; {bounced} of {len(recent)} recent emails bounced.", evidence, measures=measured)]
     if failed:
         top = patterns.dominant(send_failures(errors), "errors")
         severity = Severity.CRITICAL if failed >= rule["failures_critical"] else Severity.WARNING
@@ -142,11 +149,11 @@ def email_delivery(errors: pd.DataFrame, emails: pd.DataFrame | None, thresholds
                         f"{failed} emails failed to send in the last {window_minutes} min: {top['example']}",
                         evidence | {"dominant_error": top["pattern"]},
                         ["Fix the cause named (an unverified domain, an invalid API key), then re-send the welcome "
-                         "emails of the users who signed up meanwhile."])]
+                         "emails of the users who signed up meanwhile."], measured)]
     said, more, steps = _bounce_cause(domains, rule)
     return [Finding("EMAIL_DELIVERY_FAILING", Severity.WARNING,
                     f"{100 * share:.0f}% of recent emails bounced ({bounced} of {len(recent)}); {said}",
-                    evidence | more, steps)]
+                    evidence | more, steps, measured)]
 
 
 def bounce_domains(emails: pd.DataFrame) -> dict[str, int]:

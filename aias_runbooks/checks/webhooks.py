@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from .. import patterns
-from ..findings import Finding, Severity
+from ..findings import Finding, Measure, Severity
 from ..sources import http
 from ..thresholds import grade
 
@@ -86,20 +86,29 @@ def success_rate(frame: pd.DataFrame | None, thresholds: dict[str, Any], window_
         return []
     if frame.empty:
         return [Finding("WEBHOOK_SUCCESS_RATE_OK", Severity.OK,
-                        f"No billing events in the last {window_minutes} min: nothing to deliver.")]
+                        f"No billing events in the last {window_minutes} min: nothing to deliver.",
+                        measures=_rate_measures(None, 0, limits))]
     failed = int((~frame["handled"]).sum())
     share = failed / len(frame)
+    measured = _rate_measures(share, len(frame), limits)
     severity = grade(share, limits["warning"], limits["critical"])
     evidence = {"events": len(frame), "failed": failed, "success_rate_pct": round(100 * (1 - share), 2),
                 "target_pct": round(100 * (1 - limits["warning"]), 2), "alert_failure_pct": 100 * limits["critical"]}
     if severity is Severity.OK:
         return [Finding("WEBHOOK_SUCCESS_RATE_OK", Severity.OK,
-                        f"Webhook success rate {100 * (1 - share):.1f}% over {len(frame)} events.", evidence)]
+                        f"Webhook success rate {100 * (1 - share):.1f}% over {len(frame)} events.", evidence,
+                        measures=measured)]
     said, cause, steps = _cause(failures(frame))
     return [Finding("WEBHOOK_SUCCESS_RATE_LOW", severity,
                     f"Webhook success rate {100 * (1 - share):.1f}% ({failed} of {len(frame)} events failed) in the "
                     f"last {window_minutes} min; target > 99 %, alert above 5 % failures; {said}.", evidence | cause,
-                    steps)]
+                    steps, measured)]
+
+
+def _rate_measures(share: float | None, events: int, limits: dict[str, Any]) -> list[Measure]:
+    """The failed share of the window's events against the 1 % target and the 5 % alert, and the event count."""
+    return [Measure("failure_rate", None if share is None else 100 * share, "%", 100 * limits["warning"],
+                    100 * limits["critical"], 0, 100), Measure("events", events, "", minimum=0)]
 
 
 def failures(frame: pd.DataFrame | None) -> pd.DataFrame:

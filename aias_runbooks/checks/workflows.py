@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..findings import Finding, Severity
+from ..findings import Finding, Measure, Severity
 
 EXAMPLES = 10
 
@@ -24,15 +24,20 @@ def stuck_pending(summary: pd.DataFrame, thresholds: dict[str, Any]) -> list[Fin
     pending, stuck, oldest = int(row["pending"]), int(row["stuck"]), float(row["oldest_wait_s"])
     evidence = {"pending": pending, "stuck": stuck, "oldest_wait": _minutes(oldest),
                 "stuck_after_minutes": rule["stuck_pending_minutes"]}
+    # stuck: any is a WARNING (the range "0" alerts above 0), stuck_critical_count of them CRITICAL
+    measured = [Measure("stuck", stuck, "", 0, rule["stuck_critical_count"], 0),
+                Measure("oldest_wait", oldest, "s", 60 * rule["stuck_pending_minutes"], None, 0),
+                Measure("pending", pending, "", minimum=0)]
     if stuck == 0:
         return [Finding("WORKFLOWS_QUEUE_OK", Severity.OK, f"{pending} execution(s) pending, none waiting longer "
-                        f"than {rule['stuck_pending_minutes']} min (oldest {_minutes(oldest)}).", evidence)]
+                        f"than {rule['stuck_pending_minutes']} min (oldest {_minutes(oldest)}).", evidence,
+                        measures=measured)]
     severity = Severity.CRITICAL if stuck >= rule["stuck_critical_count"] else Severity.WARNING
     return [Finding("WORKFLOWS_STUCK_PENDING", severity,
                     f"{stuck} of {pending} pending execution(s) have waited longer than "
                     f"{rule['stuck_pending_minutes']} min; the oldest {_minutes(oldest)}.", evidence,
                     ["Nothing picks them up: check the worker (section 2). If it runs, look for a crash loop or a "
-                     "lock in its logs.", "Once the worker runs again the queue drains oldest first."])]
+                     "lock in its logs.", "Once the worker runs again the queue drains oldest first."], measured)]
 
 
 def worker(heartbeats: pd.DataFrame, summary: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
@@ -76,14 +81,19 @@ def timeouts(outcomes: pd.DataFrame, thresholds: dict[str, Any], window_minutes:
     finished = sum(counts.get(s, 0) for s in ("succeeded", "failed", "timed_out"))
     timed_out = counts.get("timed_out", 0)
     evidence = {"finished": finished, "timed_out": timed_out, "failed": counts.get("failed", 0)}
-    if finished < rule["min_executions"]:
+    judged = finished >= rule["min_executions"]
+    measured = [Measure("timeout_share", 100 * timed_out / finished if judged else None, "%",
+                        100 * rule["timeout_warning"], 100 * rule["timeout_critical"], 0, 100),
+                Measure("finished", finished, "", minimum=0)]
+    if not judged:
         return [Finding("WORKFLOW_TIMEOUTS_OK", Severity.OK, f"{finished} execution(s) finished in the last "
-                        f"{window_minutes} min: too few to judge (fewer than {rule['min_executions']}).", evidence)]
+                        f"{window_minutes} min: too few to judge (fewer than {rule['min_executions']}).", evidence,
+                        measures=measured)]
     share = timed_out / finished
     evidence["timed_out_pct"] = round(100 * share, 1)
     if share <= rule["timeout_warning"]:
         return [Finding("WORKFLOW_TIMEOUTS_OK", Severity.OK, f"{timed_out} of {finished} executions timed out in the "
-                        f"last {window_minutes} min ({100 * share:.1f}%).", evidence)]
+                        f"last {window_minutes} min ({100 * share:.1f}%).", evidence, measures=measured)]
     carriers = _timeouts_by_integration(by_integration)
     evidence["timed_out_by_integration"] = carriers
     said = ""
@@ -95,7 +105,7 @@ def timeouts(outcomes: pd.DataFrame, thresholds: dict[str, Any], window_minutes:
                     f"last {window_minutes} min (over {100 * rule['timeout_warning']:.0f}%){said}.", evidence,
                     [f"Section 4 says whether {next(iter(carriers), 'the integration')} is down or up but slower than "
                      "the workflows wait: a slow external API times out every workflow calling it.",
-                     "Retry the timed-out executions (section 6) once it answers in time again."])]
+                     "Retry the timed-out executions (section 6) once it answers in time again."], measured)]
 
 
 def _timeouts_by_integration(by_integration: pd.DataFrame | None) -> dict[str, int]:
