@@ -50,10 +50,10 @@ def freshness(backups: pd.DataFrame, thresholds: dict[str, Any]) -> Finding:
              "Find out why the scheduled backup stopped (its job's log, the disk of the backup folder)."]
     if complete.empty:
         return Finding("BACKUP_STALE", Severity.CRITICAL, "There is no backup at all: nothing to restore from.",
-                       evidence, steps, [_age(None, rule)])
+                       evidence, steps, [age_measure(None, rule)])
     newest = complete.iloc[0]
     age = float(newest["age_hours"])
-    measured = [_age(age, rule)]
+    measured = [age_measure(age, rule)]
     evidence |= {"newest": newest["backup"], "newest_age_hours": age}
     if age <= rule["max_age_hours"]:
         return Finding("BACKUP_OK", Severity.OK, f"The newest backup, {newest['backup']}, is {age:.1f} h old "
@@ -66,8 +66,9 @@ def freshness(backups: pd.DataFrame, thresholds: dict[str, Any]) -> Finding:
                    measured)
 
 
-def _age(hours: float | None, rule: dict[str, Any]) -> Measure:
-    """The newest complete backup's age (None: there is none) against max_age_hours and critical_age_hours."""
+def age_measure(hours: float | None, rule: dict[str, Any]) -> Measure:
+    """The newest complete backup's age (None: there is none, or it is unknown) against max_age_hours and
+    critical_age_hours."""
     return Measure("newest_age", hours, "h", rule["max_age_hours"], rule["critical_age_hours"], 0)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..findings import Finding, Severity
+from ..findings import Finding, Measure, Severity
 from .latency import p95
 
 SYSTEM_DOWN_STEPS = [
@@ -70,9 +70,11 @@ def latency(samples: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
 
 def _health(samples: pd.DataFrame, url: str, thresholds: dict[str, Any]) -> Finding:
     bad = samples[~samples["ok"]]
+    # any failed check is a WARNING; failure_severity (CRITICAL) depends on which failed (all, or the last ones)
+    measured = [Measure("failed_checks", len(bad), "", 0, None, 0, len(samples))]
     if bad.empty:
         return Finding("API_HEALTHY", Severity.OK, "Every health check answered {\"ok\": true}.",
-                       {"url": url, "samples": len(samples)})
+                       {"url": url, "samples": len(samples)}, measures=measured)
     every = len(bad) == len(samples)
     stopped = bool(samples.attrs.get("stopped_early"))
     failing_now = every or stopped     # every answer an error, or the last ones in a row: failing now
@@ -92,7 +94,7 @@ def _health(samples: pd.DataFrame, url: str, thresholds: dict[str, Any]) -> Find
                     "statuses": sorted({str(s) for s in bad["status"]}),
                     "example": str(errors.index[0]), "example_count": int(errors.iloc[0]),
                     "errors": {str(k): int(v) for k, v in errors.head(5).items()}},
-                   SYSTEM_DOWN_STEPS)
+                   SYSTEM_DOWN_STEPS, measured)
 
 
 def _trailing_failures(samples: pd.DataFrame) -> int:

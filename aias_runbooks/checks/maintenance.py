@@ -70,10 +70,17 @@ def backup(listing: pd.DataFrame, outcome: Outcome | None, thresholds: dict[str,
     """MAINTENANCE_BACKUP_MISSING (CRITICAL) unless the newest complete backup is within backups.max_age_hours and
     restores intact, verified now (`outcome`) or by an earlier database-backup run (`earlier`, its finding);
     MAINTENANCE_BACKUP_UNVERIFIED (WARNING) when neither verified it; MAINTENANCE_BACKUP_OK otherwise."""
+    fresh = backup_checks.freshness(listing, thresholds)
+    found = _backup(listing, outcome, thresholds, earlier, fresh)
+    # every MAINTENANCE_BACKUP_* carries the newest backup's age (unknown when the folder cannot be read)
+    return found.measured(*(fresh.measures or [backup_checks.age_measure(None, thresholds["backups"])]))
+
+
+def _backup(listing: pd.DataFrame, outcome: Outcome | None, thresholds: dict[str, Any],
+            earlier: dict[str, Any] | None, fresh: Finding) -> Finding:
     limit = thresholds["backups"]["max_age_hours"]
     steps = ["Take a backup and verify it now: run database-backup with create=true.",
              "Do not start the window's changes until a recent backup restores."]
-    fresh = backup_checks.freshness(listing, thresholds)
     evidence = dict(fresh.evidence)
     if fresh.code == "BACKUP_NOT_CONFIGURED":
         return Finding("MAINTENANCE_BACKUP_MISSING", Severity.CRITICAL,
