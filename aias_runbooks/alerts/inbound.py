@@ -67,8 +67,13 @@ def parse(kind: str, body: bytes, sender: str = "") -> list[Alert]:
 
 def _json(body: bytes, kind: str) -> dict[str, Any]:
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Refused(400, f"the body is not UTF-8 (byte {exc.start + 1}); valid: the {kind} webhook's JSON "
+                      "object") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
         at = f" (at character {exc.pos + 1})" if isinstance(exc, json.JSONDecodeError) else ""
         raise Refused(400, f"the body is not JSON{at}; valid: the {kind} webhook's JSON object") from None
     except RecursionError:
