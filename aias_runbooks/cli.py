@@ -64,6 +64,13 @@ def _count(text: str) -> int:
     return int(value)
 
 
+def _port(text: str) -> int:
+    value = text.strip()
+    if not (value.isascii() and value.isdigit() and len(value) <= 5 and int(value) <= 65535):
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got {show(text)}")
+    return int(value)
+
+
 def _limit(text: str) -> int:
     value = text.strip()
     if not (value.isascii() and value.isdigit() and len(value) <= 9):
@@ -138,8 +145,22 @@ def build_parser() -> Parser:
     bundle.add_argument("--out", type=Path, metavar="PATH", help="the zip to write, never overwritten "
                         "(default: a new file in output/bundles/)")
     bundle.add_argument("--output", type=_folder, help="report root (default: output/ or AIAS_OUTPUT_DIR)")
+    serve = sub.add_parser("serve", help="take alerts (Alertmanager, Grafana, PagerDuty webhooks) and run the runbook "
+                           "each routes to (params/routes.yaml); SIGTERM drains")
+    serve.add_argument("--routes", type=Path, help="routes file (default: params/routes.yaml)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8087, help="port to listen on (default: 8087)")
+    serve.add_argument("--output", type=_folder, help="report root (default: output/ or AIAS_OUTPUT_DIR)")
+    serve.add_argument("--metrics-dir", type=_folder, help="also write each run's Prometheus textfile here")
     sandbox = sub.add_parser("sandbox", help="the embedded AIAS Platform")
-    sandbox.add_argument("action", choices=["up", "down", "status"])
+    sandbox.add_argument("action", choices=["up", "down", "status", "alert"])
+    sandbox.add_argument("name", nargs="?", help="with `alert`: the alert to post (error-spike, pool-exhaustion, "
+                         "webhook-failures, api-down)")
+    sandbox.add_argument("--resolve", action="store_true", help="with `alert`: post it resolved")
+    sandbox.add_argument("--to", default="http://127.0.0.1:8087", help="with `alert`: serve's base URL "
+                         "(default: http://127.0.0.1:8087)")
+    sandbox.add_argument("--sender", default="alertmanager", help="with `alert`: the routes.yaml sender to post as "
+                         "(default: alertmanager)")
     sandbox.add_argument("--scenario", default="healthy", help="fault to inject with `up` (default: healthy)")
     sandbox.add_argument("--scale", choices=["default", "large"],
                          help="history `up` loads: default (72 hours), or large (30 days: 10 M API requests, "
@@ -358,8 +379,30 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .alerts import routes
+    from .metrics import check_dir
+    from .runner.request import make_output_root, output_root
+    from .serve.app import serve
+    routing = routes.load(args.routes)   # the whole file, before anything is served or written
+    metrics_dir = check_dir(args.metrics_dir) if args.metrics_dir is not None else None
+    output = make_output_root(output_root(args.output))
+    return asyncio.run(serve(routing, args.host, args.port, output, metrics_dir, say))
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from .sandbox import control
+    if args.action == "alert":
+        from .sandbox import alerts
+        if not args.name:
+            raise UsageError(f"`sandbox alert` needs the alert's name; valid: {', '.join(alerts.RULES)}")
+        for line in alerts.post(args.name, args.resolve, args.to, args.sender):
+            say(line)
+        return 0
+    if args.name:
+        raise UsageError(f"`sandbox {args.action}` takes no name (the name is for `sandbox alert NAME`)")
     if args.action == "up":
         control.up(args.scenario, scale=args.scale, pooler=args.pooler)
         return 0
@@ -442,7 +485,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         commands = {"list": lambda _: cmd_list(), "run": cmd_run, "demo": cmd_demo, "doctor": cmd_doctor,
-                    "reports": cmd_reports, "bundle": cmd_bundle, "schedule": cmd_schedule, "run-all": cmd_run_all}
+                    "reports": cmd_reports, "bundle": cmd_bundle, "schedule": cmd_schedule, "run-all": cmd_run_all,
+                    "serve": cmd_serve}
         code = commands.get(args.command, cmd_sandbox)(args)
         if as_program and args.command == "run":
             exit_now(code)
