@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -405,3 +406,110 @@ def test_the_stripe_source_reads_an_event_holding_only_its_required_fields(vendo
     row = events.iloc[0]
     assert (row["id"], row["object_id"], row["subscription"], row["pending_webhooks"]) == ("evt_1", "sub_1", "sub_1", 0)
     assert row["customer"] is None and row["user_id"] is None and row["created"].year == 2023
+
+
+# --- PagerDuty: Events API v2 and the REST API's incident notes -----------------------------------------------------
+
+PD_EVENTS = contract("pagerduty/events-v2.yaml")
+PD_NOTES = contract("pagerduty/rest-incident-notes.yaml")
+
+
+def pd_trigger(profile, dedup: str, **changed: Any) -> dict[str, Any]:
+    """A valid trigger, or one whose payload has the `changed` fields (None: left out)."""
+    payload = {"summary": "health-check on sandbox is CRITICAL", "source": "sandbox", "severity": "critical",
+               "custom_details": {"status": "CRITICAL"}} | changed
+    return {"routing_key": profile.secret("pagerduty_routing_key").reveal(), "event_action": "trigger",
+            "dedup_key": dedup, "links": [{"href": "https://runbooks.example.test/r/report.html", "text": "Report"}],
+            "payload": {k: v for k, v in payload.items() if v is not None}}
+
+
+def test_pagerduty_events_answer_as_pagerduty_documents(profile, restore_services):
+    """A valid trigger and resolve (valid by the stored schema) are 202 Success and open, then resolve, one
+    incident; each event breaking a documented rule is invalid by the schema too, and the emulator answers 400
+    "invalid event" naming it; a body that is not JSON is the document's "Unrecognized object"; a throttled
+    integration 429."""
+    url = f"{profile.urls['pagerduty_events']}/v2/enqueue"
+    dedup = f"contract-{secrets.token_hex(4)}"
+    trigger = pd_trigger(profile, dedup)
+    resolve = {"routing_key": trigger["routing_key"], "event_action": "resolve", "dedup_key": dedup}
+    for event in (trigger, trigger, resolve):
+        assert violations(PD_EVENTS, "#/$defs/Event", event) == []
+        answer = httpx.post(url, json=event)
+        assert answer.status_code == PD_EVENTS["responses"]["accepted"], answer.text
+        assert violations(PD_EVENTS, "#/$defs/Success", answer.json()) == [] and answer.json()["dedup_key"] == dedup
+    state = json.loads(services.state_file(restore_services).read_text())
+    [incident] = [i for i in state["pagerduty_incidents"] if i["dedup_key"] == dedup]
+    assert (incident["status"], incident["triggers"]) == ("resolved", 2), "a trigger on an open key is the same one"
+    assert [e["applied"].split()[0] for e in state["pagerduty_events"][-3:]] == ["opened", "triggered", "resolved"]
+    assert all("routing_key" not in e for e in state["pagerduty_events"])
+
+    bad = {"short routing key": (trigger | {"routing_key": "k" * 31}, "Length of 'routing_key' is incorrect"),
+           "not the integration's": (trigger | {"routing_key": "0" * 32}, "Invalid routing key"),
+           "no summary": (pd_trigger(profile, dedup, summary=None), "'payload.summary' is missing"),
+           "long summary": (pd_trigger(profile, dedup, summary="x" * 1025), "'payload.summary' is too long"),
+           "no source": (pd_trigger(profile, dedup, source=None), "'payload.source' is missing"),
+           "severity": (pd_trigger(profile, dedup, severity="fatal"), "'payload.severity' is invalid"),
+           "details": (pd_trigger(profile, dedup, custom_details=["a"]), "'payload.custom_details' must be an object"),
+           "action": (trigger | {"event_action": "close"}, "'event_action' is invalid"),
+           "no payload": ({k: v for k, v in trigger.items() if k != "payload"}, "'payload' is missing"),
+           "long key": (trigger | {"dedup_key": "k" * 256}, "'dedup_key' must be a string of at most 255"),
+           "resolve without key": ({k: v for k, v in resolve.items() if k != "dedup_key"}, "'dedup_key' is missing"),
+           "link without href": (trigger | {"links": [{"text": "x"}]}, "'links' must be a list")}
+    for name, (event, error) in bad.items():
+        if name != "not the integration's":   # a key PagerDuty has no integration for is shaped right
+            assert violations(PD_EVENTS, "#/$defs/Event", event) != [], name
+        answer = httpx.post(url, json=event)
+        assert answer.status_code == PD_EVENTS["responses"]["invalid"], name
+        assert violations(PD_EVENTS, "#/$defs/Invalid", answer.json()) == [], name
+        assert any(e.startswith(error) for e in answer.json()["errors"]), (name, answer.json())
+    garbled = httpx.post(url, content=b"{not json", headers={"Content-Type": "application/json"})
+    assert garbled.status_code == 400 and violations(PD_EVENTS, "#/$defs/Unrecognized", garbled.json()) == []
+    with services.services_state(restore_services) as state:
+        state["pagerduty_throttled"] = True
+    throttled = httpx.post(url, json=trigger)
+    limit = PD_EVENTS["responses"]["rate_limited"]
+    assert (throttled.status_code, throttled.reason_phrase) == (limit["status"], limit["reason"])
+
+
+def test_pagerduty_incident_notes_answer_as_pagerduty_documents(profile, restore_services):
+    """A note with the documented headers on an incident the events opened: 200 {"note": IncidentNote}, kept; a
+    wrong token 401, a From that is no user's or no content 400, an unknown incident 404, each the generic error."""
+    dedup = f"contract-{secrets.token_hex(4)}"
+    httpx.post(f"{profile.urls['pagerduty_events']}/v2/enqueue", json=pd_trigger(profile, dedup)).raise_for_status()
+    state = json.loads(services.state_file(restore_services).read_text())
+    [incident] = [i for i in state["pagerduty_incidents"] if i["dedup_key"] == dedup]
+    headers = {"Authorization": f"Token token={profile.secret('pagerduty_api_token').reveal()}",
+               "From": profile.pagerduty_from, "Accept": PD_NOTES["headers"]["Accept"]}
+    body = {"note": {"content": "Report: https://runbooks.example.test/r/report.html"}}
+    assert violations(PD_NOTES, "#/$defs/CreateNoteRequest", body) == []
+    base = f"{profile.urls['pagerduty_api']}/incidents"
+    answer = httpx.post(f"{base}/{incident['id']}/notes", json=body, headers=headers)
+    assert answer.status_code == PD_NOTES["responses"]["created"], answer.text
+    assert violations(PD_NOTES, "#/$defs/CreateNoteResponse", answer.json()) == []
+    assert answer.json()["note"]["content"] == body["note"]["content"]
+    kept = json.loads(services.state_file(restore_services).read_text())["pagerduty_notes"][incident["id"]]
+    assert [n["content"] for n in kept] == [body["note"]["content"]]
+    for status, url, given, sent in (
+            ("unauthorized", f"{base}/{incident['id']}/notes", headers | {"Authorization": "Token token=nope"}, body),
+            ("invalid", f"{base}/{incident['id']}/notes", headers | {"From": "nobody@example.com"}, body),
+            ("invalid", f"{base}/{incident['id']}/notes", headers, {"note": {"content": ""}}),
+            ("not_found", f"{base}/Q0NOSUCHINCIDENT/notes", headers, body)):
+        refused = httpx.post(url, json=sent, headers=given)
+        assert refused.status_code == PD_NOTES["responses"][status], (status, refused.text)
+        assert violations(PD_NOTES, "#/$defs/Error", refused.json()) == [] and refused.json()["error"]["message"]
+
+
+def test_the_slack_webhook_keeps_block_kit_readable_and_refuses_bad_blocks(profile, restore_services):
+    url = profile.secret("slack_webhook_url").reveal()
+    message = {"text": "fallback", "blocks": [
+        {"type": "header", "text": {"type": "plain_text", "text": "e1: health-check went OK -> CRITICAL"}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": "*Status*\nOK -&gt; CRITICAL"}]},
+        {"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Open the report"},
+                                          "url": "https://runbooks.example.test/r/report.html"}]}]}
+    assert list(jsonschema.Draft202012Validator(SLACK["request"]).iter_errors(message)) == []
+    assert httpx.post(url, json=message).text == "ok"
+    kept = json.loads(services.state_file(restore_services).read_text())["slack_messages"][-1]
+    assert kept["shown"] == ["e1: health-check went OK -> CRITICAL", "*Status*\nOK -&gt; CRITICAL",
+                             "Open the report <https://runbooks.example.test/r/report.html>"]
+    refused = httpx.post(url, json={"text": "x", "blocks": [{"text": "no type"}]})
+    assert (refused.status_code, refused.text) == (SLACK["responses"]["errors"]["invalid_blocks"], "invalid_blocks")

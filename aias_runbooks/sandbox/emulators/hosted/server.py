@@ -8,6 +8,8 @@ in its own module:
   an email to a recipient domain in the state's `bouncing` list, or to any with "*", ends `bounced`);
 - /supabase: GET /auth/v1/health (GoTrue's answer, or 503 when the scenario says Auth is down);
 - /slack/services/...: a Slack incoming webhook (the schedules' notifications), its messages kept in the state;
+- /pagerduty/events/v2/enqueue and /pagerduty/api/incidents/{id}/notes: PagerDuty's Events API v2 (notify's
+  pagerduty channel) and the REST API's incident notes (serve), the events, incidents and notes kept in the state;
 - /status/{stripe|supabase|vercel|resend}: statuspage.io's /api/v2/summary.json and /api/v2/status.json;
 - /integrations/{slack|hubspot|openai|gmail}: the external APIs workflows call (200 JSON; 503 when `down`, an
   answer after INTEGRATION_SLOW_S, longer than the worker waits, when `slow`).
@@ -27,6 +29,8 @@ stored under tests/sandbox/contracts/ (each names its source and version):
 | GET /status/{s}/api/v2/summary.json        | Statuspage public API pages (<page>/api), summary.json                |
 | GET /status/{s}/api/v2/status.json         | Statuspage public API pages (<page>/api), status.json                 |
 | POST /slack/services/...                   | api.slack.com/messaging/webhooks; webhook errors changelog 2016-05-17 |
+| POST /pagerduty/events/v2/enqueue          | PagerDuty api-schema events-v2 openapiv3.json (06b017d); developer docs|
+| POST /pagerduty/api/incidents/{id}/notes   | PagerDuty api-schema REST openapiv3.json createIncidentNote (2326e6b) |
 | GET|POST /integrations/{name}              | none: stand-ins probed for status and time only, no vendor shape      |
 
 localstripe (Stripe, not served here) is held to the same test file: the fields the billing runbooks read are the
@@ -48,15 +52,15 @@ from pathlib import Path
 from aiohttp import web
 
 from ... import processes
-from . import integrations, resend, slack, status_pages, supabase_auth, vercel
+from . import integrations, pagerduty, resend, slack, status_pages, supabase_auth, vercel
 from .state import State, services_state
 
-SERVICES = (vercel, resend, supabase_auth, status_pages, integrations)   # each seeds its part of the state
+SERVICES = (vercel, resend, supabase_auth, status_pages, integrations, pagerduty)   # each seeds its part of the state
 
 
 def seed(folder: Path, now: float | None = None) -> None:
     """A healthy platform: six READY production deployments over the last week (the newest live), the sending
-    domain verified, Auth up, every status page green, every integration up."""
+    domain verified, Auth up, every status page green, every integration up, nothing paged."""
     now = now or time.time()
     with services_state(folder) as state:
         state.clear()
