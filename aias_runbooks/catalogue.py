@@ -57,6 +57,8 @@ class Code:
     impact: str
     do: str
     triage: str | None
+    measures: tuple[str, ...] = ()   # the Measure names its findings carry (metrics.py's perfdata and series)
+    unmeasured: str = ""             # why it carries none although it reads thresholds ("none: ..."), else ""
 
     @property
     def anchor(self) -> str:
@@ -80,13 +82,20 @@ def _read() -> tuple[dict[str, Runbook], dict[str, Code]]:
     order = data["cause_order"]
     codes = {code: Code(code, entry.get("owner"), entry["means"], entry.get("judged", ""),
                         tuple(entry.get("thresholds", ())), entry.get("impact", ""), entry.get("do", ""),
-                        entry.get("triage"))
+                        entry.get("triage"), *_measures(entry.get("measures")))
              for code, entry in data["findings"].items()}
     books = {slug: Runbook(slug, entry["playbook"], entry["when"], entry.get("action"),
                            order.index(slug) + 1 if slug in order else None,
                            tuple(c for c, info in codes.items() if info.owner == slug))
              for slug, entry in data["runbooks"].items()}
     return books, codes
+
+
+def _measures(value: object) -> tuple[tuple[str, ...], str]:
+    """A `measures:` entry as (names, why none): a list of names, or the text 'none: why'."""
+    if isinstance(value, str):
+        return (), value
+    return tuple(value or ()), ""
 
 
 def runbooks() -> dict[str, Runbook]:
