@@ -76,7 +76,8 @@ def agrees(result: Run) -> None:
         item = data[label]
         assert (None if item["value"] == "U" else float(item["value"])) == \
             (None if m["value"] is None else round(m["value"], 6)), label
-        assert (item["uom"] or "") == (m["unit"] if m["unit"] in metrics.UOMS else ""), label
+        unit = m["unit"] if m["unit"] in metrics.UOMS and m["value"] is not None else ""   # "U" stands alone
+        assert (item["uom"] or "") == unit, label
         for key, field in (("warn", "warning"), ("crit", "critical"), ("min", "min"), ("max", "max")):
             want = m[field]
             assert number(item[key]) == (None if want is None else round(want, 6)), (label, key)
