@@ -37,7 +37,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from .. import notify, paths
 from ..errors import AiasError, UsageError
 from ..input_files import StrictLoader, read_input_file
-from ..printable import show
+from ..printable import printable, show
 from ..runner.parameterize import ENV_PARAM, load_runbook, parse_pairs
 from ..runner.request import INCIDENT, prepare
 from ..runner.run_all import Job
@@ -243,7 +243,7 @@ def _sender(item: Any, where: str, profile) -> Sender:
     auth = item.get("auth")
     if auth not in AUTH_OF[kind]:
         raise UsageError(f"{where}: `auth` {show(auth) if auth else 'is required: it'} must be one of "
-                         f"{', '.join(AUTH_OF[kind])} for a {kind} sender")
+                         f"{', '.join(AUTH_OF[kind])} for type {kind}")
     role = item.get("secret")
     if not isinstance(role, str) or not role:
         raise UsageError(f"{where}: `secret` is required: the secret role in environment '{profile.name}' that "
@@ -276,7 +276,7 @@ def _route(item: Any, where: str, settings: Settings) -> Route:
     incident = item.get("incident")
     if incident is not None and (not isinstance(incident, str) or not incident.strip()):
         raise UsageError(f"{where}: `incident` must be a template of the incident id (e.g. \"{{{{ alert.incident "
-                         "}}}}\"; default: PagerDuty's incident number, else alert-<the group's id>)")
+                         "}}\"; default: PagerDuty's incident number, else alert-<the group's id>)")
     templates = {key: _compile(value, f"{where}: parameter '{key}'") for key, value in params.items()}
     if incident is not None:
         templates[""] = _compile(incident, f"{where}: `incident`")
@@ -365,7 +365,7 @@ def _render(template, context: dict[str, Any], where: str) -> str:
     try:
         return template.render(context)
     except UndefinedError as exc:
-        raise UsageError(f"{where} names what the alert does not have ({show(exc.message or '', 120)}); valid: "
+        raise UsageError(f"{where} names what the alert does not have ({printable(exc.message or '')[:200]}); valid: "
                          f"the alert's labels: {show(', '.join(sorted(context['labels'])), 200)}") from None
     except (TemplateError, TypeError, ValueError, ArithmeticError) as exc:
         raise UsageError(f"{where} cannot be rendered for this alert ({type(exc).__name__}: "
