@@ -64,6 +64,7 @@ def test_the_shipped_routes_file_routes_the_sandbox_alerts_to_their_runbooks(san
         route = routing.match(alert({"alertname": name, "severity": "critical"}))
         job = routes.job_for(route, alert({"alertname": name}), NOW)
         assert (job.runbook, job.env) == (runbook, "sandbox"), name
+        assert route.notify.pagerduty and route.notify.slack, f"{name}: a CRITICAL verdict pages, recovery resolves"
     job = routes.job_for(routing.match(alert({"alertname": "HighErrorRate"})), alert({"alertname": "HighErrorRate"}),
                          NOW)
     assert job.parameters == {"window_minutes": 23}, "13 minutes firing + 10 before the rule fired"
