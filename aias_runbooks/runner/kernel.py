@@ -93,7 +93,7 @@ def config(space: Workspace | None = None, standby: bool = False) -> Iterator[Co
     secrets (a short path: socket names are limited to 107 bytes). With a run's workspace, the connection file
     (HMAC key) and the kernel's log go there, not to the user's runtime folder; a standby's kernel (started before
     its run has a workspace) keeps both in the private temp folder."""
-    prefix = f"aias-kernel-{space.path.name}-" if space else "aias-kernel-standby-" if standby else "aias-kernel-"
+    prefix = f"aias-kernel-{space.path.name}-" if space else f"{STANDBY}{os.getpid()}-" if standby else "aias-kernel-"
     sockets = tempfile.mkdtemp(prefix=prefix)
     manager = {"transport": "ipc", "ip": f"{sockets}/kernel"}
     if space:
@@ -104,6 +104,17 @@ def config(space: Workspace | None = None, standby: bool = False) -> Iterator[Co
         yield Config({"KernelManager": manager})
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
+
+
+STANDBY = "aias-kernel-standby-"
+
+
+def remove_standby_sockets() -> None:
+    """Remove the socket folders of standbys that were killed (with the parent they die with) before they could."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{STANDBY}*-*"):
+        pid = folder.name[len(STANDBY):].split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def remove_sockets(space: Workspace) -> None:

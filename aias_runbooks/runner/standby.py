@@ -205,6 +205,8 @@ class Pool:
         self._lock = threading.Lock()
         self._next: tuple[subprocess.Popen, int] | None = None
         self._closed = False
+        from .kernel import remove_standby_sockets
+        remove_standby_sockets()   # the folders of standbys killed with an earlier serve
         self._start()
 
     def _start(self) -> None:
