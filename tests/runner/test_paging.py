@@ -112,12 +112,12 @@ def test_a_critical_entry_pages_once_and_its_recovery_resolves_once(sandbox, sce
 
 
 def test_unknown_pages_only_when_asked_and_links_the_report_file_without_a_base_url(sandbox, tmp_path, name):
-    """leaky-check fails on purpose (UNKNOWN), quoting the profile's secrets in its error: the entry with
-    {unknown: true} pages (severity error), the one without does not; no report_base_url, so the link is the
-    report's file; no secret reaches the page."""
+    """paging-check with crash=1 fails before any finding (UNKNOWN), quoting the profile's secrets (the routing key
+    among them) in its error: the entry with {unknown: true} pages (severity error), the one without does not; no
+    report_base_url, so the link is the report's file; no secret reaches the page."""
     asked, not_asked = f"{name}-u", f"{name}-c"
-    schedules = write_entries(tmp_path, (asked, "leaky-check", "{}", "{pagerduty: {unknown: true}}"),
-                              (not_asked, "leaky-check", "{}", "{pagerduty: true}"))
+    schedules = write_entries(tmp_path, (asked, "paging-check", "{crash: 1}", "{pagerduty: {unknown: true}}"),
+                              (not_asked, "paging-check", "{crash: 1}", "{pagerduty: true}"))
     env = os.environ | {"AIAS_NOTEBOOKS_DIR": str(FIXTURE_NOTEBOOKS)}
     result = run_due(schedules, tmp_path / "output", "2026-11-26T20:00:10Z", env=env)
     assert result.returncode == 3 and result.stderr.count("notification") == 0, result.stdout + result.stderr

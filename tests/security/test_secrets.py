@@ -78,20 +78,29 @@ def canaries(sandbox):
 
 
 @pytest.mark.parametrize("slug", slugs())
-def test_runbook_with_canary_secrets_leaks_none(run, canaries, slug):
+def test_runbook_with_canary_secrets_leaks_none(run, canaries, slug, tmp_path):
     declared = load_runbook(slug).parameters
     params = [arg for name, value in CHEAP.items() if name in declared for arg in ("-p", f"{name}={value}")]
-    result = run(slug, *params, env=os.environ | canaries)
+    metrics = tmp_path / "metrics"   # the Prometheus textfile too; the perfdata is on stdout's first line
+    metrics.mkdir()
+    result = run(slug, *params, "--metrics-dir", str(metrics), env=os.environ | canaries)
     assert "RUNBOOK_ERROR" not in result.codes, result.verdict["findings"]
     assert not leaks(canaries, result.output, result.proc.stdout, result.proc.stderr)
+    assert [p.name for p in metrics.iterdir()] == [f"aias_runbooks_{slug}_sandbox.prom"]
+    assert not leaks(canaries, metrics)
     assert not {"DB_UNREACHABLE", "DB_NOT_CONFIGURED", "BACKUP_FAILED", "BACKUP_NOT_VERIFIED",
                 "BACKUP_VERIFY_FAILED"} & set(result.codes), "it connected with the hostile password"
 
 
-def test_leaky_notebook_with_canary_secrets_leaks_none(run, canaries):
-    result = run("leaky-check", env=os.environ | canaries | {"AIAS_NOTEBOOKS_DIR": str(FIXTURE_NOTEBOOKS)})
+def test_leaky_notebook_with_canary_secrets_leaks_none(run, canaries, tmp_path):
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    result = run("leaky-check", "--metrics-dir", str(metrics),
+                 env=os.environ | canaries | {"AIAS_NOTEBOOKS_DIR": str(FIXTURE_NOTEBOOKS)})
     assert result.proc.returncode == 3, "the notebook fails on purpose, quoting the secrets in its error"
     assert not leaks(canaries, result.output, result.proc.stdout, result.proc.stderr)
+    assert (metrics / "aias_runbooks_leaky-check_sandbox.prom").is_file() and not leaks(canaries, metrics)
+    assert " | leaky_measure_fine=3ms" in result.proc.stdout.splitlines()[0], "its measures are written, redacted"
     record = json.loads((result.output / "runs.jsonl").read_text())
     assert result.verdict["redactions"] >= 1 and record["redactions"] == result.verdict["redactions"]
     assert "redacted" in result.proc.stderr
@@ -167,3 +176,60 @@ def test_a_token_the_target_echoes_reaches_no_audit_record_nor_bundle(run, echoi
         zf.extractall(unpacked)
     assert not leaks(token, result.output, result.proc.stdout, result.proc.stderr, made.stdout, made.stderr)
     assert not leaks(token, unpacked)
+
+
+class _Sink(BaseHTTPRequestHandler):
+    """PagerDuty's Events API and a Slack webhook in one: records each POST (path, raw body) on the server, answers
+    PagerDuty's 202 or Slack's "ok"."""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.posts.append((self.path, body.decode()))  # type: ignore[attr-defined]
+        paged = self.path.startswith("/pagerduty/")
+        answer = b'{"status": "success", "message": "Event processed"}' if paged else b"ok"
+        self.send_response(202 if paged else 200)
+        self.send_header("Content-Type", "application/json" if paged else "text/plain")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_page_and_a_block_kit_message_carry_no_canary(canaries, tmp_path):
+    """paging-check, scheduled with notify {slack: true, pagerduty: true}: its CRITICAL finding's title quotes the
+    profile's secrets; it pages and is told on Slack (Block Kit), and neither body holds any canary in any spelling,
+    the routing key only as the event's routing_key, where PagerDuty needs it."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    server.posts = []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    token = secrets.token_hex(12)
+    hook = f"{base}/services/TCANARY/BCANARY/{token}"
+    profile = load_environment("sandbox")
+    schedules = tmp_path / "schedules.yaml"
+    schedules.write_text("schedules:\n  - name: leak-paged\n    cron: '*/5 * * * *'\n    runbook: paging-check\n"
+                         "    environment: sandbox\n    notify: {slack: true, pagerduty: true}\n")
+    env = os.environ | canaries | {"AIAS_NOTEBOOKS_DIR": str(FIXTURE_NOTEBOOKS), "AIAS_SANDBOX_SERVICES_URL": base,
+                                   profile.secret_vars["slack_webhook_url"]: hook,
+                                   "AIAS_SANDBOX_REPORT_BASE_URL": "https://runbooks.example.test/reports"}
+    output = tmp_path / "output"
+    try:
+        result = cli("schedule", "run-due", "--schedules", str(schedules), "--output", str(output), "--now",
+                     "2026-11-26T20:00:10Z", env=env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 2 and "notification" not in result.stderr, result.stdout + result.stderr
+    posts = dict(server.posts)  # type: ignore[attr-defined]
+    assert set(posts) == {"/pagerduty/events/v2/enqueue", "/services/TCANARY/BCANARY/" + token}, list(posts)
+    event = json.loads(posts.pop("/pagerduty/events/v2/enqueue"))
+    assert event.pop("routing_key") == canaries[profile.secret_vars["pagerduty_routing_key"]]
+    assert event["event_action"] == "trigger" and event["links"][0]["href"].startswith("https://runbooks.example")
+    assert "PAGED_LEAK" in event["payload"]["summary"] and "[REDACTED]" in event["payload"]["summary"]
+    [slack] = posts.values()
+    assert json.loads(slack)["blocks"], "the Slack message is Block Kit"
+    watched = canaries | {profile.secret_vars["slack_webhook_url"]: hook, "webhook token": token}
+    assert not leaks(watched, output, json.dumps(event), json.dumps(event, ensure_ascii=False), slack,
+                     result.stdout, result.stderr)
