@@ -142,8 +142,10 @@ def findings_markdown() -> str:
     lines = ["# Findings", "",
              "<!-- Generated from aias_runbooks/catalogue.yaml by `make docs`; edit the catalogue, not this file. -->",
              "", "Every finding code a runbook can report: what it means, what it costs, how it is judged, the",
-             "`params/thresholds.yaml` keys it reads (a profile may override them) and what to do. Each report's",
-             "findings table and `verdict.json` link here. Exit codes: OK 0, WARNING 1, CRITICAL 2, UNKNOWN 3.", ""]
+             "`params/thresholds.yaml` keys it reads (a profile may override them), the numbers it carries typed",
+             "(`measures`: the performance data after `run`'s summary and the Prometheus series, each",
+             "`<code lowercased>_<measure>`) and what to do. Each report's findings table and `verdict.json` link",
+             "here. Exit codes: OK 0, WARNING 1, CRITICAL 2, UNKNOWN 3.", ""]
     owners = [*runbooks(), None]
     lines += ["| owner runbook | codes |", "|---|---|"]
     lines += [f"| {_owner(slug)} | {', '.join(f'[`{c}`](#{codes()[c].anchor})' for c in _owned(slug))} |"
@@ -165,7 +167,8 @@ def _owner(slug: str | None) -> str:
 def _section(info: Code) -> list[str]:
     """One code's section: its anchor, its heading and a table (a table's rows may be as long as they need)."""
     rows = [("means", info.means), ("impact", info.impact), ("judged", info.judged),
-            ("thresholds", ", ".join(f"`{k}`" for k in info.thresholds)), ("what to do", info.do),
+            ("thresholds", ", ".join(f"`{k}`" for k in info.thresholds)),
+            ("measures", ", ".join(f"`{m}`" for m in info.measures) or info.unmeasured), ("what to do", info.do),
             ("owner", _owner(info.owner)), ("triage sends it to", f"`{info.triage}`" if info.triage else "")]
     return [f'<a id="{info.anchor}"></a>', "", f"## {info.code}", "", "| | |", "|---|---|",
             *[f"| {name} | {text.replace('|', chr(92) + '|')} |" for name, text in rows if text]]
