@@ -193,23 +193,39 @@ def _as_text(value: Any) -> str:
 
 
 class Pool:
-    """One standby process kept ready: take() hands it over and starts the next one.
+    """One standby process kept ready: take() hands it over and the next one starts at once.
 
     Each process runs one run with its own fresh kernel, never reused. The processes are children of this one
     (they die with it), in sessions of their own (a signal reaches a run once, from whoever owns it), with stdout
-    and stderr piped as a `run` started by subprocess would be.
+    and stderr piped as a `run` started by subprocess would be. They are all started from one thread of the
+    pool's, which lives until close(): Linux delivers the parent-death signal when the *thread* that started a
+    child ends, so a caller's short-lived worker thread must not be the one.
     """
 
     def __init__(self, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> None:
         self.cwd, self.env = cwd, dict(env) if env is not None else None
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
         self._next: tuple[subprocess.Popen, int] | None = None
+        self._failed: OSError | None = None
         self._closed = False
         from .kernel import remove_standby_sockets
         remove_standby_sockets()   # the folders of standbys killed with an earlier serve
-        self._start()
+        self._starter = threading.Thread(target=self._keep_one, name="standby-starter", daemon=True)
+        self._starter.start()
 
-    def _start(self) -> None:
+    def _keep_one(self) -> None:
+        """The starter thread: a standby in waiting whenever there is none, until the pool is closed; then it
+        idles for as long as the process lives, so the runs it started keep their parent thread."""
+        with self._changed:
+            while True:
+                self._changed.wait_for(lambda: not self._closed and self._next is None and self._failed is None)
+                try:
+                    self._next = self._spawn()
+                except OSError as exc:   # out of processes or file descriptors: take() says so
+                    self._failed = exc
+                self._changed.notify_all()
+
+    def _spawn(self) -> tuple[subprocess.Popen, int]:
         read, write = os.pipe()
         try:
             proc = subprocess.Popen(
@@ -221,35 +237,44 @@ class Pool:
             raise
         finally:
             os.close(write)
-        self._next = (proc, read)
+        return proc, read
+
+    def _waiting(self) -> tuple[subprocess.Popen, int]:
+        """The standby in waiting (the caller holds the lock); OSError if it could not be started."""
+        self._changed.wait_for(lambda: self._closed or self._next is not None or self._failed is not None)
+        if self._closed:
+            raise RuntimeError("the standby pool is closed")
+        if self._failed is not None:
+            failed, self._failed = self._failed, None
+            self._changed.notify_all()   # try again for the next take
+            raise failed
+        assert self._next is not None
+        return self._next
 
     def wait_ready(self, timeout: float) -> bool:
         """Whether the standby in waiting is ready (its kernel warm) within `timeout` seconds."""
         import select
-        with self._lock:
-            if self._next is None:
-                return False
-            proc, read = self._next
-        if proc.poll() is not None:
-            return False
-        readable, _, _ = select.select([read], [], [], timeout)
-        return bool(readable) and os.read(read, len(READY)) == READY
+        with self._changed:
+            proc, read = self._waiting()
+            watch = os.dup(read)   # take() may close the pool's copy meanwhile
+        try:
+            readable, _, _ = select.select([watch], [], [], timeout)
+            return bool(readable) and os.read(watch, len(READY)) == READY and proc.poll() is None
+        finally:
+            os.close(watch)
 
     def take(self) -> subprocess.Popen:
         """The standby in waiting (ready, or still warming: the request waits in its pipe), the next one started
-        in its place. A standby that died meanwhile is replaced first."""
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the standby pool is closed")
-            assert self._next is not None
-            proc, read = self._next
-            if proc.poll() is not None:
+        in its place. One that died meanwhile (killed by someone) is passed over."""
+        with self._changed:
+            while True:
+                proc, read = self._waiting()
+                self._next = None
                 os.close(read)
-                self._start()
-                proc, read = self._next
-            os.close(read)
-            self._start()
-            return proc
+                self._changed.notify_all()
+                if proc.poll() is None:
+                    return proc
+                proc.communicate()
 
     def run(self, runbook: str, env: str = "sandbox", parameters: Mapping[str, Any] | None = None,
             incident: str | None = None, operator: str | None = None, output: Path | None = None,
@@ -267,16 +292,16 @@ class Pool:
         return proc
 
     def close(self) -> None:
-        """Kill the standby in waiting (it holds no run), and start no other."""
-        with self._lock:
+        """Kill the standby in waiting (it holds no run) and start no other; runs taken are left to their own."""
+        with self._changed:
             self._closed = True
-            if self._next is None:
-                return
-            proc, read = self._next
-            self._next = None
-        os.close(read)
-        proc.kill()
-        proc.communicate()
+            waiting, self._next = self._next, None
+            self._changed.notify_all()
+        if waiting is not None:
+            proc, read = waiting
+            os.close(read)
+            proc.kill()
+            proc.communicate()
 
 
 if __name__ == "__main__":
