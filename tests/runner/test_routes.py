@@ -6,7 +6,10 @@ nothing."""
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import json
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,6 +19,7 @@ import yaml
 from aias_runbooks.alerts import inbound, routes
 from aias_runbooks.alerts.model import Alert
 from aias_runbooks.errors import UsageError
+from aias_runbooks.settings import load_environment
 
 BASE = {
     "serve": {"environment": "sandbox"},
@@ -55,7 +59,6 @@ def test_the_shipped_routes_file_routes_the_sandbox_alerts_to_their_runbooks(san
     assert [(s.name, s.type, s.auth) for s in routing.senders] == [
         ("alertmanager", "alertmanager", "bearer"), ("grafana", "grafana", "grafana-hmac"),
         ("pagerduty", "pagerduty", "pagerduty-signature")]
-    from aias_runbooks.settings import load_environment
     secret = load_environment("sandbox").secret("grafana_webhook_secret").reveal()
     assert secret == routing.sender("grafana").key.reveal() and secret not in repr(routing), "never printed"
     expect = {"HighErrorRate": "high-error-rate", "PostgresConnectionsExhausted": "database-connection-errors",
@@ -74,7 +77,6 @@ def test_the_shipped_routes_file_routes_the_sandbox_alerts_to_their_runbooks(san
 
 def test_the_shipped_senders_verify_with_the_profiles_secrets(sandbox):
     """Each sender's proof made with the sandbox's secret is accepted, one made with another secret is not."""
-    from aias_runbooks.settings import load_environment
     routing, profile = routes.load(), load_environment("sandbox")
     body = b'{"version": "4"}'
     token = profile.secret("alertmanager_token").reveal()
@@ -82,12 +84,17 @@ def test_the_shipped_senders_verify_with_the_profiles_secrets(sandbox):
     with pytest.raises(inbound.Refused):
         routing.sender("alertmanager").verify({"Authorization": "Bearer not-the-token"}, body)
     pd = routing.sender("pagerduty")
-    import hashlib
-    import hmac
     good = hmac.new(profile.secret("pagerduty_webhook_secret").reveal().encode(), body, hashlib.sha256).hexdigest()
     pd.verify({"X-PagerDuty-Signature": f"v1={good}"}, body)
     with pytest.raises(inbound.Refused):
         pd.verify({"X-PagerDuty-Signature": f"v1={good[::-1]}"}, body)
+    stamp = str(int(time.time()))
+    signed = hmac.new(profile.secret("grafana_webhook_secret").reveal().encode(), stamp.encode() + b":" + body,
+                      hashlib.sha256).hexdigest()
+    grafana = {"X-Grafana-Alerting-Signature": signed, "X-Grafana-Alerting-Timestamp": stamp}
+    routing.sender("grafana").verify(grafana, body)
+    with pytest.raises(inbound.Refused):
+        routing.sender("grafana").verify(grafana | {"X-Grafana-Alerting-Timestamp": str(int(stamp) - 1)}, body)
 
 
 def test_a_pagerduty_incident_routes_on_its_service_and_keeps_its_number(sandbox):
