@@ -5,6 +5,8 @@ that queue and refuse; a killed serve whose next start files the partial report;
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -99,6 +101,7 @@ def routes_yaml(routes: str, max_running: int = 2, max_queued: int = 20) -> str:
     return (f"serve: {{environment: sandbox, max_running: {max_running}, max_queued: {max_queued}, "
             "dedup_minutes: 30, max_body_kb: 1024}\n"
             "senders:\n  - {name: alertmanager, type: alertmanager, auth: bearer, secret: alertmanager_token}\n"
+            "  - {name: pagerduty, type: pagerduty, auth: pagerduty-signature, secret: pagerduty_webhook_secret}\n"
             f"routes:\n{routes}")
 
 
@@ -123,7 +126,7 @@ PAGED = """\
 """
 
 
-def health(name: str, samples: int = 5, interval_ms: int = 0, match: str = "ApiDown") -> str:
+def health(name: str, samples: int = 10, interval_ms: int = 0, match: str = "ApiDown") -> str:
     return (f"  - {{name: {name}, match: {{alertname: {match}}}, runbook: health-check, environment: sandbox, "
             f"parameters: {{samples: {samples}, interval_ms: {interval_ms}}}}}\n")
 
@@ -204,6 +207,9 @@ def test_refused_posts_and_alerts_start_nothing_and_are_audited(serving):
 
     wrong = serve.post(alerts.payload("api-down", started), token="not-the-token")
     assert wrong.status_code == 401 and "token" in wrong.json()["error"], wrong.text
+    body = incident_webhook("PWRONG1", 7)
+    forged = serve.post(body, sender="pagerduty", headers={"X-PagerDuty-Signature": "v1=" + "0" * 64})
+    assert forged.status_code == 401 and "signature" in forged.json()["error"], forged.text
     unknown = serve.post(alerts.payload("api-down", started), sender="nagios")
     assert unknown.status_code == 404 and "alertmanager" in unknown.json()["error"], unknown.text
     big = alerts.payload("api-down", started)
@@ -222,13 +228,61 @@ def test_refused_posts_and_alerts_start_nothing_and_are_audited(serving):
         assert "\n" not in alert["reason"] and canary not in reply.text
 
     audit = serve.audit()
-    assert [(a["decision"], a.get("status")) for a in audit[:4]] == [("refused", 401), ("refused", 404),
-                                                                     ("refused", 413), ("refused", 400)], audit
-    assert [a["route"] for a in audit[4:]] == ["support"] * 4 and {a["decision"] for a in audit[4:]} == {"refused"}
+    assert [(a["decision"], a.get("status")) for a in audit[:5]] == [
+        ("refused", 401), ("refused", 401), ("refused", 404), ("refused", 413), ("refused", 400)], audit
+    assert [a["route"] for a in audit[5:]] == ["support"] * 4 and {a["decision"] for a in audit[5:]} == {"refused"}
     text = (serve.output / ".serve" / "audit.jsonl").read_text()
     assert "x" * 1000 not in text, "the body is never in the audit log"
     assert not [s for s in notify.secrets_of(profile) if s in text + "\n".join(serve.lines)]
     assert not runs(serve.output) and not list(serve.output.glob("20*")), "no run, no report folder"
+
+
+def incident_webhook(incident_id: str, number: int, event_type: str = "incident.triggered") -> dict:
+    """A PagerDuty v3 webhook about an incident on the "API Service" (the contract's example's shape)."""
+    return {"event": {"id": secrets.token_hex(8), "event_type": event_type, "resource_type": "incident",
+                      "occurred_at": datetime.now(timezone.utc).isoformat(), "agent": None, "client": None,
+                      "data": {"id": incident_id, "type": "incident", "number": number, "status": "triggered",
+                               "self": f"https://api.pagerduty.com/incidents/{incident_id}",
+                               "html_url": f"https://acme.pagerduty.com/incidents/{incident_id}",
+                               "created_at": datetime.now(timezone.utc).isoformat(), "title": "API answers 5xx",
+                               "incident_key": secrets.token_hex(16), "urgency": "high",
+                               "service": {"id": "PF9KMXH", "summary": "API Service", "type": "service_reference"}}}}
+
+
+def signed(body: dict) -> tuple[bytes, dict]:
+    data = json.dumps(body).encode()
+    secret = load_environment("sandbox").secret("pagerduty_webhook_secret").reveal()
+    return data, {"X-PagerDuty-Signature": "v1=" + hmac.new(secret.encode(), data, hashlib.sha256).hexdigest()}
+
+
+def test_a_pagerduty_incident_runs_its_runbook_and_gets_the_report_as_a_note(serving):
+    """An incident PagerDuty opened (from an event on the sandbox's PagerDuty), its v3 webhook signed with the
+    subscription's secret: the run is filed under the incident's number and its report posted as an incident note."""
+    serve = serving(routes_yaml(health("api-incidents", match="'~(?i).*api.*'").replace("alertname", "service")))
+    profile = load_environment("sandbox")
+    dedup = f"test-{secrets.token_hex(6)}"
+    event = {"routing_key": profile.secret("pagerduty_routing_key").reveal(), "event_action": "trigger",
+             "dedup_key": dedup, "payload": {"summary": "API answers 5xx", "source": "api", "severity": "critical"}}
+    assert httpx.post(profile.urls["pagerduty_events"] + "/v2/enqueue", json=event, timeout=10).status_code == 202
+    state = json.loads((paths.sandbox_dir() / "services.json").read_text())
+    [incident] = [i for i in state["pagerduty_incidents"] if i["dedup_key"] == dedup]
+
+    data, headers = signed(incident_webhook(incident["id"], incident["number"]))
+    reply = serve.post(data, sender="pagerduty", headers=headers)
+    [alert] = reply.json()["alerts"]
+    assert (reply.status_code, alert["decision"]) == (200, "started"), reply.text
+    wait_for(lambda: serve.decided(alert["run_id"], "filed"), RUN_S, "the run filed")
+    [record] = runs(serve.output)
+    assert record["incident"] == str(incident["number"]) and record["runbook"] == "health-check"
+
+    def notes() -> list[dict]:
+        return json.loads((paths.sandbox_dir() / "services.json").read_text())["pagerduty_notes"].get(
+            incident["id"], [])
+    wait_for(notes, 30, "the incident note")
+    [note] = notes()
+    assert record["report_dir"] in note["content"], note
+    assert f"health-check on sandbox: {record['status']}" in note["content"], note
+    assert not [s for s in notify.secrets_of(profile) if s in note["content"]]
 
 
 def test_a_storm_of_one_group_is_one_run_and_many_groups_queue_then_429(serving):
