@@ -1,7 +1,8 @@
 """Notifications of scheduled runs, through the real `schedule run-due` on the sandbox: a change of status is told
-once, to a Slack webhook (a local receiver) and by email (the sandbox's Resend); the same status again is not; a
-recovery is; a receiver that fails or does not answer never fails run-due and is tried again at the next run; no
-secret reaches a message; a bad `notify:` is one line before anything runs."""
+once, to a Slack webhook (a local receiver; Block Kit with the text as fallback) and by email (the sandbox's
+Resend); the same status again is not; a recovery is; a receiver that fails or does not answer never fails run-due
+and is tried again at the next run; no secret reaches a message; a bad `notify:` is one line before anything runs.
+Paging (PagerDuty) is tests/runner/test_paging.py's."""
 
 from __future__ import annotations
 
@@ -213,7 +214,13 @@ def test_the_message_is_redacted_even_when_the_report_is_not(sandbox, receiver, 
         "- CRITICAL CUT: " + "x" * 190 + " [REDAC...",
         "- WARNING PING: &lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;", "", f"Report: {report}"]
     for secret in planted:
-        assert secret[:6] not in receiver.posts[0]["raw"]
+        assert secret[:6] not in receiver.posts[0]["raw"], "neither in the text nor in the Block Kit blocks"
+    header, fields, findings, context = receiver.posts[0]["body"]["blocks"]
+    assert header["text"]["text"] == "e1: health-check on sandbox went OK -> CRITICAL: LEAK", "plain text, shown as is"
+    assert [f["text"] for f in fields["fields"]] == ["*Status*\nOK -&gt; CRITICAL", "*Runbook*\nhealth-check",
+                                                     "*Environment*\nsandbox"]
+    assert "- WARNING PING: &lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;" in findings["text"]["text"]
+    assert context["elements"][0]["text"] == f"Report: {report}", "no report_base_url: its path, and no button"
 
 
 def test_the_sandbox_has_a_slack_webhook_of_its_own(sandbox, monkeypatch):

@@ -213,3 +213,29 @@ def test_an_incident_note_reaches_the_incident(sandbox, monkeypatch):
     refused = notify.post_incident_note(load_environment("sandbox"), incident["id"], "hello")
     assert refused == "PagerDuty's REST API answered HTTP 401 (Unauthorized)"
     assert len(state_of(sandbox)["pagerduty_notes"][incident["id"]]) == 1
+
+
+TRANSITIONS = [   # (unknown: true?, status last delivered, status now, event due)
+    (False, "OK", "CRITICAL", "trigger"), (False, "WARNING", "CRITICAL", "trigger"),
+    (False, "CRITICAL", "CRITICAL", None), (False, "CRITICAL", "UNKNOWN", None),
+    (False, "CRITICAL", "WARNING", "resolve"), (False, "CRITICAL", "OK", "resolve"),
+    (False, "OK", "UNKNOWN", None), (False, "OK", "WARNING", None), (False, "CRITICAL", "NOT RUN", None),
+    (True, "OK", "UNKNOWN", "trigger"), (True, "UNKNOWN", "CRITICAL", None), (True, "CRITICAL", "UNKNOWN", None),
+    (True, "UNKNOWN", "OK", "resolve"), (True, "UNKNOWN", "WARNING", "resolve"),
+]
+
+
+@pytest.mark.parametrize("unknown, before, status, event", TRANSITIONS,
+                         ids=[f"{'u-' if u else ''}{b}-{s}" for u, b, s, _ in TRANSITIONS])
+def test_what_a_change_of_status_sends_to_pagerduty(unknown, before, status, event):
+    """One incident per problem: a trigger entering the set, nothing while in it (CRITICAL and UNKNOWN alike once
+    open), one resolve when judged OK or WARNING; an UNKNOWN that does not page neither opens nor resolves."""
+    channel = notify.Notify(pagerduty=True, pagerduty_unknown=unknown)
+    assert notify.page_due(channel, before, status) == event
+    assert ("pagerduty" in notify.due(channel, {"pagerduty": before}, status)) == (event is not None)
+
+
+def test_a_dedup_key_is_the_entrys_and_fits_pagerduty():
+    assert notify.dedup_key("production", "health-5min") == "aias-runbooks/production/health-5min"
+    long = notify.dedup_key("production", "route/api/" + "g" * 300)
+    assert len(long) == 255 and long != notify.dedup_key("production", "route/api/" + "g" * 299)
