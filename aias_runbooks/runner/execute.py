@@ -113,11 +113,17 @@ def _unsaved(root: Path, failure: OSError) -> str:
             "last saved")
 
 
+_runs_filed = 0   # runs this process got ready to file
+
+
 def _ready_to_file() -> None:
     """What filing the run needs and can have now, while the kernel boots on the other core, rather than
     after the last cell: the report's modules, the index template compiled, the versions that ran."""
+    global _runs_filed
     from . import catalog, report  # jinja2 and mistune: not needed to launch the kernel
-    report.installed.cache_clear()   # read for this run: a process may file several (run-all)
+    if _runs_filed:   # read again for each further run (demo files several); a process's first run may find them
+        report.installed.cache_clear()   # read when it started (a standby: the code it loaded, before the request)
+    _runs_filed += 1
     report.installed()
     catalog.index_template()
     gc.freeze()   # what is loaded by now lives as long as the process: the collection after the run skips it
