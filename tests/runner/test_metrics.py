@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
 from aias_runbooks import catalogue, metrics
@@ -170,6 +171,27 @@ def test_metrics_dir_writes_one_textfile_per_runbook_and_environment(quiet, run,
     assert last.value >= again_at - 1, "the second run replaced the file whole"
     assert (folder / "aias_runbooks_monitoring_sandbox.prom").read_text() == kept, "another runbook's file stays"
     assert len(list(folder.iterdir())) == 2
+
+
+def test_the_collector_serves_the_last_verdict_of_each_runbook_and_environment(quiet, run):
+    """What serve's GET /metrics answers: prometheus_client's text format, one series set per (runbook, env), the
+    later verdict of a runbook replacing the earlier."""
+    first = run("health-check", "-p", "samples=10", "-p", "interval_ms=0")
+    second = run("high-error-rate")
+    collector = metrics.Collector()
+    collector.record(first.verdict, 2.5, 1_800_000_000.0)
+    collector.record(second.verdict, 4.0, 1_800_000_010.0)
+    collector.record(first.verdict | {"status": "CRITICAL"}, 3.0, 1_800_000_020.0)
+    body, content_type = collector.exposition()
+    assert content_type == CONTENT_TYPE_LATEST and content_type.startswith("text/plain; version=")
+    read = {f.name: f.samples for f in text_string_to_metric_families(body.decode())}
+    status = {s.labels["runbook"]: s.value for s in read["aias_runbook_status"]}
+    assert status == {"health-check": 2, "high-error-rate": second.proc.returncode}
+    last = {s.labels["runbook"]: s.value for s in read["aias_runbook_last_run_timestamp_seconds"]}
+    assert last == {"health-check": 1_800_000_020.0, "high-error-rate": 1_800_000_010.0}
+    rates = [s for s in read["aias_runbook_measure"] if s.labels["measure"] == "error_rate"]
+    assert [(s.labels["runbook"], s.labels["finding"], s.labels["unit"]) for s in rates] == \
+        [("high-error-rate", "ERROR_RATE_OK", "%")]
 
 
 @pytest.mark.parametrize("make", ["missing", "a file"])
