@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -20,7 +21,7 @@ from aias_runbooks.runner import headless_kernel
 from aias_runbooks.runner.standby import Pool
 from aias_runbooks.settings import load_environment
 
-from ..helpers import ROOT, Run, wait_for
+from ..helpers import FIXTURE_NOTEBOOKS, ROOT, Run, wait_for
 
 STANDBY_MODULE = "aias_runbooks.runner.standby"
 
@@ -113,6 +114,33 @@ def test_each_run_gets_a_fresh_kernel_with_its_own_run_in_its_environment(sandbo
         assert probed["run_id"] == result.verdict["run_id"]
         assert probed["journal"] and probed["journal"].endswith(f"/{probed['run_id']}/findings.jsonl")
         assert probed["new_run_id"] is None
+
+
+def _in_journal(output: Path, code: str) -> bool:
+    return any(code in p.read_text(errors="replace") for p in output.glob(".work/*/findings.jsonl"))
+
+
+def test_sigterm_stops_a_standby_run_and_still_files_its_report(sandbox, tmp_path):
+    """As `run` under a scheduler's SIGTERM: the notebook stops, the WARNING recorded before it is the exit code,
+    the printed key is redacted, and nothing is left (workspace, the standby's kernel sockets)."""
+    output = tmp_path / "output"
+    standbys = Pool(env=os.environ | {"AIAS_NOTEBOOKS_DIR": str(FIXTURE_NOTEBOOKS)})
+    try:
+        proc = standbys.run("stuck-check", "sandbox", {}, output=output)
+    finally:
+        standbys.close()
+    wait_for(lambda: _in_journal(output, "CHECK_BEFORE_HANG") or proc.poll() is not None, 120,
+             "the finding recorded before the hang")
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    result = Run(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), output)
+    assert result.codes == {"CHECK_BEFORE_HANG": "WARNING", "RUNBOOK_ERROR": "UNKNOWN"}
+    assert "interrupted" in result.verdict["findings"][-1]["evidence"]["error"]
+    assert stderr.splitlines() == ["  warning: 1 secret(s) were found in the report and redacted"]
+    assert not list(output.glob(".work/*"))
+    assert not list(Path(tempfile.gettempdir()).glob(f"aias-kernel-standby-{proc.pid}-*"))
 
 
 @pytest.mark.parametrize(("line", "says"), [
