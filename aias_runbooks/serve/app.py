@@ -140,6 +140,7 @@ async def serve(routing: routes.Routing, host: str, port: int, output: Path, met
         say("stopped")
         return 0
     finally:
+        await asyncio.to_thread(server.runs.pool.close)   # the idle standby; runs under way were waited for
         await runner.cleanup()
 
 

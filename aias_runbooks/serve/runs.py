@@ -1,5 +1,6 @@
 """serve's runs: each admitted alert's run is the same `aias-runbooks run` in a process of its own, with the run id
-serve already answered with (AIAS_NEW_RUN_ID), filing into serve's --output like any run.
+serve already answered with, filing into serve's --output like any run. The process is a warm standby
+(runner/standby.py's Pool): its runner and a fresh kernel were started before the alert came.
 
 When a run ends (in a worker thread: it is HTTP and disk): its catalogue record is read back, its verdict recorded
 in the metrics (the Collector behind GET /metrics, and the --metrics-dir textfile), a change of its status told to
@@ -8,20 +9,19 @@ the route's notify channels (notify.tell, entry "route/<route>/<group id>", what
 and one line added to the audit log.
 
 A run started is recorded in <output>/.serve/running/<run id>.json until all that is done. The runner process dies
-with serve (PR_SET_PDEATHSIG): killed outright, serve leaves the run's workspace unfiled, and the next start files it
-(execute.finish_orphans), says "filed orphan run <id>" and does what the run's end would have done.
+with serve (the standby's PR_SET_PDEATHSIG): killed outright, serve leaves the run's workspace unfiled, and the next
+start files it (execute.finish_orphans), says "filed orphan run <id>" and does what the run's end would have done.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import fcntl
 import json
 import os
 import secrets
 import signal
-import sys
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -32,10 +32,9 @@ from typing import Any
 
 from .. import notify
 from ..records import write_atomic
-from ..runner import catalog, workspace
-from ..runner.execute import GIVEN_RUN_ID
+from ..runner import catalog, standby, workspace
 from ..runner.redact import redact_text
-from ..runner.run_all import Job, command
+from ..runner.run_all import Job
 from ..settings import load_environment
 from .admission import Admission
 from .audit import FOLDER, Audit
@@ -83,12 +82,6 @@ class Ticket:
         return cls(**(data | {"job": Job(**data["job"])}))
 
 
-def _die_with_serve() -> None:
-    """In the runner process, before it starts: SIGKILL it when serve dies, however serve dies, so a killed serve
-    leaves an orphan that its next start files, never a run nobody pages for."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
-
-
 class Runs:
     """Starts admitted runs, starts the queued ones as places free, and finishes each run's end (see the module)."""
 
@@ -97,7 +90,8 @@ class Runs:
         self.output, self.admission, self.audit, self.notify_of = output, admission, audit, notify_of
         self.collector, self.metrics_dir, self.say = collector, metrics_dir, say
         self.tickets: dict[str, Ticket] = {}
-        self.procs: dict[str, asyncio.subprocess.Process] = {}
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.pool = standby.Pool()   # the next run's runner and kernel, started before its alert comes
         self.tasks: set[asyncio.Task] = set()
         self.issued: set[str] = set()
         self.locks: dict[str, threading.Lock] = {}
@@ -123,14 +117,11 @@ class Runs:
         task.add_done_callback(self.tasks.discard)
 
     async def _run(self, ticket: Ticket) -> None:
-        started = time.monotonic()
+        started, job = time.monotonic(), ticket.job
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *command(ticket.job, self.output), stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
-                env=os.environ | {GIVEN_RUN_ID: ticket.run_id},
-                preexec_fn=_die_with_serve if sys.platform == "linux" else None)
-        except OSError as exc:
+            proc = await asyncio.to_thread(self.pool.run, job.runbook, job.env, job.parameters, job.incident,
+                                           None, self.output, ticket.run_id)
+        except (OSError, RuntimeError) as exc:   # out of processes, or the pool closed (serve is stopping)
             self._pending(ticket.run_id).unlink(missing_ok=True)
             self.admission.forget(ticket.run_id)
             self.tickets.pop(ticket.run_id, None)
@@ -138,14 +129,13 @@ class Runs:
             self._next(None)
             return
         self.procs[ticket.run_id] = proc
-        self.say(f"run {ticket.run_id} started: {ticket.job.runbook} on {ticket.job.env} (route {ticket.route})")
-        _, stderr = await proc.communicate()
+        self.say(f"run {ticket.run_id} started: {job.runbook} on {job.env} (route {ticket.route})")
+        _, stderr = await asyncio.to_thread(proc.communicate)
         self.procs.pop(ticket.run_id, None)
         resolved = self.admission.resolved_meanwhile(ticket.run_id)
         self._next(ticket.run_id)
         try:
-            await asyncio.to_thread(self.ended, ticket, stderr.decode(errors="replace"), time.monotonic() - started,
-                                    resolved)
+            await asyncio.to_thread(self.ended, ticket, stderr or "", time.monotonic() - started, resolved)
         finally:
             self.tickets.pop(ticket.run_id, None)
 
@@ -248,7 +238,7 @@ class Runs:
     def interrupt(self) -> None:
         """A second stop signal: SIGTERM to each running run (it stops its notebook and files a partial report)."""
         for proc in list(self.procs.values()):
-            if proc.returncode is None:
+            if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
 
     async def wait(self) -> None:

@@ -5,6 +5,7 @@ that queue and refuse; a killed serve whose next start files the partial report;
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import hmac
 import json
@@ -21,8 +22,9 @@ import aiohttp
 import httpx
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
-from aias_runbooks import notify, paths
+from aias_runbooks import metrics, notify, paths
 from aias_runbooks.alerts.model import Alert
 from aias_runbooks.sandbox import alerts
 from aias_runbooks.settings import load_environment
@@ -39,6 +41,8 @@ class Serve:
         self.routes = tmp_path / "routes.yaml"
         self.routes.write_text(routes)
         self.output = tmp_path / "output"
+        self.metrics = tmp_path / "metrics"
+        self.metrics.mkdir(exist_ok=True)
         self.port = free_port_base()
         self.url = f"http://127.0.0.1:{self.port}"
         self.lines: list[str] = []
@@ -47,7 +51,8 @@ class Serve:
     def start(self) -> Serve:
         self.lines = []
         self.proc = subprocess.Popen([*CLI, "serve", "--routes", str(self.routes), "--port", str(self.port),
-                                      "--output", str(self.output)], stdout=subprocess.PIPE,
+                                      "--output", str(self.output), "--metrics-dir", str(self.metrics)],
+                                     stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
         threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
         wait_for(lambda: f"serving on {self.url}" in self.lines or self.proc.poll() is not None, 60,
@@ -169,6 +174,13 @@ def test_an_alert_runs_its_runbook_pages_once_with_the_report_and_its_resolution
     verdict = json.loads((serve.output / record["report_dir"] / "verdict.json").read_text())
     if "window_minutes" in verdict.get("parameters", {}) and runbook != "database-connection-errors":
         assert verdict["parameters"]["window_minutes"] - 10 in (window, window + 1), "the alert's window"
+
+    scraped = httpx.get(f"{serve.url}/metrics", timeout=10).text
+    textfile = metrics.textfile_path(serve.metrics, runbook, "sandbox").read_text()
+    for exposition in (scraped, textfile):
+        status = [s for family in text_string_to_metric_families(exposition) for s in family.samples
+                  if s.name == "aias_runbook_status" and s.labels == {"runbook": runbook, "environment": "sandbox"}]
+        assert [s.value for s in status] == [2.0], exposition
 
     key = notify.dedup_key("sandbox", f"route/{tag}-{route}/{group_id(body)}")
     wait_for(lambda: pagerduty_events(key), 30, "the page")
@@ -345,7 +357,7 @@ def test_a_killed_serve_leaves_an_orphan_that_its_next_start_files(serving):
 
     serve.proc.kill()
     serve.proc.wait()
-    wait_for(lambda: not _runner_alive(run_id), 30, "the runner to die with serve")
+    wait_for(lambda: not _runner_alive(serve.output / ".work" / run_id), 30, "the runner to die with serve")
     assert not runs(serve.output), "nothing filed yet: the run was cut short"
 
     serve.start()
@@ -358,16 +370,16 @@ def test_a_killed_serve_leaves_an_orphan_that_its_next_start_files(serving):
     assert serve.decided(run_id, "orphan-filed")
 
 
-def _runner_alive(run_id: str) -> bool:
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                environ = (proc / "environ").read_bytes()
-            except OSError:
-                continue
-            if f"RUN_ID={run_id}\0".encode() in environ:   # the runner's AIAS_NEW_RUN_ID, its kernel's AIAS_RUN_ID
-                return True
-    return False
+def _runner_alive(workspace: Path) -> bool:
+    """Whether the run's runner still holds its workspace's lock."""
+    fd = os.open(workspace / "run.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def test_sigterm_stops_taking_alerts_lets_running_runs_file_and_drops_the_queue(serving):
