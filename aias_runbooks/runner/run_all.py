@@ -120,11 +120,13 @@ def _run(job: Job, output: Path | None, live: set, lock: threading.Lock, stopped
 
 
 def _outcome(job: Job, code: int, stdout: str, stderr: str, seconds: float) -> Outcome:
-    """What the child said: its summary line, report folder and the top finding from its verdict.json."""
+    """What the child said: its summary line (without the performance data `run` prints after " | "), report
+    folder and the top finding from its verdict.json."""
     lines = [line for line in stdout.splitlines() if line.strip()]
     report = next((Path(line.split("report: ", 1)[1].strip()) for line in lines if "report: " in line), None)
     errors = [line for line in stderr.splitlines() if line.strip()]
-    summary = lines[0] if lines and report is not None else (errors[-1] if errors else f"exit code {code}")
+    summary = lines[0].split(" | ", 1)[0] if lines and report is not None else \
+        (errors[-1] if errors else f"exit code {code}")
     top, status = None, _STATUS.get(code, "UNKNOWN")
     if report is not None:
         try:

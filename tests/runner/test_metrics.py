@@ -218,6 +218,7 @@ def test_run_due_writes_each_runs_textfile(sandbox, tmp_path):
     due = cli("schedule", "run-due", "--schedules", str(schedules), "--output", str(tmp_path / "output"),
               "--now", slot.isoformat(), "--metrics-dir", str(folder))
     assert due.returncode == 0 and due.stderr == "", due.stdout + due.stderr
+    assert "): OK: " in due.stdout and " | " not in due.stdout, "run-due's line: the summary, no performance data"
     read = families(folder / "aias_runbooks_health-check_sandbox.prom")
     assert read["aias_runbook_status"][0].value == 0
     assert {s.labels["finding"] for s in read["aias_runbook_measure"]} >= {"API_LATENCY_OK", "API_HEALTHY"}
