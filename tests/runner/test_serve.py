@@ -239,10 +239,15 @@ def test_refused_posts_and_alerts_start_nothing_and_are_audited(serving):
         assert alert["decision"] == "refused" and alert["run_id"] is None and "user" in alert["reason"], alert
         assert "\n" not in alert["reason"] and canary not in reply.text
 
+    unrouted = serve.post(alerts.payload("pool-exhaustion", started))
+    [alert] = unrouted.json()["alerts"]
+    assert alert["decision"] == "refused" and "no route matches" in alert["reason"], alert
+
     audit = serve.audit()
     assert [(a["decision"], a.get("status")) for a in audit[:5]] == [
         ("refused", 401), ("refused", 401), ("refused", 404), ("refused", 413), ("refused", 400)], audit
-    assert [a["route"] for a in audit[5:]] == ["support"] * 4 and {a["decision"] for a in audit[5:]} == {"refused"}
+    assert [a["route"] for a in audit[5:]] == ["support"] * 4 + [None]
+    assert {a["decision"] for a in audit[5:]} == {"refused"} and len(audit) == 10
     text = (serve.output / ".serve" / "audit.jsonl").read_text()
     assert "x" * 1000 not in text, "the body is never in the audit log"
     assert not [s for s in notify.secrets_of(profile) if s in text + "\n".join(serve.lines)]
@@ -395,10 +400,12 @@ def test_sigterm_stops_taking_alerts_lets_running_runs_file_and_drops_the_queue(
     running = ids[0][1]
     wait_for((serve.output / ".work" / running / "notebook.ipynb").is_file, 60, "the run under way")
 
+    assert httpx.get(f"{serve.url}/healthz", timeout=10).text == "ok\n"
     serve.proc.send_signal(signal.SIGTERM)
     wait_for(lambda: any(line.startswith("stopping:") for line in serve.lines), 30, "serve to start draining")
     late = serve.post(alerts.payload("error-spike", started))
     assert late.status_code == 503 and "stopping" in late.json()["error"], late.text
+    assert httpx.get(f"{serve.url}/healthz", timeout=10).status_code == 503
     assert serve.proc.wait(RUN_S) == 0, serve.lines
 
     [record] = runs(serve.output)
