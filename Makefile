@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test lab bench lint docs sandbox-down clean
+.PHONY: demo demo-alert test lab bench lint docs sandbox-down clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 # make demo POOLER=transaction (or session): the database through a real PgBouncer (the pgbouncer package).
 demo: $(STAMP)
 	@$(BIN)/aias-runbooks demo $(if $(POOLER),--pooler $(POOLER))
+
+# One alert -> run -> page -> resolve: serve with params/routes.yaml, the sandbox's alert source and its PagerDuty.
+demo-alert: $(STAMP)
+	@$(BIN)/python -m aias_runbooks.serve.demo
 
 # Test files run in parallel, each worker with a sandbox of its own (files stay whole: module fixtures).
 test: $(STAMP)
