@@ -17,7 +17,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from queue import Empty
@@ -109,11 +109,12 @@ def config(space: Workspace | None = None, standby: bool = False) -> Iterator[Co
 STANDBY = "aias-kernel-standby-"
 
 
-def remove_standby_sockets() -> None:
-    """Remove the socket folders of standbys that were killed (with the parent they die with) before they could."""
+def remove_standby_sockets(alive: Callable[[int], bool]) -> None:
+    """Remove the socket folders of standbys that were killed (with the parent they die with) before they could:
+    those whose standby, named by pid, is not `alive`."""
     for folder in Path(tempfile.gettempdir()).glob(f"{STANDBY}*-*"):
         pid = folder.name[len(STANDBY):].split("-", 1)[0]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+        if pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
 
 

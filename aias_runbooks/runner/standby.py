@@ -192,6 +192,14 @@ def _as_text(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
+def _is_standby(pid: int) -> bool:
+    """Whether a standby runs as `pid` (not a zombie, not another program that got its pid since)."""
+    try:
+        return __name__.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 class Pool:
     """One standby process kept ready: take() hands it over and the next one starts at once.
 
@@ -209,7 +217,7 @@ class Pool:
         self._failed: OSError | None = None
         self._closed = False
         from .kernel import remove_standby_sockets
-        remove_standby_sockets()   # the folders of standbys killed with an earlier serve
+        remove_standby_sockets(_is_standby)   # the folders of standbys killed with an earlier serve
         self._starter = threading.Thread(target=self._keep_one, name="standby-starter", daemon=True)
         self._starter.start()
 

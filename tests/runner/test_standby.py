@@ -185,12 +185,18 @@ def test_a_standby_and_its_kernel_die_with_their_parent(sandbox):
     try:
         assert parent.stdout.readline() == "ready\n"
         held = _descendants(psutil.Process(parent.pid))
-        assert {_role(p) for p in held} == {"standby", "kernel"}
+        roles = {p.pid: _role(p) for p in held}
+        assert set(roles.values()) == {"standby", "kernel"}
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=10)
         wait_for(lambda: all(_gone(p) for p in held), 20, "the standby and its kernel to exit")
     finally:
         parent.kill()
+    (standby,) = [pid for pid, role in roles.items() if role == "standby"]
+    left = list(Path(tempfile.gettempdir()).glob(f"aias-kernel-standby-{standby}-*"))
+    assert left, "killed outright, it could not remove its kernel's sockets and connection file"
+    Pool().close()   # the next serve's pool removes them
+    assert not any(folder.exists() for folder in left)
 
 
 def _role(proc: psutil.Process) -> str:
