@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -107,6 +108,8 @@ def routes_yaml(routes: str, max_running: int = 2, max_queued: int = 20) -> str:
             "dedup_minutes: 30, max_body_kb: 1024}\n"
             "senders:\n  - {name: alertmanager, type: alertmanager, auth: bearer, secret: alertmanager_token}\n"
             "  - {name: pagerduty, type: pagerduty, auth: pagerduty-signature, secret: pagerduty_webhook_secret}\n"
+            "  - {name: grafana, type: grafana, auth: grafana-hmac, secret: grafana_webhook_secret, "
+            "timestamp_header: X-Grafana-Alerting-Timestamp}\n"
             f"routes:\n{routes}")
 
 
@@ -300,6 +303,40 @@ def test_a_pagerduty_incident_runs_its_runbook_and_gets_the_report_as_a_note(ser
     assert record["report_dir"] in note["content"], note
     assert f"health-check on sandbox: {record['status']}" in note["content"], note
     assert not [s for s in notify.secrets_of(profile) if s in note["content"]]
+
+
+def test_a_grafana_notification_of_two_alerts_is_one_run(serving):
+    """Grafana's contact point payload (the contract's example, its rule renamed), signed as hmacConfig with a
+    timestamp signs it: both alerts are one group, so one run and one duplicate."""
+    serve = serving(routes_yaml(health("probe")))
+    contract = yaml.safe_load((ROOT / "tests" / "sandbox" / "contracts" / "grafana" / "webhook-contact-point.yaml")
+                              .read_text())
+    body = json.loads(contract["examples"]["firing"].replace("StripeWebhookFailures", "ApiDown"))
+    data, stamp = json.dumps(body).encode(), str(int(time.time()))
+    secret = load_environment("sandbox").secret("grafana_webhook_secret").reveal()
+    signature = hmac.new(secret.encode(), stamp.encode() + b":" + data, hashlib.sha256).hexdigest()
+    reply = serve.post(data, sender="grafana", headers={"X-Grafana-Alerting-Signature": signature,
+                                                        "X-Grafana-Alerting-Timestamp": stamp})
+    assert reply.status_code == 200, reply.text
+    first, second = reply.json()["alerts"]
+    assert (first["decision"], second["decision"]) == ("started", "duplicate") and first["run_id"] == second["run_id"]
+    wait_for(lambda: serve.decided(first["run_id"], "filed"), RUN_S, "the run filed")
+    assert [r["run_id"] for r in runs(serve.output)] == [first["run_id"]]
+    replayed = serve.post(data, sender="grafana", headers={"X-Grafana-Alerting-Signature": signature,
+                                                           "X-Grafana-Alerting-Timestamp": str(int(stamp) - 3600)})
+    assert replayed.status_code == 401, replayed.text
+
+
+def test_a_port_in_use_is_one_line_exit_3(sandbox, tmp_path):
+    path = tmp_path / "routes.yaml"
+    path.write_text(routes_yaml(health("probe")))
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = subprocess.run([*CLI, "serve", "--routes", str(path), "--port", str(port), "--output",
+                                 str(tmp_path / "output")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3 and result.stdout == "", result.stdout + result.stderr
+    [line] = result.stderr.splitlines()
+    assert f"cannot listen on 127.0.0.1:{port}" in line and "--port" in line, line
 
 
 def test_a_storm_of_one_group_is_one_run_and_many_groups_queue_then_429(serving):
