@@ -205,6 +205,26 @@ def test_an_alert_runs_its_runbook_pages_once_with_the_report_and_its_resolution
     assert serve.proc.returncode == 0
 
 
+def test_an_alert_resolved_while_its_run_goes_is_not_paged(serving, scenario):
+    """The run still files its report, but a status the alert has already left is not paged; the next firing of
+    the group is a new run, not a duplicate of the finished one."""
+    tag = f"t{secrets.token_hex(3)}"
+    route = health(f"{tag}-api", samples=60, interval_ms=200).replace("}}\n", "}, notify: {pagerduty: true}}\n")
+    serve = serving(routes_yaml(route))
+    scenario("api-down")
+    body = alerts.payload("api-down", alerts.scenario_since())
+    [firing] = serve.post(body).json()["alerts"]
+    assert firing["decision"] == "started", firing
+    [resolved] = serve.post(alerts.payload("api-down", alerts.scenario_since(), resolved=True)).json()["alerts"]
+    assert resolved["decision"] == "resolved", resolved
+    wait_for(lambda: serve.decided(firing["run_id"], "filed"), RUN_S, "the run filed")
+    filed = serve.decided(firing["run_id"], "filed")
+    assert filed["status"] == "CRITICAL" and "resolved while the run was going" in filed["reason"], filed
+    assert pagerduty_events(notify.dedup_key("sandbox", f"route/{tag}-api/{group_id(body)}")) == []
+    [again] = serve.post(body).json()["alerts"]
+    assert again["decision"] == "started" and again["run_id"] != firing["run_id"], again
+
+
 REFUSALS = health("probe", match="ApiDown") + """\
   - name: support
     match: {alertname: UserLocked}
