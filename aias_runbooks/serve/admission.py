@@ -73,6 +73,9 @@ class Admission:
         """The run ended: its place is free; the next queued run id, now counted as running, or None."""
         self.running.discard(run_id)
         self._ended(run_id)
+        return self._promote()
+
+    def _promote(self) -> str | None:
         if self.queue and len(self.running) < self.max_running:
             following = self.queue.popleft()
             self.running.add(following)
@@ -95,16 +98,22 @@ class Admission:
             del self.keys[key]
 
     def drain(self) -> list[str]:
-        """Empty the queue (serve is stopping): the run ids that will not run."""
+        """Empty the queue (serve is stopping): the run ids that will not run (their windows end with them)."""
         dropped = list(self.queue)
         self.queue.clear()
         for run_id in dropped:
-            self._ended(run_id)
+            self._unwindow(run_id)
         return dropped
 
-    def forget(self, run_id: str) -> None:
-        """A run that could not be started at all: its place and window are freed, as if never admitted."""
+    def forget(self, run_id: str) -> str | None:
+        """A run that could not be started at all: its place and window are freed, as if never admitted; the
+        next queued run id, now counted as running, or None."""
         self.running.discard(run_id)
+        self._unwindow(run_id)
+        return self._promote()
+
+    def _unwindow(self, run_id: str) -> None:
+        """A run that never ran: its key's window goes with it."""
         key = self.key_of.pop(run_id, None)
         if key is not None and (slot := self.keys.get(key)) and slot.run_id == run_id:
             del self.keys[key]

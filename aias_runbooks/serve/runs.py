@@ -68,11 +68,6 @@ class Ticket:
     key: str
     reference: str | None = None   # the PagerDuty incident to post the report to
 
-    @property
-    def entry(self) -> str:
-        """notify's entry: one problem per route and alert group, one PagerDuty incident (dedup_key)."""
-        return f"route/{self.route}/{self.group_id}"
-
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
@@ -123,24 +118,23 @@ class Runs:
                                            None, self.output, ticket.run_id)
         except (OSError, RuntimeError) as exc:   # out of processes, or the pool closed (serve is stopping)
             self._pending(ticket.run_id).unlink(missing_ok=True)
-            self.admission.forget(ticket.run_id)
             self.tickets.pop(ticket.run_id, None)
             self.audit.record("failed", **self._fields(ticket), reason=f"could not start the run: {exc}")
-            self._next(None)
+            self._start_next(self.admission.forget(ticket.run_id))
             return
         self.procs[ticket.run_id] = proc
         self.say(f"run {ticket.run_id} started: {job.runbook} on {job.env} (route {ticket.route})")
         _, stderr = await asyncio.to_thread(proc.communicate)
         self.procs.pop(ticket.run_id, None)
         resolved = self.admission.resolved_meanwhile(ticket.run_id)
-        self._next(ticket.run_id)
+        self._start_next(self.admission.finished(ticket.run_id))
         try:
             await asyncio.to_thread(self.ended, ticket, stderr or "", time.monotonic() - started, resolved)
         finally:
             self.tickets.pop(ticket.run_id, None)
 
-    def _next(self, ended: str | None) -> None:
-        following = self.admission.finished(ended) if ended else None
+    def _start_next(self, following: str | None) -> None:
+        """Start the queued run admission promoted to running, if any."""
         if following is not None and following in self.tickets:
             self._start(self.tickets[following])
 
