@@ -44,11 +44,25 @@ CLI = [sys.executable, "-m", "aias_runbooks.cli"]
 
 
 def free_port_base() -> int:
+    """Five free consecutive ports, outside the kernel's ephemeral range: a sandbox restarts servers (a scenario's
+    emulator, the pooler) on its ports mid-session, and a port in that range may meanwhile be the local end of any
+    outgoing connection on the machine (a CI run lost its pooler's port that way)."""
+    low, high = _ephemeral_ports()
+    starts = [b for b in range(20000, 65520, 10) if b + 4 < low or b > high]
     for _ in range(200):
-        base = random.randrange(40000, 60000, 10)
+        base = random.choice(starts)
         if all(processes.port_free(base + i) for i in range(5)):
             return base
     raise RuntimeError("no five consecutive free ports found (a sandbox uses base..base+4 with --pooler)")
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    """The range the kernel picks outgoing connections' local ports from (Linux's default where unreadable)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def sandbox_env() -> dict[str, str | None]:

@@ -52,7 +52,7 @@ def at_once(calls: dict[str, Callable[[], Any]], deadline_s: float,
     probes = {}
     for name, future in futures.items():
         if not future.done():
-            probes[name] = Probe(name, error=f"no answer within the {deadline_s:g} s deadline")
+            probes[name] = Probe(name, error=f"no complete answer within the {deadline_s:g} s deadline")
             continue
         try:
             result, took = future.result()
