@@ -149,7 +149,7 @@ def _until_sessions(pids: list[int], what: str, longer_than: float, condition: s
                        f"within {longer_than + timeout:.0f} s")
 
 
-def slow_workload(held: list, ready: Path, timeout: float = 30) -> None:
+def slow_workload(held: list, ready: Path, timeout: float = 55) -> None:
     """Drop the index behind a dashboard query and run it in a loop: real seq scans, real pg_stat_statements.
 
     Ready once the statistics show the table as database-health judges a missing index (db_health.seq_scan_*
