@@ -111,8 +111,8 @@ def post(name: str, resolve: bool = False, to: str = DEFAULT_TO, sender: str = "
     try:
         response = http.request("POST", url, 10.0, headers, content=json.dumps(body).encode())
     except http.Unreachable as exc:
-        raise UsageError(f"no answer from serve at {show(url, 200)}: {exc}; is `aias-runbooks serve` running?") \
-            from None
+        raise UsageError(f"no answer from serve at {show(url, 200)} ({getattr(exc, 'reason', exc)}); is "
+                         "`aias-runbooks serve` running there (--to)?") from None
     try:
         answer = response.json()
     except ValueError:
