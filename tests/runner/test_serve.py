@@ -399,7 +399,7 @@ def test_a_storm_of_one_group_is_one_run_and_many_groups_queue_then_429(serving)
     wait_for(lambda: all(serve.decided(r, "filed") for r in admitted), 2 * RUN_S, "every queued run filed")
 
     filed = [r for r in runs(serve.output) if r["run_id"] in admitted]
-    assert len(filed) == 5 and {r["status"] for r in filed} == {"OK"}
+    assert len(filed) == 5 and [r["error"] for r in filed] == [None] * 5, filed
     spans = [(datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"])) for r in filed]
     most = max(sum(1 for s, e in spans if s <= moment < e) for moment, _ in spans)
     assert most <= 2, f"{most} runs at once; max_running is 2"
@@ -466,7 +466,7 @@ def test_sigterm_stops_taking_alerts_lets_running_runs_file_and_drops_the_queue(
     assert serve.proc.wait(RUN_S) == 0, serve.lines
 
     [record] = runs(serve.output)
-    assert record["run_id"] == running and record["status"] == "OK" and record["error"] is None, record
+    assert record["run_id"] == running and record["error"] is None, "the running run finished whole"
     dropped = [a["run_id"] for a in serve.audit() if a["decision"] == "dropped"]
     assert dropped == [ids[1][1], ids[2][1]]
     assert not list((serve.output / ".serve" / "running").iterdir()), "nothing left for a next start to file"
