@@ -109,7 +109,9 @@ def refused_for_slots(message: str, target: str, role: str) -> Finding:
                     "reserved_slot_query": query},
                    [_reserved_slot_step(message, left, query),
                     *([_grant_step(message, version, grantee)] if left or "too many clients" in message else []),
-                    *REFUSED_STEPS])
+                    *REFUSED_STEPS],
+                   # refused: every slot this role may use is taken (100 %); who holds how many is unknown from here
+                   [Measure("usage", 100, "%", minimum=0, maximum=100), Measure("in_use", None)])
 
 
 def _slots_taken(message: str, left: str | None) -> str:

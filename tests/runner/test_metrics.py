@@ -131,6 +131,19 @@ def test_an_error_spike_is_measured_above_its_critical_line(run, scenario):
     assert spike["error_rate_after"]["value"] > spike["error_rate_after"]["critical"]
 
 
+def test_a_refused_run_measures_every_slot_taken_and_an_unknown_count(run, scenario):
+    """Pool exhaustion: the server refuses the runbook itself, so usage is all of it and who holds how many is
+    not known from here: 'U', never a made-up number."""
+    scenario("db-pool-exhaustion")
+    result = run("database-connection-errors")
+    assert result.proc.returncode == 2 and result.codes == {"DB_POOL_SATURATED": "CRITICAL"}
+    agrees(result)
+    as_catalogued(result)
+    data = perfdata(result)
+    assert (data["db_pool_saturated_usage"]["value"], data["db_pool_saturated_usage"]["uom"]) == ("100", "%")
+    assert data["db_pool_saturated_in_use"]["value"] == "U"
+
+
 def families(path: Path) -> dict[str, list]:
     """{family name: samples} of a textfile, read by prometheus_client's parser."""
     return {f.name: f.samples for f in text_string_to_metric_families(path.read_text())}
