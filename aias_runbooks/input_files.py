@@ -52,3 +52,18 @@ def read_input_file(path: Path, name: str, missing: str = "does not exist") -> s
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UsageError(f"{name} is not UTF-8 text (byte {exc.start + 1})") from None
+
+
+def read_yaml_file(path: Path, name: str, example: str) -> object:
+    """The one YAML document of an operator's input file (schedules, routes), read as read_input_file reads it and
+    parsed with StrictLoader; UsageError names the file (`name`), the line and column, and where an example is."""
+    text = read_input_file(path, name, missing=f"does not exist (an example: {example})")
+    loader = StrictLoader(text)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise UsageError(f"{name} is not valid YAML (no tags, anchors or aliases){at}") from None
+    finally:
+        loader.dispose()

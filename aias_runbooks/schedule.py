@@ -38,12 +38,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any
 
-import yaml
 from croniter import CroniterError, croniter
 
 from . import metrics, notify, paths
 from .errors import AiasError, UsageError
-from .input_files import StrictLoader, read_input_file
+from .input_files import read_yaml_file
 from .printable import show
 from .records import write_atomic
 from .runner.request import make_output_root, output_root, prepare
@@ -75,7 +74,7 @@ def load(path: Path | None = None, output: Path | None = None) -> list[Entry]:
     written, not even the report root (run_due creates it)."""
     path = Path(path or default_path())
     where = f"schedules file {show(str(path), 200)}"
-    data = _read_yaml(path, where)
+    data = read_yaml_file(path, where, "params/schedules.yaml")
     if data is None:
         return []
     if not isinstance(data, dict) or set(data) != {"schedules"} or not isinstance(data["schedules"], list):
@@ -87,19 +86,6 @@ def load(path: Path | None = None, output: Path | None = None) -> list[Entry]:
             raise UsageError(f"{where}, entry {number}: the name '{entry.name}' is used twice; names are unique")
         entries.append(entry)
     return entries
-
-
-def _read_yaml(path: Path, where: str) -> Any:
-    text = read_input_file(path, where, missing="does not exist (an example: params/schedules.yaml)")
-    loader = StrictLoader(text)
-    try:
-        return loader.get_single_data()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise UsageError(f"{where} is not valid YAML (no tags, anchors or aliases){at}") from None
-    finally:
-        loader.dispose()
 
 
 def _entry(item: Any, where: str, output: Path | None) -> Entry:

@@ -30,13 +30,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from jinja2 import StrictUndefined, TemplateError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
 from .. import notify, paths
 from ..errors import AiasError, UsageError
-from ..input_files import StrictLoader, read_input_file
+from ..input_files import read_yaml_file
 from ..printable import printable, show
 from ..runner.parameterize import ENV_PARAM, load_runbook, parse_pairs
 from ..runner.request import INCIDENT, prepare
@@ -160,7 +159,7 @@ def load(path: Path | None = None) -> Routing:
     the first problem. Nothing is served or written."""
     path = Path(path or default_path())
     where = f"routes file {show(str(path), 200)}"
-    data = _read_yaml(path, where)
+    data = read_yaml_file(path, where, "params/routes.yaml")
     if not isinstance(data, dict) or set(data) != set(TOP):
         raise UsageError(f"{where} must hold exactly `serve:`, `senders:` and `routes:` (an example: "
                          "params/routes.yaml)")
@@ -169,19 +168,6 @@ def load(path: Path | None = None) -> Routing:
     senders = _entries(data["senders"], f"{where}, senders", "sender", lambda item, at: _sender(item, at, profile))
     routes = _entries(data["routes"], f"{where}, routes", "route", lambda item, at: _route(item, at, settings))
     return Routing(path, settings, tuple(senders), tuple(routes))
-
-
-def _read_yaml(path: Path, where: str) -> Any:
-    text = read_input_file(path, where, missing="does not exist (an example: params/routes.yaml)")
-    loader = StrictLoader(text)
-    try:
-        return loader.get_single_data()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise UsageError(f"{where} is not valid YAML (no tags, anchors or aliases){at}") from None
-    finally:
-        loader.dispose()
 
 
 def _entries(raw: Any, where: str, what: str, make) -> list:
