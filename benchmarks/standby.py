@@ -1,7 +1,7 @@
 """Issue 21's standby figure: a run `serve` starts on a ready standby costs at most 0.8x stock papermill.
 
 One table: stock papermill (bench.py's yardstick: its own virtualenv, a one-cell notebook) against
-`run health-check -p samples=10 -p interval_ms=0` through a ready standby (runner/standby.py's Pool, as serve
+`run health-check -p samples=10 -p interval_ms=0` through a ready standby (runner/standby_pool.py's Pool, as serve
 uses it), timed from the request written to the process's exit; alternating, the median of RUNS pairs each, and
 the ratio pair by pair (and of the fastest of each: on a machine others share, the least disturbed). A plain `run`
 of the same is timed in the same turns, for comparison. Each turn waits for the next standby to be ready before it
@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 from bench import BIN, ROOT, row, sandbox, stock_papermill, timed
 
-from aias_runbooks.runner.standby import Pool
+from aias_runbooks.runner.standby_pool import Pool
 
 TARGET = 0.8
 PARAMETERS = {"samples": 10, "interval_ms": 0}

@@ -1,6 +1,6 @@
 """serve's runs: each admitted alert's run is the same `aias-runbooks run` in a process of its own, with the run id
 serve already answered with, filing into serve's --output like any run. The process is a warm standby
-(runner/standby.py's Pool): its runner and a fresh kernel were started before the alert came.
+(runner/standby_pool.py's Pool): its runner and a fresh kernel were started before the alert came.
 
 When a run ends (in a worker thread: it is HTTP and disk): its catalogue record is read back, its verdict recorded
 in the metrics (the Collector behind GET /metrics, and the --metrics-dir textfile), a change of its status told to
@@ -32,7 +32,7 @@ from typing import Any
 
 from .. import notify
 from ..records import write_atomic
-from ..runner import catalog, standby, workspace
+from ..runner import catalog, standby_pool, workspace
 from ..runner.redact import redact_text
 from ..runner.run_all import Job
 from ..settings import load_environment
@@ -86,7 +86,7 @@ class Runs:
         self.collector, self.metrics_dir, self.say = collector, metrics_dir, say
         self.tickets: dict[str, Ticket] = {}
         self.procs: dict[str, subprocess.Popen] = {}
-        self.pool = standby.Pool()   # the next run's runner and kernel, started before its alert comes
+        self.pool = standby_pool.Pool()   # the next run's runner and kernel, started before its alert comes
         self.tasks: set[asyncio.Task] = set()
         self.issued: set[str] = set()
         self.locks: dict[str, threading.Lock] = {}

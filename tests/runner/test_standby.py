@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from aias_runbooks.runner import headless_kernel
-from aias_runbooks.runner.standby import Pool
+from aias_runbooks.runner.standby_pool import Pool
 from aias_runbooks.settings import load_environment
 
 from ..helpers import FIXTURE_NOTEBOOKS, ROOT, Run, wait_for
@@ -179,7 +179,7 @@ def _gone(proc: psutil.Process) -> bool:
 
 def test_a_standby_and_its_kernel_die_with_their_parent(sandbox):
     parent = subprocess.Popen(
-        [sys.executable, "-c", "import sys\nfrom aias_runbooks.runner.standby import Pool\npool = Pool()\n"
+        [sys.executable, "-c", "import sys\nfrom aias_runbooks.runner.standby_pool import Pool\npool = Pool()\n"
          "print('ready' if pool.wait_ready(120) else 'not ready', flush=True)\nsys.stdin.read()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
