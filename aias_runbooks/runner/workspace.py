@@ -93,28 +93,40 @@ class Workspace:
 
 
 def create(root: Path, run_id: str, meta: dict[str, Any]) -> Workspace:
-    """output/.work/<run_id>/ (0700), locked by this process; OutputError when the archive cannot be written."""
+    """output/.work/<run_id>/ (0700), locked by this process; OutputError when the archive cannot be written.
+
+    It is made as a hidden .<run_id>.new, locked and given its meta there, then renamed into place: a run
+    starting beside it (run-due's entries, serve's runs) files the orphans it finds, and once took a folder made
+    but not yet locked for one, removed it and failed the run ("cannot write reports: resource temporarily
+    unavailable"). The lock is on the open file, so it holds across the rename."""
     try:
         root.mkdir(parents=True, exist_ok=True, mode=paths.REPORT_MODE)
         base = root / WORK
         base.mkdir(exist_ok=True, mode=0o700)
-        path = base / run_id
-        path.mkdir(mode=0o700)
-        path.chmod(0o700)
-        space = Workspace(path, _lock=os.open(path / "run.lock", os.O_CREAT | os.O_RDWR, 0o600))
-        fcntl.flock(space._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        write_atomic(space.meta_path, json.dumps(meta, default=str))
+        path, making = base / run_id, base / f".{run_id}.new"
+        making.mkdir(mode=0o700)
+        making.chmod(0o700)
+        lock = os.open(making / "run.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        write_atomic(Workspace(making).meta_path, json.dumps(meta, default=str))
+        if path.exists():
+            raise FileExistsError(17, "a run with this id is already there", str(path))
+        making.rename(path)
     except OSError as exc:
         raise OutputError(f"cannot write reports under {root}: {exc.strerror or exc}") from None
-    return space
+    return Workspace(path, _lock=lock)
 
 
 def orphans(root: Path) -> Iterator[Workspace]:
-    """Working folders whose runner is gone (their lock is free), each locked by us while yielded."""
+    """Working folders whose runner is gone (their lock is free), each locked by us while yielded. A folder still
+    being made (.<run_id>.new) is never one; such a folder a killed runner left is removed after STALE_NEW_S."""
     base = root / WORK
     if not base.is_dir():
         return
     for path in sorted(p for p in base.iterdir() if p.is_dir()):
+        if path.name.startswith("."):
+            _remove_if_stale(path)
+            continue
         try:
             fd = os.open(path / "run.lock", os.O_RDWR)
         except OSError:
@@ -125,6 +137,16 @@ def orphans(root: Path) -> Iterator[Workspace]:
             os.close(fd)   # a live run holds it
             continue
         yield Workspace(path, _lock=fd)
+
+
+STALE_NEW_S = 3600
+
+
+def _remove_if_stale(path: Path) -> None:
+    """A .<run_id>.new folder over an hour old: its runner was killed in the milliseconds of making it."""
+    with suppress(OSError):
+        if time.time() - path.stat().st_mtime > STALE_NEW_S:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 class RedactingWriter:

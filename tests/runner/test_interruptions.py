@@ -9,6 +9,7 @@ import secrets
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import psutil
@@ -290,3 +291,24 @@ def test_a_filing_cut_short_is_completed_once_by_the_next_run(tmp_path, cut):
     assert [p.parent.name for p in root.glob("*/*/verdict.json")] == ["200000_health-check_sandbox"]
     assert not list(root.glob(".work/*"))
     assert f'{record["report_dir"]}/report.html' in (root / "index.html").read_text()
+
+
+def test_a_workspace_being_made_is_never_filed_as_an_orphan(tmp_path):
+    """A run starting files the orphans it finds; a run beside it (run-due's entries, serve's runs) may be between
+    making its folder and locking it. A CI run lost a run that way ("cannot write reports under ...: resource
+    temporarily unavailable"): the folder, not yet locked nor described, was taken for a dead run and removed."""
+    root = tmp_path / "output"
+    making = root / workspace.WORK / ".20261207-120000-ab12.new"   # as create() leaves it before its lock
+    making.mkdir(parents=True)
+    (making / "run.lock").touch()
+    execute.finish_orphans(root)
+    assert making.is_dir(), "a folder still being made was removed"
+    space = workspace.create(root, "20261207-120001-cd34", {"run_id": "20261207-120001-cd34"})
+    assert space.path == root / workspace.WORK / "20261207-120001-cd34" and space.meta()["run_id"]
+    assert not list(root.glob(f"{workspace.WORK}/.20261207-120001-cd34.new")), "made in one step: renamed"
+    execute.finish_orphans(root)
+    assert space.path.is_dir(), "a live run's locked folder is never an orphan"
+    old = time.time() - workspace.STALE_NEW_S - 60
+    os.utime(making, (old, old))
+    execute.finish_orphans(root)
+    assert not making.exists(), "one a killed runner left over an hour ago is cleaned up"
