@@ -119,6 +119,27 @@ def build_parser() -> Parser:
                              "worst run's")
     run_all.add_argument("--runbooks", help="comma-separated slugs (default: every runbook)")
     run_all.add_argument("--env", default="sandbox", help="environment profile (default: sandbox)")
+    check = schedule_sub.add_parser("check", help="check the schedules file as run-due does and list its entries; "
+                                    "exit 3 with one line naming the entry when one is bad")
+    check.add_argument("--schedules", type=Path, help="schedules file (default: params/schedules.yaml)")
+    check.add_argument("--json", action="store_true", help="the checked entries as JSON (for an orchestrator)")
+    one = schedule_sub.add_parser("run", help="run one entry now (an orchestrator chose the time: no slot, no lock), "
+                                  "then tell a change of status per its notify:; exit code: the run's")
+    one.add_argument("name", help="the entry's name in the schedules file")
+    notice = schedule_sub.add_parser("notify", help="tell the change of status of an entry's run already filed, "
+                                     "judged against the entry's previous run in the catalogue (for callbacks)")
+    notice.add_argument("name", help="the entry's name in the schedules file")
+    notice.add_argument("--run-id", required=True, help="the run to tell of (YYYYmmdd-HHMMSS-xxxx)")
+    for sub_parser in (one, notice):
+        sub_parser.add_argument("--schedules", type=Path, help="schedules file (default: params/schedules.yaml)")
+        sub_parser.add_argument("--archive", help="where runs are filed: a folder or s3://bucket/prefix (default: "
+                                "the entry's archive:, else the profile's, else the report root)")
+        sub_parser.add_argument("--output", type=_folder, help="report root (default: output/ or AIAS_OUTPUT_DIR)")
+    export = schedule_sub.add_parser("export", help="write the schedules file's entries as an Airflow DAG file, "
+                                     "Kubernetes CronJobs or systemd timers; never overwrites a file")
+    export.add_argument("--format", required=True, choices=["airflow", "k8s-cronjob", "systemd"])
+    export.add_argument("--schedules", type=Path, help="schedules file (default: params/schedules.yaml)")
+    export.add_argument("--out", type=_folder, default=Path("."), help="folder to write into (default: .)")
     run_all.add_argument("--parallel", type=_count, help="runs at once (default: CPU count)")
     run_all.add_argument("--output", type=_folder, help="report root (default: output/ or AIAS_OUTPUT_DIR)")
     reports = sub.add_parser("reports", help="archived runs, newest first, filtered; `reports prune --keep-days N` "
@@ -300,6 +321,12 @@ def say_ranking(findings: list) -> None:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
+    commands = {"run-due": _schedule_run_due, "check": _schedule_check, "run": _schedule_run,
+                "notify": _schedule_notify, "export": _schedule_export}
+    return commands[args.schedule_command](args)
+
+
+def _schedule_run_due(args: argparse.Namespace) -> int:
     from . import schedule
     from .metrics import check_dir
     now = schedule.check_now(args.now)   # --now, then the whole file, checked before anything is written
@@ -313,6 +340,50 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         for line in ran.outcome.stderr.splitlines() + ran.notes:
             say(f"  {ran.entry.name}: {line}", sys.stderr)
     return due.exit_code
+
+
+def _schedule_check(args: argparse.Namespace) -> int:
+    """The entries, checked exactly as run-due checks them: as JSON for an orchestrator's DAG file, or a line each."""
+    import json
+
+    from . import schedule
+    entries = schedule.load(args.schedules)
+    if args.json:
+        say(json.dumps({"schedules": [e.as_dict() for e in entries]}, indent=2, default=str))
+        return 0
+    for entry in entries:
+        say(f"{entry.name:<28} {entry.cron:<18} {entry.job.runbook} on {entry.job.env}")
+    say(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} valid")
+    return 0
+
+
+def _schedule_run(args: argparse.Namespace) -> int:
+    from . import schedule
+    entry = schedule.find(schedule.load(args.schedules, args.output), args.name)
+    ran = schedule.run_entry(entry, args.output, args.archive)
+    say(ran.line())
+    for line in ran.outcome.stderr.splitlines() + ran.notes:
+        say(f"  {entry.name}: {line}", sys.stderr)
+    return ran.outcome.exit_code
+
+
+def _schedule_notify(args: argparse.Namespace) -> int:
+    from . import schedule
+    entry = schedule.find(schedule.load(args.schedules, args.output), args.name)
+    told = schedule.tell_filed(entry, args.run_id, args.output, args.archive)
+    for line in told.lines:
+        say(line)
+    for line in told.problems:
+        say(f"aias-runbooks: error: {one_line(line)}", sys.stderr)
+    return UNKNOWN if told.problems else 0
+
+
+def _schedule_export(args: argparse.Namespace) -> int:
+    from . import schedule, schedule_export
+    entries = schedule.load(args.schedules)   # the whole file first: a bad one writes nothing
+    for path in schedule_export.export(entries, args.format, args.out):
+        say(str(path))
+    return 0
 
 
 def cmd_run_all(args: argparse.Namespace) -> int:

@@ -1,9 +1,12 @@
 """params/schedules.yaml and `aias-runbooks schedule run-due`: which runbooks run when, each slot once.
 
 A schedule entry names a cron expression (5 fields, UTC), a runbook, its environment and parameters, and
-optionally an incident id and whom to notify of a change of status (`notify:`, notify.py). The whole file is
-checked before anything runs, each entry as `aias-runbooks run` checks its input (prepare()), so a mistake is one
-line naming the entry and what is valid.
+optionally an incident id, whom to notify of a change of status (`notify:`, notify.py) and the archive its runs
+are filed in (`archive:`, a folder or s3://bucket/prefix). The whole file is checked before anything runs, each
+entry as `aias-runbooks run` checks its input (prepare()), so a mistake is one line naming the entry and what is
+valid. `schedule check` is that check alone; `schedule export` (schedule_export.py) writes the same entries as
+Kubernetes CronJobs, systemd timers or an Airflow DAG file, whose runs are `schedule run NAME` (run_entry below:
+the orchestrator keeps the time, the shared catalogue the previous status).
 
 run-due, called every minute (cron, a systemd timer), runs each entry whose latest slot (the latest minute at or
 before now that its cron expression matches) has not been run yet:
@@ -31,9 +34,10 @@ import fcntl
 import json
 import os
 import re
+import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any
@@ -46,14 +50,16 @@ from .input_files import read_yaml_file
 from .printable import show
 from .records import write_atomic
 from .runner.request import make_output_root, output_root, prepare
-from .runner.run_all import Job, Outcome, run_jobs, worst
+from .runner.run_all import NOT_RUN, Job, Outcome, run_jobs, worst
 from .settings import load_environment
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-KEYS = ("name", "cron", "runbook", "environment", "parameters", "incident", "notify")
+KEYS = ("name", "cron", "runbook", "environment", "parameters", "incident", "notify", "archive")
+S3_URL = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\x00-\x1f]*)?")
 LOCK_WAIT_S = 10.0
 MAX_SKEW_S = 60   # how far ahead of this host's clock a --now may be (the caller's clock), taken as now
 STATE_DIR = ".schedule"
+RETRIED = "; retried at the next run"   # how notify.tell ends a line: true of run-due, which keeps `notified`
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,26 @@ class Entry:
     cron: str
     job: Job
     notify: notify.Notify | None = None
+    archive: str | None = None   # where its runs are filed: a folder or s3://bucket/prefix (None: run's default)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The checked entry as `schedule check --json` prints it (the schedules file's keys; no secret: notify
+        names channels, the profile holds their secrets)."""
+        return {"name": self.name, "cron": self.cron, "runbook": self.job.runbook, "environment": self.job.env,
+                "parameters": self.job.parameters, "incident": self.job.incident, "archive": self.archive,
+                "notify": _notify_dict(self.notify) if self.notify is not None else None}
+
+
+def _notify_dict(notice: notify.Notify) -> dict[str, Any]:
+    """An entry's `notify:` as written in the schedules file (only the keys set)."""
+    told: dict[str, Any] = {"when": notice.when}
+    if notice.slack:
+        told["slack"] = True
+    if notice.email:
+        told |= {"email": list(notice.email), "from": notice.sender}
+    if notice.pagerduty:
+        told["pagerduty"] = {"unknown": True} if notice.pagerduty_unknown else True
+    return told
 
 
 def default_path() -> Path:
@@ -115,8 +141,30 @@ def _entry(item: Any, where: str, output: Path | None) -> Entry:
     except AiasError as exc:
         raise UsageError(f"{where}: {exc}") from None
     notice = notify.parse(item["notify"], request.profile, where) if item.get("notify") is not None else None
+    archive = _check_archive(item["archive"], where) if item.get("archive") is not None else None
     return Entry(name, cron, Job(request.info.slug, request.profile.name, request.parameters, request.incident),
-                 notice)
+                 notice, archive)
+
+
+def _check_archive(value: Any, where: str) -> str:
+    """An entry's `archive:` as `run --archive` checks it (store.open_archive: its form, no bucket is reached
+    here); the text as given, for the run's --archive."""
+    valid = "valid: a folder, or s3://bucket/prefix (e.g. s3://acme-runbooks/prod)"
+    if not isinstance(value, str) or not value.strip() or value != value.strip():
+        raise UsageError(f"{where}: `archive` {show(value)} must be text without surrounding spaces; {valid}")
+    try:
+        from .runner import store
+    except ImportError:   # before the object-storage archive: its form only
+        store = None
+    if store is None:
+        if "://" in value and not S3_URL.fullmatch(value):
+            raise UsageError(f"{where}: `archive` {show(value)} is neither a folder nor an s3:// URL; {valid}")
+        return value
+    try:
+        store.open_archive(value)
+    except AiasError as exc:
+        raise UsageError(f"{where}: `archive` {exc}") from None
+    return value
 
 
 def _check_cron(cron: str, where: str) -> None:
@@ -155,13 +203,14 @@ def latest_slot(cron: str, now: datetime) -> datetime:
 @dataclass
 class Ran:
     entry: Entry
-    slot: datetime
+    slot: datetime | None   # None: run now, for an orchestrator (schedule run)
     outcome: Outcome
     notes: list[str] = field(default_factory=list)   # notifications not delivered, one line each (for stderr)
 
     def line(self) -> str:
         report = f"  report: {self.outcome.report}" if self.outcome.report else ""
-        return f"{self.entry.name} ({self.slot:%Y-%m-%d %H:%M}Z): {self.outcome.summary}{report}"
+        when = f" ({self.slot:%Y-%m-%d %H:%M}Z)" if self.slot is not None else ""
+        return f"{self.entry.name}{when}: {self.outcome.summary}{report}"
 
 
 @dataclass
@@ -228,23 +277,34 @@ def _metrics(metrics_dir: Path, outcome: Outcome) -> list[str]:
 
 
 def _notify(folder: Path, entry: Entry, outcome: Outcome) -> list[str]:
-    """Tell the entry's receivers of a change of status; what was delivered is recorded in its state. Never
-    raises: a notification must not fail the schedule (the lines say what was not delivered)."""
-    assert entry.notify is not None
-    try:
-        profile = load_environment(entry.job.env)
-        notified = _state(folder, entry.name).get("notified") or {}
-        delivered, problems = notify.tell(entry.name, entry.job.runbook, entry.job.env, entry.notify, notified,
-                                          outcome.status, outcome.report, profile)
-        if delivered:
+    """Tell the entry's receivers of a change of status since the statuses last told (its state's `notified`);
+    what was delivered is recorded in its state. Never raises: a notification must not fail the schedule (the
+    lines say what was not delivered, retried at the next run)."""
+    delivered, problems = _tell(entry, _state(folder, entry.name).get("notified") or {}, outcome.status,
+                                outcome.report)
+    if delivered:
+        try:
             with _flock(folder / "run-due.lock", None):
                 state = _state(folder, entry.name)
                 if state:
-                    write_atomic(_state_path(folder, entry.name),
-                                 json.dumps(state | {"notified": notified | delivered}) + "\n")
-        return problems
-    except Exception as exc:  # noqa: BLE001 - logged, and retried at the next run
-        return [f"notifications not sent ({type(exc).__name__}); retried at the next run"]
+                    write_atomic(_state_path(folder, entry.name), json.dumps(state | {
+                        "notified": (state.get("notified") or {}) | delivered}) + "\n")
+        except OSError as exc:
+            problems.append(f"what was told not recorded ({exc.strerror or type(exc).__name__}); told again at "
+                            "the next run")
+    return problems
+
+
+def _tell(entry: Entry, notified: dict[str, str], status: str, report: Path | None) -> tuple[dict[str, str], list[str]]:
+    """notify.tell for the entry's channels against the statuses last told (`notified`, {channel: status}):
+    ({channel: status} delivered, a line per channel not delivered). Never raises."""
+    assert entry.notify is not None
+    try:
+        profile = load_environment(entry.job.env)
+        return notify.tell(entry.name, entry.job.runbook, entry.job.env, entry.notify, notified, status, report,
+                           profile)
+    except Exception as exc:  # noqa: BLE001 - one line; the caller says when it is tried again
+        return {}, [f"notifications not sent ({type(exc).__name__}){RETRIED}"]
 
 
 def _claim(entries: list[Entry], folder: Path, now: datetime) -> list[tuple[Entry, datetime, IO]]:
@@ -313,3 +373,126 @@ def _flock(path: Path, wait: float | None) -> Iterator[bool]:
                         return
                     time.sleep(0.05)
         yield True
+
+
+# -- schedule run / notify: runs an orchestrator schedules -----------------------------------------------------
+
+
+def find(entries: list[Entry], name: str) -> Entry:
+    """The entry called `name`; UsageError naming the valid ones when there is none."""
+    for entry in entries:
+        if entry.name == name:
+            return entry
+    raise UsageError(f"no entry {show(name)} in the schedules file; valid: "
+                     f"{', '.join(e.name for e in entries) or 'none (the file has no entries)'}")
+
+
+def run_entry(entry: Entry, output: Path | None = None, archive: str | None = None) -> Ran:
+    """Run the entry now, for an orchestrator (Kubernetes, systemd, Airflow) that chose the time: no slot is
+    claimed and no run-due lock taken (the orchestrator runs one at a time: concurrencyPolicy Forbid, a oneshot
+    unit, max_active_runs=1). The run is `aias-runbooks run` filed with the entry's name (--entry) into `archive`
+    (else the entry's archive:), a SIGTERM passed on to it (its partial report is filed); then a change of status
+    is told as tell_filed() judges it, from the shared catalogue, not this host's state."""
+    from .runner.execute import GIVEN_RUN_ID
+    run_id = new_run_id()
+    job = _job(entry, archive or entry.archive)
+    saved = os.environ.get(GIVEN_RUN_ID)
+    os.environ[GIVEN_RUN_ID] = run_id   # the child's run id (execute.given_run_id), so its record is found
+    try:
+        (outcome,) = run_jobs([job], output, 1)
+    finally:
+        del os.environ[GIVEN_RUN_ID]
+        if saved is not None:
+            os.environ[GIVEN_RUN_ID] = saved
+    notes: list[str] = []
+    if entry.notify is not None and outcome.status != NOT_RUN:
+        try:
+            notes = tell_filed(entry, run_id, output, archive).problems
+        except AiasError as exc:   # the run stands; its exit code is the run's
+            notes = [f"nothing told: {exc}"]
+    return Ran(entry, None, outcome, notes)
+
+
+def new_run_id() -> str:
+    """A run id as execute() makes them (YYYYmmdd-HHMMSS-xxxx, UTC), chosen before the run starts."""
+    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def _job(entry: Entry, archive: str | None) -> Job:
+    """The entry's run with its name and archive, for `aias-runbooks run --entry NAME [--archive URL]`."""
+    return replace(entry.job, entry=entry.name, archive=archive)
+
+
+@dataclass
+class Told:
+    lines: list[str]      # what was told, to whom (stdout)
+    problems: list[str]   # a channel not told, one line each (stderr; exit 3 for `schedule notify`)
+
+
+PAGE_LOOKBACK = 20   # previous runs read at most to find whether the entry's incident is open
+
+
+def tell_filed(entry: Entry, run_id: str, output: Path | None = None, archive: str | None = None) -> Told:
+    """Tell the change of status of the entry's filed run `run_id`, judged against the entry's previous run in
+    the catalogue (catalog.previous: the newest other run of the entry started before it), never against one
+    host's state: whichever host or worker tells, one change is told once. UsageError when the run is not in the
+    catalogue or stands for another entry. A channel not delivered is a line in `problems`; it is not retried by
+    itself (the next run judges its own change): `schedule notify` again tells it."""
+    from .runner import catalog
+    if entry.notify is None:
+        return Told([f"{entry.name}: no notify: in its entry; nothing to tell"], [])
+    place = _open_archive(entry, output, archive)
+    record = catalog.record(place, run_id)
+    if record is None:
+        raise UsageError(f"run {show(run_id)} is not in the catalogue of {place.url}; valid: a run id that "
+                         "`aias-runbooks reports` lists")
+    if record.get("entry") != entry.name:
+        raise UsageError(f"run {run_id} was filed for entry {show(str(record.get('entry')))}, not "
+                         f"{show(entry.name)}; its record's entry is the one to tell")
+    status = str(record.get("status"))
+    previous = catalog.previous(place, entry.name, run_id)
+    before = str(previous["status"]) if previous else "OK"   # none yet counts as OK, as run-due's first run
+    notified = {channel: before for channel in entry.notify.channels}
+    if entry.notify.pagerduty:
+        notified["pagerduty"] = _paged_before(place, entry, previous)
+    delivered, problems = _tell(entry, notified, status, _report(place, record))
+    hint = f"; `aias-runbooks schedule notify {entry.name} --run-id {run_id}` tries again"
+    problems = [line.removesuffix(RETRIED) + hint for line in problems]
+    lines = [f"{entry.name}: {channel} told {notified[channel]} -> {told} (run {run_id})"
+             for channel, told in delivered.items()]
+    if not delivered and not problems:
+        lines = [f"{entry.name}: {status}, no change to tell (run {run_id}; before it: "
+                 f"{previous['run_id'] + ' ' + before if previous else 'none'})"]
+    return Told(lines, problems)
+
+
+def _paged_before(place: Any, entry: Entry, previous: dict[str, Any] | None) -> str:
+    """The status the entry's PagerDuty incident was last triggered or resolved for, as run-due's `notified`
+    keeps it: the newest previous run judged in or out of the trigger set (an UNKNOWN that does not page leaves
+    the incident as it was, so it is passed over), at most PAGE_LOOKBACK runs back; OK when none is."""
+    from .runner import catalog
+    assert entry.notify is not None
+    judged = (*entry.notify.trigger_on, "OK", "WARNING")
+    for _ in range(PAGE_LOOKBACK):
+        if previous is None:
+            return "OK"
+        if previous.get("status") in judged:
+            return str(previous["status"])
+        previous = catalog.previous(place, entry.name, str(previous["run_id"]))
+    return "OK"
+
+
+def _open_archive(entry: Entry, output: Path | None, archive: str | None) -> Any:
+    """The archive the entry's runs are filed in: `archive`, else the entry's archive:, else the profile's (the
+    run's own default), else the report root."""
+    from .runner import store
+    location = archive or entry.archive or getattr(load_environment(entry.job.env), "archive", None)
+    return store.open_archive(location or output_root(output))
+
+
+def _report(place: Any, record: dict[str, Any]) -> Path | None:
+    """The run's report.html for the message (its top findings are read beside it): in a local archive."""
+    local = getattr(place, "local", None)
+    if not isinstance(local, Path) or not record.get("report_dir"):
+        return None
+    return local / str(record["report_dir"]) / "report.html"
