@@ -1,0 +1,1 @@
+"""Orchestrators the runbooks run under besides cron and run-due: Airflow (airflow.py)."""
