@@ -89,6 +89,10 @@ def build_parser() -> Parser:
     run.add_argument("-f", "--params-file", type=Path, help="YAML file of parameters (-p wins over it)")
     run.add_argument("--incident", help="incident id, added to the report folder name (e.g. INC-1234)")
     run.add_argument("--output", type=_folder, help="report root (default: output/ or AIAS_OUTPUT_DIR)")
+    run.add_argument("--archive", metavar="URL", help="where the report is filed: a folder or s3://bucket/prefix "
+                     "(default: the profile's archive:, else the report root); the run itself stays local")
+    run.add_argument("--entry", metavar="NAME", help="the schedule entry this run stands for (recorded with it: a "
+                     "change of status is judged per entry)")
     run.add_argument("--operator", help="who runs it, for the report and audit (default: the login name); "
                      "required with apply=true")
     run.add_argument("--cell-timeout", type=_seconds, default=300,
@@ -115,10 +119,6 @@ def build_parser() -> Parser:
     due.add_argument("--parallel", type=_count, help="runs at once when several are due (default: CPU count)")
     due.add_argument("--metrics-dir", type=_folder, help="after each run, its Prometheus series in "
                      "DIR/aias_runbooks_<runbook>_<env>.prom (node_exporter's textfile collector)")
-    run_all = sub.add_parser("run-all", help="run a set of runbooks in parallel, print a table; exit code: the "
-                             "worst run's")
-    run_all.add_argument("--runbooks", help="comma-separated slugs (default: every runbook)")
-    run_all.add_argument("--env", default="sandbox", help="environment profile (default: sandbox)")
     check = schedule_sub.add_parser("check", help="check the schedules file as run-due does and list its entries; "
                                     "exit 3 with one line naming the entry when one is bad")
     check.add_argument("--schedules", type=Path, help="schedules file (default: params/schedules.yaml)")
@@ -140,8 +140,14 @@ def build_parser() -> Parser:
     export.add_argument("--format", required=True, choices=["airflow", "k8s-cronjob", "systemd"])
     export.add_argument("--schedules", type=Path, help="schedules file (default: params/schedules.yaml)")
     export.add_argument("--out", type=_folder, default=Path("."), help="folder to write into (default: .)")
+    run_all = sub.add_parser("run-all", help="run a set of runbooks in parallel, print a table; exit code: the "
+                             "worst run's")
+    run_all.add_argument("--runbooks", help="comma-separated slugs (default: every runbook)")
+    run_all.add_argument("--env", default="sandbox", help="environment profile (default: sandbox)")
     run_all.add_argument("--parallel", type=_count, help="runs at once (default: CPU count)")
     run_all.add_argument("--output", type=_folder, help="report root (default: output/ or AIAS_OUTPUT_DIR)")
+    run_all.add_argument("--archive", metavar="URL", help="where the reports are filed: a folder or "
+                         "s3://bucket/prefix (default: the profile's archive:, else the report root)")
     reports = sub.add_parser("reports", help="archived runs, newest first, filtered; `reports prune --keep-days N` "
                              "deletes old ones (never a run tied to an incident)")
     reports.add_argument("--since", help="runs started since a UTC date (2026-11-20) or in the last 90m, 24h, 7d, 2w")
@@ -151,6 +157,8 @@ def build_parser() -> Parser:
     reports.add_argument("--limit", type=_limit, default=100, help="show the newest N matching runs (default: 100; "
                          "0: all)")
     reports.add_argument("--output", type=_folder, help="report root (default: output/ or AIAS_OUTPUT_DIR)")
+    reports.add_argument("--archive", metavar="URL", help="the archive to read: a folder or s3://bucket/prefix "
+                         "(default: the report root)")
     prune = reports.add_subparsers(dest="reports_action", parser_class=Parser).add_parser(
         "prune", help="delete the reports of runs older than --keep-days and their catalogue lines, then page the "
         "archive again; runs tied to an incident are kept")
@@ -166,6 +174,8 @@ def build_parser() -> Parser:
     bundle.add_argument("--out", type=Path, metavar="PATH", help="the zip to write, never overwritten "
                         "(default: a new file in output/bundles/)")
     bundle.add_argument("--output", type=_folder, help="report root (default: output/ or AIAS_OUTPUT_DIR)")
+    bundle.add_argument("--archive", metavar="URL", help="the archive to read: a folder or s3://bucket/prefix "
+                        "(default: the report root)")
     serve = sub.add_parser("serve", help="take alerts (Alertmanager, Grafana, PagerDuty webhooks) and run the runbook "
                            "each routes to (params/routes.yaml); SIGTERM drains")
     serve.add_argument("--routes", type=Path, help="routes file (default: params/routes.yaml)")
@@ -223,14 +233,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runner.request import prepare  # light: bad input is refused before papermill is even imported
     metrics_dir = check_dir(args.metrics_dir) if args.metrics_dir is not None else None
     request = prepare(args.runbook, args.env, parse_params(args.param, args.params_file), args.incident,
-                      args.operator, args.output)
+                      args.operator, args.output, archive=args.archive, entry=args.entry)
     from .runner.execute import execute
     result = execute(request, args.cell_timeout)
-    verdict = _filed_verdict(result.folder)
+    verdict = result.filed_verdict
     from .metrics import summary_line
     # The redacted summary, then its performance data (monitoring-plugins: after " | ") from the filed verdict.
     say(f"{summary_line(result.record['summary'], verdict.get('findings') or [])}\n"
-        f"  report: {result.folder / 'report.html'}")
+        f"  report: {result.where}/report.html")
     if metrics_dir is not None:
         _write_metrics(metrics_dir, verdict, result.record)
     if result.problem:   # filed, but a full disk kept part of it from the archive: one line
@@ -238,16 +248,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result.redactions:
         say(f"  warning: {result.redactions} secret(s) were found in the report and redacted", sys.stderr)
     return result.exit_code
-
-
-def _filed_verdict(folder: Path) -> dict[str, Any]:
-    """The run folder's verdict.json (redacted as filed); {} when it cannot be read (the summary stands alone)."""
-    import json
-    try:
-        data = json.loads((folder / "verdict.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _write_metrics(metrics_dir: Path, verdict: dict[str, Any], record: dict[str, Any]) -> None:
@@ -299,7 +299,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if result.problem:
             say(f"aias-runbooks: error: {one_line(result.problem)}", sys.stderr)
         rows.append({"runbook": slug, "status": result.verdict.status.value,
-                     "top finding": result.record["top_finding"] or "-", "report": result.folder / "report.html"})
+                     "top finding": result.record["top_finding"] or "-", "report": f"{result.where}/report.html"})
     say("")
     print_table(rows)
     say_ranking(result.verdict.findings)
@@ -393,9 +393,10 @@ def cmd_run_all(args: argparse.Namespace) -> int:
     slugs = [s.strip() for s in args.runbooks.split(",") if s.strip()] if args.runbooks else catalogue.slugs()
     if not slugs:
         raise UsageError("--runbooks names no runbook; give comma-separated slugs (see `aias-runbooks list`)")
-    requests = [prepare(s, args.env, output=args.output, make_root=False) for s in slugs]   # all, before any write
+    requests = [prepare(s, args.env, output=args.output, make_root=False, archive=args.archive)
+                for s in slugs]   # all, before any write
     make_output_root(requests[0].output)
-    jobs = [Job(r.info.slug, r.profile.name) for r in requests]
+    jobs = [Job(r.info.slug, r.profile.name, archive=args.archive) for r in requests]
     outcomes = run_jobs(jobs, args.output, args.parallel)
     print_table([{"runbook": o.job.runbook, "status": o.status, "top finding": o.top_finding or "-",
                   "seconds": f"{o.seconds:.1f}", "report": o.report or o.summary} for o in outcomes])
@@ -415,7 +416,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_reports(args: argparse.Namespace) -> int:
     from .runner import archive
-    root = Path(args.output or paths.output_dir())
+    root = _archive_to_read(args)
     if args.reports_action == "prune":
         given = [f"--{name}" for name in ("since", "runbook", "status", "incident") if getattr(args, name)]
         if given:
@@ -428,6 +429,19 @@ def cmd_reports(args: argparse.Namespace) -> int:
     return 0
 
 
+def _archive_to_read(args: argparse.Namespace) -> Any:
+    """The archive `reports`, `reports prune` and `bundle` read: --archive, else the report root (--output,
+    AIAS_OUTPUT_DIR, output/); checked (one line, exit 3) before it is read. An archive from before records
+    (a runs.jsonl) is upgraded first."""
+    from .runner import catalog
+    from .runner.store import open_archive
+    archive = open_archive(args.archive or Path(args.output or paths.output_dir()).absolute())
+    if archive.local is None or archive.local.is_dir():
+        archive.check()
+        catalog.upgrade(archive)
+    return archive
+
+
 def cmd_bundle(args: argparse.Namespace) -> int:
     from .runner import bundle
     key = bundle.bundle_key()        # AIAS_BUNDLE_KEY: signs a new bundle, checks a bundle's signature
@@ -437,7 +451,8 @@ def cmd_bundle(args: argparse.Namespace) -> int:
         code, line = bundle.verify(args.verify, key)
         say(line, sys.stdout if code == 0 else sys.stderr)
         return code
-    path, manifest = bundle.make_bundle(Path(args.output or paths.output_dir()), args.incident, args.out, key=key)
+    path, manifest = bundle.make_bundle(_archive_to_read(args), args.incident, args.out, key=key,
+                                        local=Path(args.output or paths.output_dir()).absolute())
     size = path.stat().st_size
     signed = (f"signed: HMAC-SHA256 of manifest.json with {bundle.KEY_VAR}, in {bundle.SIGNATURE}" if key else
               f"unsigned ({bundle.UNSIGNED}): set {bundle.KEY_VAR} to sign")

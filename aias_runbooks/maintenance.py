@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from .sources.migrations import LocalMigration
 
 WEEKDAYS = [d.lower() for d in calendar.day_name]       # monday .. sunday, as date.weekday() numbers them
-ARCHIVE_TAIL = 20_000       # runs.jsonl lines read for the last 24 h of incidents (the newest first)
 BACKUP_RUNS = 50            # database-backup verdicts read, newest first, for an earlier verification of a backup
 INCIDENT_HOURS = 24
 PRE, POST = "pre", "post"     # the runbook's phases: before the window, after it
@@ -215,22 +214,24 @@ def pending_migrations(rb: Runbook) -> tuple[list[LocalMigration], str | None]:
     return migrations.pending_of(local, migrations.states(local, history, ignored)), None
 
 
-def earlier_verification(root: Path, meta: dict[str, Any], env: str) -> dict[str, Any] | None:
+def earlier_verification(where: Path | str, meta: dict[str, Any], env: str) -> dict[str, Any] | None:
     """database-backup's newest verdict in the archive on this backup (its BACKUP_VERIFIED or BACKUP_VERIFY_FAILED
     finding, with `run_id`, `started_at` and `report`), from the last BACKUP_RUNS runs of it against `env`; None when
     none judged it. A backup verified then whose file's SHA-256 is no longer its metadata's is BACKUP_VERIFY_FAILED."""
-    from .runner.catalog import tail_runs
+    from .runner.archive import report_folder
+    from .runner.catalog import at, runs_newest_first
     from .sources.backups import check_file
-    name, seen, top = Path(meta["path"]).name, 0, root.resolve()
-    for run in reversed(tail_runs(root, ARCHIVE_TAIL)):
-        if not isinstance(run, dict) or run.get("runbook") != "database-backup" or run.get("env") != env:
+    archive = at(where)
+    name, seen = Path(meta["path"]).name, 0
+    for run in runs_newest_first(archive, raw_filter=lambda line: '"database-backup"' not in line):
+        if run.get("runbook") != "database-backup" or run.get("env") != env:
             continue
         seen += 1
         if seen > BACKUP_RUNS:
             break
-        folder = (root / str(run.get("report_dir") or "")).resolve()
+        rel = report_folder(archive, run)   # a hand-edited report_dir never leads outside the archive
         try:
-            verdict = json.loads((folder / "verdict.json").read_text()) if folder.is_relative_to(top) else {}
+            verdict = json.loads(archive.read(f"{rel}/verdict.json")) if rel else {}
         except (OSError, ValueError):
             continue
         for finding in verdict.get("findings", []) if isinstance(verdict, dict) else []:
@@ -244,16 +245,16 @@ def earlier_verification(root: Path, meta: dict[str, Any], env: str) -> dict[str
     return None
 
 
-def incident_runs(root: Path, now: datetime | None = None, exclude: str = "",
+def incident_runs(where: Path | str, now: datetime | None = None, exclude: str = "",
                   hours: float = INCIDENT_HOURS) -> pd.DataFrame:
-    """Runs filed with an incident id in the `hours` before `now` (default: the current time) in output/runs.jsonl,
-    the latest per incident and runbook, with `open` when its status is not OK. `exclude` leaves out a runbook (this
-    one)."""
-    from .runner.catalog import tail_runs
+    """Runs filed with an incident id in the `hours` before `now` (default: the current time) in the archive (a
+    folder or an s3:// prefix), the latest per incident and runbook, with `open` when its status is not OK.
+    `exclude` leaves out a runbook (this one)."""
+    from .runner.catalog import at, runs_newest_first
     now = now or datetime.now(timezone.utc)
     since = now - timedelta(hours=hours)
     rows = []
-    for run in tail_runs(root, ARCHIVE_TAIL):
+    for run in runs_newest_first(at(where), since, raw_filter=lambda line: '"incident": null' in line):
         if not isinstance(run, dict):
             continue
         try:

@@ -46,7 +46,7 @@ def backup(rb: Runbook, phase: str, verify: bool) -> pd.DataFrame | None:
     folder = backups.folder_of(rb.env)
     on_hand = backups.listing(folder)
     newest, _ = backups.chosen(folder)     # the newest complete backup, the one the listing's age is of
-    earlier = maintenance.earlier_verification(paths.output_dir(), newest, rb.env.name) if newest else None
+    earlier = maintenance.earlier_verification(paths.archive(), newest, rb.env.name) if newest else None
     checked = (backups.verify(rb.env, newest, restore.application(rb))
                if checks.worth_verifying(verify, newest, earlier, on_hand, rb.thresholds) else None)
     display(rb.record(checks.backup(on_hand, checked, rb.thresholds, earlier)))
@@ -69,7 +69,7 @@ def incidents(rb: Runbook, phase: str) -> pd.DataFrame | None:
     pages."""
     if phase != PRE:
         return _not_now(phase, "not checked")
-    runs = maintenance.incident_runs(paths.output_dir(), exclude=rb.slug)
+    runs = maintenance.incident_runs(paths.archive(), exclude=rb.slug)
     pages = status_pages.summary(status_pages.pages_of(rb.env.urls))
     display(rb.record(checks.incidents(runs, pages)))
     display(runs)

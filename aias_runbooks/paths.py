@@ -33,6 +33,12 @@ def output_dir() -> Path:
     return Path(os.environ.get("AIAS_OUTPUT_DIR") or project_root() / "output")
 
 
+def archive() -> str:
+    """The archive a runbook reads (trends, the maintenance window's incidents): AIAS_ARCHIVE (the runner sets it to
+    the run's --archive, a folder or s3://bucket/prefix), else the report root."""
+    return os.environ.get("AIAS_ARCHIVE") or str(output_dir())
+
+
 def sandbox_dir() -> Path:
     """The git-ignored folder holding the sandbox's state, data and logs."""
     return Path(os.environ.get("AIAS_SANDBOX_DIR") or project_root() / ".sandbox")

@@ -63,6 +63,7 @@ class Environment:
     backups: Mapping[str, Any] = field(default_factory=dict)   # profile `backups:` (folder expanded), database-backup
     migrations: Mapping[str, Any] = field(default_factory=dict)   # profile `migrations:` (folder expanded), migrations
     known_origins: tuple[str, ...] = ()   # profile `known_origins:`: the CIDRs the platform's own services call from
+    archive: str | None = None           # profile `archive:`: where reports are filed (a folder or s3://bucket/prefix)
     report_base_url: str | None = None   # profile `report_base_url:`: where the output folder is served (links)
     pagerduty_from: str | None = None    # profile `pagerduty_from:`: a PagerDuty user's email, incident notes' From
 
@@ -120,6 +121,7 @@ def load_environment(name: str) -> Environment:
         migrations=_backups(raw.get("migrations")),   # the same {sandbox_dir}/{root} expansion of its folder
         known_origins=tuple(str(c) for c in raw.get("known_origins") or ()),
         report_base_url=_report_base_url(_expand(raw.get("report_base_url"), values), name),
+        archive=_expand(raw.get("archive"), values) or None,
         pagerduty_from=_pagerduty_from(raw.get("pagerduty_from"), name),
     )
 

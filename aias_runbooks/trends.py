@@ -18,7 +18,9 @@ from matplotlib.figure import Figure
 
 from . import charts  # noqa: F401 - sets up inline PNG display of figures in a kernel
 from .findings import Finding, Severity
-from .runner.archive import Filters, parse_time, runs
+from .runner.archive import Filters, parse_time, report_folder, runs
+from .runner.catalog import at
+from .runner.store import Archive
 
 
 @dataclass(frozen=True)
@@ -52,16 +54,21 @@ METRICS = [
 COLUMNS = ["started_at", "metric", "value", "status", "run_id", "runbook", "report_dir"]
 
 
-def points(output_root: Path, env: str, days: int, max_runs: int, now: datetime | None = None) -> pd.DataFrame:
+def points(where: Archive | Path | str, env: str, days: int, max_runs: int,
+           now: datetime | None = None) -> pd.DataFrame:
     """One row per archived run of `env` in the last `days` with the metric's value (the newest `max_runs` runs
-    of each runbook are read); a run whose finding holds no value (unreachable, too few samples) is left out."""
+    of each runbook are read); a run whose finding holds no value (unreachable, too few samples) is left out.
+    `where`: the archive, a folder or an s3:// prefix (its verdicts are read at once)."""
     since = (now or datetime.now(timezone.utc)) - timedelta(days=days)
-    top = output_root.resolve()
+    archive = at(where)
     rows = []
     for metric in METRICS:
-        found = [r for r in runs(output_root, Filters(since=since, runbook=metric.runbook)) if r.get("env") == env]
-        for run in sorted(found, key=lambda r: str(r.get("started_at")))[-max_runs:]:
-            value = _value(top / str(run.get("report_dir")), metric)
+        found = [r for r in runs(archive, Filters(since=since, runbook=metric.runbook)) if r.get("env") == env]
+        chosen = sorted(found, key=lambda r: str(r.get("started_at")))[-max_runs:]
+        folders = {run.get("run_id"): report_folder(archive, run) for run in chosen}   # a hand-edited one: None
+        verdicts = archive.read_many(f"{rel}/verdict.json" for rel in folders.values() if rel)
+        for run in chosen:
+            value = _value(verdicts.get(f"{folders[run.get('run_id')]}/verdict.json"), metric)
             if value is not None:
                 rows.append({"started_at": parse_time(run.get("started_at")), "metric": metric.name, "value": value,
                              "status": run.get("status"), "run_id": run.get("run_id"), "runbook": metric.runbook,
@@ -71,10 +78,10 @@ def points(output_root: Path, env: str, days: int, max_runs: int, now: datetime 
     return frame
 
 
-def _value(folder: Path, metric: Metric) -> float | None:
+def _value(data: bytes | None, metric: Metric) -> float | None:
     try:
-        verdict = json.loads((folder / "verdict.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        verdict = json.loads(data or b"")
+    except ValueError:
         return None
     for finding in verdict.get("findings", []):
         evidence = finding.get("evidence") if isinstance(finding, dict) else None

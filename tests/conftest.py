@@ -83,3 +83,18 @@ def pytest_runtest_makereport(item, call):
         report.sections.append(("sandbox postgres.log: its last warnings, errors and terminations",
                                 "\n".join(notable) or "(none)"))
     return report
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server for the worker's session (tests/s3.py); its endpoint URL."""
+    from .s3 import moto_s3
+    with moto_s3() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_archive(s3_server) -> str:
+    """A fresh bucket on the worker's S3 server: `s3://<bucket>/reports`, for --archive."""
+    from .s3 import make_bucket
+    return f"s3://{make_bucket()}/reports"

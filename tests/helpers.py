@@ -336,9 +336,10 @@ def run_due(schedules: Path, output: Path, now: str, env: dict | None = None) ->
     return cli("schedule", "run-due", "--schedules", str(schedules), "--output", str(output), "--now", now, env=env)
 
 
-def runs(output: Path) -> list[dict]:
-    path = output / "runs.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+def runs(archive: Path | str) -> list[dict]:
+    """Every run filed in an archive (a folder or an s3:// URL), oldest first, as the catalogue holds them."""
+    from aias_runbooks.runner import catalog
+    return catalog.read_runs(catalog.at(archive))
 
 
 def write_schedule(tmp_path: Path, notify_yaml: str, runbook: str = "health-check",

@@ -1,11 +1,11 @@
 """The archive of past runs: `aias-runbooks reports` lists them (filtered), `reports prune` applies retention.
 
-runs.jsonl is the archive's catalogue (catalog.py files every run into it). Listing streams it line by line: a
-filter is tried on the raw line before the line is parsed, and runs are sorted on the started_at read from the
-text, so over 50,000 runs only those shown (or those a narrow filter must confirm) are parsed. Prune deletes old
-report folders, then rewrites runs.jsonl under the catalogue's lock (a run filed meanwhile is kept), never touches
-a run tied to an incident, and pages the archive again with catalog.rebuild. A catalogue line is text anyone can
-edit: prune deletes only a `<YYYY-MM-DD>/<HHMMSS>_<name>` folder of the archive that no kept line names.
+The catalogue (catalog.py: one record per run, by day) is read newest first, a day at a time: `--since` skips the
+days before it, a segment line a filter cannot match is never parsed, and the newest 100 of 50,000 runs read one
+or two days. Prune deletes old report folders, then their records, never a run tied to an incident, and closes the
+days it touched again. A record is text anyone with write access can edit: prune deletes only a
+`<YYYY-MM-DD>/<HHMMSS>_<name>` folder of the archive that no kept record names. The same code serves a local folder
+and an S3 prefix (store.Archive).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -24,17 +23,15 @@ from typing import Any
 from .. import catalogue
 from ..errors import UsageError
 from ..printable import show
-from ..records import write_atomic
 from ..timestamps import parse_timestamp
 from . import catalog
+from .store import Archive
 
 STATUSES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
 DURATION = re.compile(r"(\d{1,6})([mhdw])")
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 MAX_KEEP_DAYS = 36500
-STARTED = re.compile(r'"started_at":\s*"([^"\\]*)"')   # as json.dumps writes it; a line without one sorts last
 REPORT_DIR = re.compile(r"(\d{4}-\d{2}-\d{2})/\d{6}_[A-Za-z0-9][A-Za-z0-9._-]*", re.ASCII)   # make_run_dir's
-NAMED = re.compile(r'"report_dir":\s*("(?:[^"\\]|\\.)*")')   # a report_dir in a line that does not parse
 COLUMNS = [("started_at", "started (UTC)"), ("run_id", "run id"), ("runbook", "runbook"), ("env", "env"),
            ("incident", "incident"), ("status", "status"), ("top_finding", "top finding"), ("report_dir", "report")]
 
@@ -47,6 +44,10 @@ class Filters:
     runbook: str | None = None
     status: str | None = None
     incident: str | None = None
+
+    @property
+    def filtering(self) -> bool:
+        return any(v is not None for v in (self.since, self.runbook, self.status, self.incident))
 
     def cheap_miss(self, line: str) -> bool:
         """True when the raw line cannot match (a value the filter wants is not in it at all): no parse needed."""
@@ -115,79 +116,47 @@ def parse_time(text: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def runs(output_root: Path, keep: Filters) -> Iterator[dict[str, Any]]:
-    """Every run of runs.jsonl that `keep` matches, in file order (a torn or corrupt line is skipped)."""
-    path = output_root / "runs.jsonl"
-    if not path.is_file():
-        return
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if keep.cheap_miss(line):
-                continue
-            try:
-                run = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(run, dict) and keep.match(run):
-                yield run
+def runs(where: Archive | Path, keep: Filters) -> Iterator[dict[str, Any]]:
+    """Every filed run that `keep` matches, newest first (a day before --since's is never read; a segment line that
+    cannot match is never parsed)."""
+    for run in catalog.runs_newest_first(where, keep.since, keep.cheap_miss):
+        if keep.match(run):
+            yield run
 
 
-def listing(output_root: Path, keep: Filters, limit: int = 0) -> tuple[list[dict[str, Any]], int]:
+def listing(where: Archive | Path, keep: Filters, limit: int = 0) -> tuple[list[dict[str, Any]], int]:
     """The matching runs newest first (the first `limit` of them; 0: all) and how many matched in all.
 
-    Parsing is what costs on a big archive, so a line is sorted (and judged by --since) on its started_at read
-    straight from the text, and parsed only when shown or when a runbook, status or incident filter must be
-    confirmed on it. Without such a filter the count is of lines with a started_at: a corrupt one among those
-    not shown would be counted (the runner writes whole lines under a lock; only a killed one leaves a torn line).
+    Without a filter the count is the catalogue's (closed days count their runs in their segment's name), so the
+    newest 100 of 50,000 read one or two days; with one, every day in range is read to count the matches.
     """
-    path = output_root / "runs.jsonl"
-    if not path.is_file():
-        return [], 0
-    candidates: list[tuple[str, str]] = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if keep.cheap_miss(line):
-                continue
-            found = STARTED.search(line)
-            if found is None and _parsed(line) is None:   # a blank, corrupt or torn line: never counted
-                continue
-            started = found.group(1) if found else ""
-            if keep.since is not None and ((moment := parse_time(started)) is None or moment < keep.since):
-                continue
-            candidates.append((started, line))
-    candidates.sort(key=lambda c: c[0], reverse=True)
-    exact = any(v is not None for v in (keep.runbook, keep.status, keep.incident))
+    if limit and not keep.filtering:
+        return list(catalog.runs_newest_first(where, limit=limit)), catalog.count(where)
     shown: list[dict[str, Any]] = []
-    total = 0 if exact else len(candidates)
-    step = limit if limit and not exact else max(len(candidates), 1)   # without a filter, parse only what is shown
-    for start in range(0, len(candidates), step):
-        for run in _parse_many([line for _, line in candidates[start:start + step]]):
-            if run is None or not keep.match(run):
-                total -= not exact
-                continue
-            total += exact
-            if not limit or len(shown) < limit:
-                shown.append(run)
-        if limit and not exact and len(shown) >= limit:
-            break
+    total = 0
+    for run in runs(where, keep):
+        total += 1
+        if not limit or len(shown) < limit:
+            shown.append(run)
     return shown, total
 
 
-def show_reports(output_root: Path, since: str | None = None, runbook: str | None = None,
+def show_reports(where: Archive | Path, since: str | None = None, runbook: str | None = None,
                  status: str | None = None, incident: str | None = None, limit: int = 0) -> list[str]:
     """`aias-runbooks reports`: the lines to print (a table, then a count); UsageError for a bad filter, and for a
     runbook name that is neither a runbook nor in the archive."""
     keep = filters(since, runbook, status, incident)
-    rows, total = listing(output_root, keep, limit)
+    archive = catalog.at(where)
+    rows, total = listing(archive, keep, limit)
     slugs = catalogue.slugs()
     if runbook is not None and not total and runbook not in slugs:
         raise UsageError(f"--runbook {runbook!r} is no runbook and has no run in the archive; valid: "
                          f"{', '.join(slugs) or 'none'}")
     if not total:
-        return [f"no archived run matches in {output_root / 'runs.jsonl'}"]
+        return [f"no archived run matches in {archive.where()}"]
     shown = f"{len(rows)} of {total}" if len(rows) < total else f"{total}"
     more = " (--limit 0 shows all)" if len(rows) < total else ""
-    return [table(rows), f"{shown} run(s), newest first{more}; reports under {output_root}"]
+    return [table(rows), f"{shown} run(s), newest first{more}; reports under {archive.where()}"]
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -218,7 +187,7 @@ class Pruned:
     kept_for_incidents: int = 0
     remaining: int = 0
     missing_folders: int = 0
-    refused: int = 0            # removed lines whose report_dir was left alone (see prune)
+    refused: int = 0            # removed records whose report_dir was left alone (see prune)
     dry_run: bool = False
 
     def summary(self) -> str:
@@ -229,94 +198,79 @@ class Pruned:
         if self.missing_folders:
             text += f"; {self.missing_folders} of those report folder(s) were already gone"
         if self.refused:
-            text += (f"; {self.refused} line(s) {verb} but their report_dir left alone (not a <YYYY-MM-DD>/"
-                     "<HHMMSS>_<name> folder of this archive, still named by a kept line, or an incident's run)")
+            text += (f"; {self.refused} record(s) {verb} but their report_dir left alone (not a <YYYY-MM-DD>/"
+                     "<HHMMSS>_<name> folder of this archive, still named by a kept run, or an incident's run)")
         return text + (" (dry run: nothing changed)" if self.dry_run else "")
 
 
-def prune(output_root: Path, keep_days: int, dry_run: bool = False, now: datetime | None = None) -> Pruned:
-    """Delete the report folders of runs started more than `keep_days` ago and their lines in runs.jsonl, except
-    runs tied to an incident; then page the archive again. A dry run only counts.
+def prune(where: Archive | Path, keep_days: int, dry_run: bool = False, now: datetime | None = None) -> Pruned:
+    """Delete the report folders and records of runs started more than `keep_days` ago, except runs tied to an
+    incident; then close the days touched again and rewrite the index. A dry run only counts.
 
-    A line is text anyone can edit, so a folder is deleted only when it is a report folder (report_folder:
-    `<YYYY-MM-DD>/<HHMMSS>_<name>` under the root, no symbolic link on the way: never a day, the bundles, anything
-    outside), no kept line names it (a recent run's, an incident's, one that does not parse), and its verdict.json
-    names no incident and no other run. Otherwise the old line goes and its report_dir stays (`refused`).
+    A record is text anyone with write access can edit, so a folder is deleted only when it is a report folder
+    (report_folder: `<YYYY-MM-DD>/<HHMMSS>_<name>` under the root, no symbolic link on the way: never a day, the
+    bundles, anything outside), no kept run names it (a recent run's, an incident's), and its verdict.json names no
+    incident and no other run. Otherwise the old record goes and its report_dir stays (`refused`).
 
-    The report folders are deleted first, without the lock (old reports are never written again, and a run being
-    filed must not wait while a disk deletes thousands of folders); then, under the catalogue's lock, runs.jsonl is
-    read again and rewritten without exactly the removed lines, so a run filed meanwhile is kept, and the archive is
-    paged again. Stopped half way, a prune leaves lines whose folder is gone (the next prune removes them), never a
-    folder that no line names. A line that cannot be parsed or dated is kept.
+    No lock: old runs are never filed again, and a run filed meanwhile is a new record on an open day, which prune
+    does not remove. Folders go first, then records: stopped half way, a prune leaves records whose folder is gone
+    (the next prune removes them), never a folder that no record names.
     """
     if not 1 <= keep_days <= MAX_KEEP_DAYS:
         raise UsageError(f"--keep-days {keep_days} is out of range; valid: whole days from 1 to {MAX_KEEP_DAYS}")
+    archive = catalog.at(where)
     result = Pruned(cutoff=(now or datetime.now(timezone.utc)) - timedelta(days=keep_days), dry_run=dry_run)
-    path = output_root / "runs.jsonl"
-    if not path.is_file():
-        return result
-    top = output_root.resolve()
-    removed_lines: set[str] = set()
-    named: set[str] = set()       # the report folders (<date>/<name>) kept lines name, or name a file inside
-    parseable = 0
-    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
-        for line in fh:
-            run = _parsed(line)
-            parseable += run is not None
-            started = parse_time(run.get("started_at")) if run else None
-            if run is None or started is None or started >= result.cutoff or run.get("incident"):
-                result.kept_for_incidents += bool(run and started and started < result.cutoff)
-                named.update(_named_folder(top, run, line))
-                continue
+    named: set[str] = set()       # the report folders (<date>/<name>) kept runs name
+    for run in catalog.runs_newest_first(archive):
+        started = parse_time(run.get("started_at"))
+        if started is None or started >= result.cutoff or run.get("incident"):
+            result.kept_for_incidents += bool(started and started < result.cutoff)
+            named.update(_named_folder(run))
+            result.remaining += 1
+        else:
             result.removed.append(run)
-            removed_lines.add(line.rstrip("\n"))
-    doomed: dict[Path, None] = {}
+    doomed: dict[str, None] = {}
     for run in result.removed:
-        folder = report_folder(top, run)
-        if folder is None or run["report_dir"] in named or _owned_elsewhere(folder, run):
+        rel = report_folder(archive, run)
+        if rel is None or rel in named or _owned_elsewhere(archive, rel, run):
             result.refused += 1
-        elif folder.is_dir():
-            result.bytes += 0 if folder in doomed else folder_bytes(folder)
-            doomed[folder] = None
+        elif archive.names(rel):
+            result.bytes += 0 if rel in doomed else archive.folder_bytes(rel)
+            doomed[rel] = None
         else:
             result.missing_folders += 1
-    result.remaining = parseable - len(result.removed)
     if dry_run or not result.removed:
         return result
-    for folder in doomed:
-        with contextlib.suppress(FileNotFoundError):   # a prune running beside this one took it first
-            shutil.rmtree(folder)
-    for day in {folder.parent for folder in doomed} - {top}:
-        with contextlib.suppress(OSError):
-            day.rmdir()   # the day's folder, once its last report is gone
-    with catalog.locked(output_root):
-        with open(path, encoding="utf-8", errors="surrogateescape") as fh:
-            kept = [line.rstrip("\n") + "\n" for line in fh if line.rstrip("\n") not in removed_lines]
-        write_atomic(path, "".join(kept).encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
-        catalog.rebuild(output_root)
-    result.remaining = sum(1 for line in kept if _parsed(line) is not None)
+    for rel in doomed:
+        archive.remove_folder(rel)
+    if archive.local is not None:
+        for day in {rel.split("/", 1)[0] for rel in doomed}:
+            with contextlib.suppress(OSError):
+                (archive.local / day).rmdir()   # the day's folder, once its last report is gone
+    archive.remove(catalog.record_path(run) for run in result.removed)
+    segments = catalog.closed_days(archive)
+    for day in sorted({catalog.record_path(run).rsplit("/", 2)[-2] for run in result.removed}):
+        catalog.close_day(archive, day, segments)
+    catalog.reindex(archive)
     return result
 
 
-def _named_folder(top: Path, run: dict[str, Any] | None, line: str) -> list[str]:
-    """The report folder (`<date>/<name>`, as report_dir spells it) a kept line names, or names a path inside,
-    however it spells it (`..`, `./`, absolute): read from the raw text when the line does not parse."""
-    rel = run.get("report_dir") if run is not None else None
-    if run is None and (found := NAMED.search(line)):
-        with contextlib.suppress(ValueError):
-            rel = json.loads(found.group(1))
+def _named_folder(run: dict[str, Any]) -> list[str]:
+    """The report folder (`<date>/<name>`) a kept run names, or names a path inside, however it spells it (`..`,
+    `./`)."""
+    rel = run.get("report_dir")
     if not isinstance(rel, str) or not rel:
         return []
     if REPORT_DIR.fullmatch(rel):
         return [rel]                       # as the runner writes it: no path arithmetic
-    parts = Path(os.path.relpath(os.path.normpath(top / rel), top)).parts
-    return ["/".join(parts[:2])] if len(parts) >= 2 and parts[0] != ".." else []
+    parts = Path(os.path.normpath(rel)).parts
+    return ["/".join(parts[:2])] if len(parts) >= 2 and parts[0] not in ("..", "/") else []
 
 
-def _owned_elsewhere(folder: Path, run: dict[str, Any]) -> bool:
-    """True when the folder's own verdict.json says it is an incident's run or another run than the line's."""
+def _owned_elsewhere(archive: Archive, rel: str, run: dict[str, Any]) -> bool:
+    """True when the folder's own verdict.json says it is an incident's run or another run than the record's."""
     try:
-        verdict = json.loads((folder / "verdict.json").read_text(encoding="utf-8"))
+        verdict = json.loads(archive.read(f"{rel}/verdict.json"))
     except (OSError, ValueError):
         return False
     if not isinstance(verdict, dict):
@@ -326,33 +280,10 @@ def _owned_elsewhere(folder: Path, run: dict[str, Any]) -> bool:
     return bool(prov.get("incident") or verdict.get("incident")) or (owner is not None and owner != run.get("run_id"))
 
 
-def _parse_many(lines: list[str], chunk: int = 2000) -> Iterator[dict[str, Any] | None]:
-    """Each line parsed (None if it is not a JSON object), a chunk of lines in one json.loads call (a third
-    faster than one call a line); a chunk holding a corrupt line is parsed line by line."""
-    for start in range(0, len(lines), chunk):
-        part = lines[start:start + chunk]
-        try:
-            runs = json.loads("[" + ",".join(part) + "]")
-        except ValueError:
-            runs = None
-        if runs is None or len(runs) != len(part):   # a line holding two values would shift the rest
-            yield from (_parsed(line) for line in part)
-        else:
-            yield from (run if isinstance(run, dict) else None for run in runs)
-
-
-def _parsed(line: str) -> dict[str, Any] | None:
-    try:
-        run = json.loads(line)
-    except ValueError:
-        return None
-    return run if isinstance(run, dict) else None
-
-
-def report_folder(top: Path, run: dict[str, Any]) -> Path | None:
-    """The run's report folder, or None when its report_dir is not exactly `<YYYY-MM-DD>/<HHMMSS>_<name>` (as
-    report.make_run_dir names it) under the output root `top` (resolved) with no symbolic link on the way: a
-    hand-edited catalogue never makes prune or bundle take a day folder, the bundles, or anything outside."""
+def report_folder(where: Archive | Path, run: dict[str, Any]) -> str | None:
+    """The run's report folder (relative to the archive root), or None when its report_dir is not exactly
+    `<YYYY-MM-DD>/<HHMMSS>_<name>` (as report.make_run_dir names it) with, in a local archive, no symbolic link on
+    the way: a hand-edited record never makes prune or bundle take a day folder, the bundles, or anything outside."""
     rel = run.get("report_dir")
     match = REPORT_DIR.fullmatch(rel) if isinstance(rel, str) else None
     if match is None:
@@ -361,8 +292,12 @@ def report_folder(top: Path, run: dict[str, Any]) -> Path | None:
         datetime.strptime(match.group(1), "%Y-%m-%d")
     except ValueError:
         return None
-    folder = top / rel
-    return folder if folder.resolve() == folder else None
+    archive = catalog.at(where)
+    if archive.local is not None:
+        top = archive.local.resolve()
+        if (top / rel).resolve() != top / rel:
+            return None
+    return rel
 
 
 def folder_bytes(folder: Path) -> int:

@@ -40,6 +40,8 @@ from ..errors import UsageError
 from ..printable import show
 from ..records import umask
 from .archive import REPORT_DIR, Filters, report_folder, runs
+from .catalog import at
+from .store import Archive
 
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.hmac"    # {"algorithm": "HMAC-SHA256", "of": "manifest.json", "hmac": hex}
@@ -63,39 +65,42 @@ def bundle_key() -> bytes | None:
     return key.encode()
 
 
-def make_bundle(output_root: Path, incident: str, out: Path | None = None, now: datetime | None = None,
-                key: bytes | None = None) -> tuple[Path, dict[str, Any]]:
+def make_bundle(where: Archive | Path, incident: str, out: Path | None = None, now: datetime | None = None,
+                key: bytes | None = None, local: Path | None = None) -> tuple[Path, dict[str, Any]]:
     """Write the incident's bundle, signed when `key` is given; returns its path and manifest. UsageError when the
     incident has no run or `out` exists (never overwritten; without `out` a new name is found under
-    output/bundles/)."""
+    <local>/bundles/). `where`: the archive (a folder or an S3 prefix); `local`: this host's report root, which
+    holds audit.jsonl and the bundles (default: the archive, when it is a folder)."""
     from .request import INCIDENT
     if not INCIDENT.fullmatch(incident):
         raise UsageError(f"--incident {show(incident)} is not an incident id: 1 to 64 letters, digits, '.', '_' "
                          "or '-' (e.g. INC-1234)")
     now = now or datetime.now(timezone.utc)
-    found = sorted(runs(output_root, Filters(incident=incident)), key=lambda r: str(r.get("started_at", "")))
+    archive = at(where)
+    output_root = local or archive.local or Path.cwd()
+    found = sorted(runs(archive, Filters(incident=incident)), key=lambda r: str(r.get("started_at", "")))
     if not found:
-        known = sorted({r["incident"] for r in runs(output_root, Filters()) if r.get("incident")})[-10:]
-        raise UsageError(f"no run is filed with incident {incident!r} in {output_root / 'runs.jsonl'}; "
+        known = sorted({r["incident"] for r in runs(archive, Filters()) if r.get("incident")})[-10:]
+        raise UsageError(f"no run is filed with incident {incident!r} in {archive.where()}; "
                          f"incidents there: {', '.join(known) or 'none'}")
     if out is not None and (out.exists() or out.is_symlink()):
         raise UsageError(f"{out} exists: a bundle is never overwritten; name a new file with --out")
-    top = output_root.resolve()
     entries: list[tuple[str, Path | bytes]] = []   # (path in the zip, file on disk or content)
     described, missing, taken = [], [], set()
     for run in found:
-        folder = report_folder(top, run)
-        files = _files(folder) if folder is not None and folder.is_dir() else []
+        rel = report_folder(archive, run)
+        files = _report_files(archive, rel) if rel is not None else {}
         if not files:
             missing.append(run.get("report_dir"))
             described.append(_describe(run, None, None))
             continue
-        inside = f"reports/{folder.relative_to(top).as_posix()}"
-        if inside not in taken:        # two lines naming one folder: its files once
+        inside = f"reports/{rel}"
+        if inside not in taken:        # two records naming one folder: its files once
             taken.add(inside)
-            entries += [(f"{inside}/{file.relative_to(folder).as_posix()}", file) for file in files]
-        described.append(_describe(run, _verdict((folder / "verdict.json").read_bytes()
-                                                 if (folder / "verdict.json").is_file() else b""), inside))
+            entries += [(f"{inside}/{name}", file) for name, file in files.items()]
+        verdict = files.get("verdict.json")
+        described.append(_describe(run, _verdict(verdict.read_bytes() if isinstance(verdict, Path) else
+                                                 verdict or b""), inside))
     entries.append(("runs.jsonl", "".join(json.dumps(r) + "\n" for r in found).encode()))
     if audit := _audit_lines(output_root, incident, {r.get("run_id") for r in found}):
         entries.append(("audit.jsonl", audit))
@@ -308,6 +313,20 @@ def _digest(zf: zipfile.ZipFile, name: str) -> str:
         while chunk := fh.read(1 << 20):
             sha.update(chunk)
     return sha.hexdigest()
+
+
+def _report_files(archive: Archive, rel: str) -> dict[str, Path | bytes]:
+    """A report folder's files by their path inside it, sorted: files on disk in a local archive, their bytes read
+    from object storage (none from outside the folder either way)."""
+    if archive.local is not None:
+        folder = archive.local / rel
+        return {f.relative_to(folder).as_posix(): f for f in _files(folder)} if folder.is_dir() else {}
+    base = archive.path(rel)
+    with contextlib.suppress(FileNotFoundError):
+        paths = sorted(p for p in archive.fs.find(base) if p.startswith(base + "/"))
+        data = archive.read_many(p[len(archive.root) + 1:] for p in paths)
+        return {p[len(base) + 1:]: data[p[len(archive.root) + 1:]] for p in paths if p[len(archive.root) + 1:] in data}
+    return {}
 
 
 def _files(folder: Path) -> list[Path]:

@@ -1,123 +1,392 @@
-"""output/runs.jsonl (append-only catalogue of every run), output/index.html (the newest runs, with filters) and
-output/archive/runs-NNNNNN.html (every run, PAGE_SIZE a page, oldest page first).
+"""The archive's catalogue: one immutable record per run, and pages rebuilt from the records, with no lock, so any
+number of hosts file into one archive (a local folder or an S3 prefix: store.Archive) at once.
 
-Filing a run costs the same whatever the history: it appends one line, reads back only the tail of runs.jsonl
-(the index's runs, the current page's), rewrites the index and the one page that changed. A full page is never
-rewritten. output/.catalog.json holds each page's byte offset in runs.jsonl and its date range: the current page
-is whatever follows its offset, so a filer killed between the append and the rest loses nothing (the next filer
-pages that run too), and neither does one whose disk filled up after the append (NotPaged: the run is filed).
-An archive without it (made before pages existed) is paged once, on the next run.
+    catalog/runs/<YYYY-MM-DD>/<HHMMSSffffff>_<run_id>.json   one record per run, by its start (UTC); never rewritten
+    catalog/days/<YYYY-MM-DD>.<count>.jsonl                  a closed day's records in one file (derived: a cache)
+    catalog/index.json                                       the newest INDEX_RUNS records (derived: a cache)
+    index.html                                               those runs, and a link to each closed day's page
+    archive/<YYYY-MM-DD>.html                                every run of a closed day
+
+A run is listed once its record exists, and its record is written only after its whole report folder is in the
+archive (execute.py): no reader sees half a report. Filing costs a bounded number of writes however large the
+archive: the record, index.json and index.html; on the first filing after a day closes (CLOSED_AFTER_DAYS), that
+day's segment and page too (at most 5). Two filers writing the index at once: each re-lists the newest days after
+writing and writes again when a record it did not show appeared meanwhile, so the last index written shows every run
+filed before it. The records are the truth; segments, index.json and the pages can always be rebuilt from them
+(`rebuild`), and a reader merges a segment with its day's records, so a record the segment missed is never lost.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, Template, select_autoescape
 
-from ..records import append_jsonl, read_jsonl, write_atomic
+from .store import Archive, open_archive
 
-PAGE_SIZE = 500   # runs per archive page, and how many the index shows
+RUNS = "catalog/runs"
+DAYS = "catalog/days"
+INDEX_DATA = "catalog/index.json"
+INDEX_RUNS = 500          # runs on index.html
+CLOSED_AFTER_DAYS = 2     # a day is closed (its segment and page written) once this many days have passed
+RECHECKS = 3              # index rewrites when other filers keep filing meanwhile (the next filer finishes it)
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+SEGMENT = re.compile(r"(\d{4}-\d{2}-\d{2})\.(\d+)\.jsonl")
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _templates = Environment(loader=PackageLoader("aias_runbooks.runner", "templates"),
                          autoescape=select_autoescape(["html", "j2"]))
 
 
+def at(where: Archive | Path | str) -> Archive:
+    """The archive for a path or URL (an Archive as it is)."""
+    return where if isinstance(where, Archive) else open_archive(where)
+
+
+# --- filing ----------------------------------------------------------------------------------------------------
+
 class NotPaged(Exception):
-    """The run's line is in runs.jsonl (it is filed), but its archive page or the index could not be rewritten (a
-    full disk); the next run filed pages it with its own. The message is the reason."""
+    """The run's record is written (it is filed), but the index could not be rewritten; the next filing pages it.
+    The message is the reason."""
 
 
-def append_run(output_root: Path, record: dict[str, Any], once: bool = False) -> Path:
-    """File one run: append it to runs.jsonl, then rewrite the index and the archive page it lands on.
-
-    OSError when the line cannot be appended (nothing is: see append_jsonl); NotPaged when the pages cannot be
-    rewritten after it. With `once` a run whose id runs.jsonl already holds is not appended again: for a filing
-    resumed after it was cut short, the one caller that may repeat a run (the search reads the whole catalogue).
-    """
-    with _locked(output_root):
-        if not (once and filed(output_root, record["run_id"])):
-            append_jsonl(output_root / "runs.jsonl", record)
-        try:
-            return _page_tail(output_root)
-        except OSError as exc:
-            raise NotPaged(exc.strerror or str(exc)) from exc
+def file_run(where: Archive | Path, record: dict[str, Any], now: datetime | None = None) -> None:
+    """File one run: write its record (the moment it is listed), then rewrite the index and close a day if one is
+    due. An error writing the record propagates (nothing is filed); NotPaged when only the pages failed.
+    Filing the same run again (a resumed filing) writes the same record again: never a second run."""
+    archive = at(where)
+    archive.write(record_path(record), json.dumps(record).encode("utf-8"))
+    try:
+        _refresh(archive, record, now or datetime.now(timezone.utc))
+    except Exception as exc:  # noqa: BLE001 - OSError locally, botocore's own errors on S3: the run is filed
+        raise NotPaged(getattr(exc, "strerror", None) or str(exc).splitlines()[0] if str(exc) else repr(exc)) from exc
 
 
-def filed(output_root: Path, run_id: str) -> bool:
-    """Whether runs.jsonl holds the run (a line with its id), reading all of it."""
-    path = output_root / "runs.jsonl"
-    if not path.is_file():
-        return False
-    quoted = json.dumps(run_id)
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if quoted in line:   # parsed only when it may be the one
+def record_path(record: dict[str, Any]) -> str:
+    """Where a run's record lives: its start day, then its start time and run id (names sort as runs started)."""
+    started = _started(record)
+    run_id = str(record.get("run_id", ""))
+    if started is None or not RUN_ID.fullmatch(run_id):
+        raise ValueError(f"not a run record: run_id {run_id!r}, started_at {record.get('started_at')!r}")
+    return f"{RUNS}/{started:%Y-%m-%d}/{started:%H%M%S%f}_{run_id}.json"
+
+
+def _started(record: dict[str, Any]) -> datetime | None:
+    text = record.get("started_at")
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
+
+def _refresh(archive: Archive, filed: dict[str, Any] | None, now: datetime) -> None:
+    """index.json and index.html from the cached newest runs plus the records of the open days (not closed yet:
+    normally today, yesterday and the day before); then close a day: the filed run's own, when it landed late in a
+    closed day, else the oldest closed day still without a segment (one per filing, so a backlog costs nothing
+    extra per run)."""
+    segments = closed_days(archive)
+    days = days_filed(archive)
+    late = _day_of(filed) if filed is not None and _day_of(filed) in segments else None
+    open_days = sorted({d for d in days if d not in segments} | set(days[-2:]) | ({late} if late else set()))
+    cached = _cached(archive)
+    seen = _names(archive, open_days)
+    for _ in range(RECHECKS):
+        runs = _merge(archive, _still_filed(archive, cached, days, open_days, seen, segments), seen, filed)
+        closed = sum(n for day, (_, n) in segments.items() if day not in open_days)
+        archive.write(INDEX_DATA, json.dumps({"runs": runs}).encode("utf-8"))
+        write_index(archive, runs, segments, total=closed + len(seen | {_name(filed)} if filed else seen))
+        now_seen, now_segments = _names(archive, open_days), closed_days(archive)
+        if now_seen == seen and now_segments == segments:   # nobody filed or pruned meanwhile: the index is whole
+            break
+        cached, seen, segments, days = runs, now_seen, now_segments, days_filed(archive)
+    if late:
+        close_day(archive, late, segments)
+    else:
+        _close_one(archive, days, segments, now)
+
+
+def _still_filed(archive: Archive, cached: list[dict[str, Any]], days: list[str], open_days: list[str],
+                 seen: set[str], segments: dict[str, tuple[str, int]]) -> list[dict[str, Any]]:
+    """The cached runs whose record is still there (a prune may have removed some since the cache was written): an
+    open day's as listed; a closed day's from its segment again when the cache holds more of that day than the
+    segment counts; none of a day that has no record left."""
+    kept: list[dict[str, Any]] = []
+    by_day: dict[str, list[dict[str, Any]]] = {}
+    for run in cached:
+        by_day.setdefault(_day_of(run), []).append(run)
+    for day, runs in by_day.items():
+        if day not in days:
+            continue
+        if day in open_days:
+            kept += [r for r in runs if _name(r) in seen]
+        elif day in segments and len(runs) > segments[day][1]:
+            kept += list(day_runs(archive, day, segments))
+        else:
+            kept += runs
+    return kept
+
+
+def _day_of(run: dict[str, Any]) -> str:
+    return _name(run).rsplit("/", 2)[-2] if _name(run) else ""
+
+
+def _cached(archive: Archive) -> list[dict[str, Any]]:
+    with contextlib.suppress(FileNotFoundError, ValueError, TypeError, AttributeError):
+        runs = json.loads(archive.read(INDEX_DATA)).get("runs")
+        return [r for r in runs if isinstance(r, dict) and _name(r)] if isinstance(runs, list) else []
+    return []
+
+
+def _names(archive: Archive, days: list[str]) -> set[str]:
+    """The record paths of `days`."""
+    return {f"{RUNS}/{day}/{name}" for day in days for name in archive.names(f"{RUNS}/{day}") if name.endswith(".json")}
+
+
+def _merge(archive: Archive, cached: list[dict[str, Any]], seen: set[str],
+           filed: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The newest INDEX_RUNS runs from the cache, the open days' records not cached (read now, only those new
+    enough to be shown) and the one filed; with no cache (the first filing, or it was lost), the newest runs read."""
+    if not cached:
+        cached = list(runs_newest_first(archive, limit=INDEX_RUNS))
+    known = {_name(r): r for r in cached}
+    if filed is not None:
+        known[_name(filed)] = filed
+    fresh = sorted((p for p in seen if p not in known), key=_sort_key, reverse=True)
+    if len(known) >= INDEX_RUNS:
+        floor = sorted(map(_sort_key, known), reverse=True)[INDEX_RUNS - 1]
+        fresh = [p for p in fresh if _sort_key(p) > floor]
+    for path, data in archive.read_many(fresh[:INDEX_RUNS]).items():
+        with contextlib.suppress(ValueError):
+            if isinstance(run := json.loads(data), dict) and _name(run):
+                known[path] = run
+    return [known[p] for p in sorted(known, key=_sort_key, reverse=True)[:INDEX_RUNS]]
+
+
+def _name(record: dict[str, Any] | None) -> str:
+    try:
+        return record_path(record) if record is not None else ""
+    except ValueError:
+        return ""
+
+
+def _sort_key(path: str) -> str:
+    """A record path's order: its day, then its start time (then run id)."""
+    parts = path.rsplit("/", 2)
+    return f"{parts[-2]}/{parts[-1]}" if len(parts) == 3 else path
+
+
+# --- reading ---------------------------------------------------------------------------------------------------
+
+def days_filed(where: Archive | Path) -> list[str]:
+    """Every day with a record, oldest first."""
+    return [d for d in at(where).names(RUNS) if DAY.fullmatch(d)]
+
+
+def closed_days(archive: Archive) -> dict[str, tuple[str, int]]:
+    """{day: (segment file name, runs in it)} of the closed days (the newest segment of a day, if two)."""
+    found: dict[str, tuple[str, int]] = {}
+    for name in archive.names(DAYS):
+        if match := SEGMENT.fullmatch(name):
+            day, count = match.group(1), int(match.group(2))
+            found[day] = (name, count)   # sorted names: of two for a day (a rewrite under way), either is whole
+    return found
+
+
+def day_runs(where: Archive | Path, day: str, segments: dict[str, tuple[str, int]] | None = None,
+             raw_filter: Callable[[str], bool] | None = None) -> Iterator[dict[str, Any]]:
+    """Every run that started on `day` (UTC), newest first: its segment merged with the day's records (a record the
+    segment missed is read on its own, one the segment holds but that was removed is left out); a day without a
+    segment is read a chunk of records at a time, so a reader wanting the newest few reads only those.
+    `raw_filter(line)` True skips a segment line before it is parsed."""
+    archive = at(where)
+    segments = closed_days(archive) if segments is None else segments
+    names = sorted((n for n in archive.names(f"{RUNS}/{day}") if n.endswith(".json")), reverse=True)
+    held: dict[str, dict[str, Any] | None] = {}
+    if day in segments:
+        with contextlib.suppress(FileNotFoundError):
+            for line in archive.read(f"{DAYS}/{segments[day][0]}").decode("utf-8", "replace").splitlines():
+                name = _line_name(line)
+                if raw_filter is not None and raw_filter(line):
+                    held[name] = None
+                    continue
                 with contextlib.suppress(ValueError):
-                    run = json.loads(line)
-                    if isinstance(run, dict) and run.get("run_id") == run_id:
-                        return True
-    return False
+                    if isinstance(run := json.loads(line), dict):
+                        run.pop("name", None)
+                        held[name] = run
+    for start in range(0, len(names), READ_CHUNK):
+        chunk = names[start:start + READ_CHUNK]
+        read = archive.read_many(f"{RUNS}/{day}/{n}" for n in chunk if n not in held)
+        for name in chunk:
+            if name in held:
+                run = held[name]
+            else:
+                data = read.get(f"{RUNS}/{day}/{name}")
+                run = _parsed(data) if data is not None and not (raw_filter and raw_filter(data.decode(
+                    "utf-8", "replace"))) else None
+            if run is not None:
+                yield run
 
 
-def _page_tail(output_root: Path) -> Path:
-    """Under the lock, after an append: the current page (and any after it) and the index, from runs.jsonl."""
-    state = _state(output_root) or {"pages": []}   # none yet: the whole archive is paged, once
-    current = max(len(state["pages"]) - 1, 0)
-    start = state["pages"][current]["offset"] if state["pages"] else 0
-    _write_pages(output_root, state, current, _runs_from(output_root / "runs.jsonl", start))
-    state["runs"] = _total(state)   # for readers of the file; the pages are what counts
-    write_atomic(output_root / ".catalog.json", json.dumps(state))
-    return write_index(output_root, state)
+READ_CHUNK = 200   # records read at once from a day without a segment
 
 
-def rebuild(output_root: Path) -> Path:
-    """Page the whole of runs.jsonl again and rewrite the index, after runs.jsonl itself was rewritten (`reports
-    prune`): every page, its offsets and the count follow the new file, and pages past the new last one are removed.
-
-    The caller holds `locked(output_root)`, across its rewrite and this, so no run is filed in between.
-    """
-    state: dict[str, Any] = {"pages": []}
-    path = output_root / "runs.jsonl"
-    _write_pages(output_root, state, 0, _runs_from(path, 0) if path.is_file() else [])
-    current = {_page_name(n) for n in range(len(state["pages"]))}
-    for stale in (output_root / "archive").glob("runs-*.html"):
-        if stale.name not in current:
-            stale.unlink(missing_ok=True)
-    state["runs"] = _total(state)
-    write_atomic(output_root / ".catalog.json", json.dumps(state))
-    return write_index(output_root, state)
+def _parsed(data: bytes) -> dict[str, Any] | None:
+    try:
+        run = json.loads(data)
+    except ValueError:
+        return None
+    return run if isinstance(run, dict) else None
 
 
-def read_runs(output_root: Path) -> list[dict[str, Any]]:
-    """Every run ever filed, oldest first (reads the whole catalogue: for reports and tools, not per run)."""
-    return read_jsonl(output_root / "runs.jsonl")
+def _line_name(line: str) -> str:
+    """A segment line's record name, read from its text (a segment line starts with it)."""
+    found = re.match(r'\{"name": "([^"\\]+)"', line)
+    return found.group(1) if found else line
 
 
-def tail_runs(output_root: Path, count: int) -> list[dict[str, Any]]:
-    """The last `count` runs filed, oldest first, reading only the end of runs.jsonl."""
-    path = output_root / "runs.jsonl"
-    if count <= 0 or not path.is_file():
-        return []
-    with open(path, "rb") as fh:
-        end = fh.seek(0, os.SEEK_END)
-        start, chunk = end, b""
-        while start > 0 and chunk.count(b"\n") <= count:
-            start = max(0, start - 65536)
-            fh.seek(start)
-            chunk = fh.read(end - start)
-    lines = chunk.splitlines()[-count:] if start == 0 else chunk.splitlines()[1:][-count:]
-    runs = []
-    for line in lines:
-        with contextlib.suppress(ValueError):    # a torn or corrupt line is skipped, as read_jsonl does
-            runs.append(json.loads(line))
-    return runs
+def runs_newest_first(where: Archive | Path, since: datetime | None = None,
+                      raw_filter: Callable[[str], bool] | None = None, limit: int = 0) -> Iterator[dict[str, Any]]:
+    """Every run (the first `limit`; 0: all), newest first, day by day (a day before `since`'s is never read)."""
+    archive = at(where)
+    segments = closed_days(archive)
+    floor = f"{since.astimezone(timezone.utc):%Y-%m-%d}" if since else ""
+    given = 0
+    for day in reversed(days_filed(archive)):
+        if day < floor:
+            return
+        for run in day_runs(archive, day, segments, raw_filter):
+            yield run
+            given += 1
+            if limit and given >= limit:
+                return
 
+
+def read_runs(where: Archive | Path) -> list[dict[str, Any]]:
+    """Every run ever filed, oldest first (reads the whole catalogue: for tools, not per run)."""
+    return list(reversed(list(runs_newest_first(where))))
+
+
+def tail_runs(where: Archive | Path, count: int) -> list[dict[str, Any]]:
+    """The newest `count` runs, oldest first."""
+    return list(reversed(list(runs_newest_first(where, limit=count)))) if count > 0 else []
+
+
+def count(where: Archive | Path) -> int:
+    """How many runs are filed: the closed days' counts (from their segments' names) plus the open days' records."""
+    archive = at(where)
+    segments = closed_days(archive)
+    return sum(segments[d][1] if d in segments else len(archive.names(f"{RUNS}/{d}"))
+               for d in days_filed(archive))
+
+
+def record(where: Archive | Path, run_id: str) -> dict[str, Any] | None:
+    """One run's record by its id (a runner's id names its start day: that day and the next are read)."""
+    archive = at(where)
+    if not RUN_ID.fullmatch(run_id):
+        return None
+    suffix = f"_{run_id}.json"
+    if match := re.match(r"(\d{4})(\d{2})(\d{2})-", run_id):
+        day = datetime(int(match[1]), int(match[2]), int(match[3]), tzinfo=timezone.utc)
+        candidates = [f"{day:%Y-%m-%d}", f"{day + timedelta(days=1):%Y-%m-%d}", f"{day - timedelta(days=1):%Y-%m-%d}"]
+    else:
+        candidates = list(reversed(days_filed(archive)))
+    for name_day in candidates:
+        for name in archive.names(f"{RUNS}/{name_day}"):
+            if name.endswith(suffix):
+                with contextlib.suppress(FileNotFoundError, ValueError):
+                    return json.loads(archive.read(f"{RUNS}/{name_day}/{name}"))
+    return None
+
+
+def filed(where: Archive | Path, run_id: str) -> bool:
+    return record(where, run_id) is not None
+
+
+LOOK_BACK_DAYS = 35   # how far back a schedule entry's previous run is looked for
+
+
+def previous(where: Archive | Path, entry: str, run_id: str) -> dict[str, Any] | None:
+    """The newest run of schedule entry `entry` other than `run_id` that started before it (None when there is none
+    in the last LOOK_BACK_DAYS): the status a change is judged against, read from the shared catalogue."""
+    archive = at(where)
+    this = record(archive, run_id)
+    before = this.get("started_at") if this else None
+    since = datetime.now(timezone.utc) - timedelta(days=LOOK_BACK_DAYS)
+    quoted = json.dumps(entry)
+    for run in runs_newest_first(archive, since, raw_filter=lambda line: quoted not in line):
+        if run.get("entry") == entry and run.get("run_id") != run_id and \
+                (before is None or str(run.get("started_at", "")) < str(before)):
+            return run
+    return None
+
+
+# --- closing days, rebuilding ----------------------------------------------------------------------------------
+
+def _close_one(archive: Archive, days: list[str], segments: dict[str, tuple[str, int]], now: datetime) -> None:
+    """Write the segment and page of the oldest closed day that has none."""
+    last_closed = f"{now - timedelta(days=CLOSED_AFTER_DAYS):%Y-%m-%d}"
+    for day in days:
+        if day > last_closed:
+            return
+        if day not in segments:
+            close_day(archive, day, segments)
+            return
+
+
+def close_day(where: Archive | Path, day: str, segments: dict[str, tuple[str, int]] | None = None) -> None:
+    """(Re)write `day`'s segment and page from its records (and its old segment), and remove an older segment;
+    a day with no run left loses both."""
+    archive = at(where)
+    segments = closed_days(archive) if segments is None else segments
+    runs = list(reversed(list(day_runs(archive, day, segments))))
+    old = segments.get(day)
+    if not runs:
+        archive.remove([f"{DAYS}/{old[0]}"] if old else [])
+        archive.remove([f"archive/{day}.html"])
+        segments.pop(day, None)
+        return
+    lines = "".join(json.dumps({"name": _name(r).rsplit("/", 1)[-1]} | r) + "\n" for r in runs)
+    name = f"{day}.{len(runs)}.jsonl"
+    archive.write(f"{DAYS}/{name}", lines.encode("utf-8"))
+    if old and old[0] != name:
+        archive.remove([f"{DAYS}/{old[0]}"])
+    segments[day] = (name, len(runs))
+    title = f"aias-runbooks reports of {day} (UTC)"
+    archive.write(f"archive/{day}.html", index_template().render(
+        runs=[_shown(r) for r in reversed(runs)], total=len(runs), pages=[], base="../", title=title).encode())
+
+
+def rebuild(where: Archive | Path, now: datetime | None = None) -> None:
+    """Every closed day's segment and page, index.json and index.html again, from the records alone (after a prune,
+    or to repair a catalogue by hand)."""
+    archive = at(where)
+    now = now or datetime.now(timezone.utc)
+    segments = closed_days(archive)
+    days = days_filed(archive)
+    last_closed = f"{now - timedelta(days=CLOSED_AFTER_DAYS):%Y-%m-%d}"
+    for day in sorted(set(segments) | {d for d in days if d <= last_closed}):
+        close_day(archive, day, segments)
+    reindex(archive, segments)
+
+
+def reindex(where: Archive | Path, segments: dict[str, tuple[str, int]] | None = None) -> None:
+    """index.json and index.html again from the newest records (after records were removed)."""
+    archive = at(where)
+    runs = list(runs_newest_first(archive, limit=INDEX_RUNS))
+    archive.write(INDEX_DATA, json.dumps({"runs": runs}).encode("utf-8"))
+    write_index(archive, runs, segments)
+
+
+# --- pages -----------------------------------------------------------------------------------------------------
 
 def index_template() -> Template:
     """The index page's template, compiled once per process (~15 ms; the runner compiles it while the kernel
@@ -125,71 +394,51 @@ def index_template() -> Template:
     return _templates.get_template("index.html.j2")
 
 
-def write_index(output_root: Path, state: dict[str, Any] | None = None) -> Path:
-    """output/index.html: the newest PAGE_SIZE runs, newest first, and the archive's pages."""
-    state = state or _state(output_root) or {"pages": []}
-    runs = sorted(tail_runs(output_root, PAGE_SIZE), key=lambda r: r.get("started_at", ""), reverse=True)
-    pages = [{"href": f"archive/{_page_name(n)}", "n": n + 1} | page for n, page in enumerate(state["pages"])]
-    index = output_root / "index.html"
-    write_atomic(index, index_template().render(
-        runs=runs, total=_total(state), pages=list(reversed(pages)), base="", title="aias-runbooks reports"))
-    return index
+def write_index(where: Archive | Path, runs: list[dict[str, Any]] | None = None,
+                segments: dict[str, tuple[str, int]] | None = None, total: int | None = None) -> str:
+    """index.html: the newest runs (`runs`, newest first; else read), and a link to each closed day's page."""
+    archive = at(where)
+    segments = closed_days(archive) if segments is None else segments
+    runs = list(reversed(tail_runs(archive, INDEX_RUNS))) if runs is None else runs
+    pages = [{"href": f"archive/{day}.html", "first": day, "last": day, "runs": n}
+             for day, (_, n) in sorted(segments.items(), reverse=True)]
+    total = max(len(runs), count(archive) if total is None else total)
+    archive.write("index.html", index_template().render(
+        runs=[_shown(r) for r in runs], total=total, pages=pages, base="",
+        title="aias-runbooks reports").encode("utf-8"))
+    return archive.where("index.html")
 
 
-def _runs_from(path: Path, offset: int) -> list[tuple[int, dict[str, Any]]]:
-    """(byte offset, run) of each line of runs.jsonl from `offset` on; a torn or corrupt line is skipped."""
-    found = []
-    with open(path, "rb") as fh:
-        fh.seek(offset)
+def _shown(run: dict[str, Any]) -> dict[str, Any]:
+    """A record as a page shows it: its fields as text (a record from elsewhere may hold anything)."""
+    return {k: v if isinstance(v, (str, int, float, type(None))) else str(v) for k, v in run.items()}
+
+
+# --- archives from before records ------------------------------------------------------------------------------
+
+LEGACY = "runs.jsonl"
+
+
+def upgrade(where: Archive | Path) -> int:
+    """An archive from before records (one runs.jsonl): each of its runs becomes a record, then runs.jsonl is
+    renamed runs.jsonl.imported and the old pages removed; the number imported. Safe to run twice or at once on
+    two hosts (a record's path and content follow from its run)."""
+    archive = at(where)
+    if archive.local is None or not (archive.local / LEGACY).is_file():
+        return 0
+    imported = 0
+    with open(archive.local / LEGACY, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             with contextlib.suppress(ValueError):
-                found.append((offset, json.loads(line)))
-            offset += len(line)
-    return found
-
-
-def _write_pages(output_root: Path, state: dict[str, Any], first: int, runs: list[tuple[int, dict]]) -> None:
-    """Pages first.. from `runs` (those pages' runs with their offsets, oldest first), recorded in state."""
-    folder = output_root / "archive"
-    folder.mkdir(exist_ok=True)
-    del state["pages"][first:]
-    for start in range(0, len(runs), PAGE_SIZE):
-        chunk = [run for _, run in runs[start:start + PAGE_SIZE]]
-        page = {"offset": runs[start][0], "first": chunk[0].get("started_at", ""),
-                "last": chunk[-1].get("started_at", ""), "runs": len(chunk)}
-        state["pages"].append(page)
-        n = len(state["pages"]) - 1
-        title = f"aias-runbooks reports, page {n + 1}: {page['first'][:10]} to {page['last'][:10]}"
-        write_atomic(folder / _page_name(n), index_template().render(
-            runs=list(reversed(chunk)), total=_total(state), pages=[], base="../", title=title))
-
-
-def _total(state: dict[str, Any]) -> int:
-    return sum(page["runs"] for page in state["pages"])
-
-
-def _page_name(n: int) -> str:
-    return f"runs-{n + 1:06d}.html"
-
-
-def _state(output_root: Path) -> dict[str, Any] | None:
-    try:
-        state = json.loads((output_root / ".catalog.json").read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    return state if all("offset" in page for page in state.get("pages", [])) else None
-
-
-def locked(output_root: Path) -> contextlib.AbstractContextManager[None]:
-    """The catalogue's lock, for a tool that rewrites runs.jsonl (`reports prune`): no run is filed meanwhile.
-    Not re-entrant: inside it call `rebuild`, never `append_run`."""
-    return _locked(output_root)
-
-
-@contextlib.contextmanager
-def _locked(output_root: Path) -> Iterator[None]:
-    """One filer at a time (scheduled runs finish together): the count and the pages stay consistent."""
-    output_root.mkdir(parents=True, exist_ok=True)
-    with open(output_root / ".catalog.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
+                run = json.loads(line)
+                if isinstance(run, dict) and _name(run):
+                    archive.write(record_path(run), json.dumps(run).encode("utf-8"))
+                    imported += 1
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(archive.local / LEGACY, archive.local / f"{LEGACY}.imported")
+    for stale in (archive.local / "archive").glob("runs-*.html"):
+        stale.unlink(missing_ok=True)
+    (archive.local / ".catalog.json").unlink(missing_ok=True)
+    (archive.local / ".catalog.lock").unlink(missing_ok=True)
+    rebuild(archive)
+    return imported

@@ -23,18 +23,20 @@ from ..errors import OutputError
 from ..findings import Verdict
 from ..records import write_atomic
 from ..settings import Environment, load_environment
-from . import kernel, workspace
+from . import kernel, store, workspace
 from .parameterize import ENV_PARAM
 from .redact import redact_folder, redact_text, secret_values
 from .request import INCIDENT, RunRequest, prepare  # noqa: F401 - checked in request.py, re-exported
+from .store import Archive, archive_secrets, open_archive
 
 
 @dataclass
 class RunResult:
-    folder: Path
+    where: str                   # the report folder as people reach it: a local path, or an s3:// URL
     verdict: Verdict
     redactions: int
     record: dict[str, Any]
+    filed_verdict: dict[str, Any]   # verdict.json as filed (redacted)
     interrupted: bool = False
     problem: str | None = None   # what went wrong filing it (a full disk), for one line on stderr
 
@@ -52,6 +54,9 @@ def execute(request: RunRequest, cell_timeout: int = 300, progress: bool | None 
     result.problem says so too. OutputError when the archive cannot be written.
     """
     root = request.output   # absolute (prepare): the kernel, and papermill while it runs, work in notebooks/
+    if (root / "runs.jsonl").is_file():   # an archive from before records: its runs become records, once
+        from .catalog import upgrade
+        upgrade(root)
     finish_orphans(root)
     slug, env = request.info.slug, request.profile.name
     started = datetime.now(timezone.utc)
@@ -59,12 +64,14 @@ def execute(request: RunRequest, cell_timeout: int = 300, progress: bool | None 
     effective = {n: p.default for n, p in request.info.parameters.items()} | request.parameters | {ENV_PARAM: env}
     space = workspace.create(root, run_id, {
         "run_id": run_id, "runbook": slug, "env": env, "incident": request.incident, "operator": request.operator,
-        "started_at": started.isoformat(), "parameters": effective, "input": str(request.info.path)})
+        "started_at": started.isoformat(), "parameters": effective, "input": str(request.info.path),
+        "archive": request.archive, "entry": request.entry})
     secrets_in_use = _secrets(request.profile)
     error = None
     logging.getLogger("papermill").setLevel(logging.WARNING)
     with stop_signals() as stopped:
         with _kernel_env(AIAS_RUN_ID=run_id, AIAS_INCIDENT=request.incident, AIAS_OUTPUT_DIR=str(root),
+                         AIAS_ARCHIVE=request.archive,
                          AIAS_FINDINGS_JOURNAL=str(space.journal), AIAS_CELL_TIMEOUT_S=str(cell_timeout)), \
                 kernel.config(space) as config, \
                 _runner_log(space.log):
@@ -149,7 +156,7 @@ def finish(root: Path, space: workspace.Workspace, secrets_in_use: list[str], er
     started = datetime.fromisoformat(meta["started_at"])
     import nbformat  # here, not at the top: the run's kernel is started before the runner imports it
 
-    from .report import displays_verdict, make_run_dir, provenance, read_verdict, write_report
+    from .report import displays_verdict, provenance, read_verdict, write_report
     try:
         source = space.notebook if space.notebook.is_file() else Path(meta["input"])
         nb = nbformat.read(source, as_version=4)
@@ -162,28 +169,62 @@ def finish(root: Path, space: workspace.Workspace, secrets_in_use: list[str], er
         staged.mkdir(mode=paths.REPORT_MODE, exist_ok=True)
         write_report(staged, nb, verdict, prov)
         redactions = _scan(staged, secrets_in_use, space.redactions() + quoted)
-        folder = make_run_dir(root, started, slug, env, meta["incident"])
+        archive = _archive(root, meta)
+        rel = _report_dir(archive, started, slug, env, meta["incident"], run_id)
         record = {"run_id": run_id, "runbook": slug, "env": env, "incident": meta["incident"],
                   "status": verdict.status.value, "exit_code": verdict.status.exit_code, "summary": verdict.summary,
                   "top_finding": verdict.top.code if verdict.top else None, "started_at": prov["started_at"],
-                  "finished_at": prov["finished_at"], "duration_s": prov["duration_s"],
-                  "report_dir": folder.relative_to(root).as_posix(), "redactions": redactions, "error": error}
+                  "finished_at": prov["finished_at"], "duration_s": prov["duration_s"], "report_dir": rel,
+                  "redactions": redactions, "error": error, "entry": meta.get("entry"), "host": prov["host"]}
         cleaned, leaked = redact_text(json.dumps(record), secret_values(secrets_in_use))   # errors may quote one
         record = json.loads(cleaned) | {"redactions": redactions + leaked}
-        _move(space, staged, folder, record)
+        filed_verdict = _read_json(staged / "verdict.json")
+        _deliver(archive, space, staged, record)
     except OSError as exc:
         space.release()
         raise OutputError(f"could not write the report under {root}: {exc.strerror or exc}; the partial run is "
                           f"kept in {space.path} and the next run files it") from None
-    problem = _file(root, space, record)
-    return RunResult(folder, verdict, redactions, record, problem=problem)
+    problem = _file(archive, space, record)
+    return RunResult(archive.where(record["report_dir"]), verdict, redactions, record, filed_verdict,
+                     problem=problem)
 
 
-def _move(space: workspace.Workspace, staged: Path, folder: Path, record: dict[str, Any]) -> None:
-    """The record kept in the workspace, then the report moved onto its new, empty folder in one step (readers
-    never see half a report); on a failure neither is left behind."""
+def _archive(root: Path, meta: dict[str, Any]) -> Archive:
+    """Where the run is filed: the archive its request named (kept in its workspace), else the report root."""
+    location = meta.get("archive")
+    if not location:
+        return open_archive(root)
+    return open_archive(location, archive_secrets(load_environment(meta["env"])))
+
+
+def _report_dir(archive: Archive, started: datetime, slug: str, env: str, incident: str | None,
+                run_id: str) -> str:
+    """The run's new report folder, relative to the archive. A local one is made here (never reused: a suffix if
+    the second is taken); in object storage, where other hosts file too, the name carries the run id's random
+    part as well, and is made by the upload."""
+    if archive.local is not None:
+        from .report import make_run_dir
+        return make_run_dir(archive.local, started, slug, env, incident).relative_to(archive.local).as_posix()
+    base = "_".join(filter(None, [started.strftime("%H%M%S"), slug, env, incident])) + f"-{run_id[-4:]}"
+    day = started.strftime("%Y-%m-%d")
+    taken = set(archive.names(day))
+    name = next(f"{base}{'' if n == 1 else f'-{n}'}" for n in range(1, 1000) if
+                f"{base}{'' if n == 1 else f'-{n}'}" not in taken)
+    return f"{day}/{name}"
+
+
+def _deliver(archive: Archive, space: workspace.Workspace, staged: Path, record: dict[str, Any]) -> None:
+    """The record kept in the workspace, then the whole report put in the archive: moved onto its new, empty
+    folder in one step locally, uploaded to object storage (where it is listed only once its record is written,
+    after every file is there). On a failure the record is dropped again locally; a failed upload keeps both in the
+    workspace for the next run, and says where the complete report is."""
+    write_atomic(space.filing, json.dumps(record))
+    rel = record["report_dir"]
+    if archive.local is None:
+        _upload(archive, staged, rel)
+        return
+    folder = archive.local / rel
     try:
-        write_atomic(space.filing, json.dumps(record))
         os.replace(staged, folder)
     except OSError:
         space.filing.unlink(missing_ok=True)
@@ -192,25 +233,37 @@ def _move(space: workspace.Workspace, staged: Path, folder: Path, record: dict[s
         raise
 
 
-def _file(root: Path, space: workspace.Workspace, record: dict[str, Any], once: bool = False) -> str | None:
-    """List the moved report in the catalogue (and its index and archive page), then remove the workspace.
-
-    OutputError, the workspace kept for the next run, when the line cannot be appended. Once it is, the run is
-    filed: a page or index that cannot be rewritten after that is returned as a problem (the next run pages the
-    run with its own), and the workspace is removed all the same, so nothing files it again. `once`: resuming a
-    filing cut short, the run is appended only if runs.jsonl does not hold its id yet.
-    """
-    from .catalog import NotPaged, append_run
+def _upload(archive: Archive, staged: Path, rel: str) -> None:
+    """Every file of the report to the archive; OutputError naming where the complete report stays."""
     try:
-        append_run(root, record, once=once)
+        archive.put_folder(staged, rel)
+    except Exception as exc:  # noqa: BLE001 - botocore, aiohttp and fsspec raise their own
+        raise UploadFailed(f"could not upload the report to {archive.where(rel)}: {store.reason(exc)}; the "
+                           f"complete report is kept in {staged}, and the next run uploads and lists it") from None
+
+
+class UploadFailed(OutputError):
+    """The report is complete and scanned in the workspace, but object storage would not take it."""
+
+
+def _file(archive: Archive, space: workspace.Workspace, record: dict[str, Any]) -> str | None:
+    """List the delivered report in the catalogue (its record, then the index), then remove the workspace.
+
+    OutputError, the workspace kept for the next run, when the record cannot be written. Once it is, the run is
+    filed: an index that cannot be rewritten after that is returned as a problem (the next run pages the run with
+    its own), and the workspace is removed all the same. Filing again a run cut short writes the same record.
+    """
+    from .catalog import NotPaged, file_run
+    try:
+        file_run(archive, record)
     except NotPaged as exc:
         space.remove()
-        return f"the run is filed, but the archive's index under {root} could not be updated: {exc}; the next run " \
-               "updates it"
-    except OSError as exc:
+        return f"the run is filed, but the archive's index in {archive.where()} could not be updated: {exc}; the " \
+               "next run updates it"
+    except Exception as exc:  # noqa: BLE001 - OSError locally, botocore's own errors on S3
         space.release()
-        raise OutputError(f"could not list the run in {root / 'runs.jsonl'}: {exc.strerror or exc}; its report is "
-                          f"in {root / record['report_dir']}, and the next run lists it") from None
+        raise OutputError(f"could not list the run in {archive.where()}: {store.reason(exc)}; its report is in "
+                          f"{archive.where(record['report_dir'])}, and the next run lists it") from None
     space.remove()
     return None
 
@@ -239,14 +292,26 @@ def _meta(space: workspace.Workspace) -> dict[str, Any] | None:
 
 
 def _resume(root: Path, space: workspace.Workspace) -> None:
-    """Complete a filing cut short after its record was kept: the report moved into the archive if it is still
-    staged, then listed once (by run id: it may have been appended already), and the workspace removed."""
+    """Complete a filing cut short after its record was kept: the report delivered if it is still staged (moved,
+    or uploaded again whole), then listed (the same record again, if it was), and the workspace removed."""
     record = json.loads(space.filing.read_text(encoding="utf-8"))
-    staged, folder = space.path / "report", root / record["report_dir"]
-    if staged.is_dir():
+    archive = _archive(root, _meta(space) or {})
+    staged = space.path / "report"
+    if staged.is_dir() and archive.local is None:
+        _upload(archive, staged, record["report_dir"])
+    elif staged.is_dir():
+        folder = archive.local / record["report_dir"]
         folder.mkdir(mode=paths.REPORT_MODE, parents=True, exist_ok=True)
         os.replace(staged, folder)
-    _file(root, space, record, once=True)
+    _file(archive, space, record)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _secrets(profile: Environment) -> list[str]:

@@ -43,11 +43,13 @@ class RunRequest:
     incident: str | None
     output: Path
     operator: str | None = None
+    archive: str | None = None   # where the report is filed (a folder or s3://bucket/prefix); None: `output`
+    entry: str | None = None     # the schedule entry the run stands for (its record's `entry`)
 
 
 def prepare(slug: str, env: str = "sandbox", params: dict[str, Any] | None = None,
             incident: str | None = None, operator: str | None = None, output: Path | None = None,
-            make_root: bool = True) -> RunRequest:
+            make_root: bool = True, archive: str | None = None, entry: str | None = None) -> RunRequest:
     """Check runbook, environment, parameters, incident id, operator and report folder; UsageError (or
     OutputError) on the first problem. Input is checked before the target is consulted (is the sandbox up?),
     and the report folder is created last, so refused input writes nothing (a caller checking several requests
@@ -59,6 +61,10 @@ def prepare(slug: str, env: str = "sandbox", params: dict[str, Any] | None = Non
     `params` values are -p strings or FileValues from a -f file. --operator and an `operator` parameter are one
     value: either fills the runbook's `operator` parameter and the report's operator; both, differing, is an
     error. apply=true without an operator is refused here, before anything runs.
+
+    The archive (`archive`, else the profile's `archive:`, else the report root) is checked right after the report
+    root: an unreachable or unauthorised bucket is one line before any kernel starts. `entry`: the schedule entry
+    the run stands for, recorded with it.
     """
     info = load_runbook(slug)
     if ENV_PARAM not in info.parameters:
@@ -84,10 +90,18 @@ def prepare(slug: str, env: str = "sandbox", params: dict[str, Any] | None = Non
     profile = load_environment(env)
     root = output_root(output)
     check_output_root(root)
+    if entry is not None and not INCIDENT.fullmatch(entry):
+        raise UsageError(f"--entry {show(entry)} is not a schedule entry name; valid: 1 to 64 letters, digits, '.', "
+                         "'_' or '-'")
+    location = archive or profile.archive
+    if location is not None:
+        from .store import archive_secrets, open_archive
+        open_archive(location, archive_secrets(profile)).check()
     profile.check_ready()
     if make_root:
         make_output_root(root)
-    return RunRequest(info, profile, checked, incident, root, who if who and who.strip() else None)
+    return RunRequest(info, profile, checked, incident, root, who if who and who.strip() else None,
+                      str(location) if location is not None else None, entry)
 
 
 def _operator(info: RunbookInfo, named: Any, flag: str | None) -> str | None:

@@ -37,6 +37,8 @@ class Job:
     env: str = "sandbox"
     parameters: dict[str, Any] = field(default_factory=dict)
     incident: str | None = None
+    archive: str | None = None   # --archive: where the report is filed (a folder or s3://bucket/prefix)
+    entry: str | None = None     # --entry: the schedule entry the run stands for
 
 
 @dataclass
@@ -46,7 +48,7 @@ class Outcome:
     status: str
     summary: str
     top_finding: str | None = None
-    report: Path | None = None
+    report: str | None = None    # report.html: a local path, or an s3:// URL
     stderr: str = ""
     seconds: float = 0.0
 
@@ -68,6 +70,10 @@ def command(job: Job, output: Path | None) -> list[str]:
         args += ["-p", f"{name}={text}"]
     if job.incident:
         args += ["--incident", job.incident]
+    if job.archive:
+        args += ["--archive", job.archive]
+    if job.entry:
+        args += ["--entry", job.entry]
     if output is not None:
         args += ["--output", str(output)]
     return args
@@ -123,7 +129,7 @@ def _outcome(job: Job, code: int, stdout: str, stderr: str, seconds: float) -> O
     """What the child said: its summary line (without the performance data `run` prints after " | "), report
     folder and the top finding from its verdict.json."""
     lines = [line for line in stdout.splitlines() if line.strip()]
-    report = next((Path(line.split("report: ", 1)[1].strip()) for line in lines if "report: " in line), None)
+    report = next((line.split("report: ", 1)[1].strip() for line in lines if "report: " in line), None)
     errors = [line for line in stderr.splitlines() if line.strip()]
     summary = lines[0].split(" | ", 1)[0] if lines and report is not None else \
         (errors[-1] if errors else f"exit code {code}")

@@ -41,7 +41,6 @@ from .audit import FOLDER, Audit
 
 RUNNING = "running"
 STATE = "state"
-LOOK_BACK = 500          # catalogue lines searched for a run just filed (runs end at most max_running at a time)
 ORPHAN_WAIT_S = 10.0     # how long a killed serve's runner may take to die, so its workspace is free to file
 
 
@@ -264,8 +263,8 @@ class Runs:
 
 
 def filed_record(output: Path, run_id: str) -> dict[str, Any] | None:
-    """The run's catalogue record, from the end of runs.jsonl; None when it was not filed."""
-    return next((r for r in reversed(catalog.tail_runs(output, LOOK_BACK)) if r.get("run_id") == run_id), None)
+    """The run's catalogue record; None when it was not filed."""
+    return catalog.record(output, run_id)
 
 
 def _read(path: Path) -> dict[str, Any]:

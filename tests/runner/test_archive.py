@@ -1,7 +1,7 @@
-"""The archive commands: `reports` filters, `reports prune` retention (incident runs are never deleted; runs.jsonl,
-index.html and the archive pages agree afterwards), `bundle --incident` and `bundle --verify`.
+"""The archive commands: `reports` filters, `reports prune` retention (incident runs are never deleted; the records,
+index.html and the day pages agree afterwards), `bundle --incident` and `bundle --verify`.
 
-Archives are made up: report folders made with the runner's own make_run_dir and filed with catalog.append_run,
+Archives are made up: report folders made with the runner's own make_run_dir and filed with catalog.file_run,
 records shaped as execute.finish writes them; one test files real runs on the sandbox."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def _file(root: Path, n: int, days_ago: float, runbook: str = "health-check", st
               "exit_code": exit_code, "summary": f"{status}: made up", "top_finding": None,
               "started_at": started.isoformat(), "finished_at": started.isoformat(), "duration_s": 1.0,
               "report_dir": folder.relative_to(root).as_posix(), "redactions": 0, "error": None}
-    catalog.append_run(root, record)
+    catalog.file_run(root, record)
     return record
 
 
@@ -100,14 +100,14 @@ def test_reports_limit_shows_the_newest_and_says_how_many_matched(archive_root):
     assert "3 of 12 run(s), newest first" in result.stdout
 
 
-def test_a_corrupt_or_torn_line_is_skipped_not_counted(archive_root):
+def test_a_corrupt_record_or_a_killed_write_is_never_listed(archive_root):
     root, runs = archive_root
-    with open(root / "runs.jsonl", "a") as fh:
-        fh.write("not json at all\n\n")
-        fh.write('{"run_id": "torn", "runbook": "health-ch')
+    day = root / catalog.RUNS / f"{NOW:%Y-%m-%d}"
+    (day / "000001000000_corrupt-0001.json").write_text("not json at all\n")
+    (day / ".000002000000_torn-0002.json.abc.tmp").write_text('{"run_id": "torn", "runbook": "health-ch')
     assert _listed(root) == _expect(runs, lambda r: True)
-    result = cli("reports", "--output", str(root), "--limit", "3")
-    assert "3 of 12 run(s)" in result.stdout, result.stdout
+    result = cli("reports", "--output", str(root), "--limit", "3", "--status", "OK")
+    assert f"3 of {len(_expect(runs, lambda r: r['status'] == 'OK'))} run(s)" in result.stdout, result.stdout
 
 
 @pytest.mark.parametrize(("args", "names"), [
@@ -131,18 +131,19 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 
 def _catalogue_agrees(root: Path) -> list[dict]:
-    """runs.jsonl, index.html, the archive pages and .catalog.json tell the same story; returns the runs."""
+    """The records, index.html and the closed days' pages and segments tell the same story; returns the runs."""
     lines = catalog.read_runs(root)
-    dirs = sorted(r["report_dir"] for r in lines)
     index = re.findall(r'href="([0-9-]+/[^"/]+)/report.html"', (root / "index.html").read_text())
-    newest = sorted(lines[-catalog.PAGE_SIZE:], key=lambda r: r["started_at"], reverse=True)   # the last filed
+    newest = sorted(lines, key=lambda r: r["started_at"], reverse=True)[:catalog.INDEX_RUNS]
     assert index == [r["report_dir"] for r in newest]
-    paged = [d for p in sorted((root / "archive").glob("runs-*.html"))
+    closed = f"{NOW - timedelta(days=catalog.CLOSED_AFTER_DAYS):%Y-%m-%d}"
+    paged = [d for p in sorted((root / "archive").glob("*.html"))
              for d in re.findall(r'href="\.\./([0-9-]+/[^"/]+)/report.html"', p.read_text())]
-    assert sorted(paged) == dirs, "every run on exactly one archive page"
-    assert json.loads((root / ".catalog.json").read_text())["runs"] == len(lines)
+    assert sorted(paged) == sorted(r["report_dir"] for r in lines if r["started_at"][:10] <= closed), \
+        "every run of a closed day on its day's page, and no other"
+    assert sum(int(p.name.split(".")[1]) for p in (root / catalog.DAYS).glob("*.jsonl")) == len(paged)
     assert f"of {len(lines)} run(s)" in (root / "index.html").read_text()
-    assert all((root / d / "verdict.json").is_file() for d in dirs), "every line's report is still there"
+    assert all((root / r["report_dir"] / "verdict.json").is_file() for r in lines), "every run's report is there"
     return lines
 
 
@@ -163,16 +164,19 @@ def test_prune_keeps_incident_runs_and_removes_the_rest_older_than_n_days(archiv
     assert all((root / r["report_dir"] / "report.html").is_file() for r in kept_incident)
 
 
-def test_prune_over_several_pages_leaves_no_stale_page(tmp_path, monkeypatch):
-    monkeypatch.setattr(catalog, "PAGE_SIZE", 5)
+def test_prune_over_several_days_leaves_no_stale_page(tmp_path, monkeypatch):
+    monkeypatch.setattr(catalog, "INDEX_RUNS", 5)
     root = tmp_path / "output"
     for n in range(23):
         _file(root, n, days_ago=20 - n * 0.5 if n < 18 else 1, incident="INC-1" if n == 2 else None)
-    assert len(list((root / "archive").glob("runs-*.html"))) == 5
+    catalog.rebuild(root)   # every closed day paged (a filing closes one at a time)
+    pages = len(list((root / "archive").glob("*.html")))
+    assert pages >= 8
     pruned = archive.prune(root, keep_days=7)
     assert len(pruned.removed) == 17 and pruned.kept_for_incidents == 1 and pruned.remaining == 6
     assert pruned.bytes > 0
-    assert len(list((root / "archive").glob("runs-*.html"))) == 2
+    incident_day = next(r for r in catalog.read_runs(root) if r["incident"])["started_at"][:10]
+    assert [p.stem for p in (root / "archive").glob("*.html")] == [incident_day], "only the incident run's day"
     _catalogue_agrees(root)
     _file(root, 99, days_ago=0)   # the next run is filed on the rebuilt pages
     assert len(_catalogue_agrees(root)) == 7
@@ -211,6 +215,15 @@ def test_runs_filed_during_a_prune_are_never_lost(tmp_path):
     assert len(pruned.removed) == 40
     lines = _catalogue_agrees(root)
     assert len(lines) == 45 and not {r["run_id"] for r in old} & {r["run_id"] for r in lines}
+
+
+def _hand_edit(root: Path, record: dict, report_dir: str) -> None:
+    """Rewrite a run's record, and its day's segment if the day is closed, with another report_dir, as someone with
+    write access to the archive could."""
+    path = root / catalog.record_path(record)
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"report_dir": report_dir}))
+    for segment in (root / catalog.DAYS).glob(f"{record['started_at'][:10]}.*.jsonl"):
+        segment.write_text(segment.read_text().replace(json.dumps(record["report_dir"]), json.dumps(report_dir)))
 
 
 def _bundle(root: Path, *args: str, key: str | None = None):
@@ -389,9 +402,7 @@ def test_a_hand_edited_report_dir_never_leads_prune_or_bundle_out_of_the_archive
     (root / "2026-01-01").mkdir(parents=True)
     (root / "2026-01-01" / "link").symlink_to(outside)
     for n, rel in enumerate(["../precious", str(outside), "2026-01-01/link"]):
-        record = _file(root, 200 + n, days_ago=60, incident="INC-9" if n == 2 else None)
-        lines = (root / "runs.jsonl").read_text().replace(json.dumps(record["report_dir"]), json.dumps(rel))
-        (root / "runs.jsonl").write_text(lines)
+        _hand_edit(root, _file(root, 200 + n, days_ago=60, incident="INC-9" if n == 2 else None), rel)
     pruned = archive.prune(root, keep_days=7)
     assert len(pruned.removed) == 2 and pruned.refused == 2 and not pruned.missing_folders
     assert (outside / "keep.txt").read_text() == "not the archive's"
@@ -417,8 +428,7 @@ def test_prune_deletes_only_report_folders_no_retained_line_or_incident_still_na
     for n, report_dir in enumerate(hostile):
         record = _file(root, 300 + n, days_ago=60)
         shutil.rmtree(root / record["report_dir"])        # its own folder: gone, as after an earlier prune
-        lines = (root / "runs.jsonl").read_text().replace(json.dumps(record["report_dir"]), json.dumps(report_dir))
-        (root / "runs.jsonl").write_text(lines)
+        _hand_edit(root, record, report_dir)
     before = _snapshot(root)
     result = cli("reports", "prune", "--keep-days", "7", "--output", str(root))
     assert result.returncode == 0, result.stderr
@@ -427,7 +437,7 @@ def test_prune_deletes_only_report_folders_no_retained_line_or_incident_still_na
     for kept in [*incident, *(r for r in runs.values() if r["incident"]), recent]:
         folder = root / kept["report_dir"]
         assert all((folder / name).is_file() for name in ("verdict.json", "notebook.ipynb", "report.html")), kept
-    assert f"{len(hostile)} line(s) removed but their report_dir left alone" in result.stdout, result.stdout
+    assert f"{len(hostile)} record(s) removed but their report_dir left alone" in result.stdout, result.stdout
 
 
 KEY = "operator-key-0123456789abcdef"

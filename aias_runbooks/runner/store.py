@@ -1,0 +1,174 @@
+"""Where reports and their catalogue are kept: a local folder or object storage (`s3://bucket/prefix`), one layout
+and one code path for both, through fsspec (s3fs for S3).
+
+A run always executes, and is redacted, in the private local workspace (workspace.py); the archive only ever
+receives a complete, scanned report folder (`put_folder`), then its catalogue record (catalog.py). Credentials for
+S3 come the standard AWS way (environment, ~/.aws, an instance or pod role; the endpoint from AWS_ENDPOINT_URL_S3 or
+AWS_ENDPOINT_URL), or from a profile's named secrets `archive_access_key_id` / `archive_secret_access_key`: never
+from a file of ours. Every request has a deadline, so an unreachable bucket is one line, not a hung run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import paths
+from ..errors import OutputError, UsageError
+from ..printable import show
+from ..records import write_atomic
+
+SCHEME = "s3://"
+BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")   # S3's bucket naming rules (the common subset)
+PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,255}")
+CONNECT_TIMEOUT_S = 5
+READ_TIMEOUT_S = 30
+ATTEMPTS = 3
+SECRET_ROLES = ("archive_access_key_id", "archive_secret_access_key")
+
+
+@dataclass
+class Archive:
+    """An archive root: `url` to show people (an absolute folder, or s3://bucket/prefix), `fs` and `root` to reach
+    it, `local` the folder itself when it is one."""
+
+    url: str
+    fs: Any
+    root: str
+    local: Path | None = None
+
+    def path(self, rel: str) -> str:
+        """The fs path of `rel` (slash-separated, relative to the root)."""
+        return f"{self.root}/{rel}" if rel else self.root
+
+    def where(self, rel: str = "") -> str:
+        """What to show people for `rel`: a local path, or an s3:// URL."""
+        return f"{self.url.rstrip('/')}/{rel}" if rel else self.url
+
+    def read(self, rel: str) -> bytes:
+        """One file's bytes; FileNotFoundError when it is not there."""
+        return self.fs.cat_file(self.path(rel))
+
+    def read_many(self, rels: Iterable[str]) -> dict[str, bytes]:
+        """Several files at once (concurrently on S3), by rel; those missing are left out."""
+        wanted = {self.path(rel): rel for rel in rels}
+        if not wanted:
+            return {}
+        found = self.fs.cat(list(wanted), on_error="omit")
+        return {wanted[p]: data for p, data in found.items() if p in wanted and isinstance(data, bytes)}
+
+    def write(self, rel: str, data: bytes) -> None:
+        """Replace one file whole: a reader sees the old content or the new, never half (an S3 PUT is atomic;
+        locally a temporary file is renamed over it)."""
+        if self.local is not None:
+            target = self.local / rel
+            target.parent.mkdir(parents=True, exist_ok=True, mode=paths.REPORT_MODE)
+            write_atomic(target, data.decode("utf-8"))
+        else:
+            self.fs.pipe_file(self.path(rel), data)
+
+    def exists(self, rel: str) -> bool:
+        return bool(self.fs.exists(self.path(rel)))
+
+    def names(self, rel: str) -> list[str]:
+        """The names directly under `rel` (files and folders), sorted; [] when there is none."""
+        if self.local is not None:
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                return sorted(entry.name for entry in os.scandir(self.local / rel))
+            return []
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.invalidate_cache(self.path(rel))   # another host may have written since: never a stale listing
+            return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(self.path(rel), detail=False))
+        return []
+
+    def remove(self, rels: Iterable[str]) -> None:
+        """Delete files (missing ones are no error)."""
+        for rel in rels:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(self.path(rel))
+
+    def remove_folder(self, rel: str) -> None:
+        """Delete a report folder and everything in it (missing: no error)."""
+        if self.local is not None:
+            with contextlib.suppress(FileNotFoundError):
+                shutil.rmtree(self.local / rel)
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self.path(rel), recursive=True)
+
+    def folder_bytes(self, rel: str) -> int:
+        with contextlib.suppress(FileNotFoundError):
+            return int(self.fs.du(self.path(rel), total=True))
+        return 0
+
+    def put_folder(self, folder: Path, rel: str) -> None:
+        """Copy a complete local report folder to `rel` (every file; an earlier partial copy is overwritten)."""
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        self.fs.put([str(p) for p in files], [self.path(f"{rel}/{p.relative_to(folder).as_posix()}") for p in files])
+
+    def check(self) -> None:
+        """OutputError, one line, unless the archive can be read and written to: run before any kernel starts."""
+        if self.local is not None:
+            from .request import check_output_root
+            check_output_root(self.local)
+            return
+        probe = self.path(f"catalog/.probe/{os.uname().nodename}-{os.getpid()}")
+        try:
+            self.fs.ls(self.root.split("/", 1)[0], detail=False)   # the bucket: reachable, exists, may be listed
+            self.fs.pipe_file(probe, b"")                           # may be written to
+            self.fs.rm_file(probe)
+        except Exception as exc:  # noqa: BLE001 - botocore, aiohttp and fsspec each have their own: one line for all
+            raise OutputError(f"archive {self.url} cannot be used: {reason(exc)}; check the bucket's name, the "
+                              "endpoint and the credentials (AWS_ACCESS_KEY_ID/AWS_PROFILE or the profile's "
+                              "archive_* secrets)") from None
+
+
+def is_remote(location: str | Path | None) -> bool:
+    return isinstance(location, str) and location.startswith(SCHEME)
+
+
+def open_archive(location: str | Path, secrets: dict[str, str] | None = None) -> Archive:
+    """The archive at `location`: an s3://bucket/prefix URL, else a local folder (made absolute). `secrets`: the
+    profile's archive_access_key_id and archive_secret_access_key, when it names them (else the AWS chain).
+    UsageError naming what is valid for a malformed URL."""
+    if not is_remote(location):
+        folder = Path(location).absolute()
+        from fsspec.implementations.local import LocalFileSystem
+        return Archive(str(folder), LocalFileSystem(), folder.as_posix(), folder)
+    bucket, _, prefix = str(location)[len(SCHEME):].partition("/")
+    prefix = prefix.strip("/")
+    if not BUCKET.fullmatch(bucket) or (prefix and (not PREFIX.fullmatch(prefix) or ".." in prefix.split("/"))):
+        raise UsageError(f"archive {show(str(location))} is not valid; valid: a local folder, or s3://BUCKET/PREFIX "
+                         "(a bucket name of 3-63 lower-case letters, digits, '.' or '-'; a prefix of letters, digits, "
+                         "'.', '_', '-' and '/')")
+    import s3fs
+    creds = secrets or {}
+    key, secret = creds.get("archive_access_key_id"), creds.get("archive_secret_access_key")
+    fs = s3fs.S3FileSystem(
+        key=key, secret=secret, skip_instance_cache=True, use_listings_cache=False,
+        config_kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "read_timeout": READ_TIMEOUT_S,
+                       "retries": {"max_attempts": ATTEMPTS, "mode": "standard"}})
+    root = f"{bucket}/{prefix}" if prefix else bucket
+    return Archive(f"{SCHEME}{root}", fs, root, None)
+
+
+def archive_secrets(profile: Any) -> dict[str, str]:
+    """The profile's archive credentials, when it names them (settings.Environment; revealed only here)."""
+    return {role: secret.reveal() for role in SECRET_ROLES if (secret := profile.secret(role)) is not None}
+
+
+def reason(exc: BaseException) -> str:
+    """A storage failure in a few words, whatever library raised it (never a credential: botocore's messages
+    name the access key id at most, which is not a secret, and we show only the first line)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, FileNotFoundError):
+        return f"no such bucket ({text})"
+    if isinstance(exc, PermissionError):
+        return f"access denied ({text})"
+    return text[:200]
