@@ -119,6 +119,8 @@ def build_parser() -> Parser:
     due.add_argument("--parallel", type=_count, help="runs at once when several are due (default: CPU count)")
     due.add_argument("--metrics-dir", type=_folder, help="after each run, its Prometheus series in "
                      "DIR/aias_runbooks_<runbook>_<env>.prom (node_exporter's textfile collector)")
+    due.add_argument("--archive", metavar="URL", help="where the runs are filed: a folder or s3://bucket/prefix "
+                     "(default: each entry's archive:, else its profile's, else the report root)")
     check = schedule_sub.add_parser("check", help="check the schedules file as run-due does and list its entries; "
                                     "exit 3 with one line naming the entry when one is bad")
     check.add_argument("--schedules", type=Path, help="schedules file (default: params/schedules.yaml)")
@@ -332,7 +334,7 @@ def _schedule_run_due(args: argparse.Namespace) -> int:
     now = schedule.check_now(args.now)   # --now, then the whole file, checked before anything is written
     metrics_dir = check_dir(args.metrics_dir) if args.metrics_dir is not None else None
     entries = schedule.load(args.schedules, args.output)
-    due = schedule.run_due(entries, args.output, now, args.parallel, metrics_dir)
+    due = schedule.run_due(entries, args.output, now, args.parallel, metrics_dir, args.archive)
     if due.busy:
         say(f"another run-due holds the lock for more than {schedule.LOCK_WAIT_S:g} s; it runs what is due")
     for ran in due.ran:
@@ -381,7 +383,7 @@ def _schedule_notify(args: argparse.Namespace) -> int:
 def _schedule_export(args: argparse.Namespace) -> int:
     from . import schedule, schedule_export
     entries = schedule.load(args.schedules)   # the whole file first: a bad one writes nothing
-    for path in schedule_export.export(entries, args.format, args.out):
+    for path in schedule_export.export(entries, args.format, args.out, args.schedules):
         say(str(path))
     return 0
 

@@ -355,22 +355,22 @@ def _pagerduty_error(where: str, response: Any) -> str:
 
 
 def page(action: str, entry: str, runbook: str, env: str, status: str, report: Path | None, profile: Environment,
-         secrets: list[str]) -> str | None:
+         secrets: list[str], link: str | None = None) -> str | None:
     """Send one Events API v2 event ("trigger" or "resolve") for the entry's incident: None once accepted (202),
     else why not in one line. A trigger's summary (the verdict line), details and links are redacted of
     `secrets`; its link is the report's URL (report_url()) or else its file URI."""
     event: dict[str, Any] = {"routing_key": profile.secret("pagerduty_routing_key").reveal(),  # type: ignore[union-attr]
                              "event_action": action, "dedup_key": dedup_key(env, entry)}
     if action == "trigger":
-        event |= _trigger(entry, runbook, env, status, report, profile, secrets)
+        event |= _trigger(entry, runbook, env, status, report, profile, secrets, link)
     return _post(_events_base(profile) + "/v2/enqueue", {}, event, "PagerDuty")
 
 
 def _trigger(entry: str, runbook: str, env: str, status: str, report: Path | None, profile: Environment,
-             secrets: list[str]) -> dict[str, Any]:
+             secrets: list[str], link: str | None = None) -> dict[str, Any]:
     """A trigger's payload, links and client (Events API v2; PD-CEF fields)."""
     findings = _top_findings(report, secrets)
-    link = report_url(profile, report) or (Path(report).absolute().as_uri() if report else None)
+    link = report_url(profile, report) or link or (Path(report).absolute().as_uri() if report else None)
 
     def clean(text: str, limit: int) -> str:
         return _cut(printable(redact_text(text, secrets)[0]), limit)
@@ -413,17 +413,20 @@ def post_incident_note(profile: Environment, incident_id: str, text: str) -> str
 
 
 def tell(entry: str, runbook: str, env: str, notify: Notify, notified: Mapping[str, str], status: str,
-         report: Path | None, profile: Environment) -> tuple[dict[str, str], list[str]]:
+         report: Path | None, profile: Environment, link: str | None = None) -> tuple[dict[str, str], list[str]]:
     """Tell each channel due (see due()) of this status: ({channel: status} for those delivered, one line per
     channel that was not, to be retried at the next run). The pagerduty channel's status delivered is the one its
-    trigger or resolve was sent for: a paged one (PAGED) while its incident is open."""
+    trigger or resolve was sent for: a paged one (PAGED) while its incident is open. `link`: where the report is
+    when not at `report` (an s3:// URL; `report` is then a local copy of its folder's verdict.json), shown unless
+    the profile's report_base_url gives its URL."""
     secrets = secrets_of(profile)
-    link = report_url(profile, report)
+    link = report_url(profile, report) or link
     delivered, problems = {}, []
     for channel, before in due(notify, notified, status).items():
         if channel == "pagerduty":
             action = page_due(notify, before, status)
-            problem = page(action, entry, runbook, env, status, report, profile, secrets)  # type: ignore[arg-type]
+            problem = page(action, entry, runbook, env, status, report, profile, secrets,  # type: ignore[arg-type]
+                           link)
         else:
             problem = deliver(channel, notify, profile,
                               message(entry, runbook, env, before, status, report, secrets, link))

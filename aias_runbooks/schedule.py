@@ -35,6 +35,7 @@ import json
 import os
 import re
 import secrets
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -50,7 +51,7 @@ from .input_files import read_yaml_file
 from .printable import show
 from .records import write_atomic
 from .runner.request import make_output_root, output_root, prepare
-from .runner.run_all import NOT_RUN, Job, Outcome, run_jobs, worst
+from .runner.run_all import NOT_RUN, Job, Outcome, command, run_jobs, worst
 from .settings import load_environment
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -71,11 +72,13 @@ class Entry:
     archive: str | None = None   # where its runs are filed: a folder or s3://bucket/prefix (None: run's default)
 
     def as_dict(self) -> dict[str, Any]:
-        """The checked entry as `schedule check --json` prints it (the schedules file's keys; no secret: notify
-        names channels, the profile holds their secrets)."""
+        """The checked entry as `schedule check --json` prints it: the schedules file's keys (no secret: notify
+        names channels, the profile holds their secrets) and `argv`, the `aias-runbooks` arguments of its run as
+        run-due makes it (--entry, --archive; without --output), for an orchestrator that runs it itself."""
         return {"name": self.name, "cron": self.cron, "runbook": self.job.runbook, "environment": self.job.env,
                 "parameters": self.job.parameters, "incident": self.job.incident, "archive": self.archive,
-                "notify": _notify_dict(self.notify) if self.notify is not None else None}
+                "notify": _notify_dict(self.notify) if self.notify is not None else None,
+                "argv": command(_job(self, self.archive), None)[3:]}   # `aias-runbooks` + these runs it
 
 
 def _notify_dict(notice: notify.Notify) -> dict[str, Any]:
@@ -224,10 +227,11 @@ class Due:
 
 
 def run_due(entries: list[Entry], output: Path | None = None, now: datetime | None = None,
-            parallel: int | None = None, metrics_dir: Path | None = None) -> Due:
+            parallel: int | None = None, metrics_dir: Path | None = None, archive: str | None = None) -> Due:
     """Run each entry whose latest slot is not taken yet (see the module's docstring); at most `parallel` at once.
     UsageError for a `now` ahead of the clock (check_now), before anything is written. With `metrics_dir`, each
-    run's verdict is written there as a Prometheus textfile once it ends (metrics.write_textfile)."""
+    run's verdict is written there as a Prometheus textfile once it ends (metrics.write_textfile). Each run is
+    filed with its entry's name, into `archive`, else the entry's archive:, else the run's default."""
     now = check_now(now)
     folder = make_output_root(output_root(output)) / STATE_DIR
     folder.mkdir(mode=0o700, exist_ok=True)
@@ -236,24 +240,26 @@ def run_due(entries: list[Entry], output: Path | None = None, now: datetime | No
             return Due([], busy=True)
         claimed = _claim(entries, folder, now)
     slots = {entry.name: (slot, fh) for entry, slot, fh in claimed}
+    jobs = [_job(entry, archive or entry.archive) for entry, _, _ in claimed]
     notes: dict[str, list[str]] = {}
 
     def done(outcome: Outcome) -> None:   # the entry's run ended: record it, then free the entry
-        entry = next(e for e, _, _ in claimed if e.job is outcome.job)
+        entry = next(e for (e, _, _), job in zip(claimed, jobs, strict=True) if job is outcome.job)
         slot, fh = slots[entry.name]
         with contextlib.suppress(OSError), _flock(folder / "run-due.lock", None):
             state = _state(folder, entry.name)
             if state.get("slot") == slot.isoformat():   # not overtaken by a later slot meanwhile
                 write_atomic(_state_path(folder, entry.name), json.dumps(state | {
                     "finished_at": datetime.now(timezone.utc).isoformat(), "exit_code": outcome.exit_code,
-                    "status": outcome.status, "report": str(outcome.report) if outcome.report else None}) + "\n")
-        notes[entry.name] = _metrics(metrics_dir, outcome) if metrics_dir is not None else []
-        if entry.notify is not None:
-            notes[entry.name] += _notify(folder, entry, outcome)
+                    "status": outcome.status, "report": outcome.report}) + "\n")
+        with _local_report(outcome.report, entry.job.env) as report:
+            notes[entry.name] = _metrics(metrics_dir, outcome, report) if metrics_dir is not None else []
+            if entry.notify is not None:
+                notes[entry.name] += _notify(folder, entry, outcome, report)
         fh.close()
 
     try:
-        outcomes = run_jobs([entry.job for entry, _, _ in claimed], output, parallel, on_done=done)
+        outcomes = run_jobs(jobs, output, parallel, on_done=done)
     finally:
         for _, _, fh in claimed:
             fh.close()
@@ -261,13 +267,14 @@ def run_due(entries: list[Entry], output: Path | None = None, now: datetime | No
                 for (entry, slot, _), outcome in zip(claimed, outcomes, strict=True)])
 
 
-def _metrics(metrics_dir: Path, outcome: Outcome) -> list[str]:
-    """The run's Prometheus textfile from its filed verdict.json (duration and finish time from its provenance);
-    a line saying why not when it could not be written (a run that filed no report has no verdict to write)."""
-    if outcome.report is None:
+def _metrics(metrics_dir: Path, outcome: Outcome, report: Path | None) -> list[str]:
+    """The run's Prometheus textfile from its filed verdict.json (beside `report`, _local_report's; duration and
+    finish time from its provenance); a line saying why not when it could not be written (a run that filed no
+    report has no verdict to write)."""
+    if report is None:
         return []
     try:
-        verdict = json.loads((outcome.report.parent / "verdict.json").read_text(encoding="utf-8"))
+        verdict = json.loads((report.parent / "verdict.json").read_text(encoding="utf-8"))
         prov = verdict.get("provenance") or {}
         finished = datetime.fromisoformat(prov["finished_at"]).timestamp()
         metrics.write_textfile(metrics_dir, verdict, float(prov.get("duration_s", outcome.seconds)), finished)
@@ -276,12 +283,12 @@ def _metrics(metrics_dir: Path, outcome: Outcome) -> list[str]:
         return [f"metrics not written to {metrics_dir}: {type(exc).__name__}"]
 
 
-def _notify(folder: Path, entry: Entry, outcome: Outcome) -> list[str]:
+def _notify(folder: Path, entry: Entry, outcome: Outcome, report: Path | None) -> list[str]:
     """Tell the entry's receivers of a change of status since the statuses last told (its state's `notified`);
     what was delivered is recorded in its state. Never raises: a notification must not fail the schedule (the
     lines say what was not delivered, retried at the next run)."""
     delivered, problems = _tell(entry, _state(folder, entry.name).get("notified") or {}, outcome.status,
-                                outcome.report)
+                                report, _link(outcome.report))
     if delivered:
         try:
             with _flock(folder / "run-due.lock", None):
@@ -295,16 +302,48 @@ def _notify(folder: Path, entry: Entry, outcome: Outcome) -> list[str]:
     return problems
 
 
-def _tell(entry: Entry, notified: dict[str, str], status: str, report: Path | None) -> tuple[dict[str, str], list[str]]:
-    """notify.tell for the entry's channels against the statuses last told (`notified`, {channel: status}):
-    ({channel: status} delivered, a line per channel not delivered). Never raises."""
+def _tell(entry: Entry, notified: dict[str, str], status: str, report: Path | None,
+          link: str | None = None) -> tuple[dict[str, str], list[str]]:
+    """notify.tell for the entry's channels against the statuses last told (`notified`, {channel: status}), of
+    the run whose report.html is `report` (a local copy beside its verdict.json) shown as `link` (its s3:// URL;
+    None: the local path): ({channel: status} delivered, a line per channel not delivered). Never raises."""
     assert entry.notify is not None
     try:
         profile = load_environment(entry.job.env)
         return notify.tell(entry.name, entry.job.runbook, entry.job.env, entry.notify, notified, status, report,
-                           profile)
+                           profile, link=link)
     except Exception as exc:  # noqa: BLE001 - one line; the caller says when it is tried again
         return {}, [f"notifications not sent ({type(exc).__name__}){RETRIED}"]
+
+
+def _link(report: str | None) -> str | None:
+    """A report's location to show when it is not on this host (an s3:// URL); None for a local one."""
+    from .runner.store import is_remote
+    return report if is_remote(report) else None
+
+
+@contextlib.contextmanager
+def _local_report(report: str | None, env: str) -> Iterator[Path | None]:
+    """A run's report.html as a local path whose folder holds its verdict.json, as metrics and notify read it:
+    the report itself when it is local; for one in object storage, a temporary copy of its verdict.json under
+    <day>/<folder>/ (the last parts of its URL, which report_url() joins to report_base_url). None when the run
+    filed no report or its verdict cannot be read."""
+    from .runner.store import archive_secrets, is_remote, open_archive
+    if report is None or not is_remote(report):
+        yield Path(report) if report else None
+        return
+    folder, _ = report.rsplit("/", 1)
+    day, name = folder.rsplit("/", 2)[-2:]
+    with tempfile.TemporaryDirectory(prefix="aias-report-") as temp:
+        local = Path(temp, day, name)
+        try:
+            data = open_archive(folder, archive_secrets(load_environment(env))).read("verdict.json")
+            local.mkdir(parents=True)
+            (local / "verdict.json").write_bytes(data)
+        except Exception:  # noqa: BLE001 - unreadable: told without its findings, no metrics
+            yield None
+            return
+        yield local / "report.html"
 
 
 def _claim(entries: list[Entry], folder: Path, now: datetime) -> list[tuple[Entry, datetime, IO]]:
@@ -418,7 +457,7 @@ def new_run_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
-def _job(entry: Entry, archive: str | None) -> Job:
+def _job(entry: Entry, archive: str | None = None) -> Job:
     """The entry's run with its name and archive, for `aias-runbooks run --entry NAME [--archive URL]`."""
     return replace(entry.job, entry=entry.name, archive=archive)
 
@@ -429,7 +468,7 @@ class Told:
     problems: list[str]   # a channel not told, one line each (stderr; exit 3 for `schedule notify`)
 
 
-PAGE_LOOKBACK = 20   # previous runs read at most to find whether the entry's incident is open
+PAGE_LOOKBACK = 10   # previous runs read at most to find whether the entry's incident is open
 
 
 def tell_filed(entry: Entry, run_id: str, output: Path | None = None, archive: str | None = None) -> Told:
@@ -455,7 +494,9 @@ def tell_filed(entry: Entry, run_id: str, output: Path | None = None, archive: s
     notified = {channel: before for channel in entry.notify.channels}
     if entry.notify.pagerduty:
         notified["pagerduty"] = _paged_before(place, entry, previous)
-    delivered, problems = _tell(entry, notified, status, _report(place, record))
+    where = place.where(f"{record['report_dir']}/report.html") if record.get("report_dir") else None
+    with _local_report(where, entry.job.env) as report:
+        delivered, problems = _tell(entry, notified, status, report, _link(where))
     hint = f"; `aias-runbooks schedule notify {entry.name} --run-id {run_id}` tries again"
     problems = [line.removesuffix(RETRIED) + hint for line in problems]
     lines = [f"{entry.name}: {channel} told {notified[channel]} -> {told} (run {run_id})"
@@ -486,13 +527,6 @@ def _open_archive(entry: Entry, output: Path | None, archive: str | None) -> Any
     """The archive the entry's runs are filed in: `archive`, else the entry's archive:, else the profile's (the
     run's own default), else the report root."""
     from .runner import store
-    location = archive or entry.archive or getattr(load_environment(entry.job.env), "archive", None)
-    return store.open_archive(location or output_root(output))
-
-
-def _report(place: Any, record: dict[str, Any]) -> Path | None:
-    """The run's report.html for the message (its top findings are read beside it): in a local archive."""
-    local = getattr(place, "local", None)
-    if not isinstance(local, Path) or not record.get("report_dir"):
-        return None
-    return local / str(record["report_dir"]) / "report.html"
+    profile = load_environment(entry.job.env)
+    location = archive or entry.archive or profile.archive
+    return store.open_archive(location or output_root(output), store.archive_secrets(profile))

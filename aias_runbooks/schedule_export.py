@@ -44,6 +44,7 @@ from .settings import load_environment
 
 FORMATS = ("airflow", "k8s-cronjob", "systemd")
 IMAGE = "REPLACE-WITH-YOUR-IMAGE"   # an image holding this checkout, installed (pip install .), and its params/
+HOME = "/opt/aias-runbooks"         # where the image holds the checkout (notebooks/, params/): AIAS_HOME
 SECRET = "aias-runbooks-{env}"      # the Kubernetes Secret holding an environment's secret variables
 K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 K8S_MAX = 52                        # a CronJob's name: its Jobs add 11 characters to it, within 63
@@ -150,15 +151,12 @@ def k8s_cronjob(entry: Entry, source: Path) -> str:
     profile = load_environment(entry.job.env)
     secret = SECRET.format(env=entry.job.env)
     variables = sorted(set(profile.secret_vars.values()))
-    command = ["aias-runbooks", "schedule", "run", entry.name]
-    if source != default_path().absolute():
-        command += ["--schedules", f"params/{source.name}"]
+    command = ["aias-runbooks", "schedule", "run", entry.name, "--schedules", f"$(AIAS_HOME)/params/{source.name}"]
     annotations = {"aias-runbooks/entry": entry.name, "aias-runbooks/runbook": entry.job.runbook,
                    "aias-runbooks/environment": entry.job.env}
-    container: dict[str, Any] = {"name": "aias-runbooks", "image": IMAGE, "command": command}
-    if variables:
-        container["env"] = [{"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": var}}}
-                            for var in variables]
+    container: dict[str, Any] = {"name": "aias-runbooks", "image": IMAGE, "command": command, "env": [
+        {"name": "AIAS_HOME", "value": HOME},
+        *({"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": var}}} for var in variables)]}
     manifest = {
         "apiVersion": "batch/v1", "kind": "CronJob",
         "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "aias-runbooks",
@@ -186,7 +184,8 @@ def k8s_cronjob(entry: Entry, source: Path) -> str:
         "# backoffLimit 1 with podFailurePolicy: exit 1 (WARNING) and 2 (CRITICAL) fail the Job, never retried;\n"
         "# exit 3 (could not judge) is retried once. terminationGracePeriodSeconds 120: a stopped run still files\n"
         "# its partial report.",
-        f"# Placeholders: the image {IMAGE} (this checkout installed, with its params/), and the Secret\n"
+        f"# Placeholders: the image {IMAGE} holding this checkout at AIAS_HOME {HOME} (installed, with\n"
+        f"# params/{source.name} and the profiles as exported), and the Secret\n"
         f"# '{secret}' holding the environment's secret variables by name (kubectl create secret generic\n"
         f"# {secret} --from-env-file=FILE); no secret value is ever written here. S3 credentials: the pod's\n"
         "# role (IRSA, workload identity) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY from a Secret.",
