@@ -49,7 +49,8 @@ class RunRequest:
 
 def prepare(slug: str, env: str = "sandbox", params: dict[str, Any] | None = None,
             incident: str | None = None, operator: str | None = None, output: Path | None = None,
-            make_root: bool = True, archive: str | None = None, entry: str | None = None) -> RunRequest:
+            make_root: bool = True, archive: str | None = None, entry: str | None = None,
+            check_archive: bool = True) -> RunRequest:
     """Check runbook, environment, parameters, incident id, operator and report folder; UsageError (or
     OutputError) on the first problem. Input is checked before the target is consulted (is the sandbox up?),
     and the report folder is created last, so refused input writes nothing (a caller checking several requests
@@ -63,8 +64,9 @@ def prepare(slug: str, env: str = "sandbox", params: dict[str, Any] | None = Non
     error. apply=true without an operator is refused here, before anything runs.
 
     The archive (`archive`, else the profile's `archive:`, else the report root) is checked right after the report
-    root: an unreachable or unauthorised bucket is one line before any kernel starts. `entry`: the schedule entry
-    the run stands for, recorded with it.
+    root: an unreachable or unauthorised bucket is one line before any kernel starts (check_archive=False: its form
+    only, for a caller checking a file of entries without touching each bucket). `entry`: the schedule entry the
+    run stands for, recorded with it.
     """
     info = load_runbook(slug)
     if ENV_PARAM not in info.parameters:
@@ -96,7 +98,9 @@ def prepare(slug: str, env: str = "sandbox", params: dict[str, Any] | None = Non
     location = archive or profile.archive
     if location is not None:
         from .store import archive_secrets, open_archive
-        open_archive(location, archive_secrets(profile)).check()
+        archive_at = open_archive(location, archive_secrets(profile))
+        if check_archive:
+            archive_at.check()
     profile.check_ready()
     if make_root:
         make_output_root(root)

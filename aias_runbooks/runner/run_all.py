@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .store import is_remote, open_archive
+
 UNKNOWN = 3
 # Worst first, as verdicts rank: a known problem outranks a blind spot, which outranks OK.
 _RANK = {0: 0, 3: 1, 1: 2, 2: 3}
@@ -51,6 +53,7 @@ class Outcome:
     report: str | None = None    # report.html: a local path, or an s3:// URL
     stderr: str = ""
     seconds: float = 0.0
+    run_id: str | None = None    # the run's id, from its filed verdict
 
 
 def worst(codes: list[int]) -> int:
@@ -133,15 +136,26 @@ def _outcome(job: Job, code: int, stdout: str, stderr: str, seconds: float) -> O
     errors = [line for line in stderr.splitlines() if line.strip()]
     summary = lines[0].split(" | ", 1)[0] if lines and report is not None else \
         (errors[-1] if errors else f"exit code {code}")
-    top, status = None, _STATUS.get(code, "UNKNOWN")
-    if report is not None:
-        try:
-            verdict = json.loads((report.parent / "verdict.json").read_text())
-            status = verdict.get("status", status)
-            top = _top(verdict.get("findings") or [])
-        except (OSError, ValueError):
-            pass
-    return Outcome(job, code if code in _STATUS else UNKNOWN, status, summary, top, report, stderr, seconds)
+    top, status, run_id = None, _STATUS.get(code, "UNKNOWN"), None
+    if report is not None and (verdict := filed_verdict(report)):
+        status = verdict.get("status", status)
+        top = _top(verdict.get("findings") or [])
+        run_id = verdict.get("run_id")
+    return Outcome(job, code if code in _STATUS else UNKNOWN, status, summary, top, report, stderr, seconds, run_id)
+
+
+def filed_verdict(report: str) -> dict[str, Any]:
+    """The verdict.json beside a report.html `run` printed (a local path or an s3:// URL); {} when unreadable."""
+    folder = report.rsplit("/", 1)[0]
+    try:
+        if is_remote(folder):
+            data = open_archive(folder).read("verdict.json")
+        else:
+            data = (Path(folder) / "verdict.json").read_bytes()
+        verdict = json.loads(data)
+    except Exception:  # noqa: BLE001 - a missing file, a bucket's own errors: the exit code still says the status
+        return {}
+    return verdict if isinstance(verdict, dict) else {}
 
 
 def ranked(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
