@@ -72,8 +72,8 @@ def test_low_cache_hit_names_the_tables_read_from_disk_in_order(run, cold_tables
     assert "scratch.zz_cold_big" in cache["title"] and "scratch.zz_cold_big" in cache["next_steps"][0]
     text = (result.folder / "verdict.json").read_text()
     assert text.index('"scratch.zz_cold_big"') < text.index('"scratch.aa_cold_other"'), "verdict.json keeps order"
-    line = (result.output / "runs.jsonl").read_text().splitlines()[0]
-    assert list(json.loads(line))[:3] == ["run_id", "runbook", "env"], "runs.jsonl keys are not sorted"
+    (record,) = (result.output / "catalog" / "runs").glob("*/*.json")
+    assert list(json.loads(record.read_text()))[:3] == ["run_id", "runbook", "env"], "record keys are not sorted"
 
 
 def _vacuum_stats(conn: psycopg.Connection) -> pd.DataFrame:

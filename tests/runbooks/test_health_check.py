@@ -7,7 +7,7 @@ import re
 
 import psycopg
 
-from ..helpers import sandbox_dsn
+from ..helpers import runs, sandbox_dsn
 
 
 def test_healthy_sandbox_is_ok(run):
@@ -51,9 +51,8 @@ def test_a_run_adds_three_files_and_one_catalogue_line(run):
     assert len(folders) == 2 and folders[0] != folders[1], "a second run must not overwrite the first"
     for folder in folders:
         assert {p.name for p in folder.iterdir()} == {"notebook.ipynb", "report.html", "verdict.json"}
-    lines = (second.output / "runs.jsonl").read_text().splitlines()
-    assert len(lines) == 2
-    records = [json.loads(line) for line in lines]
+    records = runs(second.output)
+    assert len(records) == 2
     assert {r["report_dir"] for r in records} == {f.relative_to(second.output).as_posix() for f in folders}
     index = (second.output / "index.html").read_text()
     assert all(f'href="{r["report_dir"]}/report.html"' in index for r in records)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import secrets
 from datetime import datetime, time, timedelta, timezone
 
 import pandas as pd
@@ -15,6 +16,7 @@ from aias_runbooks import maintenance
 from aias_runbooks.checks import maintenance as checks
 from aias_runbooks.findings import Finding, Severity
 from aias_runbooks.maintenance import Schedule, last_window, next_window, window_in
+from aias_runbooks.runner import catalog
 from aias_runbooks.sources import backups
 from aias_runbooks.thresholds import load_thresholds
 
@@ -221,12 +223,11 @@ def test_a_timestamp_with_an_offset_is_the_same_instant():
 
 
 def file_runs(output, *runs: tuple[str, str, str, str]) -> None:
-    """(runbook, incident, status, started_at) lines in output/runs.jsonl, as the runner files them."""
-    output.mkdir(parents=True, exist_ok=True)
-    with open(output / "runs.jsonl", "a") as fh:
-        for runbook, incident, status, started in runs:
-            fh.write(json.dumps({"runbook": runbook, "env": "sandbox", "incident": incident or None,
-                                 "status": status, "started_at": started, "summary": f"{status}: ..."}) + "\n")
+    """(runbook, incident, status, started_at) runs filed in the archive, as the runner files them."""
+    for n, (runbook, incident, status, started) in enumerate(runs):
+        catalog.file_run(output, {"run_id": f"r{n}-{secrets.token_hex(2)}", "runbook": runbook, "env": "sandbox",
+                                  "incident": incident or None, "status": status, "started_at": started,
+                                  "summary": f"{status}: ..."})
 
 
 def test_an_incident_is_open_while_its_latest_run_of_a_runbook_is_not_ok(tmp_path):
@@ -294,11 +295,12 @@ def test_a_verification_by_database_backup_in_the_archive_counts(run):
 def test_a_backup_changed_since_its_verification_does_not_count(tmp_path):
     dump = tmp_path / "sandbox-20261126-100000Z-abcd.dump"
     dump.write_bytes(b"altered after it was verified")
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "verdict.json").write_text(json.dumps({"findings": [
+    run = tmp_path / "2026-11-26" / "120000_database-backup_sandbox"
+    run.mkdir(parents=True)
+    (run / "verdict.json").write_text(json.dumps({"findings": [
         {"code": "BACKUP_VERIFIED", "severity": "OK", "title": "intact", "evidence": {"backup": dump.name}}]}))
-    (tmp_path / "runs.jsonl").write_text(json.dumps({"run_id": "r1", "runbook": "database-backup", "env": "sandbox",
-                                                     "started_at": NOW, "report_dir": "run"}) + "\n")
+    catalog.file_run(tmp_path, {"run_id": "r1", "runbook": "database-backup", "env": "sandbox", "started_at": NOW,
+                                "report_dir": run.relative_to(tmp_path).as_posix()})
     meta = {"path": dump, "sha256": "0" * 64}
     found = maintenance.earlier_verification(tmp_path, meta, "sandbox")
     assert found["code"] == "BACKUP_VERIFY_FAILED" and "changed since" in found["title"] and found["run_id"] == "r1"

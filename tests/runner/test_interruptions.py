@@ -87,8 +87,8 @@ def test_a_scheduler_that_keeps_sending_sigterm_still_gets_the_report(sandbox, t
     verdict = _verdict(output)
     assert _codes(verdict) == {"CHECK_BEFORE_HANG": "WARNING", "RUNBOOK_ERROR": "UNKNOWN"}
     assert "interrupted" in verdict["findings"][-1]["evidence"]["error"]
-    records = (output / "runs.jsonl").read_text().splitlines()
-    assert len(records) == 1 and json.loads(records[0])["run_id"] == verdict["run_id"]
+    records = catalog.read_runs(output)
+    assert len(records) == 1 and records[0]["run_id"] == verdict["run_id"]
     assert {p.name for p in output.glob("*/*/*")} == {"notebook.ipynb", "report.html", "verdict.json"}
     assert not list(output.glob(".work/*"))
     assert not list(Path(tempfile.gettempdir()).glob(f"aias-kernel-{verdict['run_id']}-*")), "kernel sockets removed"
@@ -123,7 +123,7 @@ def test_a_killed_runner_leaves_no_secret_and_the_next_run_files_its_report(run,
 
     after = run("health-check", "-p", "samples=10")
     assert after.proc.returncode == 0, after.proc.stderr
-    records = {r["run_id"]: r for r in map(json.loads, (output / "runs.jsonl").read_text().splitlines())}
+    records = {r["run_id"]: r for r in catalog.read_runs(output)}
     assert set(records) == {run_id, after.verdict["run_id"]}
     orphan = records[run_id]
     assert orphan["status"] == "WARNING" and "runner stopped" in orphan["error"]
@@ -173,7 +173,7 @@ def _fill(folder: Path) -> Path:
 
 
 def _catalogue(output: Path) -> list[dict]:
-    return [json.loads(line) for line in (output / "runs.jsonl").read_text().splitlines()]
+    return catalog.read_runs(output)
 
 
 def test_a_full_disk_is_one_line_exit_3_and_the_next_run_files_the_report(sandbox, small_disk):
@@ -191,7 +191,7 @@ def test_a_full_disk_is_one_line_exit_3_and_the_next_run_files_the_report(sandbo
     again = subprocess.run([*CLI, "run", "health-check", "-p", "samples=10", "--output", str(output)],
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
-    records = [json.loads(line) for line in (output / "runs.jsonl").read_text().splitlines()]
+    records = _catalogue(output)
     assert [r["run_id"] for r in records][0] == workspace.name, "the stranded run is filed first"
     assert all(r["status"] == "OK" for r in records), "it had finished; only filing its report failed"
     assert len(list(output.glob("*/*/report.html"))) == 2 and not list(output.glob(".work/*"))
@@ -224,10 +224,15 @@ def test_a_disk_filling_mid_run_is_one_line_exit_3_and_the_run_filed_once(sandbo
     assert len(list(output.glob("*/*/verdict.json"))) == 2
 
 
-def test_a_disk_full_after_the_catalogue_append_files_the_run_once(sandbox, tmp_path, tmpfs):
-    """runs.jsonl takes the run's line, then the archive's page cannot be written (its disk is full): the run is
-    filed, and said in one stderr line naming the folder; the next run pages it, and never files it again."""
+def test_a_disk_full_after_the_record_files_the_run_once(sandbox, tmp_path, tmpfs):
+    """The run's record is written, then the closing day's page cannot be (its disk is full): the run is filed,
+    and said in one stderr line naming the folder; the next run pages the day, and never files the run again."""
     output = tmp_path / "output"
+    old = {"run_id": "20261120-120000-0abc", "runbook": "health-check", "env": "sandbox", "status": "OK",
+           "started_at": "2026-11-20T12:00:00+00:00", "summary": "OK: an old run", "report_dir": "2026-11-20/x"}
+    record_file = output / catalog.record_path(old)   # filed by an older version: its day not closed yet
+    record_file.parent.mkdir(parents=True)
+    record_file.write_text(json.dumps(old))
     filler = _fill(tmpfs(output / "archive", "64k"))
     first = subprocess.run([*CLI, "run", "health-check", "-p", "samples=10", "--output", str(output)],
                            capture_output=True, text=True, timeout=300)
@@ -235,7 +240,8 @@ def test_a_disk_full_after_the_catalogue_append_files_the_run_once(sandbox, tmp_
     assert "report: " in first.stdout
     (line,) = first.stderr.splitlines()
     assert "No space left on device" in line and str(output) in line, line
-    (record,) = _catalogue(output)
+    old_again, record = _catalogue(output)
+    assert old_again["run_id"] == old["run_id"]
     assert not list(output.glob(".work/*")), "filed: nothing is left for the next run to file again"
 
     filler.unlink()
@@ -243,10 +249,10 @@ def test_a_disk_full_after_the_catalogue_append_files_the_run_once(sandbox, tmp_
                            capture_output=True, text=True, timeout=300)
     assert (again.returncode, again.stderr) == (0, ""), again.stdout + again.stderr
     runs = _catalogue(output)
-    assert len(runs) == 2 and runs[0]["run_id"] == record["run_id"] != runs[1]["run_id"]
+    assert len(runs) == 3 and runs[1]["run_id"] == record["run_id"] != runs[2]["run_id"]
     assert len(list(output.glob("*/*/verdict.json"))) == 2, "one report folder per run"
-    for listing in (output / "archive" / "runs-000001.html", output / "index.html"):
-        assert all(f'{r["report_dir"]}/report.html' in listing.read_text() for r in runs), f"{listing} lists both"
+    assert all(f'{r["report_dir"]}/report.html' in (output / "index.html").read_text() for r in runs)
+    assert "2026-11-20/x/report.html" in (output / "archive" / "2026-11-20.html").read_text(), "the day is paged"
 
 
 def test_a_line_that_cannot_be_appended_whole_leaves_no_torn_line(tmp_path, tmpfs):
@@ -283,7 +289,7 @@ def test_a_filing_cut_short_is_completed_once_by_the_next_run(tmp_path, cut):
     (root / record["report_dir"]).mkdir(parents=True, exist_ok=True)   # make_run_dir made it, empty
     space.filing.write_text(json.dumps(record))
     if cut == "after the append":
-        catalog.append_run(root, record)
+        catalog.file_run(root, record)
     space.release()   # the runner is gone: its lock is free
 
     execute.finish_orphans(root)

@@ -272,4 +272,4 @@ def _refused(tmp_path: Path, notify_yaml: str, message: str, env: dict) -> None:
     assert result.returncode == 3 and result.stdout == "", result.stdout + result.stderr
     assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
     assert "entry 1 ('health-5min')" in result.stderr
-    assert not (output / "runs.jsonl").exists() and not (output / ".schedule").exists()
+    assert not (output / "catalog").exists() and not (output / ".schedule").exists()

@@ -188,7 +188,7 @@ def test_a_bad_pagerduty_setting_is_one_line_and_exit_3_before_anything_runs(san
     result = run_due(schedules, output, "2026-11-26T20:00:00Z", env=os.environ | extra)
     assert result.returncode == 3 and result.stdout == "", result.stdout + result.stderr
     assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
-    assert not (output / "runs.jsonl").exists() and not (output / ".schedule").exists()
+    assert not (output / "catalog").exists() and not (output / ".schedule").exists()
 
 
 def test_an_incident_note_reaches_the_incident(sandbox, monkeypatch):

@@ -14,7 +14,7 @@ import pytest
 from aias_runbooks.runner.execute import stop_signals
 from aias_runbooks.settings import load_environment
 
-from ..helpers import CLI, FIXTURE_NOTEBOOKS, leaks, sandbox_password, wait_for
+from ..helpers import CLI, FIXTURE_NOTEBOOKS, leaks, runs, sandbox_password, wait_for
 
 
 def _fixture_env(**extra: str) -> dict[str, str]:
@@ -38,7 +38,7 @@ def test_canary_secret_is_redacted_everywhere(run):
         "not in the report, runs.jsonl or index.html, in any spelling, nor in what the CLI prints"
     assert "[REDACTED]" in (result.folder / "notebook.ipynb").read_text()
     assert result.verdict["redactions"] >= 1
-    record = json.loads((result.output / "runs.jsonl").read_text())
+    (record,) = runs(result.output)
     assert "[REDACTED]" in record["error"] and record["redactions"] == result.verdict["redactions"]
     assert "redacted" in result.proc.stderr
 
@@ -75,7 +75,7 @@ def test_a_run_stopped_by_the_scheduler_still_leaves_its_report(sandbox, tmp_pat
     verdict = json.loads(next(output.glob("*/*/verdict.json")).read_text())
     assert [f["code"] for f in verdict["findings"]] == ["RUNBOOK_ERROR"]
     assert "interrupted" in verdict["findings"][0]["evidence"]["error"]
-    assert json.loads((output / "runs.jsonl").read_text())["status"] == "UNKNOWN"
+    assert [r["status"] for r in runs(output)] == ["UNKNOWN"]
     assert "report: " in stdout
 
 
@@ -120,7 +120,7 @@ def test_a_relative_report_root_is_the_callers_folder(sandbox, tmp_path, given):
     assert (proc.returncode, proc.stderr) == (0, ""), proc.stdout + proc.stderr
     (verdict,) = (caller / "reports").glob("*/*/verdict.json")
     assert json.loads(verdict.read_text())["status"] == "OK"
-    assert [r["run_id"] for r in map(json.loads, (caller / "reports" / "runs.jsonl").read_text().splitlines())] \
+    assert [r["run_id"] for r in runs(caller / "reports")] \
         == [json.loads(verdict.read_text())["provenance"]["run_id"]]
     printed = Path(proc.stdout.split("report: ", 1)[1].strip())
     assert printed.is_absolute() and printed == verdict.parent / "report.html"

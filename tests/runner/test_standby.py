@@ -21,7 +21,7 @@ from aias_runbooks.runner import headless_kernel
 from aias_runbooks.runner.standby_pool import Pool
 from aias_runbooks.settings import load_environment
 
-from ..helpers import FIXTURE_NOTEBOOKS, ROOT, Run, wait_for
+from ..helpers import FIXTURE_NOTEBOOKS, ROOT, Run, runs, wait_for
 
 STANDBY_MODULE = "aias_runbooks.runner.standby"
 
@@ -60,7 +60,7 @@ def test_a_run_through_a_standby_is_the_same_run_as_run(pool, scenario, run, tmp
         [line.split(" | ")[0] for line in plain.proc.stdout.splitlines()][:1]
     assert ours.proc.stderr == plain.proc.stderr == ""
     assert not list((ours.output / ".work").iterdir())
-    listed = [json.loads(line) for line in (ours.output / "runs.jsonl").read_text().splitlines()]
+    listed = runs(ours.output)
     assert [r["run_id"] for r in listed] == ["20261207-120000-ab12"]
 
 

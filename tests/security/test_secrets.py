@@ -26,9 +26,10 @@ from psycopg import sql
 
 from aias_runbooks.catalogue import slugs
 from aias_runbooks.runner.parameterize import load_runbook
+from aias_runbooks.runner.store import open_archive
 from aias_runbooks.settings import load_environment
 
-from ..helpers import FIXTURE_NOTEBOOKS, audit_records, cli, leaks, sandbox_dsn
+from ..helpers import FIXTURE_NOTEBOOKS, audit_records, cli, leaks, runs, sandbox_dsn
 
 # Small samples keep every run cheap; a parameter is only passed to the runbooks that declare it.
 CHEAP = {"samples": 5, "interval_ms": 10, "latency_samples": 10, "top_tables": 5,
@@ -101,10 +102,27 @@ def test_leaky_notebook_with_canary_secrets_leaks_none(run, canaries, tmp_path):
     assert not leaks(canaries, result.output, result.proc.stdout, result.proc.stderr)
     assert (metrics / "aias_runbooks_leaky-check_sandbox.prom").is_file() and not leaks(canaries, metrics)
     assert " | leaky_measure_fine=3ms" in result.proc.stdout.splitlines()[0], "its measures are written, redacted"
-    record = json.loads((result.output / "runs.jsonl").read_text())
+    (record,) = runs(result.output)
     assert result.verdict["redactions"] >= 1 and record["redactions"] == result.verdict["redactions"]
     assert "redacted" in result.proc.stderr
     assert "[REDACTED]" in (result.folder / "notebook.ipynb").read_text()
+
+
+def test_a_leaky_run_filed_into_a_bucket_leaves_no_secret_there(run, canaries, s3_archive, tmp_path):
+    """The canary run again, its report filed into object storage: everything in the bucket is downloaded and
+    searched, as well as what is left on this host and what the CLI printed."""
+    result = run("leaky-check", "--archive", s3_archive,
+                 env=os.environ | canaries | {"AIAS_NOTEBOOKS_DIR": str(FIXTURE_NOTEBOOKS)})
+    assert result.proc.returncode == 3, result.proc.stdout + result.proc.stderr
+    (record,) = runs(s3_archive)
+    assert record["redactions"] >= 1
+    bucket = open_archive(s3_archive)
+    copy = tmp_path / "bucket"
+    bucket.fs.get(bucket.root, str(copy), recursive=True)
+    assert (copy / record["report_dir"] / "notebook.ipynb").is_file() and (copy / "index.html").is_file()
+    assert "[REDACTED]" in (copy / record["report_dir"] / "notebook.ipynb").read_text()
+    assert not leaks(canaries, copy, result.proc.stdout, result.proc.stderr)
+    assert not leaks(canaries, result.output)
 
 
 def test_cells_run_headless_stay_out_of_ipython_history(run, tmp_path):
