@@ -91,7 +91,7 @@ class RunbookOperator(BaseOperator):
             (self.log.warning if result["exit_code"] == 1 else self.log.info)("%s (%s)", result["verdict"], where)
             return result
         if result["exit_code"] == 3:
-            raise AirflowException(f"could not judge, tried again once: {result['verdict']} ({where})")
+            raise AirflowException(f"could not judge (exit 3: retried once): {result['verdict']} ({where})")
         raise AirflowFailException(f"{result['verdict']} ({where})" if result["exit_code"] == 2 else
                                    f"aias-runbooks exited {result['exit_code']}: {result['verdict']} ({where})")
 
