@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 from dataclasses import dataclass
@@ -20,7 +21,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from ..helpers import FIXTURE_NOTEBOOKS, ROOT, monitor_dsn
+from aias_runbooks.runner.store import open_archive
+
+from ..helpers import FIXTURE_NOTEBOOKS, ROOT, monitor_dsn, runs, wait_for
 
 AIRFLOW = ROOT / ".venv-airflow" / "bin" / "airflow"
 DAG_FILE = ROOT / "dags" / "aias_schedules.py"
@@ -62,11 +65,13 @@ class Airflow:
         return _airflow_env(self.home) | {"AIAS_SCHEDULES_FILE": str(self.schedules),
                                           "AIAS_OUTPUT_DIR": str(self.output), "AIAS_AIRFLOW_RETRY_DELAY": "1"} | extra
 
-    def entry(self, name: str, runbook: str, parameters: str = "{}", notify: str | None = None) -> str:
+    def entry(self, name: str, runbook: str, parameters: str = "{}", notify: str | None = None,
+              archive: str | None = None) -> str:
         """Write a schedules file of one entry (every 5 minutes, on the sandbox); its DAG id."""
         self.schedules.write_text(f"schedules:\n  - name: {name}\n    cron: '*/5 * * * *'\n    runbook: {runbook}\n"
                                   f"    environment: sandbox\n    parameters: {parameters}\n"
-                                  + (f"    notify: {notify}\n" if notify else ""))
+                                  + (f"    notify: {notify}\n" if notify else "")
+                                  + (f"    archive: {archive}\n" if archive else ""))
         return f"aias_{name}"
 
     def airflow(self, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -212,6 +217,46 @@ def test_a_bad_schedules_file_is_an_import_error_naming_the_entry_and_loads_no_d
     assert "entry 2 ('broken'): cron '61 * * * *' is not a cron expression" in error["error"], error["error"]
     listed = airflow.airflow("dags", "list", "--local", "-o", "json")
     assert [d["dag_id"] for d in _json(listed)] == [], "not even the good entry's DAG"
+
+
+def test_a_task_into_a_bucket_files_its_report_there_with_its_entry(airflow, s3_archive):
+    """The entry's archive: is an s3:// URL (moto's server, reached the standard AWS way from Airflow's worker): the
+    report is uploaded whole, its record names the entry, and XCom points at it in the bucket."""
+    dag = airflow.entry("health-s3", "health-check", "{samples: 10, interval_ms: 0}", archive=s3_archive)
+    done = airflow.dags_test(dag)
+    assert done.returncode == 0, _said(done)
+    assert airflow.tries(dag) == [(1, "success")]
+    xcom = airflow.xcom(dag)
+    (record,) = runs(s3_archive)
+    assert record["run_id"] == xcom["run_id"] and record["entry"] == "health-s3" and record["status"] == "OK"
+    assert xcom["report"] == f"{s3_archive}/{record['report_dir']}/report.html"
+    bucket = open_archive(s3_archive)
+    assert json.loads(bucket.read(f"{record['report_dir']}/verdict.json"))["run_id"] == xcom["run_id"]
+    assert not list(airflow.output.glob("*/*/report.html")), "filed in the bucket, not on the worker"
+
+
+def test_a_task_stopped_by_airflow_still_files_its_partial_report(airflow):
+    """A task marked failed (or its worker stopped): Airflow's SIGTERM reaches the task, whose on_kill passes it to
+    the run; the run files what it recorded, the task fails without a retry."""
+    dag = airflow.entry("stuck-stopped", "stuck-check")
+    env = airflow.env(AIAS_NOTEBOOKS_DIR=str(FIXTURE_NOTEBOOKS))
+    proc = subprocess.Popen([str(AIRFLOW), "dags", "test", dag], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=airflow.home)
+    try:
+        recorded = lambda: any("CHECK_BEFORE_HANG" in p.read_text(errors="replace")  # noqa: E731
+                               for p in airflow.output.glob(".work/*/findings.jsonl"))
+        wait_for(lambda: recorded() or proc.poll() is not None, BOUND_S, "the run to record its finding")
+        assert proc.poll() is None, proc.communicate()[0][-6000:]
+        proc.send_signal(signal.SIGTERM)
+        said, _ = proc.communicate(timeout=BOUND_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert airflow.tries(dag) == [(1, "failed")], said[-6000:]
+    xcom = airflow.xcom(dag)
+    assert xcom["verdict"].startswith("WARNING: CHECK_BEFORE_HANG"), xcom
+    assert "interrupted" in {f["code"]: f for f in _report(xcom)["findings"]}["RUNBOOK_ERROR"]["evidence"]["error"]
+    assert "stopped by Airflow" in said
 
 
 def test_a_run_stopped_by_execution_timeout_still_files_its_partial_report(airflow):
