@@ -354,15 +354,15 @@ def close_day(where: Archive | Path, day: str, segments: dict[str, tuple[str, in
         archive.remove([f"archive/{day}.html"])
         segments.pop(day, None)
         return
+    title = f"aias-runbooks reports of {day} (UTC)"
+    archive.write(f"archive/{day}.html", index_template().render(   # the page first: a day with a segment is closed
+        runs=[_shown(r) for r in reversed(runs)], total=len(runs), pages=[], base="../", title=title).encode())
     lines = "".join(json.dumps({"name": _name(r).rsplit("/", 1)[-1]} | r) + "\n" for r in runs)
     name = f"{day}.{len(runs)}.jsonl"
     archive.write(f"{DAYS}/{name}", lines.encode("utf-8"))
     if old and old[0] != name:
         archive.remove([f"{DAYS}/{old[0]}"])
     segments[day] = (name, len(runs))
-    title = f"aias-runbooks reports of {day} (UTC)"
-    archive.write(f"archive/{day}.html", index_template().render(
-        runs=[_shown(r) for r in reversed(runs)], total=len(runs), pages=[], base="../", title=title).encode())
 
 
 def rebuild(where: Archive | Path, now: datetime | None = None) -> None:

@@ -89,7 +89,7 @@ def test_a_scheduler_that_keeps_sending_sigterm_still_gets_the_report(sandbox, t
     assert "interrupted" in verdict["findings"][-1]["evidence"]["error"]
     records = catalog.read_runs(output)
     assert len(records) == 1 and records[0]["run_id"] == verdict["run_id"]
-    assert {p.name for p in output.glob("*/*/*")} == {"notebook.ipynb", "report.html", "verdict.json"}
+    assert {p.name for p in output.glob("[0-9]*/*/*")} == {"notebook.ipynb", "report.html", "verdict.json"}
     assert not list(output.glob(".work/*"))
     assert not list(Path(tempfile.gettempdir()).glob(f"aias-kernel-{verdict['run_id']}-*")), "kernel sockets removed"
     assert stderr.splitlines() == ["  warning: 1 secret(s) were found in the report and redacted"], \
