@@ -34,7 +34,6 @@ import fcntl
 import json
 import os
 import re
-import secrets
 import tempfile
 import time
 from collections.abc import Iterator
@@ -56,7 +55,6 @@ from .settings import load_environment
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 KEYS = ("name", "cron", "runbook", "environment", "parameters", "incident", "notify", "archive")
-S3_URL = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\x00-\x1f]*)?")
 LOCK_WAIT_S = 10.0
 MAX_SKEW_S = 60   # how far ahead of this host's clock a --now may be (the caller's clock), taken as now
 STATE_DIR = ".schedule"
@@ -138,35 +136,25 @@ def _entry(item: Any, where: str, output: Path | None) -> Entry:
     incident = item.get("incident")
     if incident is not None and not isinstance(incident, str):
         raise UsageError(f"{where}: `incident` must be text (e.g. INC-1234)")
-    try:
+    archive = _check_archive(item["archive"], where) if item.get("archive") is not None else None
+    try:   # the archive's form only: a DAG file checks the entries at every parse, no bucket is reached for it
         request = prepare(item["runbook"], item["environment"], {str(k): v for k, v in params.items()}, incident,
-                          None, output, make_root=False)
+                          None, output, make_root=False, archive=archive, entry=name, check_archive=False)
     except AiasError as exc:
         raise UsageError(f"{where}: {exc}") from None
     notice = notify.parse(item["notify"], request.profile, where) if item.get("notify") is not None else None
-    archive = _check_archive(item["archive"], where) if item.get("archive") is not None else None
     return Entry(name, cron, Job(request.info.slug, request.profile.name, request.parameters, request.incident),
                  notice, archive)
 
 
 def _check_archive(value: Any, where: str) -> str:
-    """An entry's `archive:` as `run --archive` checks it (store.open_archive: its form, no bucket is reached
-    here); the text as given, for the run's --archive."""
+    """An entry's `archive:`: text, a folder or an s3:// URL (never a URL of another scheme, which would be taken
+    as a folder of that name); prepare() then checks its form as `run --archive` does. The text as given."""
     valid = "valid: a folder, or s3://bucket/prefix (e.g. s3://acme-runbooks/prod)"
     if not isinstance(value, str) or not value.strip() or value != value.strip():
         raise UsageError(f"{where}: `archive` {show(value)} must be text without surrounding spaces; {valid}")
-    try:
-        from .runner import store
-    except ImportError:   # before the object-storage archive: its form only
-        store = None
-    if store is None:
-        if "://" in value and not S3_URL.fullmatch(value):
-            raise UsageError(f"{where}: `archive` {show(value)} is neither a folder nor an s3:// URL; {valid}")
-        return value
-    try:
-        store.open_archive(value)
-    except AiasError as exc:
-        raise UsageError(f"{where}: `archive` {exc}") from None
+    if "://" in value and not value.startswith("s3://"):
+        raise UsageError(f"{where}: `archive` {show(value)} is neither a folder nor an s3:// URL; {valid}")
     return value
 
 
@@ -432,29 +420,14 @@ def run_entry(entry: Entry, output: Path | None = None, archive: str | None = No
     unit, max_active_runs=1). The run is `aias-runbooks run` filed with the entry's name (--entry) into `archive`
     (else the entry's archive:), a SIGTERM passed on to it (its partial report is filed); then a change of status
     is told as tell_filed() judges it, from the shared catalogue, not this host's state."""
-    from .runner.execute import GIVEN_RUN_ID
-    run_id = new_run_id()
-    job = _job(entry, archive or entry.archive)
-    saved = os.environ.get(GIVEN_RUN_ID)
-    os.environ[GIVEN_RUN_ID] = run_id   # the child's run id (execute.given_run_id), so its record is found
-    try:
-        (outcome,) = run_jobs([job], output, 1)
-    finally:
-        del os.environ[GIVEN_RUN_ID]
-        if saved is not None:
-            os.environ[GIVEN_RUN_ID] = saved
+    (outcome,) = run_jobs([_job(entry, archive or entry.archive)], output, 1)
     notes: list[str] = []
-    if entry.notify is not None and outcome.status != NOT_RUN:
+    if entry.notify is not None and outcome.status != NOT_RUN and outcome.run_id is not None:
         try:
-            notes = tell_filed(entry, run_id, output, archive).problems
+            notes = tell_filed(entry, outcome.run_id, output, archive).problems
         except AiasError as exc:   # the run stands; its exit code is the run's
             notes = [f"nothing told: {exc}"]
     return Ran(entry, None, outcome, notes)
-
-
-def new_run_id() -> str:
-    """A run id as execute() makes them (YYYYmmdd-HHMMSS-xxxx, UTC), chosen before the run starts."""
-    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
 def _job(entry: Entry, archive: str | None = None) -> Job:

@@ -64,7 +64,7 @@ def export(entries: list[Entry], fmt: str, out: Path, source: Path | None = None
     elif fmt == "systemd":
         files = systemd_units(entries, source)
     elif fmt == "airflow":
-        files = {"aias_runbooks.py": _dag_file_text()}
+        files = {"aias_schedules.py": _dag_file_text()}
     else:
         raise UsageError(f"unknown export format {show(fmt)}; valid: {', '.join(FORMATS)}")
     if not files:

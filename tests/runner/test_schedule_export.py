@@ -177,8 +177,8 @@ def test_airflow_export_writes_the_dag_file(sandbox, schedules, tmp_path):
     out = tmp_path / "dags"
     result = export(schedules, "airflow", out)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [str(out / "aias_runbooks.py")]
-    assert (out / "aias_runbooks.py").read_text() == dag_file_text()
+    assert result.stdout.splitlines() == [str(out / "aias_schedules.py")]
+    assert (out / "aias_schedules.py").read_text() == dag_file_text()
 
 
 @pytest.mark.parametrize("cron, seconds", [("*/5 * * * *", 300), ("7,22,37,52 * * * *", 900), ("0 * * * *", 3600),
