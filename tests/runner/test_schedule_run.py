@@ -7,10 +7,13 @@ filed (an Airflow callback) and refuses a run it cannot judge."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import signal
+import subprocess
 from pathlib import Path
 
-from ..helpers import cli, runs
+from ..helpers import CLI, FIXTURE_NOTEBOOKS, cli, runs, wait_for
 
 SENDER = "AIAS Runbooks <runbooks@aiautomatedsystems.ca>"   # the sandbox's verified sending domain
 
@@ -169,3 +172,33 @@ def test_runs_in_a_bucket_are_judged_and_told_from_the_bucket(sandbox, scenario,
     assert any(line.startswith("- CRITICAL API_DOWN: ") for line in lines), "the top finding, from the bucket"
     assert lines[-1].startswith(f"Report: {s3_archive}/") and lines[-1].endswith("/report.html")
     assert [(r["entry"], r["status"]) for r in runs(s3_archive)] == [("health-5min", "OK"), ("health-5min", "CRITICAL")]
+
+
+def test_run_due_files_each_run_with_its_entry_into_its_archive(sandbox, tmp_path):
+    schedules, archive = write(tmp_path, "oncall@example.com"), tmp_path / "archive"
+    result = cli("schedule", "run-due", "--schedules", str(schedules), "--output", str(tmp_path / "host"),
+                 "--now", "2026-11-26T20:00:10Z", "--archive", str(archive))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted((r["entry"], r["runbook"], r["incident"]) for r in runs(archive)) == [
+        ("db-hourly", "database-health", "INC-9"), ("health-5min", "health-check", None)]
+
+
+def test_a_stopped_schedule_run_stops_its_run_which_still_files_its_report(sandbox, tmp_path):
+    """SIGTERM, as Kubernetes deletes a pod or systemd stops a unit: the run stops and files the WARNING it had
+    recorded, under its entry; the exit code is the run's."""
+    path = tmp_path / "schedules.yaml"
+    path.write_text("schedules:\n  - {name: stuck, cron: '* * * * *', runbook: stuck-check, environment: sandbox}\n")
+    host, archive = tmp_path / "host", tmp_path / "archive"
+    env = os.environ | {"AIAS_NOTEBOOKS_DIR": str(FIXTURE_NOTEBOOKS)}
+    proc = subprocess.Popen([*CLI, "schedule", "run", "stuck", "--schedules", str(path), "--output", str(host),
+                             "--archive", str(archive)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    hanging = lambda: any("CHECK_BEFORE_HANG" in p.read_text() for p in host.glob(".work/*/findings.jsonl"))  # noqa: E731
+    wait_for(lambda: hanging() or proc.poll() is not None, 120, "stuck-check to record its finding and hang")
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stdout + stderr
+    assert stdout.startswith("stuck: WARNING") and f"report: {archive}/" in stdout, stdout
+    [filed] = runs(archive)
+    assert (filed["entry"], filed["status"]) == ("stuck", "WARNING") and "interrupted" in filed["error"]
