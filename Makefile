@@ -57,7 +57,7 @@ airflow: $(STAMP) $(AIRFLOW)/.installed
 	@AIAS_HOME=$(CURDIR) AIRFLOW_HOME=$(CURDIR)/.airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 		AIRFLOW__CORE__LOAD_EXAMPLES=false $(AIRFLOW)/bin/airflow standalone
 
-bench: $(STAMP)
+bench: $(STAMP) $(AIRFLOW)/.installed
 	@$(BIN)/python benchmarks/bench.py
 
 lint: $(STAMP)

@@ -8,7 +8,8 @@
   scale and, unless --no-large, at large scale (a sandbox of its own in .bench/large); the two scales in turn, and
   the growth from one to the other as the median of the pairs' ratios;
 - every named query's median at large scale (benchmarks/queries.py, whose EXPLAINs follow the table);
-- the archive index: filing one run at 10, 1,000 (a full index page) and 50,000 runs.
+- the archive index: filing one run at 10, 1,000 (a full index page) and 50,000 runs;
+- a scheduled runbook as an Airflow task against the same run from cron (benchmarks/airflow_task.py).
 Usage: .venv/bin/python benchmarks/bench.py [--no-large] [RUNS]
 """
 
@@ -173,6 +174,13 @@ def index_update() -> list[dict]:
     return rows
 
 
+def airflow_task(runs: int, output: Path) -> list[dict]:
+    """benchmarks/airflow_task.py's rows: Airflow from .venv-airflow (make builds it), the default sandbox."""
+    import airflow_task
+    return [row("airflow task", what, value, unit, target)
+            for what, value, unit, target in airflow_task.measure(runs, output)]
+
+
 def _record(i: int) -> dict:
     return {"run_id": f"bench-{i}", "runbook": "health-check", "env": "sandbox", "incident": None, "status": "OK",
             "exit_code": 0, "summary": "OK: 2 check(s) passed (API_HEALTHY, API_LATENCY_OK)", "top_finding": None,
@@ -228,7 +236,7 @@ def main() -> None:
     if large:
         query_rows, explains = queries_large()
         rows += query_rows
-    rows = rows[:5] + runbook_rows(default, large) + rows[5:] + index_update()
+    rows = rows[:5] + runbook_rows(default, large) + rows[5:] + index_update() + airflow_task(runs, output)
     pd.set_option("display.max_colwidth", 90)
     print(pd.DataFrame(rows).to_string(index=False))
     if explains:
