@@ -202,3 +202,33 @@ def test_a_stopped_schedule_run_stops_its_run_which_still_files_its_report(sandb
     assert stdout.startswith("stuck: WARNING") and f"report: {archive}/" in stdout, stdout
     [filed] = runs(archive)
     assert (filed["entry"], filed["status"]) == ("stuck", "WARNING") and "interrupted" in filed["error"]
+
+
+def test_paging_judged_from_the_catalogue_passes_over_an_unknown_that_does_not_page(sandbox, tmp_path):
+    """WARNING, then UNKNOWN (not paging: `pagerduty: true`), then CRITICAL pages: the incident was never open, so
+    the UNKNOWN before the CRITICAL is no open incident; WARNING after it resolves it once. One entry, each run from
+    another host, its runbook changed between runs (a fixture per status)."""
+    from aias_runbooks import notify
+    name = f"paged-{secrets.token_hex(3)}"
+    archive = tmp_path / "archive"
+    env = os.environ | {"AIAS_NOTEBOOKS_DIR": str(FIXTURE_NOTEBOOKS)}
+
+    def run(step: int, runbook: str, parameters: str = "{}") -> subprocess.CompletedProcess:
+        path = tmp_path / "schedules.yaml"
+        path.write_text(f"schedules:\n  - {{name: {name}, cron: '*/5 * * * *', runbook: {runbook}, environment: "
+                        f"sandbox, parameters: {parameters}, notify: {{pagerduty: true}}, archive: '{archive}'}}\n")
+        return cli("schedule", "run", name, "--schedules", str(path), "--output", str(tmp_path / f"host-{step}"),
+                   env=env)
+
+    def events() -> list[str]:
+        state = json.loads((sandbox / "services.json").read_text())
+        key = notify.dedup_key("sandbox", name)
+        return [e["event_action"] for e in state.get("pagerduty_events", []) if e["dedup_key"] == key]
+
+    assert run(1, "crashing-check").returncode == 1 and events() == []
+    assert run(2, "paging-check", "{crash: 1}").returncode == 3 and events() == []
+    critical = run(3, "paging-check")
+    assert critical.returncode == 2 and "notification" not in critical.stderr, critical.stdout + critical.stderr
+    assert events() == ["trigger"]
+    assert run(4, "paging-check").returncode == 2 and events() == ["trigger"], "still open: nothing more"
+    assert run(5, "crashing-check").returncode == 1 and events() == ["trigger", "resolve"]
