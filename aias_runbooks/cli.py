@@ -438,9 +438,8 @@ def _archive_to_read(args: argparse.Namespace) -> Any:
     from .runner import catalog
     from .runner.store import open_archive
     archive = open_archive(args.archive or Path(args.output or paths.output_dir()).absolute())
-    if archive.local is None or archive.local.is_dir():
-        archive.check()
-        catalog.upgrade(archive)
+    archive.check(write=getattr(args, "reports_action", None) == "prune")
+    catalog.upgrade(archive)
     return archive
 
 

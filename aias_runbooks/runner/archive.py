@@ -248,9 +248,7 @@ def prune(where: Archive | Path, keep_days: int, dry_run: bool = False, now: dat
             with contextlib.suppress(OSError):
                 (archive.local / day).rmdir()   # the day's folder, once its last report is gone
     archive.remove(catalog.record_path(run) for run in result.removed)
-    segments = catalog.closed_days(archive)
-    for day in sorted({catalog.record_path(run).rsplit("/", 2)[-2] for run in result.removed}):
-        catalog.close_day(archive, day, segments)
+    catalog.close_days(archive, {catalog.record_path(run).rsplit("/", 2)[-2] for run in result.removed})
     catalog.reindex(archive)
     return result
 

@@ -94,41 +94,43 @@ def _refresh(archive: Archive, filed: dict[str, Any] | None, now: datetime) -> N
     closed day, else the oldest closed day still without a segment (one per filing, so a backlog costs nothing
     extra per run)."""
     segments = closed_days(archive)
-    days = days_filed(archive)
-    late = _day_of(filed) if filed is not None and _day_of(filed) in segments else None
-    open_days = sorted({d for d in days if d not in segments} | set(days[-2:]) | ({late} if late else set()))
+    day = _day_of(filed) if filed is not None else ""
+    late = day if day in segments else None
+    recent = {f"{now - timedelta(days=k):%Y-%m-%d}" for k in range(CLOSED_AFTER_DAYS + 1)}
+    open_days = sorted({d for d in recent if d not in segments} | ({day} if day else set()))
     cached = _cached(archive)
     seen = _names(archive, open_days)
     for _ in range(RECHECKS):
-        runs = _merge(archive, _still_filed(archive, cached, days, open_days, seen, segments), seen, filed)
-        closed = sum(n for day, (_, n) in segments.items() if day not in open_days)
+        runs = _merge(archive, _still_filed(archive, cached, open_days, seen, segments), seen, filed)
+        closed = sum(n for d, (_, n) in segments.items() if d not in open_days)
         archive.write(INDEX_DATA, json.dumps({"runs": runs}).encode("utf-8"))
         write_index(archive, runs, segments, total=closed + len(seen | {_name(filed)} if filed else seen))
-        now_seen, now_segments = _names(archive, open_days), closed_days(archive)
-        if now_seen == seen and now_segments == segments:   # nobody filed or pruned meanwhile: the index is whole
+        hot = sorted({f"{now:%Y-%m-%d}", day} - {""})   # where a filer beside this one files now
+        now_seen = {p for p in seen if p.rsplit("/", 2)[-2] not in hot} | _names(archive, hot)
+        if now_seen == seen:   # nobody filed meanwhile: this index shows every run filed before it
             break
-        cached, seen, segments, days = runs, now_seen, now_segments, days_filed(archive)
+        cached, seen = runs, now_seen
     if late:
         close_day(archive, late, segments)
-    else:
-        _close_one(archive, days, segments, now)
+    elif f"{now - timedelta(days=CLOSED_AFTER_DAYS):%Y-%m-%d}" not in segments:   # a day may be due to close
+        _close_one(archive, days_filed(archive), segments, now)
 
 
-def _still_filed(archive: Archive, cached: list[dict[str, Any]], days: list[str], open_days: list[str],
-                 seen: set[str], segments: dict[str, tuple[str, int]]) -> list[dict[str, Any]]:
+def _still_filed(archive: Archive, cached: list[dict[str, Any]], open_days: list[str], seen: set[str],
+                 segments: dict[str, tuple[str, int]]) -> list[dict[str, Any]]:
     """The cached runs whose record is still there (a prune may have removed some since the cache was written): an
     open day's as listed; a closed day's from its segment again when the cache holds more of that day than the
-    segment counts; none of a day that has no record left."""
+    segment counts, none when the day has no segment left."""
     kept: list[dict[str, Any]] = []
     by_day: dict[str, list[dict[str, Any]]] = {}
     for run in cached:
         by_day.setdefault(_day_of(run), []).append(run)
     for day, runs in by_day.items():
-        if day not in days:
-            continue
         if day in open_days:
             kept += [r for r in runs if _name(r) in seen]
-        elif day in segments and len(runs) > segments[day][1]:
+        elif day not in segments:
+            continue
+        elif len(runs) > segments[day][1]:
             kept += list(day_runs(archive, day, segments))
         else:
             kept += runs
@@ -281,7 +283,7 @@ def tail_runs(where: Archive | Path, count: int) -> list[dict[str, Any]]:
 
 
 def count(where: Archive | Path) -> int:
-    """How many runs are filed: the closed days' counts (from their segments' names) plus the open days' records."""
+    """How many runs are filed: the closed days' counts (from their segments' names) plus the other days' records."""
     archive = at(where)
     segments = closed_days(archive)
     return sum(segments[d][1] if d in segments else len(archive.names(f"{RUNS}/{d}"))
@@ -342,12 +344,14 @@ def _close_one(archive: Archive, days: list[str], segments: dict[str, tuple[str,
             return
 
 
-def close_day(where: Archive | Path, day: str, segments: dict[str, tuple[str, int]] | None = None) -> None:
+def close_day(where: Archive | Path, day: str, segments: dict[str, tuple[str, int]] | None = None,
+              runs: list[dict[str, Any]] | None = None) -> None:
     """(Re)write `day`'s segment and page from its records (and its old segment), and remove an older segment;
-    a day with no run left loses both."""
+    a day with no run left loses both. `runs`: the day's records, oldest first, when the caller holds them all
+    (an import, a benchmark's archive): nothing is read."""
     archive = at(where)
     segments = closed_days(archive) if segments is None else segments
-    runs = list(reversed(list(day_runs(archive, day, segments))))
+    runs = list(reversed(list(day_runs(archive, day, segments)))) if runs is None else runs
     old = segments.get(day)
     if not runs:
         archive.remove([f"{DAYS}/{old[0]}"] if old else [])
@@ -363,6 +367,17 @@ def close_day(where: Archive | Path, day: str, segments: dict[str, tuple[str, in
     if old and old[0] != name:
         archive.remove([f"{DAYS}/{old[0]}"])
     segments[day] = (name, len(runs))
+
+
+def close_days(where: Archive | Path, touched: set[str], now: datetime | None = None) -> None:
+    """Close again the days `touched` (runs removed from them), and every day due to close that has no segment yet
+    (a prune reads the whole catalogue anyway: a backlog costs it nothing more)."""
+    archive = at(where)
+    segments = closed_days(archive)
+    last_closed = f"{(now or datetime.now(timezone.utc)) - timedelta(days=CLOSED_AFTER_DAYS):%Y-%m-%d}"
+    due = {d for d in days_filed(archive) if d <= last_closed and d not in segments}
+    for day in sorted(touched | due):
+        close_day(archive, day, segments)
 
 
 def rebuild(where: Archive | Path, now: datetime | None = None) -> None:

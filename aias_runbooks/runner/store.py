@@ -112,17 +112,20 @@ class Archive:
         files = sorted(p for p in folder.rglob("*") if p.is_file())
         self.fs.put([str(p) for p in files], [self.path(f"{rel}/{p.relative_to(folder).as_posix()}") for p in files])
 
-    def check(self) -> None:
-        """OutputError, one line, unless the archive can be read and written to: run before any kernel starts."""
+    def check(self, write: bool = True) -> None:
+        """OutputError, one line, unless the archive can be read and (with `write`) written to: run before any kernel
+        starts. A reader (`reports`, `bundle`) checks only that it can read."""
         if self.local is not None:
-            from .request import check_output_root
-            check_output_root(self.local)
+            if write:
+                from .request import check_output_root
+                check_output_root(self.local)
             return
         probe = self.path(f"catalog/.probe/{os.uname().nodename}-{os.getpid()}")
         try:
             self.fs.ls(self.root.split("/", 1)[0], detail=False)   # the bucket: reachable, exists, may be listed
-            self.fs.pipe_file(probe, b"")                           # may be written to
-            self.fs.rm_file(probe)
+            if write:
+                self.fs.pipe_file(probe, b"")                 # may be written to
+                self.fs.rm_file(probe)
         except Exception as exc:  # noqa: BLE001 - botocore, aiohttp and fsspec each have their own: one line for all
             raise OutputError(f"archive {self.url} cannot be used: {reason(exc)}; check the bucket's name, the "
                               "endpoint and the credentials (AWS_ACCESS_KEY_ID/AWS_PROFILE or the profile's "
@@ -150,8 +153,8 @@ def open_archive(location: str | Path, secrets: dict[str, str] | None = None) ->
     import s3fs
     creds = secrets or {}
     key, secret = creds.get("archive_access_key_id"), creds.get("archive_secret_access_key")
-    fs = s3fs.S3FileSystem(
-        key=key, secret=secret, skip_instance_cache=True, use_listings_cache=False,
+    fs = s3fs.S3FileSystem(   # one per process and credentials (fsspec's instance cache): a client costs ~0.2 s
+        key=key, secret=secret, use_listings_cache=False,
         config_kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "read_timeout": READ_TIMEOUT_S,
                        "retries": {"max_attempts": ATTEMPTS, "mode": "standard"}})
     root = f"{bucket}/{prefix}" if prefix else bucket
