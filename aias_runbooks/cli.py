@@ -168,6 +168,8 @@ def build_parser() -> Parser:
     prune.add_argument("--dry-run", action="store_true", help="say what would be removed; change nothing")
     prune.add_argument("--output", type=_folder, default=argparse.SUPPRESS,
                        help="report root (default: output/ or AIAS_OUTPUT_DIR)")
+    prune.add_argument("--archive", metavar="URL", default=argparse.SUPPRESS,
+                       help="the archive to prune: a folder or s3://bucket/prefix (default: the report root)")
     bundle = sub.add_parser("bundle", help="one zip of every report of an incident with a SHA-256 manifest, for the "
                             "postmortem; --verify checks one (exit 0 intact, 2 not)")
     which = bundle.add_mutually_exclusive_group(required=True)

@@ -8,6 +8,8 @@ import json
 import re
 import signal
 import subprocess
+import zipfile
+from datetime import datetime, timedelta, timezone
 
 from aias_runbooks.runner import catalog
 from aias_runbooks.runner.store import open_archive
@@ -84,3 +86,47 @@ def test_a_bucket_failing_mid_upload_keeps_the_complete_report_local_and_says_wh
     index = open_archive(s3_archive).read("index.html").decode()
     assert all(f"{r['report_dir']}/report.html" in index for r in filed)
     assert catalog.count(s3_archive) == 2
+
+
+def _made_up(url: str, n: int, days_ago: float, incident: str | None, tmp_path) -> dict:
+    """A run's report folder put in the bucket and its record filed, as the runner would (no kernel)."""
+    started = (datetime.now(timezone.utc) - timedelta(days=days_ago)).replace(microsecond=0)
+    run_id = f"{started:%Y%m%d-%H%M%S}-{n:04x}"
+    rel = f"{started:%Y-%m-%d}/{started:%H%M%S}_health-check_sandbox{'_' + incident if incident else ''}-{n:04x}"
+    folder = tmp_path / run_id
+    folder.mkdir()
+    prov = {"run_id": run_id, "runbook": "health-check", "env": "sandbox", "incident": incident,
+            "started_at": started.isoformat(), "finished_at": started.isoformat(), "parameters": {}}
+    (folder / "verdict.json").write_text(json.dumps({"run_id": run_id, "runbook": "health-check", "env": "sandbox",
+                                                     "status": "OK", "exit_code": 0, "summary": "OK: made up",
+                                                     "findings": [], "provenance": prov}))
+    (folder / "report.html").write_text(f"<html>{run_id}</html>")
+    (folder / "notebook.ipynb").write_text('{"cells": []}')
+    record = {"run_id": run_id, "runbook": "health-check", "env": "sandbox", "incident": incident, "status": "OK",
+              "exit_code": 0, "summary": "OK: made up", "top_finding": None, "started_at": started.isoformat(),
+              "finished_at": started.isoformat(), "duration_s": 1.0, "report_dir": rel, "redactions": 0,
+              "error": None}
+    archive = open_archive(url)
+    archive.put_folder(folder, rel)
+    catalog.file_run(archive, record)
+    return record
+
+
+def test_prune_and_bundle_work_on_a_bucket_as_on_a_folder(s3_archive, tmp_path):
+    old, kept, recent = (_made_up(s3_archive, 1, 40, None, tmp_path), _made_up(s3_archive, 2, 40, "INC-9", tmp_path),
+                         _made_up(s3_archive, 3, 0.1, None, tmp_path))
+    pruned = cli("reports", "prune", "--keep-days", "7", "--archive", s3_archive, "--output", str(tmp_path / "out"))
+    assert pruned.returncode == 0, pruned.stderr
+    assert pruned.stdout.startswith("removed 1 run(s)") and "kept 1 older run(s) tied to an incident" in pruned.stdout
+    assert [r["run_id"] for r in runs(s3_archive)] == [kept["run_id"], recent["run_id"]]
+    assert not _files(s3_archive, old["report_dir"]), "the old report's objects are gone"
+    assert _files(s3_archive, kept["report_dir"]) == REPORT_FILES
+    zipped = tmp_path / "inc9.zip"
+    made = cli("bundle", "--incident", "INC-9", "--archive", s3_archive, "--out", str(zipped),
+               "--output", str(tmp_path / "out"))
+    assert made.returncode == 0, made.stderr
+    with zipfile.ZipFile(zipped) as zf:
+        assert {n for n in zf.namelist() if n.startswith("reports/")} == \
+            {f"reports/{kept['report_dir']}/{name}" for name in REPORT_FILES}
+    verified = cli("bundle", "--verify", str(zipped))
+    assert verified.returncode == 0 and "intact" in verified.stdout, verified.stdout + verified.stderr
