@@ -1,4 +1,4 @@
-"""Files other processes read while we write them: append-only JSON lines (runs.jsonl, audit.jsonl) under a
+"""Files other processes read while we write them: append-only JSON lines (audit.jsonl) under a
 lock, and whole files (state.json, index.html, verdict.json) replaced atomically."""
 
 from __future__ import annotations

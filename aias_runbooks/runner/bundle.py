@@ -1,11 +1,12 @@
 """`aias-runbooks bundle`: every report of one incident in one zip for the postmortem, and `--verify` of one.
 
-The zip holds, for each run filed with the incident id (runs.jsonl's `incident`), its whole report folder under
-`reports/<report_dir>/`; `runs.jsonl`, the incident's lines of the catalogue; `audit.jsonl`, the guarded actions
-those runs attempted (output/audit.jsonl's records of this incident or of these runs: what was changed, by whom,
-with what outcome, which a postmortem needs), when there are any; and `manifest.json`: each other file's path,
-size and SHA-256, each run's status, parameters and versions (from its verdict.json), the versions across the
-bundle (aias-runbooks, Python, papermill, the PostgreSQL server where a run recorded it) and when it was made.
+The zip holds, for each run filed with the incident id (its record's `incident`), its whole report folder under
+`reports/<report_dir>/`; `runs.jsonl`, the incident's records from the catalogue, a line each; `audit.jsonl`, the
+guarded actions those runs attempted (output/audit.jsonl's records of this incident or of these runs: what was
+changed, by whom, with what outcome, which a postmortem needs), when there are any; and `manifest.json`: each other
+file's path, size and SHA-256, each run's status, parameters and versions (from its verdict.json), the versions
+across the bundle (aias-runbooks, Python, papermill, the PostgreSQL server where a run recorded it) and when it was
+made.
 
 Nothing enters the bundle that the archive does not already hold: reports are redacted when they are filed, and
 the audit lines are scanned for key shapes once more. A bundle is never overwritten.
