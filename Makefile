@@ -54,8 +54,8 @@ $(AIRFLOW)/.installed: $(AIRFLOW_CONSTRAINTS)
 
 airflow: $(STAMP) $(AIRFLOW)/.installed
 	@$(BIN)/aias-runbooks sandbox up
-	@AIAS_HOME=$(CURDIR) AIRFLOW_HOME=$(CURDIR)/.airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
-		AIRFLOW__CORE__LOAD_EXAMPLES=false $(AIRFLOW)/bin/airflow standalone
+	@PATH=$(CURDIR)/$(AIRFLOW)/bin:$$PATH AIAS_HOME=$(CURDIR) AIRFLOW_HOME=$(CURDIR)/.airflow \
+		AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__LOAD_EXAMPLES=false airflow standalone
 
 bench: $(STAMP) $(AIRFLOW)/.installed
 	@$(BIN)/python benchmarks/bench.py
