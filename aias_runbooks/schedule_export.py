@@ -193,7 +193,10 @@ def k8s_cronjob(entry: Entry, source: Path) -> str:
         "# No archive: set (entry or profile): reports stay in the pod's own output/ and go with it;\n"
         "# set archive: s3://bucket/prefix in the entry or its environment's profile.",
     ]
-    return "\n".join(notes) + "\n" + yaml.safe_dump(manifest, sort_keys=False, width=120)
+    text = "\n".join(notes) + "\n" + yaml.safe_dump(manifest, sort_keys=False, width=120)
+    if yaml.safe_load(text) != manifest:   # the comments and the dump read back as the manifest, or nothing is written
+        raise RuntimeError(f"the CronJob of entry '{entry.name}' does not read back as written")
+    return text
 
 
 def _comment(text: str) -> str:
