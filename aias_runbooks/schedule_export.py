@@ -49,6 +49,7 @@ SECRET = "aias-runbooks-{env}"      # the Kubernetes Secret holding an environme
 K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 K8S_MAX = 52                        # a CronJob's name: its Jobs add 11 characters to it, within 63
 SLOTS_SCANNED = 10_000              # slots looked at for an entry's shortest interval (or a year, or 60 s found)
+UNIT_UNSAFE = re.compile(r"[\s\"'\\%$;]|[\x00-\x1f\x7f]")   # read by systemd as more than a path
 DAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 HEADER = ("Written by `aias-runbooks schedule export --format {fmt}`, entry '{name}' of\n  {source}\n"
           "Change the schedules file and export again; this file is not read back.")
@@ -229,6 +230,11 @@ def systemd_units(entries: list[Entry], source: Path) -> dict[str, str]:
     files: dict[str, str] = {}
     cli = Path(sys.executable).with_name("aias-runbooks")
     program = str(cli) if cli.exists() else "aias-runbooks"
+    for what, path in (("the schedules file", source), ("the checkout", paths.project_root()),
+                       ("the aias-runbooks program", program)):
+        if UNIT_UNSAFE.search(str(path)):
+            raise UsageError(f"{what}'s path {show(str(path), 200)} has a space, quote, backslash, '%' or control "
+                             "character, which a unit file would read otherwise; valid: a plain path")
     for entry in entries:
         calendars = on_calendar(entry.cron, entry.name)
         unit = f"aias-runbooks-{entry.name}"

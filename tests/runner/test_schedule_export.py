@@ -186,3 +186,19 @@ def test_airflow_export_writes_the_dag_file(sandbox, schedules, tmp_path):
                                            ("30 2 * * 1-5", 86400), ("0 9 * * 1", 7 * 86400)])
 def test_the_starting_deadline_is_the_shortest_interval_between_slots(cron, seconds):
     assert shortest_interval(cron) == seconds
+
+
+def test_a_path_a_unit_file_would_misread_is_refused(sandbox, tmp_path):
+    """A newline (a second directive), a space (a second argument), '%' (a specifier) in the schedules file's path:
+    one line, nothing written."""
+    for name in ("odd\nExecStartPre=touch gotcha", "with space", "100%"):
+        folder = tmp_path / name
+        folder.mkdir()
+        path = folder / "schedules.yaml"
+        path.write_text(SCHEDULES)
+        out = tmp_path / "systemd"
+        result = export(path, "systemd", out)
+        assert (result.returncode, result.stdout) == (3, "")
+        (line,) = result.stderr.splitlines()
+        assert "the schedules file's path" in line and "valid: a plain path" in line, line
+        assert not out.exists()
