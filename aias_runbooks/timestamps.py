@@ -3,7 +3,8 @@ with a UTC offset, so that which moment is meant is never a guess about the mach
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
+from typing import Any
 
 EXPECTED = "must be an ISO 8601 timestamp with a UTC offset, e.g. 2026-11-01T07:00:00Z"
 
@@ -18,3 +19,15 @@ def parse_timestamp(text: str) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(EXPECTED)
     return moment
+
+
+def recorded_time(text: Any) -> datetime | None:
+    """A time as a run record holds it (started_at: ISO 8601, the runner writes it with an offset; one without is
+    UTC); None when it is not one. Lenient where parse_timestamp is strict: records are read, not typed in."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

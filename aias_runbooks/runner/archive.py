@@ -23,7 +23,7 @@ from typing import Any
 from .. import catalogue
 from ..errors import UsageError
 from ..printable import show
-from ..timestamps import parse_timestamp
+from ..timestamps import parse_timestamp, recorded_time
 from . import catalog
 from .store import Archive
 
@@ -107,13 +107,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 
 def parse_time(text: Any) -> datetime | None:
     """started_at as the runner writes it (ISO 8601 with offset); None when it is not one."""
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return recorded_time(text)
 
 
 def runs(where: Archive | Path, keep: Filters) -> Iterator[dict[str, Any]]:

@@ -29,6 +29,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, Template, select_autoescape
 
+from ..timestamps import recorded_time
 from .store import Archive, open_archive
 
 RUNS = "catalog/runs"
@@ -78,14 +79,8 @@ def record_path(record: dict[str, Any]) -> str:
 
 
 def _started(record: dict[str, Any]) -> datetime | None:
-    text = record.get("started_at")
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    moment = recorded_time(record.get("started_at"))
+    return moment.astimezone(timezone.utc) if moment else None
 
 
 def _refresh(archive: Archive, filed: dict[str, Any] | None, now: datetime) -> None:
@@ -286,8 +281,7 @@ def count(where: Archive | Path) -> int:
     """How many runs are filed: the closed days' counts (from their segments' names) plus the other days' records."""
     archive = at(where)
     segments = closed_days(archive)
-    return sum(segments[d][1] if d in segments else len(archive.names(f"{RUNS}/{d}"))
-               for d in days_filed(archive))
+    return sum(segments[d][1] if d in segments else len(_names(archive, [d])) for d in days_filed(archive))
 
 
 def record(where: Archive | Path, run_id: str) -> dict[str, Any] | None:
