@@ -27,6 +27,7 @@ from .parameterize import (
     text_problem,
     validate,
 )
+from .store import check_output_root
 
 INCIDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 ENV_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -127,21 +128,6 @@ def output_root(output: Path | None = None) -> Path:
     """The report root a run files into: `output`, else AIAS_OUTPUT_DIR, else output/ in the checkout, as an
     absolute path (a relative one is the caller's working directory's)."""
     return Path(output or paths.output_dir()).absolute()
-
-
-def check_output_root(root: Path) -> None:
-    """OutputError unless `root` is a writable folder, or could be created as one. Creates nothing."""
-    target = root.absolute()
-    probe = target
-    while not os.path.lexists(probe) and probe != probe.parent:
-        probe = probe.parent
-    name = f"output folder {show(str(root), 200)}"
-    if not probe.is_dir():
-        where = "is not a folder" if probe == target else f"cannot be created: {show(str(probe), 200)} is not a folder"
-        raise OutputError(f"{name} {where}")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        where = "is not writable" if probe == target else f"cannot be created: {show(str(probe), 200)} is not writable"
-        raise OutputError(f"{name} {where}")
 
 
 def make_output_root(root: Path) -> Path:

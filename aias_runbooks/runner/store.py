@@ -117,7 +117,6 @@ class Archive:
         starts. A reader (`reports`, `bundle`) checks only that it can read."""
         if self.local is not None:
             if write:
-                from .request import check_output_root
                 check_output_root(self.local)
             return
         probe = self.path(f"catalog/.probe/{os.uname().nodename}-{os.getpid()}")
@@ -130,6 +129,21 @@ class Archive:
             raise OutputError(f"archive {self.url} cannot be used: {reason(exc)}; check the bucket's name, the "
                               "endpoint and the credentials (AWS_ACCESS_KEY_ID/AWS_PROFILE or the profile's "
                               "archive_* secrets)") from None
+
+
+def check_output_root(root: Path) -> None:
+    """OutputError unless `root` is a writable folder, or could be created as one. Creates nothing."""
+    target = root.absolute()
+    probe = target
+    while not os.path.lexists(probe) and probe != probe.parent:
+        probe = probe.parent
+    name = f"output folder {show(str(root), 200)}"
+    if not probe.is_dir():
+        where = "is not a folder" if probe == target else f"cannot be created: {show(str(probe), 200)} is not a folder"
+        raise OutputError(f"{name} {where}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        where = "is not writable" if probe == target else f"cannot be created: {show(str(probe), 200)} is not writable"
+        raise OutputError(f"{name} {where}")
 
 
 def is_remote(location: str | Path | None) -> bool:
