@@ -162,6 +162,8 @@ def run_arguments(request: Mapping[str, Any]) -> list[str]:
     for name in ("incident", "operator", "output"):
         if request.get(name) is not None:
             argv.append(f"--{name}={request[name]}")
+    if request.get("output") is not None:   # serve looks its runs up in its own --output: filed there, whatever
+        argv.append(f"--archive={request['output']}")   # archive: the profile names
     if request.get("cell_timeout") is not None:
         argv.append(f"--cell-timeout={request['cell_timeout']}")
     os.environ.pop(GIVEN_RUN_ID, None)
