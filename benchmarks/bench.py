@@ -179,6 +179,13 @@ def index_update() -> list[dict]:
     return rows
 
 
+def airflow_task(runs: int, output: Path) -> list[dict]:
+    """benchmarks/airflow_task.py's rows: Airflow from .venv-airflow (make builds it), the default sandbox."""
+    import airflow_task
+    return [row("airflow task", what, value, unit, target)
+            for what, value, unit, target in airflow_task.measure(runs, output)]
+
+
 def queries_large() -> tuple[list[dict], str]:
     """benchmarks/queries.py against the large sandbox: its medians as rows, its EXPLAINs kept for after."""
     import queries
