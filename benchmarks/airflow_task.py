@@ -86,6 +86,21 @@ def _started(home: Path) -> bool:
         return False
 
 
+def _stop(daemons: subprocess.Popen) -> None:
+    """SIGTERM to standalone's process group (its scheduler, DAG processor, API server and workers), and wait until
+    every one is gone (they drain for a few seconds); SIGKILL what is left after 90 s."""
+    os.killpg(daemons.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        daemons.poll()
+        try:
+            os.killpg(daemons.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.killpg(daemons.pid, signal.SIGKILL)
+
+
 def measure(runs: int, output: Path) -> list[tuple[str, float, str, float | None]]:
     """(measure, median, unit, target) rows."""
     if not (AIRFLOW_BIN / "airflow").exists():
@@ -115,11 +130,7 @@ def measure(runs: int, output: Path) -> list[tuple[str, float, str, float | None
             subprocess.run(cron, capture_output=True, env=env, check=False)
             pairs.append((time.perf_counter() - start, task))
     finally:
-        os.killpg(daemons.pid, signal.SIGTERM)
-        try:
-            daemons.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemons.pid, signal.SIGKILL)
+        _stop(daemons)
         shutil.rmtree(home, ignore_errors=True)
     states = {p[1][0] for p in pairs}
     if states != {"success"}:
