@@ -6,7 +6,8 @@ Copy this file into Airflow's DAGs folder and set, for the DAG processor and the
   AIAS_SCHEDULES_FILE        optional: another schedules file (default: AIAS_HOME/params/schedules.yaml)
   AIAS_AIRFLOW_TASK_TIMEOUT  optional: seconds a run may take; then it is stopped and files its partial report
   AIAS_AIRFLOW_RETRY_DELAY   optional: seconds before an UNKNOWN run (exit 3) is tried again (default: 60)
-A schedules file with a mistake defines no DAG: the import error names the entry, as `schedule run-due` would.
+A schedules file with a mistake defines no DAG: the import error names the entry, as `schedule run-due` would. The
+file is checked as run-due checks it, profiles included: give the DAG processor the workers' environment.
 """
 
 import os
