@@ -114,8 +114,8 @@ def _refresh(archive: Archive, filed: dict[str, Any] | None, now: datetime) -> N
 def _still_filed(archive: Archive, cached: list[dict[str, Any]], open_days: list[str], seen: set[str],
                  segments: dict[str, tuple[str, int]]) -> list[dict[str, Any]]:
     """The cached runs whose record is still there (a prune may have removed some since the cache was written): an
-    open day's as listed; a closed day's from its segment again when the cache holds more of that day than the
-    segment counts, none when the day has no segment left."""
+    open day's as listed, and an older day's that is not closed yet too; a closed day's from its segment again when
+    the cache holds more of that day than the segment counts."""
     kept: list[dict[str, Any]] = []
     by_day: dict[str, list[dict[str, Any]]] = {}
     for run in cached:
@@ -123,8 +123,9 @@ def _still_filed(archive: Archive, cached: list[dict[str, Any]], open_days: list
     for day, runs in by_day.items():
         if day in open_days:
             kept += [r for r in runs if _name(r) in seen]
-        elif day not in segments:
-            continue
+        elif day not in segments:   # a day past that is not closed yet (a backlog, rare): its records listed
+            present = _names(archive, [day])
+            kept += [r for r in runs if _name(r) in present]
         elif len(runs) > segments[day][1]:
             kept += list(day_runs(archive, day, segments))
         else:
