@@ -87,7 +87,7 @@ def seed(url: str, total: int, now: datetime) -> None:
     for day, day_runs in by_day.items():
         if day <= last_closed:
             catalog.close_day(archive, day, segments, runs=day_runs)
-    catalog.reindex(archive, segments)
+    catalog.reindex(archive)
 
 
 def main() -> None:

@@ -121,10 +121,13 @@ def runs(where: Archive | Path, keep: Filters) -> Iterator[dict[str, Any]]:
 def listing(where: Archive | Path, keep: Filters, limit: int = 0) -> tuple[list[dict[str, Any]], int]:
     """The matching runs newest first (the first `limit` of them; 0: all) and how many matched in all.
 
-    Without a filter the count is the catalogue's (closed days count their runs in their segment's name), so the
-    newest 100 of 50,000 read one or two days; with one, every day in range is read to count the matches.
+    Without a filter the newest runs and the count are index.json's, as every filing keeps them (one read, however
+    large the archive); with one, every day in range is read to count the matches.
     """
-    if limit and not keep.filtering:
+    if limit and not keep.filtering:   # the newest runs and the count as filings keep them: one read
+        state = catalog.index_state(where)
+        if state is not None and (limit <= len(state["runs"]) or state["total"] <= len(state["runs"])):
+            return state["runs"][:limit], state["total"]
         return list(catalog.runs_newest_first(where, limit=limit)), catalog.count(where)
     shown: list[dict[str, Any]] = []
     total = 0

@@ -37,7 +37,6 @@ DAYS = "catalog/days"
 INDEX_DATA = "catalog/index.json"
 INDEX_RUNS = 500          # runs on index.html
 CLOSED_AFTER_DAYS = 2     # a day is closed (its segment and page written) once this many days have passed
-RECHECKS = 3              # index rewrites when other filers keep filing meanwhile (the next filer finishes it)
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 SEGMENT = re.compile(r"(\d{4}-\d{2}-\d{2})\.(\d+)\.jsonl")
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -58,13 +57,13 @@ class NotPaged(Exception):
 
 
 def file_run(where: Archive | Path, record: dict[str, Any], now: datetime | None = None) -> None:
-    """File one run: write its record (the moment it is listed), then rewrite the index and close a day if one is
-    due. An error writing the record propagates (nothing is filed); NotPaged when only the pages failed.
-    Filing the same run again (a resumed filing) writes the same record again: never a second run."""
+    """File one run: write its record (the moment it is listed), then close a day if one is due and bring the index
+    up to date. An error writing the record propagates (nothing is filed); NotPaged when only the pages failed.
+    Filing the same run again (a resumed filing) finds its record there and never counts it twice."""
     archive = at(where)
-    archive.write(record_path(record), json.dumps(record).encode("utf-8"))
+    new = archive.create(record_path(record), json.dumps(record).encode("utf-8"))
     try:
-        _refresh(archive, record, now or datetime.now(timezone.utc))
+        _refresh(archive, record, new, now or datetime.now(timezone.utc))
     except Exception as exc:  # noqa: BLE001 - OSError locally, botocore's own errors on S3: the run is filed
         raise NotPaged(getattr(exc, "strerror", None) or str(exc).splitlines()[0] if str(exc) else repr(exc)) from exc
 
@@ -83,65 +82,115 @@ def _started(record: dict[str, Any]) -> datetime | None:
     return moment.astimezone(timezone.utc) if moment else None
 
 
-def _refresh(archive: Archive, filed: dict[str, Any] | None, now: datetime) -> None:
-    """index.json and index.html from the cached newest runs plus the records of the open days (not closed yet:
-    normally today, yesterday and the day before); then close a day: the filed run's own, when it landed late in a
-    closed day, else the oldest closed day still without a segment (one per filing, so a backlog costs nothing
-    extra per run)."""
-    segments = closed_days(archive)
-    day = _day_of(filed) if filed is not None else ""
-    late = day if day in segments else None
-    recent = {f"{now - timedelta(days=k):%Y-%m-%d}" for k in range(CLOSED_AFTER_DAYS + 1)}
-    open_days = sorted({d for d in recent if d not in segments} | ({day} if day else set()))
-    cached = _cached(archive)
-    seen = _names(archive, open_days)
-    for _ in range(RECHECKS):
-        runs = _merge(archive, _still_filed(archive, cached, open_days, seen, segments), seen, filed)
-        closed = sum(n for d, (_, n) in segments.items() if d not in open_days)
-        archive.write(INDEX_DATA, json.dumps({"runs": runs}).encode("utf-8"))
-        write_index(archive, runs, segments, total=closed + len(seen | {_name(filed)} if filed else seen))
-        hot = sorted({f"{now:%Y-%m-%d}", day} - {""})   # where a filer beside this one files now
-        now_seen = {p for p in seen if p.rsplit("/", 2)[-2] not in hot} | _names(archive, hot)
-        if now_seen == seen:   # nobody filed meanwhile: this index shows every run filed before it
+def _refresh(archive: Archive, filed: dict[str, Any], new: bool, now: datetime) -> None:
+    """index.json (the newest runs, the count, the closed days) updated by compare-and-swap, so two filers never
+    lose each other's run and no listing is needed; then index.html, also swapped against the version read before
+    the state it shows, so the last page written shows the newest state. A day due to close is closed first (its
+    page and segment), so a filing costs at most 5 writes; its failure is raised once the index is up to date."""
+    html_version = archive.version("index.html")
+    data, version = archive.read_versioned(INDEX_DATA)
+    state = _parse_state(data)
+    if state is None:   # none yet, or damaged: read from the records once, which count this run already
+        state, new = _scanned(archive), False
+    closing, problem = None, None
+    try:
+        closing = _due(archive, state, filed, now)
+    except OSError as exc:
+        problem = exc
+    for _ in range(CAS_TRIES):
+        updated = _with_run(state, filed, new, closing)
+        if archive.write_if(INDEX_DATA, json.dumps(updated).encode("utf-8"), version):
             break
-        cached, seen = runs, now_seen
-    if late:
-        close_day(archive, late, segments)
-    elif f"{now - timedelta(days=CLOSED_AFTER_DAYS):%Y-%m-%d}" not in segments:   # a day may be due to close
-        _close_one(archive, days_filed(archive), segments, now)
+        data, version = archive.read_versioned(INDEX_DATA)
+        state = _parse_state(data)
+        if state is None:
+            state, new = _scanned(archive), False
+    else:
+        raise OSError(f"{INDEX_DATA} kept changing under {CAS_TRIES} tries; the next filing updates it")
+    _write_html(archive, updated, html_version)
+    if problem is not None:
+        raise problem
 
 
-def _still_filed(archive: Archive, cached: list[dict[str, Any]], open_days: list[str], seen: set[str],
-                 segments: dict[str, tuple[str, int]]) -> list[dict[str, Any]]:
-    """The cached runs whose record is still there (a prune may have removed some since the cache was written): an
-    open day's as listed, and an older day's that is not closed yet too; a closed day's from its segment again when
-    the cache holds more of that day than the segment counts."""
-    kept: list[dict[str, Any]] = []
-    by_day: dict[str, list[dict[str, Any]]] = {}
-    for run in cached:
-        by_day.setdefault(_day_of(run), []).append(run)
-    for day, runs in by_day.items():
-        if day in open_days:
-            kept += [r for r in runs if _name(r) in seen]
-        elif day not in segments:   # a day past that is not closed yet (a backlog, rare): its records listed
-            present = _names(archive, [day])
-            kept += [r for r in runs if _name(r) in present]
-        elif len(runs) > segments[day][1]:
-            kept += list(day_runs(archive, day, segments))
-        else:
-            kept += runs
-    return kept
+CAS_TRIES = 20   # filers updating index.json at once: each try that loses re-reads and merges again
 
 
-def _day_of(run: dict[str, Any]) -> str:
-    return _name(run).rsplit("/", 2)[-2] if _name(run) else ""
+def index_state(where: Archive | Path) -> dict[str, Any] | None:
+    """index.json as filings keep it ({runs: the newest INDEX_RUNS, newest first; total; closed: {day: runs}}),
+    or None when there is none (an archive never filed into since records, or one repaired by hand)."""
+    archive = at(where)
+    with contextlib.suppress(FileNotFoundError):
+        return _parse_state(archive.read(INDEX_DATA))
+    return None
 
 
-def _cached(archive: Archive) -> list[dict[str, Any]]:
-    with contextlib.suppress(FileNotFoundError, ValueError, TypeError, AttributeError):
-        runs = json.loads(archive.read(INDEX_DATA)).get("runs")
-        return [r for r in runs if isinstance(r, dict) and _name(r)] if isinstance(runs, list) else []
-    return []
+def _parse_state(data: bytes | None) -> dict[str, Any] | None:
+    try:
+        state = json.loads(data) if data is not None else None
+    except ValueError:
+        return None
+    if not isinstance(state, dict) or not isinstance(state.get("runs"), list) or \
+            not isinstance(state.get("total"), int) or not isinstance(state.get("closed"), dict):
+        return None
+    state["runs"] = [r for r in state["runs"] if isinstance(r, dict) and _name(r)]
+    return state
+
+
+def _scanned(archive: Archive) -> dict[str, Any]:
+    segments = closed_days(archive)
+    return {"runs": list(runs_newest_first(archive, limit=INDEX_RUNS)), "total": count(archive),
+            "closed": {day: n for day, (_, n) in segments.items()}, "closed_through": ""}
+
+
+def _due(archive: Archive, state: dict[str, Any], filed: dict[str, Any], now: datetime) -> tuple[str, int, str] | None:
+    """Close the day due now, if any: the filed run's own when it landed in a closed day, else the oldest past day
+    not closed yet (the days are listed only while closed_through lags). (day, its runs, closed_through after)."""
+    closed, through = state["closed"], str(state.get("closed_through") or "")
+    segments = {day: (f"{day}.{n}.jsonl", n) for day, n in closed.items()}
+    day = _day_of(filed)
+    if day in closed:   # a run filed late into a closed day: the day again
+        return day, close_day(archive, day, segments), through
+    last_closed = f"{now - timedelta(days=CLOSED_AFTER_DAYS):%Y-%m-%d}"
+    if through >= last_closed:
+        return None
+    waiting = [d for d in days_filed(archive) if d <= last_closed and d not in closed]
+    if not waiting:
+        return None if through == last_closed else ("", 0, last_closed)
+    return waiting[0], close_day(archive, waiting[0], segments), last_closed if len(waiting) == 1 else through
+
+
+def _with_run(state: dict[str, Any], filed: dict[str, Any], new: bool,
+              closing: tuple[str, int, str] | None) -> dict[str, Any]:
+    """The state with the filed run among the newest (counted unless the state holds it already: when its record is
+    new, or it is missing from the newest runs it belongs among, a filing resumed after its index update was lost),
+    and a day closed."""
+    runs = {_name(r): r for r in state["runs"]}
+    name = _name(filed)
+    floor = min(map(_sort_key, runs), default="") if len(runs) >= INDEX_RUNS else ""
+    counted = name not in runs and (new or _sort_key(name) > floor)   # a state read from the records has it
+    runs[name] = filed
+    newest = sorted(runs, key=_sort_key, reverse=True)[:INDEX_RUNS]
+    closed = dict(state["closed"])
+    through = str(state.get("closed_through") or "")
+    if closing is not None:
+        day, n, through = closing
+        if day and n:
+            closed[day] = n
+        elif day:
+            closed.pop(day, None)
+    return {"runs": [runs[p] for p in newest], "total": int(state["total"]) + counted, "closed": closed,
+            "closed_through": through}
+
+
+def _write_html(archive: Archive, state: dict[str, Any], version: str | None) -> None:
+    """index.html from `state`, swapped against `version` (read before the state); when another filer wrote it
+    meanwhile, the newest state is read again and shown."""
+    for _ in range(CAS_TRIES):
+        if archive.write_if("index.html", _index_html(state), version):
+            return
+        version = archive.version("index.html")
+        state = index_state(archive) or state
+    raise OSError(f"index.html kept changing under {CAS_TRIES} tries; the next filing updates it")
 
 
 def _names(archive: Archive, days: list[str]) -> set[str]:
@@ -149,24 +198,8 @@ def _names(archive: Archive, days: list[str]) -> set[str]:
     return {f"{RUNS}/{day}/{name}" for day in days for name in archive.names(f"{RUNS}/{day}") if name.endswith(".json")}
 
 
-def _merge(archive: Archive, cached: list[dict[str, Any]], seen: set[str],
-           filed: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The newest INDEX_RUNS runs from the cache, the open days' records not cached (read now, only those new
-    enough to be shown) and the one filed; with no cache (the first filing, or it was lost), the newest runs read."""
-    if not cached:
-        cached = list(runs_newest_first(archive, limit=INDEX_RUNS))
-    known = {_name(r): r for r in cached}
-    if filed is not None:
-        known[_name(filed)] = filed
-    fresh = sorted((p for p in seen if p not in known), key=_sort_key, reverse=True)
-    if len(known) >= INDEX_RUNS:
-        floor = sorted(map(_sort_key, known), reverse=True)[INDEX_RUNS - 1]
-        fresh = [p for p in fresh if _sort_key(p) > floor]
-    for path, data in archive.read_many(fresh[:INDEX_RUNS]).items():
-        with contextlib.suppress(ValueError):
-            if isinstance(run := json.loads(data), dict) and _name(run):
-                known[path] = run
-    return [known[p] for p in sorted(known, key=_sort_key, reverse=True)[:INDEX_RUNS]]
+def _day_of(run: dict[str, Any]) -> str:
+    return _name(run).rsplit("/", 2)[-2] if _name(run) else ""
 
 
 def _name(record: dict[str, Any] | None) -> str:
@@ -328,22 +361,11 @@ def previous(where: Archive | Path, entry: str, run_id: str) -> dict[str, Any] |
 
 # --- closing days, rebuilding ----------------------------------------------------------------------------------
 
-def _close_one(archive: Archive, days: list[str], segments: dict[str, tuple[str, int]], now: datetime) -> None:
-    """Write the segment and page of the oldest closed day that has none."""
-    last_closed = f"{now - timedelta(days=CLOSED_AFTER_DAYS):%Y-%m-%d}"
-    for day in days:
-        if day > last_closed:
-            return
-        if day not in segments:
-            close_day(archive, day, segments)
-            return
-
-
 def close_day(where: Archive | Path, day: str, segments: dict[str, tuple[str, int]] | None = None,
-              runs: list[dict[str, Any]] | None = None) -> None:
+              runs: list[dict[str, Any]] | None = None) -> int:
     """(Re)write `day`'s segment and page from its records (and its old segment), and remove an older segment;
     a day with no run left loses both. `runs`: the day's records, oldest first, when the caller holds them all
-    (an import, a benchmark's archive): nothing is read."""
+    (an import, a benchmark's archive): nothing is read. The day's runs."""
     archive = at(where)
     segments = closed_days(archive) if segments is None else segments
     runs = list(reversed(list(day_runs(archive, day, segments)))) if runs is None else runs
@@ -352,7 +374,7 @@ def close_day(where: Archive | Path, day: str, segments: dict[str, tuple[str, in
         archive.remove([f"{DAYS}/{old[0]}"] if old else [])
         archive.remove([f"archive/{day}.html"])
         segments.pop(day, None)
-        return
+        return 0
     title = f"aias-runbooks reports of {day} (UTC)"
     archive.write(f"archive/{day}.html", index_template().render(   # the page first: a day with a segment is closed
         runs=[_shown(r) for r in reversed(runs)], total=len(runs), pages=[], base="../", title=title).encode())
@@ -362,6 +384,7 @@ def close_day(where: Archive | Path, day: str, segments: dict[str, tuple[str, in
     if old and old[0] != name:
         archive.remove([f"{DAYS}/{old[0]}"])
     segments[day] = (name, len(runs))
+    return len(runs)
 
 
 def close_days(where: Archive | Path, touched: set[str], now: datetime | None = None) -> None:
@@ -385,15 +408,21 @@ def rebuild(where: Archive | Path, now: datetime | None = None) -> None:
     last_closed = f"{now - timedelta(days=CLOSED_AFTER_DAYS):%Y-%m-%d}"
     for day in sorted(set(segments) | {d for d in days if d <= last_closed}):
         close_day(archive, day, segments)
-    reindex(archive, segments)
+    reindex(archive)
 
 
-def reindex(where: Archive | Path, segments: dict[str, tuple[str, int]] | None = None) -> None:
-    """index.json and index.html again from the newest records (after records were removed)."""
+def reindex(where: Archive | Path) -> None:
+    """index.json and index.html again from the records (after records were removed, or to repair them): swapped
+    like a filing's, read again from the records when a filing got in between."""
     archive = at(where)
-    runs = list(runs_newest_first(archive, limit=INDEX_RUNS))
-    archive.write(INDEX_DATA, json.dumps({"runs": runs}).encode("utf-8"))
-    write_index(archive, runs, segments)
+    html_version = archive.version("index.html")
+    for _ in range(CAS_TRIES):
+        _, version = archive.read_versioned(INDEX_DATA)
+        state = _scanned(archive)
+        if archive.write_if(INDEX_DATA, json.dumps(state).encode("utf-8"), version):
+            _write_html(archive, state, html_version)
+            return
+    raise OSError(f"{INDEX_DATA} kept changing under {CAS_TRIES} tries")
 
 
 # --- pages -----------------------------------------------------------------------------------------------------
@@ -404,19 +433,12 @@ def index_template() -> Template:
     return _templates.get_template("index.html.j2")
 
 
-def write_index(where: Archive | Path, runs: list[dict[str, Any]] | None = None,
-                segments: dict[str, tuple[str, int]] | None = None, total: int | None = None) -> str:
-    """index.html: the newest runs (`runs`, newest first; else read), and a link to each closed day's page."""
-    archive = at(where)
-    segments = closed_days(archive) if segments is None else segments
-    runs = list(reversed(tail_runs(archive, INDEX_RUNS))) if runs is None else runs
+def _index_html(state: dict[str, Any]) -> bytes:
+    """index.html: the newest runs and a link to each closed day's page, from index.json's state."""
     pages = [{"href": f"archive/{day}.html", "first": day, "last": day, "runs": n}
-             for day, (_, n) in sorted(segments.items(), reverse=True)]
-    total = max(len(runs), count(archive) if total is None else total)
-    archive.write("index.html", index_template().render(
-        runs=[_shown(r) for r in runs], total=total, pages=pages, base="",
-        title="aias-runbooks reports").encode("utf-8"))
-    return archive.where("index.html")
+             for day, n in sorted(state["closed"].items(), reverse=True)]
+    return index_template().render(runs=[_shown(r) for r in state["runs"]], total=max(state["total"], len(
+        state["runs"])), pages=pages, base="", title="aias-runbooks reports").encode("utf-8")
 
 
 def _shown(run: dict[str, Any]) -> dict[str, Any]:

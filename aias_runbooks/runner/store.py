@@ -11,6 +11,8 @@ from a file of ours. Every request has a deadline, so an unreachable bucket is o
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
 import re
 import shutil
@@ -72,6 +74,64 @@ class Archive:
             write_atomic(target, data.decode("utf-8"))
         else:
             self.fs.pipe_file(self.path(rel), data)
+
+    def read_versioned(self, rel: str) -> tuple[bytes | None, str | None]:
+        """A file's bytes and its version (an S3 ETag; locally inode, size and mtime), for write_if; (None, None)
+        when it is not there. The version is read first: a change in between makes write_if refuse, never lose."""
+        if self.local is not None:
+            try:
+                st = os.stat(self.local / rel)
+                return (self.local / rel).read_bytes(), _local_version(st)
+            except FileNotFoundError:
+                return None, None
+        etag = self.version(rel)
+        try:
+            return (self.fs.cat_file(self.path(rel)), etag) if etag is not None else (None, None)
+        except FileNotFoundError:
+            return None, None
+
+    def version(self, rel: str) -> str | None:
+        """A file's version as read_versioned gives it (None: not there), without reading it."""
+        if self.local is not None:
+            try:
+                return _local_version(os.stat(self.local / rel))
+            except FileNotFoundError:
+                return None
+        try:
+            return self.fs.info(self.path(rel), refresh=True)["ETag"]
+        except FileNotFoundError:
+            return None
+
+    def write_if(self, rel: str, data: bytes, version: str | None) -> bool:
+        """Replace `rel` only if it is still at `version` (None: only if it does not exist): False when another
+        writer got there first (then read it again and merge). S3's conditional writes (If-Match, If-None-Match);
+        locally the same compare-and-swap under an flock on `<rel>.lock` held for the write alone."""
+        if self.local is not None:
+            target = self.local / rel
+            target.parent.mkdir(parents=True, exist_ok=True, mode=paths.REPORT_MODE)
+            with open(target.parent / f".{target.name}.lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    now = _local_version(os.stat(target))
+                except FileNotFoundError:
+                    now = None
+                if now != version:
+                    return False
+                write_atomic(target, data.decode("utf-8"))
+                return True
+        bucket, _, key = self.path(rel).partition("/")
+        condition = {"IfMatch": version} if version is not None else {"IfNoneMatch": "*"}
+        try:
+            self.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, **condition)
+        except Exception as exc:  # noqa: BLE001 - s3fs turns 412/409 into OSError(EINVAL); botocore's otherwise
+            if _conflict(exc):
+                return False
+            raise
+        return True
+
+    def create(self, rel: str, data: bytes) -> bool:
+        """Write `rel` unless it exists: True when this call made it (a run's record: filed once)."""
+        return self.write_if(rel, data, None)
 
     def exists(self, rel: str) -> bool:
         return bool(self.fs.exists(self.path(rel)))
@@ -173,6 +233,18 @@ def open_archive(location: str | Path, secrets: dict[str, str] | None = None) ->
                        "retries": {"max_attempts": ATTEMPTS, "mode": "standard"}})
     root = f"{bucket}/{prefix}" if prefix else bucket
     return Archive(f"{SCHEME}{root}", fs, root, None)
+
+
+def _local_version(st: os.stat_result) -> str:
+    return f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
+
+
+def _conflict(exc: BaseException) -> bool:
+    """Whether a conditional write was refused because another writer got there first (412 PreconditionFailed,
+    or 409 ConditionalRequestConflict while another conditional write to the key is in flight)."""
+    text = f"{exc} {getattr(exc, '__cause__', '')}"
+    return any(code in text for code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")) or (
+        isinstance(exc, OSError) and exc.errno == errno.EINVAL)
 
 
 def archive_secrets(profile: Any) -> dict[str, str]:
