@@ -1,19 +1,20 @@
-"""The archive's catalogue: one immutable record per run, and pages rebuilt from the records, with no lock, so any
-number of hosts file into one archive (a local folder or an S3 prefix: store.Archive) at once.
+"""The archive's catalogue: one immutable record per run, and pages rebuilt from the records, with no lock held
+across hosts, so any number of hosts file into one archive (a local folder or an S3 prefix: store.Archive) at once.
 
     catalog/runs/<YYYY-MM-DD>/<HHMMSSffffff>_<run_id>.json   one record per run, by its start (UTC); never rewritten
     catalog/days/<YYYY-MM-DD>.<count>.jsonl                  a closed day's records in one file (derived: a cache)
-    catalog/index.json                                       the newest INDEX_RUNS records (derived: a cache)
+    catalog/index.json                                       the newest INDEX_RUNS records, the count, the closed days
     index.html                                               those runs, and a link to each closed day's page
     archive/<YYYY-MM-DD>.html                                every run of a closed day
 
 A run is listed once its record exists, and its record is written only after its whole report folder is in the
-archive (execute.py): no reader sees half a report. Filing costs a bounded number of writes however large the
-archive: the record, index.json and index.html; on the first filing after a day closes (CLOSED_AFTER_DAYS), that
-day's segment and page too (at most 5). Two filers writing the index at once: each re-lists the newest days after
-writing and writes again when a record it did not show appeared meanwhile, so the last index written shows every run
-filed before it. The records are the truth; segments, index.json and the pages can always be rebuilt from them
-(`rebuild`), and a reader merges a segment with its day's records, so a record the segment missed is never lost.
+archive (execute.py): no reader sees half a report. Filing costs a bounded number of writes and no listing however
+large the archive: the record (created only if absent), index.json and index.html, each replaced only if still at
+the version read (compare-and-swap: S3's conditional writes; locally an flock held for that one write), so two
+filers never lose each other's run; on the first filing after a day closes (CLOSED_AFTER_DAYS), that day's page and
+segment too (at most 5 writes). The records are the truth; segments, index.json and the pages can always be rebuilt
+from them (`rebuild`, `reindex`), and a reader merges a segment with its day's records, so a record the segment
+missed is never lost.
 """
 
 from __future__ import annotations
