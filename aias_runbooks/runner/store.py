@@ -217,7 +217,7 @@ def open_archive(location: str | Path, secrets: dict[str, str] | None = None) ->
     if not is_remote(location):
         folder = Path(location).absolute()
         from fsspec.implementations.local import LocalFileSystem
-        return Archive(str(folder), LocalFileSystem(), folder.as_posix(), folder)
+        return Archive(str(folder), LocalFileSystem(auto_mkdir=True), folder.as_posix(), folder)
     bucket, _, prefix = str(location)[len(SCHEME):].partition("/")
     prefix = prefix.strip("/")
     if not BUCKET.fullmatch(bucket) or (prefix and (not PREFIX.fullmatch(prefix) or ".." in prefix.split("/"))):
