@@ -52,8 +52,8 @@ def test_a_fixed_statement_is_judged_on_the_window_not_its_lifetime_mean(run, sc
                      "ON public.workflow_executions (workflow_id)")
     fixed_at = _lifetime(DASHBOARD)[0]
     wait_for(lambda: _lifetime(DASHBOARD)[0] >= fixed_at + 3, 60, "three dashboard calls after the fix")
-    fixed = run("database-connection-errors")
-    calls, lifetime_mean = _lifetime(DASHBOARD)
+    calls, lifetime_mean = _lifetime(DASHBOARD)   # as the run about to start finds it: fast calls during the run
+    fixed = run("database-connection-errors")      # lower it further, the more of them the busier the machine
     assert lifetime_mean > 100, "the lifetime mean still misses the target (it fell ever since the fix)"
     assert "DB_SLOW_QUERY" not in fixed.codes, fixed.codes
     assert fixed.codes["DB_QUERIES_OK"] == "OK" and fixed.proc.returncode == 0, fixed.codes
