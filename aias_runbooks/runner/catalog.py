@@ -138,9 +138,25 @@ def _parse_state(data: bytes | None) -> dict[str, Any] | None:
 
 
 def _scanned(archive: Archive) -> dict[str, Any]:
+    """The state read from the records: the count and the newest runs from one listing, so a run filed meanwhile is
+    in neither (its filer counts it) or in both (its filer finds it there), never in one only."""
     segments = closed_days(archive)
-    return {"runs": list(runs_newest_first(archive, limit=INDEX_RUNS)), "total": count(archive),
-            "closed": {day: n for day, (_, n) in segments.items()}, "closed_through": ""}
+    days = days_filed(archive)
+    listed = {day: sorted(_names(archive, [day]), reverse=True) for day in days if day not in segments}
+    runs: list[dict[str, Any]] = []
+    for day in reversed(days):
+        if len(runs) >= INDEX_RUNS:
+            break
+        if day in segments:
+            runs += [r for r in day_runs(archive, day, segments) if _name(r)]
+            continue
+        for start in range(0, len(listed[day]), READ_CHUNK):
+            read = archive.read_many(listed[day][start:start + READ_CHUNK])
+            runs += [run for path in listed[day][start:start + READ_CHUNK]
+                     if (run := _parsed(read.get(path, b""))) is not None and _name(run)]
+    total = sum(n for _, n in segments.values()) + sum(len(paths) for paths in listed.values())
+    return {"runs": runs[:INDEX_RUNS], "total": total, "closed": {day: n for day, (_, n) in segments.items()},
+            "closed_through": ""}
 
 
 def _due(archive: Archive, state: dict[str, Any], filed: dict[str, Any], now: datetime) -> tuple[str, int, str] | None:

@@ -187,6 +187,7 @@ def test_two_hosts_file_50_runs_each_into_one_bucket_at_once_and_none_is_lost(s3
     index = open_archive(s3_archive).read("index.html").decode()
     assert sorted(_dirs(index)) == sorted(r["report_dir"] for r in catalog.read_runs(s3_archive))
     assert "of 100 run(s)" in index
+    assert catalog.index_state(s3_archive)["total"] == 100, "the count every filing keeps: no run counted twice"
 
 
 def test_an_unreachable_unauthorised_or_missing_bucket_is_one_line_exit_3_before_any_kernel(s3_server, tmp_path):
