@@ -323,11 +323,6 @@ def read_runs(where: Archive | Path) -> list[dict[str, Any]]:
     return list(reversed(list(runs_newest_first(where))))
 
 
-def tail_runs(where: Archive | Path, count: int) -> list[dict[str, Any]]:
-    """The newest `count` runs, oldest first."""
-    return list(reversed(list(runs_newest_first(where, limit=count)))) if count > 0 else []
-
-
 def count(where: Archive | Path) -> int:
     """How many runs are filed: the closed days' counts (from their segments' names) plus the other days' records."""
     archive = at(where)
