@@ -192,29 +192,43 @@ class NoAnswer(DisconnectionError):
 
 @contextmanager
 def answer_within(connection: Connection, seconds: float = ANSWER_WITHIN_S) -> Iterator[None]:
-    """A client-side bound on one round trip. statement_timeout is enforced by the server, so a frozen server
-    (or a silent network: the kernel still ACKs, keepalives pass) would hold the run until the cell timeout;
-    past `seconds` the socket is shut down and the statement fails as a lost connection (NoAnswer)."""
+    """A client-side bound on the round trips inside the block. statement_timeout is enforced by the server, so a
+    frozen server (or a silent network: the kernel still ACKs, keepalives pass) would hold the run until the cell
+    timeout; past `seconds` the socket is shut down and the block fails as a lost connection (NoAnswer), the
+    connection invalidated. That holds also when the cut-off statement's error was swallowed inside the block (the
+    closing ROLLBACK of a guarded query): a connection cut once is never used again as if it were whole."""
     try:
         fd = connection.connection.dbapi_connection.pgconn.socket
     except Exception:  # noqa: BLE001 - no live socket: nothing to bound
         yield
         return
-    timer = threading.Timer(seconds, _shut, (fd,))
+    cut = threading.Event()
+    timer = threading.Timer(seconds, _shut, (fd, cut))
     timer.daemon = True
     timer.start()
     try:
         yield
     except Exception as exc:
-        if not timer.is_alive():
-            raise NoAnswer(f"no answer from the database within {seconds:.0f} s (frozen server or silent "
-                           "network); the connection was cut") from exc
+        if cut.is_set():
+            raise _no_answer(connection, seconds) from exc
         raise
     finally:
         timer.cancel()
+    if cut.is_set():
+        raise _no_answer(connection, seconds)
 
 
-def _shut(fd: int) -> None:
+def _no_answer(connection: Connection, seconds: float) -> NoAnswer:
+    if not (connection.closed or connection.invalidated):
+        with contextlib.suppress(Exception):
+            connection.invalidate()
+    return NoAnswer(f"no answer from the database within {seconds:.0f} s (frozen server or silent network); the "
+                    "connection was cut")
+
+
+def _shut(fd: int, cut: threading.Event) -> None:
+    """Mark the connection cut (before the statement waiting on it can fail), then shut its socket down."""
+    cut.set()
     with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as sock:
         sock.shutdown(socket.SHUT_RDWR)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import psycopg
@@ -62,6 +64,21 @@ def test_engine_holds_at_most_one_connection(engine):
         n = conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :a"),
                          {"a": "aias-runbooks/test/ro"}).scalar()
     assert n == 1
+
+
+def test_a_connection_cut_inside_the_bound_fails_the_block_even_when_the_error_was_swallowed(engine):
+    """The closing ROLLBACK of a guarded query swallows its error (end_guarded): a server frozen right then must
+    still fail the query as NoAnswer, the connection invalidated, not leave it to fail the next query obscurely."""
+    with engine.connect() as conn:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with (pytest.raises(database.NoAnswer, match="no answer from the database within 1 s"),
+                  database.answer_within(conn, 1)):
+                database.end_guarded(conn)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert conn.invalidated
 
 
 def test_secret_never_prints_itself(sandbox):
