@@ -66,6 +66,13 @@ class Environment:
     archive: str | None = None           # profile `archive:`: where reports are filed (a folder or s3://bucket/prefix)
     report_base_url: str | None = None   # profile `report_base_url:`: where the output folder is served (links)
     pagerduty_from: str | None = None    # profile `pagerduty_from:`: a PagerDuty user's email, incident notes' From
+    # profile `approvals:`: which guarded actions need a second person's approval before an apply (four-eyes):
+    # "required" (all), "off" (none) or the actions named; default required, off for a sandbox
+    approvals: str | tuple[str, ...] = "off"
+
+    def requires_approval(self, action: str) -> bool:
+        """Whether an apply of this guarded action (its ACTION name) needs an approved request under this profile."""
+        return self.approvals == "required" or (isinstance(self.approvals, tuple) and action in self.approvals)
 
     def secret(self, role: str) -> Secret | None:
         """The secret for a role such as 'database_url', or None when it is not set."""
@@ -102,7 +109,7 @@ def load_environment(name: str) -> Environment:
     if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or not path.is_file():
         valid = ", ".join(environment_names()) or "none"
         raise UsageError(f"unknown environment '{name}'; valid: {valid} (profiles live in {path.parent})")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = _raw_profile(name)
     values = _values(raw.get("env_file"))
     secret_vars = dict(raw.get("secrets") or {})
     return Environment(
@@ -123,7 +130,56 @@ def load_environment(name: str) -> Environment:
         report_base_url=_report_base_url(_expand(raw.get("report_base_url"), values), name),
         archive=_expand(raw.get("archive"), values) or None,
         pagerduty_from=_pagerduty_from(raw.get("pagerduty_from"), name),
+        approvals=_approvals(raw.get("approvals"), bool(raw.get("sandbox", False)), name),
     )
+
+
+# The guarded actions (each aias_runbooks/actions module's ACTION), as a profile's `approvals:` list may name them.
+GUARDED_ACTIONS = ("terminate_leaked_sessions", "revoke_credentials", "restore_database", "retry_executions",
+                   "rollback_deployment", "apply_migrations", "clear_rate_limit", "reconcile_subscriptions")
+
+
+def _raw_profile(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A profile's YAML with the profile it `extends:` (recursively) merged under it: a mapping merges key by key,
+    any other value of this profile replaces the base's. UsageError for an unknown base or a cycle."""
+    path = paths.params_dir() / "environments" / f"{name}.yaml"
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise UsageError(f"environment '{name}': params/environments/{name}.yaml must be a mapping of settings")
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    base_path = paths.params_dir() / "environments" / f"{base}.yaml"
+    if not isinstance(base, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", base) or not base_path.is_file():
+        raise UsageError(f"environment '{name}': extends {show(base)} is not a profile; valid: "
+                         f"{', '.join(environment_names()) or 'none'} (params/environments/{name}.yaml)")
+    if base in (*seen, name):
+        raise UsageError(f"environment '{name}': extends {' -> '.join((*seen, name, base))} is a cycle; a profile "
+                         "may extend another only once along the chain")
+    return _merged(_raw_profile(base, (*seen, name)), raw)
+
+
+def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, Mapping) and isinstance(merged.get(key), Mapping)
+        merged[key] = _merged(merged[key], value) if both else value
+    return merged
+
+
+def _approvals(value: Any, sandbox: bool, name: str) -> str | tuple[str, ...]:
+    """The profile's `approvals:`: "required", "off" or a list of guarded actions; unset: off for a sandbox,
+    required for any other profile (a real platform). UsageError (one line) otherwise."""
+    if value is None:
+        return "off" if sandbox else "required"
+    if value is False:       # YAML reads a bare `off` as false
+        return "off"
+    if value in ("required", "off"):
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) and v in GUARDED_ACTIONS for v in value):
+        return tuple(value)
+    raise UsageError(f"environment '{name}': approvals {show(value)} is not valid; valid: required, off, or a list "
+                     f"of guarded actions ({', '.join(GUARDED_ACTIONS)}) in params/environments/{name}.yaml")
 
 
 def _report_base_url(url: str, name: str) -> str | None:

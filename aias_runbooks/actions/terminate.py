@@ -19,6 +19,12 @@ Apply writes two records to output/audit.jsonl, sharing an `attempt` id: `phase:
 every planned target) before the first signal, and `phase: finished` (each target's outcome) afterwards, also
 when a target fails or the run is interrupted. A run killed between the two still leaves the started record. An
 apply with no target (a no-op) or that cannot reach the database (refused) writes one record with the reason.
+
+Four-eyes and blast radius (approvals.gate): under a profile that requires approval for this action a dry run files
+an approval request for the plan; the apply names it (`approval`), re-plans, and terminates only if that request is
+approved by someone else, unexpired, and the plan's identity (IDENTITY) is the same; the started and finished
+records then carry `request: <id>`. Over the action's limits (params/thresholds.yaml guarded_actions) the apply is
+refused, whatever the profile.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ..runbook import Runbook
 from ..sources import database
+from . import approvals
 from . import audit as audit_log
 
 ACTION = "terminate_leaked_sessions"
@@ -47,6 +54,8 @@ INTERRUPTED = "interrupted: outcome unknown"
 SESSION_KEYS = ["pid", "backend_start", "xact_start", "state_change"]
 AUDIT_COLUMNS = ["pid", "target", "role", "application", "client", "state", "idle_s", "transaction_s",
                  "backend_start", "xact_start", "state_change", "action"]
+# What makes a target the same target for an approval (approvals.plan_hash): the session, its transaction, its kind.
+IDENTITY = ["pid", "backend_start", "xact_start", "target"]
 LEAK, ROOT_BLOCKER = "leaked session", "idle root blocker"    # the `target` column: what made a session a target
 
 
@@ -77,18 +86,25 @@ def plan(rb: Runbook, min_idle_s: int, application: str = "", root_blockers: boo
     return frame
 
 
-def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str) -> pd.DataFrame:
-    """Dry run: the plan, marked. Apply: terminates those sessions that are unchanged since the plan.
+def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str, approval: str = "") -> pd.DataFrame:
+    """Dry run: the plan, marked (and, when the profile requires approval, an approval request filed). Apply:
+    terminates those sessions that are unchanged since the plan, once approvals.gate lets it (`approval`: the
+    approved request's id).
 
     Returns the targets with `terminated` (bool) and `action` (terminated / skipped: ... / failed: <server
-    message>). A target that fails does not stop the others and does not raise; see the module docstring for
-    the audit records.
+    message> / not attempted: refused: ...). A target that fails does not stop the others and does not raise; see
+    the module docstring for the audit records.
     """
     if not apply:
-        return targets if targets.empty else targets.assign(action="dry run: would terminate")
+        if targets.empty:
+            return targets
+        filed = approvals.gate(rb, ACTION, plan_records(targets), False, operator, approval, identity=IDENTITY)
+        note = f" (approval request {filed.request})" if filed.request else ""
+        return targets.assign(action="dry run: would terminate" + note)
     audit_log.require_operator(operator)
     criteria = targets.attrs.get("criteria")
-    if targets.empty:
+    gated = bool(approval.strip()) or rb.env.requires_approval(ACTION)
+    if targets.empty and (targets.attrs.get("error") or not gated):
         error = targets.attrs.get("error")
         audit_log.declined(rb, ACTION, operator, audit_log.REFUSED if error else audit_log.NO_OP,
                            f"the sessions could not be listed: {error}" if error else
@@ -96,7 +112,7 @@ def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str) -> pd.Da
                            criteria=criteria)
         return targets
     missing = [key for key in SESSION_KEYS if key not in targets.columns]
-    if not criteria or missing:
+    if not targets.empty and (not criteria or missing):
         raise ValueError("apply needs the targets exactly as terminate.plan(...) returned them "
                          f"(criteria and the columns {', '.join(SESSION_KEYS)}); nothing was terminated")
     conn = rb.connection()
@@ -104,11 +120,17 @@ def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str) -> pd.Da
         audit_log.declined(rb, ACTION, operator, audit_log.REFUSED, "the database is not reachable",
                            criteria=criteria)
         return targets.assign(terminated=False, action=NOT_ATTEMPTED + "the database is not reachable")
+    allowed = approvals.gate(rb, ACTION, plan_records(targets), True, operator, approval, identity=IDENTITY)
+    if not allowed.allowed:
+        return targets.assign(terminated=False, action=NOT_ATTEMPTED + "refused: " + allowed.reason)
+    if targets.empty:
+        return targets
 
     result = targets.assign(terminated=False, action=PLANNED)
     attempt = uuid.uuid4().hex
     done_col, action_col = result.columns.get_loc("terminated"), result.columns.get_loc("action")
-    path = audit(rb, operator, criteria, result, attempt=attempt, phase="started")
+    linked = {"request": allowed.request} if allowed.request else {}
+    path = audit(rb, operator, criteria, result, attempt=attempt, phase="started", **linked)
     try:
         for i, row in enumerate(targets.itertuples(index=False)):
             result.iloc[i, action_col] = INTERRUPTED       # what stays if we never come back from this one
@@ -117,7 +139,7 @@ def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str) -> pd.Da
     finally:
         # Written however the loop ends (a failed target does not end it; an interrupt or a crash does).
         result["action"] = result["action"].replace(PLANNED, NOT_ATTEMPTED + "interrupted")
-        audit(rb, operator, criteria, result, attempt=attempt, phase="finished")
+        audit(rb, operator, criteria, result, attempt=attempt, phase="finished", **linked)
     result.attrs["audit"] = str(path)
     return result
 
@@ -160,17 +182,26 @@ def _server_message(exc: DBAPIError) -> str:
     return f"{primary} ({detail})" if detail else primary
 
 
+def plan_records(targets: pd.DataFrame, columns: list[str] | None = None) -> list[dict[str, Any]]:
+    """The targets as JSON-safe records of `columns` (default: IDENTITY first, then the audit's), timestamps in
+    ISO form: what an approval request holds and its plan hash is computed from."""
+    columns = columns or [*IDENTITY, *(c for c in AUDIT_COLUMNS if c not in IDENTITY and c != "action")]
+    table = targets.reindex(columns=columns)
+    for column in ("backend_start", "xact_start", "state_change"):
+        if column in table.columns:
+            table[column] = [None if pd.isna(v) else pd.Timestamp(v).isoformat() for v in table[column]]
+    return [{k: (None if _missing(v) else v) for k, v in r.items()} for r in table.to_dict(orient="records")]
+
+
 def audit(rb: Runbook, operator: str, criteria: dict[str, Any], result: pd.DataFrame, attempt: str,
-          phase: str) -> Path:
+          phase: str, **linked: Any) -> Path:
     """Append who, when, what and (phase finished) the outcome per target to output/audit.jsonl; returns its path.
+    `linked`: the approval request the apply runs under (`request`), when there is one.
 
     Untrusted text (application_name, client address) only ever goes into this JSON, never into a message.
     """
-    targets = result.reindex(columns=AUDIT_COLUMNS)
-    for column in ("backend_start", "xact_start", "state_change"):
-        targets[column] = [None if pd.isna(v) else pd.Timestamp(v).isoformat() for v in targets[column]]
-    records = [{k: (None if _missing(v) else v) for k, v in r.items()} for r in targets.to_dict(orient="records")]
-    return audit_log.append(rb, ACTION, attempt, phase, operator, criteria=criteria, targets=records,
+    records = plan_records(result, AUDIT_COLUMNS)
+    return audit_log.append(rb, ACTION, attempt, phase, operator, **linked, criteria=criteria, targets=records,
                             terminated=int(result["terminated"].sum()),
                             failed=int(result["action"].str.startswith(FAILED).sum()),
                             skipped=int(result["action"].str.startswith(SKIPPED).sum()))
