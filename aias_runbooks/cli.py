@@ -180,6 +180,15 @@ def build_parser() -> Parser:
     bundle.add_argument("--output", type=_folder, help="report root (default: output/ or AIAS_OUTPUT_DIR)")
     bundle.add_argument("--archive", metavar="URL", help="the archive to read: a folder or s3://bucket/prefix "
                         "(default: the report root)")
+    approve = sub.add_parser("approve", help="approve a guarded action's request filed by a dry run (four-eyes: "
+                             "not your own); the apply is then a rerun with -p approval=ID -p apply=true")
+    approve.add_argument("id", help="the request's id (apr-...), as the dry run printed it or `approvals` lists it")
+    approve.add_argument("--as", dest="approver", help="who approves, for the audit record (default: the login name)")
+    approve.add_argument("--output", type=_folder, help="report root (default: output/ or AIAS_OUTPUT_DIR)")
+    approvals = sub.add_parser("approvals", help="the approval requests under the report root, newest first")
+    approvals.add_argument("--status", choices=["pending", "approved", "applied", "expired"],
+                           help="only requests with this status")
+    approvals.add_argument("--output", type=_folder, help="report root (default: output/ or AIAS_OUTPUT_DIR)")
     serve = sub.add_parser("serve", help="take alerts (Alertmanager, Grafana, PagerDuty webhooks) and run the runbook "
                            "each routes to (params/routes.yaml); SIGTERM drains")
     serve.add_argument("--routes", type=Path, help="routes file (default: params/routes.yaml)")
@@ -468,6 +477,37 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_approve(args: argparse.Namespace) -> int:
+    """Approve a request as --as (default the login name); a refusal is one line, exit 3."""
+    import getpass
+
+    from .actions import approvals
+    try:
+        request = approvals.approve(args.id, args.approver if args.approver is not None else getpass.getuser(),
+                                    "cli", args.output)
+    except approvals.ApprovalRefused as exc:
+        raise UsageError(str(exc)) from None
+    say(f"approved {request.id} ({request.action} on {len(request.plan)} target(s), env {request.env}, requested by "
+        f"{request.requested_by}) as {request.approved_by}; expires {request.expires_at}. Apply: aias-runbooks run "
+        f"{request.runbook} --env {request.env} -p approval={request.id} -p apply=true --operator NAME (with the dry "
+        "run's parameters)")
+    return 0
+
+
+def cmd_approvals(args: argparse.Namespace) -> int:
+    """The requests as a table, newest first."""
+    from .actions import approvals
+    found = approvals.requests(args.output, args.status)
+    if not found:
+        say(f"no approval requests{f' with status {args.status}' if args.status else ''} under "
+            f"{Path(args.output or paths.output_dir()).absolute()}")
+        return 0
+    print_table([{"id": r.id, "status": r.status, "action": r.action, "env": r.env, "targets": len(r.plan),
+                  "requested by": r.requested_by, "approved by": r.approved_by or "-", "expires": r.expires_at,
+                  "dry run": r.run_id} for r in found])
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -575,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {"list": lambda _: cmd_list(), "run": cmd_run, "demo": cmd_demo, "doctor": cmd_doctor,
                     "reports": cmd_reports, "bundle": cmd_bundle, "schedule": cmd_schedule, "run-all": cmd_run_all,
-                    "serve": cmd_serve}
+                    "serve": cmd_serve, "approve": cmd_approve, "approvals": cmd_approvals}
         code = commands.get(args.command, cmd_sandbox)(args)
         if as_program and args.command == "run":
             exit_now(code)
