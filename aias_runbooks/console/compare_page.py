@@ -27,6 +27,7 @@ class RunNotFound(LookupError):
 def filed_run(archive: Any, run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The run's catalogue record and its verdict.json; RunNotFound (one line) when either is missing or the
     record's report folder is not one the archive names (report_folder: no path out of the archive)."""
+    archive = catalog.at(archive)
     record = catalog.record(archive, run_id) if catalog.RUN_ID.fullmatch(run_id or "") else None
     if record is None:
         raise RunNotFound(f"no filed run {run_id!r}; valid: {RUN_ID_HELP}")
@@ -34,7 +35,7 @@ def filed_run(archive: Any, run_id: str) -> tuple[dict[str, Any], dict[str, Any]
     if rel is None:
         raise RunNotFound(f"run {run_id} has no readable report folder in the archive")
     try:
-        verdict = json.loads(catalog.at(archive).read(f"{rel}/verdict.json"))
+        verdict = json.loads(archive.read(f"{rel}/verdict.json"))
     except (OSError, ValueError):
         raise RunNotFound(f"run {run_id} has no readable verdict.json in the archive") from None
     if not isinstance(verdict, dict):
@@ -58,8 +59,8 @@ def routes(console: Any) -> list[web.RouteDef]:
                 return refuse(400, f"query parameter {name} must be {RUN_ID_HELP}: /console/compare?a=RUN_ID&b=RUN_ID")
         try:
             (record_a, verdict_a), (record_b, verdict_b) = await asyncio.gather(
-                asyncio.to_thread(filed_run, console.archive, ids["a"]),
-                asyncio.to_thread(filed_run, console.archive, ids["b"]))
+                asyncio.to_thread(filed_run, console.store(), ids["a"]),
+                asyncio.to_thread(filed_run, console.store(), ids["b"]))
         except RunNotFound as exc:
             return refuse(404, str(exc))
         try:

@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import AiasError
+from ..errors import AiasError, UsageError
 from ..records import read_jsonl, write_atomic
 from ..runner import catalog, workspace
 from ..runner.execute import GIVEN_RUN_ID, RUN_ID
@@ -40,7 +40,6 @@ from .compare_page import RunNotFound, filed_run, refuse
 
 STARTED = ".console/runs"                          # under the report root: a started run's log and what it is
 NOT_FROM_FORM = ("operator", "apply", "approval")   # never set from the rerun form (see the module)
-ROLES = {"viewer": 0, "operator": 1, "approver": 2}
 RECENT_APPROVALS = 100
 REQUEST_ID_HELP = "an approval request id (apr- and 12 hex digits, as Approvals lists them)"
 
@@ -91,6 +90,14 @@ def _bound(value: float) -> str:
     if value in (float("inf"), float("-inf")):
         return ""
     return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def form_text(data: Any, name: str) -> str:
+    """A form field's text ("" when absent); UsageError for a file upload in its place."""
+    value = data.get(name, "")
+    if not isinstance(value, str):
+        raise UsageError(f"form field '{name}' must be text, not a file upload")
+    return value
 
 
 def run_parameters(verdict: dict[str, Any]) -> dict[str, Any]:
@@ -162,10 +169,6 @@ def audit_of(output: Path, request_id: str) -> list[dict[str, Any]]:
     return [r for r in read_jsonl(output / "audit.jsonl") if isinstance(r, dict) and r.get("request") == request_id]
 
 
-def role_at_least(user: Any, role: str) -> bool:
-    return ROLES.get(getattr(user, "role", ""), -1) >= ROLES[role]
-
-
 def same_person(a: str | None, b: str | None) -> bool:
     """Names compared as approvals compares them (case-insensitively, after strip)."""
     return (a or "").strip().casefold() == (b or "").strip().casefold()
@@ -174,7 +177,7 @@ def same_person(a: str | None, b: str | None) -> bool:
 def approval_rerun(console: Any, req: Any, operator: str) -> Job:
     """The apply of an approved request: its dry run's runbook and parameters plus apply=true and approval=<id>,
     checked as `run -p` checks them. RunNotFound when the dry run is not filed; UsageError as check_rerun."""
-    _, verdict = filed_run(console.archive, req.run_id)
+    _, verdict = filed_run(console.store(), req.run_id)
     params = {k: as_text(v) for k, v in run_parameters(verdict).items()} | {"apply": "true", "approval": req.id}
     prov = verdict.get("provenance") or {}
     return check_rerun(req.runbook, req.env, params, req.incident or prov.get("incident"), operator, console.output,
@@ -212,7 +215,7 @@ class Pages:
     async def get_rerun(self, request: web.Request) -> web.StreamResponse:
         run_id = request.match_info["run_id"]
         try:
-            record, verdict = await asyncio.to_thread(filed_run, self.console.archive, run_id)
+            record, verdict = await asyncio.to_thread(filed_run, self.console.store(), run_id)
             fields = rerun_fields(str(record.get("runbook")), run_parameters(verdict))
         except RunNotFound as exc:
             return refuse(404, str(exc))
@@ -226,15 +229,15 @@ class Pages:
         data = await form(request)
         run_id, user = request.match_info["run_id"], request["user"]
         try:
-            record, _ = await asyncio.to_thread(filed_run, self.console.archive, run_id)
+            record, _ = await asyncio.to_thread(filed_run, self.console.store(), run_id)
         except RunNotFound as exc:
             return refuse(404, str(exc))
         slug = str(record.get("runbook"))
         try:
             names = [f.param.name for f in rerun_fields(slug, {})]
-            params = {name: data[name] for name in names if name in data}
-            env = data.get("environment") or str(record.get("env"))
-            incident = (data.get("incident") or "").strip() or None
+            params = {name: form_text(data, name) for name in names if name in data}
+            env = form_text(data, "environment") or str(record.get("env"))
+            incident = form_text(data, "incident").strip() or None
             job = await asyncio.to_thread(check_rerun, slug, env, params, incident, user.name, self.console.output,
                                           self.console.archive)
         except AiasError as exc:
@@ -261,7 +264,7 @@ class Pages:
         about = await asyncio.to_thread(started, self.console.output, run_id)
         if about is None:
             return refuse(404, f"the console started no run {run_id!r}; valid: the id its started page named")
-        record = await asyncio.to_thread(catalog.record, catalog.at(self.console.archive), run_id)
+        record = await asyncio.to_thread(catalog.record, self.console.store(), run_id)
         return self.console.render(request, "started.html", run_id=run_id, about=about, record=record)
 
     # schedules
@@ -273,7 +276,7 @@ class Pages:
         except AiasError as exc:
             entries, problem = [], str(exc)
         return self.console.render(request, "schedules.html", entries=entries, problem=problem,
-                                   can_run=role_at_least(request["user"], "operator"))
+                                   can_run=request["user"].may("operator"))
 
     async def post_schedule_run(self, request: web.Request) -> web.StreamResponse:
         from .. import schedule
@@ -319,10 +322,10 @@ class Pages:
         columns = list(dict.fromkeys(k for row in req.plan if isinstance(row, dict) for k in row))
         return self.console.render(
             request, "approval.html", req=req, columns=columns, records=records,
-            can_approve=req.status == "pending" and role_at_least(user, "approver")
+            can_approve=req.status == "pending" and user.may("approver")
             and not same_person(user.name, req.requested_by),
             own=same_person(user.name, req.requested_by),
-            can_apply=req.status == "approved" and role_at_least(user, "operator"))
+            can_apply=req.status == "approved" and user.may("operator"))
 
     async def post_approve(self, request: web.Request) -> web.StreamResponse:
         approvals = approvals_module()
