@@ -27,6 +27,8 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import AiasError, UsageError
+from ..input_files import read_yaml_file
+from ..printable import show
 from ..records import read_jsonl, write_atomic
 from ..runner import catalog, workspace
 from ..runner.execute import GIVEN_RUN_ID, RUN_ID
@@ -141,6 +143,29 @@ def started(output: Path, run_id: str) -> dict[str, Any] | None:
     except OSError:
         lines = []
     return about | {"last_line": lines[-1][:500] if lines else ""}
+
+
+def schedule_entries() -> tuple[list[dict[str, Any]], str | None]:
+    """The schedules file's entries as written (name, cron, runbook, environment, parameters, incident), and the
+    one line `schedule check` would refuse the file with (None when it passes): the page lists the entries even
+    while, say, the sandbox they run on is down."""
+    from .. import schedule
+    path = schedule.default_path()
+    try:
+        data = read_yaml_file(path, f"schedules file {show(str(path), 200)}", "params/schedules.yaml")
+    except AiasError as exc:
+        return [], str(exc)
+    try:
+        schedule.load(path)
+        problem = None
+    except AiasError as exc:
+        problem = str(exc)
+    items = data.get("schedules") if isinstance(data, dict) else None
+    entries = [{"name": str(item["name"]), "cron": str(item.get("cron", "")), "runbook": str(item.get("runbook", "")),
+                "environment": str(item.get("environment", "")), "incident": item.get("incident"),
+                "parameters": item.get("parameters") if isinstance(item.get("parameters"), dict) else {}}
+               for item in (items if isinstance(items, list) else []) if isinstance(item, dict) and item.get("name")]
+    return entries, problem
 
 
 def run_argv(job: Job, output: Path, operator: str) -> list[str]:
@@ -270,11 +295,7 @@ class Pages:
     # schedules
 
     async def get_schedules(self, request: web.Request) -> web.StreamResponse:
-        from .. import schedule
-        try:
-            entries, problem = await asyncio.to_thread(schedule.load, None, self.console.output), None
-        except AiasError as exc:
-            entries, problem = [], str(exc)
+        entries, problem = await asyncio.to_thread(schedule_entries)
         return self.console.render(request, "schedules.html", entries=entries, problem=problem,
                                    can_run=request["user"].may("operator"))
 
@@ -282,14 +303,15 @@ class Pages:
         from .. import schedule
         await form(request)
         name, user = request.match_info["entry"], request["user"]
-        try:
-            entries = await asyncio.to_thread(schedule.load, None, self.console.output)
+        listed, problem = await asyncio.to_thread(schedule_entries)
+        if name not in [e["name"] for e in listed]:
+            valid = ", ".join(e["name"] for e in listed) or "none (the file has no entries)"
+            return refuse(404, f"no entry {show(name)} in the schedules file; valid: {valid}")
+        try:   # the whole file checked as `schedule run` checks it, so a refusal is a line here, not a dead run
+            entry = schedule.find(await asyncio.to_thread(schedule.load, None, self.console.output), name)
         except AiasError as exc:
+            self.console.audit(request, "schedule-run", outcome="refused", entry=name, reason=str(exc))
             return refuse(400, str(exc))
-        try:
-            entry = schedule.find(entries, name)
-        except AiasError as exc:
-            return refuse(404, str(exc))
         argv = [sys.executable, "-m", "aias_runbooks.cli", "schedule", "run", entry.name,
                 "--output", str(self.console.output)]
         if entry.archive is None:   # an entry's own archive: its runs are filed there, as run-due files them
