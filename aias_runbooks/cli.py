@@ -196,6 +196,13 @@ def build_parser() -> Parser:
     serve.add_argument("--port", type=_port, default=8087, help="port to listen on (default: 8087)")
     serve.add_argument("--output", type=_folder, help="report root (default: output/ or AIAS_OUTPUT_DIR)")
     serve.add_argument("--metrics-dir", type=_folder, help="also write each run's Prometheus textfile here")
+    console = sub.add_parser("console", help="the console's users (served by `serve` under /console/)")
+    add_user = console.add_subparsers(dest="console_action", parser_class=Parser, required=True).add_parser(
+        "add-user", help="add a console user and print their token once (only its sha256 is kept)")
+    add_user.add_argument("name", help="the user's name (shown in the console and its audit records)")
+    add_user.add_argument("--role", required=True, help="viewer, operator or approver")
+    add_user.add_argument("--users", type=Path, help="users file (default: params/console_users.yaml; a serve "
+                          "profile's console.users_file may name another)")
     sandbox = sub.add_parser("sandbox", help="the embedded AIAS Platform")
     sandbox.add_argument("action", choices=["up", "down", "status", "alert"])
     sandbox.add_argument("name", nargs="?", help="with `alert`: the alert to post (error-spike, pool-exhaustion, "
@@ -521,6 +528,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return asyncio.run(serve(routing, args.host, args.port, output, metrics_dir, say))
 
 
+def cmd_console(args: argparse.Namespace) -> int:
+    """`console add-user NAME --role ROLE`: the token on stdout, once."""
+    from .console.users import add_user, default_path
+    path = args.users or default_path()
+    token = add_user(path, args.name, args.role)
+    say(f"added {args.name} ({args.role}) to {path}; their token, shown only now:")
+    say(token)
+    return 0
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from .sandbox import control
     if args.action == "alert":
@@ -615,7 +632,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {"list": lambda _: cmd_list(), "run": cmd_run, "demo": cmd_demo, "doctor": cmd_doctor,
                     "reports": cmd_reports, "bundle": cmd_bundle, "schedule": cmd_schedule, "run-all": cmd_run_all,
-                    "serve": cmd_serve, "approve": cmd_approve, "approvals": cmd_approvals}
+                    "serve": cmd_serve, "approve": cmd_approve, "approvals": cmd_approvals,
+                    "console": cmd_console}
         code = commands.get(args.command, cmd_sandbox)(args)
         if as_program and args.command == "run":
             exit_now(code)

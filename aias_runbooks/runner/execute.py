@@ -173,7 +173,8 @@ def finish(root: Path, space: workspace.Workspace, secrets_in_use: list[str], er
         rel = _report_dir(archive, started, slug, env, meta["incident"], run_id)
         record = {"run_id": run_id, "runbook": slug, "env": env, "incident": meta["incident"],
                   "status": verdict.status.value, "exit_code": verdict.status.exit_code, "summary": verdict.summary,
-                  "top_finding": verdict.top.code if verdict.top else None, "started_at": prov["started_at"],
+                  "top_finding": verdict.top.code if verdict.top else None,
+                  "codes": sorted({f.code for f in verdict.findings}), "started_at": prov["started_at"],
                   "finished_at": prov["finished_at"], "duration_s": prov["duration_s"], "report_dir": rel,
                   "redactions": redactions, "error": error, "entry": meta.get("entry"), "host": prov["host"]}
         cleaned, leaked = redact_text(json.dumps(record), secret_values(secrets_in_use))   # errors may quote one

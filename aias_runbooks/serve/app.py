@@ -1,5 +1,6 @@
-"""serve's HTTP side and its life: POST /alerts/{sender}, GET /metrics, GET /healthz; started after the runs a
-killed serve left are filed, stopped by SIGTERM (or SIGINT) with a drain.
+"""serve's HTTP side and its life: POST /alerts/{sender}, GET /metrics, GET /healthz, the console under /console/
+(console/app.py: every page there needs a user); started after the runs a killed serve left are filed, stopped by
+SIGTERM (or SIGINT) with a drain.
 
 Drain: the first stop signal stops taking alerts (503 to every post from then on), drops the queued runs (each
 audited as dropped) and waits for the running ones to file their reports and be told; then serve exits 0. A
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from .. import notify
 from ..alerts import routes
+from ..console.app import add_console, console_for
 from ..errors import UsageError
 from ..settings import load_environment
 from .admission import Admission
@@ -37,17 +39,20 @@ class Server:
         self.routing, self.say, self.draining = routing, say, False
         self.limit = routing.serve.max_body_kb * 1024
         self.collector = Collector()
-        self.audit = Audit(output, _secrets(routing))
+        secrets = _secrets(routing)
+        self.audit = Audit(output, secrets)
         self.admission = Admission(routing.serve.max_running, routing.serve.max_queued)
         notify_of = {r.name: r.notify for r in routing.routes}.get
         self.runs = Runs(output, self.admission, self.audit, notify_of, self.collector, metrics_dir, say)
         self.intake = Intake(routing, self.admission, self.runs, self.audit, output)
+        self.console = console_for(routing.serve.environment, output, say, secrets)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.limit)
         app.router.add_post("/alerts/{sender}", self.post_alerts, expect_handler=self.expect)
         app.router.add_get("/metrics", self.get_metrics)
         app.router.add_get("/healthz", self.get_healthz)
+        add_console(app, self.console)
         return app
 
     async def expect(self, request: web.Request) -> web.StreamResponse | None:
