@@ -23,7 +23,7 @@ STARTED = re.compile(r"^/console/started/(\d{8}-\d{6}-[0-9a-f]{4})$")
 
 def real_run(console: Console, *args: str) -> dict:
     """`aias-runbooks run health-check ARGS` filed into the console's archive; its verdict."""
-    result = cli("run", "health-check", "-p", "samples=5", *args, "--output", str(console.output))
+    result = cli("run", "health-check", "-p", "samples=10", "-p", "interval_ms=20", *args, "--output", str(console.output))
     assert result.returncode in (0, 1, 2), result.stdout + result.stderr
     report = next(line.split("report: ", 1)[1] for line in result.stdout.splitlines() if "report: " in line)
     return json.loads((Path(report).parent / "verdict.json").read_text())
@@ -64,6 +64,7 @@ def test_compare_of_a_healthy_run_and_an_api_down_run_shows_the_new_finding(sand
     healthy = real_run(console)
     scenario("api-down")
     down = real_run(console)
+    assert healthy["status"] == "OK" and down["status"] == "CRITICAL"
     with console.client("viewer") as client:
         page = client.get("/console/compare", params={"a": healthy["run_id"], "b": down["run_id"]})
     assert page.status_code == 200, page.text
@@ -114,7 +115,7 @@ def test_a_rerun_with_an_edited_parameter_is_filed_with_it(sandbox, console):
         assert re.search(r'id="p-samples" name="samples" type="number" step="1" value="20"', form.text)
         assert 'name="operator"' not in form.text and 'name="apply"' not in form.text
         answer = client.post(f"/console/runs/{source['run_id']}/rerun",
-                             data={"csrf": csrf_of(form.text), "environment": "sandbox", "samples": "7",
+                             data={"csrf": csrf_of(form.text), "environment": "sandbox", "samples": "12",
                                    "interval_ms": "50", "timeout_s": "0.5", "incident": "INC-77",
                                    "operator": "mallory", "apply": "true"})
         run_id = started_run(answer)
@@ -122,7 +123,7 @@ def test_a_rerun_with_an_edited_parameter_is_filed_with_it(sandbox, console):
     assert page.status_code == 200 and run_id in page.text
     record = filed(console, run_id)
     prov = verdict_of(console, record)["provenance"]
-    assert prov["parameters"]["samples"] == 7 and prov["parameters"]["interval_ms"] == 50
+    assert prov["parameters"]["samples"] == 12 and prov["parameters"]["interval_ms"] == 50
     assert prov["operator"] == console.names["operator"]          # the console user, never the form's field
     assert prov["parameters"].get("apply") in (None, False)
     assert record["incident"] == "INC-77"
