@@ -10,11 +10,12 @@ from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from aias_runbooks.actions import approvals
 from aias_runbooks.actions.approvals import Request
 from aias_runbooks.findings import Finding
 from aias_runbooks.runner import catalog
 
-from ..helpers import cli, wait_for
+from ..helpers import admin_session, cli, leaked_longer_than, wait_for
 from .conftest import Console, csrf_of
 
 RUN_DEADLINE_S = 240   # a health-check run started by the console, from its POST to its record in the catalogue
@@ -23,7 +24,8 @@ STARTED = re.compile(r"^/console/started/(\d{8}-\d{6}-[0-9a-f]{4})$")
 
 def real_run(console: Console, *args: str) -> dict:
     """`aias-runbooks run health-check ARGS` filed into the console's archive; its verdict."""
-    result = cli("run", "health-check", "-p", "samples=10", "-p", "interval_ms=20", *args, "--output", str(console.output))
+    result = cli("run", "health-check", "-p", "samples=10", "-p", "interval_ms=20", *args,
+                 "--output", str(console.output))
     assert result.returncode in (0, 1, 2), result.stdout + result.stderr
     report = next(line.split("report: ", 1)[1] for line in result.stdout.splitlines() if "report: " in line)
     return json.loads((Path(report).parent / "verdict.json").read_text())
@@ -257,3 +259,50 @@ def test_approving_needs_the_approver_role_and_the_csrf_token(console):
         assert f'action="{path}/apply"' not in shown.text   # a viewer has no apply button
         refused = client.post(f"{path}/apply", data={"csrf": console.csrf(client, path)})
     assert refused.status_code == 403 and "needs the operator role" in refused.text
+
+
+LEAKING = "aias-api/export-worker"   # the application whose sessions scenario db-connection-leak leaves idle
+
+
+def leaked_sessions() -> int:
+    with admin_session() as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                            (LEAKING,)).fetchone()[0]
+
+
+def test_an_approved_request_is_applied_from_the_console(sandbox, scenario, console):
+    scenario("db-connection-leak")
+    wait_for(lambda: leaked_longer_than(2.5), 60, "the leaked sessions to pass the 2 s criterion")
+    dry = cli("run", "database-connection-errors", "--env", "sandbox-four-eyes", "-p", "leak_min_idle_s=2",
+              "-p", f"only_application={LEAKING}", "--operator", console.names["operator"],
+              "--output", str(console.output))
+    assert dry.returncode in (1, 2), dry.stdout + dry.stderr
+    (request,) = approvals.requests(console.output, "pending")
+    path = f"/console/approvals/{request.id}"
+    with console.client("approver") as client:
+        assert client.post(f"{path}/approve", data={"csrf": console.csrf(client, path)}).status_code == 303
+    with console.client("operator") as client:
+        page = client.get(path)
+        assert f'action="{path}/apply"' in page.text
+        run_id = started_run(client.post(f"{path}/apply", data={"csrf": csrf_of(page.text)}))
+    record = filed(console, run_id)
+    prov = verdict_of(console, record)["provenance"]
+    assert prov["parameters"]["apply"] is True and prov["parameters"]["approval"] == request.id
+    assert prov["parameters"]["only_application"] == LEAKING and prov["operator"] == console.names["operator"]
+    applied = approvals.load(request.id, console.output)
+    assert (applied.status, applied.applied_by, applied.apply_run_id) == ("applied", "alice", run_id)
+    wait_for(lambda: leaked_sessions() == 0, 30, "the leaked sessions to be gone")
+    with console.client("viewer") as client:
+        shown = client.get(path).text
+    phases = [r["phase"] for r in approvals_audit(console, request.id)]
+    assert phases[:2] == ["requested", "approved"] and "finished" in phases
+    assert all(phase in shown for phase in ("requested", "approved", "finished"))
+    with console.client("operator") as client:
+        again = client.post(f"{path}/apply", data={"csrf": console.csrf(client, path)})
+    assert again.status_code == 409 and again.text.strip() == (
+        f"request {request.id} is applied; valid: only an approved request is applied")
+
+
+def approvals_audit(console: Console, request_id: str) -> list[dict]:
+    lines = (console.output / "audit.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r.get("request") == request_id]
