@@ -10,8 +10,11 @@ from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+
 from aias_runbooks.actions import approvals
 from aias_runbooks.actions.approvals import Request
+from aias_runbooks.console.compare import NotComparable, compare
 from aias_runbooks.findings import Finding
 from aias_runbooks.runner import catalog
 
@@ -103,6 +106,22 @@ def test_a_changed_finding_shows_both_numbers_and_the_delta(console):
     changed = group(page.text, "changed")
     assert '<strong class="marker">changed</strong>' in changed and "severity, title" in changed
     assert "120" in changed and "1450" in changed and "+1330" in changed
+
+
+def test_findings_are_told_apart_by_what_they_name():
+    def verdict(*findings: dict) -> dict:
+        return {"runbook": "stripe-webhook-failures", "run_id": "r", "findings": list(findings)}
+    down = {"code": "INTEGRATION_DOWN", "severity": "CRITICAL", "title": "Stripe is down.",
+            "evidence": {"subsystem": "stripe", "failures": 3}}
+    resend = down | {"title": "Resend is down.", "evidence": {"subsystem": "resend", "failures": 1}}
+    twice = down | {"title": "Stripe is down again."}
+    result = compare(verdict(down), verdict(resend, down, twice))
+    assert [(r.code, r.culprit) for r in result.new] == [("INTEGRATION_DOWN", "subsystem=resend"),
+                                                         ("INTEGRATION_DOWN", "subsystem=stripe #2")]
+    assert [r.culprit for r in result.same] == ["subsystem=stripe"] and not result.resolved
+    for broken in ({"runbook": "stripe-webhook-failures"}, "not a verdict"):
+        with pytest.raises(NotComparable, match="valid: two filed runs of one runbook"):
+            compare(verdict(down), broken)
 
 
 # -- rerun ------------------------------------------------------------------------------------------------------
