@@ -288,7 +288,7 @@ class Pages:
         run_id = request.match_info["run_id"]
         about = await asyncio.to_thread(started, self.console.output, run_id)
         if about is None:
-            return refuse(404, f"the console started no run {run_id!r}; valid: the id its started page named")
+            return refuse(404, f"the console started no run {show(run_id)}; valid: the id its started page named")
         record = await asyncio.to_thread(catalog.record, self.console.store(), run_id)
         return self.console.render(request, "started.html", run_id=run_id, about=about, record=record)
 
@@ -303,7 +303,7 @@ class Pages:
         from .. import schedule
         await form(request)
         name, user = request.match_info["entry"], request["user"]
-        listed, problem = await asyncio.to_thread(schedule_entries)
+        listed, _ = await asyncio.to_thread(schedule_entries)
         if name not in [e["name"] for e in listed]:
             valid = ", ".join(e["name"] for e in listed) or "none (the file has no entries)"
             return refuse(404, f"no entry {show(name)} in the schedules file; valid: {valid}")
