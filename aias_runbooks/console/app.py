@@ -35,6 +35,7 @@ CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-actio
        "frame-ancestors 'none'")
 NAV = [("Runs", f"{PREFIX}/"), ("Schedules", f"{PREFIX}/schedules"), ("Approvals", f"{PREFIX}/approvals")]
 MAX_AUDIT_TEXT = 300
+REDACTED = "aias_console_redacted"   # a response's mark: its text was redacted already
 _templates = Environment(loader=PackageLoader("aias_runbooks.console", "templates"), autoescape=select_autoescape(
     ["html"], default_for_string=True, default=True))
 
@@ -70,7 +71,9 @@ class Console:
         every secret masked."""
         page = _templates.get_template(template).render(
             user=request.get("user"), csrf=request.get("csrf") or "", nav=NAV, path=request.path, **context)
-        return web.Response(text=self.redact(page), status=status, content_type="text/html", charset="utf-8")
+        response = web.Response(text=self.redact(page), status=status, content_type="text/html", charset="utf-8")
+        response[REDACTED] = True   # the middleware need not scan it again
+        return response
 
     def redact(self, text: str) -> str:
         """text with every secret the console knows masked."""
@@ -205,7 +208,7 @@ def _locked_out(console: Console, request: web.Request, address: str, wait: int)
 
 def _finished(console: Console, response: web.StreamResponse) -> web.StreamResponse:
     _secure(response)
-    if isinstance(response, web.Response) and isinstance(response.body, bytes) and \
+    if isinstance(response, web.Response) and not response.get(REDACTED) and isinstance(response.body, bytes) and \
             (response.content_type.startswith("text/") or response.content_type.endswith("json")):
         text = response.body.decode(response.charset or "utf-8", "replace")
         response.body = console.redact(text).encode(response.charset or "utf-8")
