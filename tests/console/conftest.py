@@ -18,8 +18,10 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ import yaml
 from aias_runbooks.findings import Finding, Verdict
 from aias_runbooks.runner import catalog
 from aias_runbooks.runner.report import make_run_dir, provenance, write_report
+from aias_runbooks.runner.store import open_archive
 
 from ..helpers import CLI, ROOT, free_port_base, wait_for
 
@@ -53,7 +56,7 @@ class Console:
     url: str
     home: Path
     output: Path
-    archive: Path
+    archive: Path | str          # a folder, or s3://bucket/prefix
     tokens: dict[str, str]
     names: dict[str, str]
     canary: str
@@ -84,7 +87,7 @@ class Console:
 
     def file_report(self, runbook: str = "health-check", env: str = "sandbox", findings: list[Finding] | None = None,
                     incident: str | None = None, parameters: dict[str, Any] | None = None,
-                    started: datetime | None = None, operator: str = "alice", archive: Path | None = None,
+                    started: datetime | None = None, operator: str = "alice", archive: Path | str | None = None,
                     ) -> dict[str, Any]:
         """File one run's report into the archive as execute.finish does (verdict.json, report.html and
         notebook.ipynb written by report.write_report, then its catalogue record): its record."""
@@ -113,25 +116,31 @@ def csrf_of(page: str) -> str:
     return found.group(1)
 
 
-def file_report(archive: Path, runbook: str = "health-check", env: str = "sandbox",
+def file_report(archive: Path | str, runbook: str = "health-check", env: str = "sandbox",
                 findings: list[Finding] | None = None, incident: str | None = None,
                 parameters: dict[str, Any] | None = None, started: datetime | None = None,
                 operator: str = "alice") -> dict[str, Any]:
-    """A report folder and its catalogue record, as a real run files them (see Console.file_report)."""
+    """A report folder and its catalogue record, as a real run files them (see Console.file_report); `archive` a
+    folder or an s3://bucket/prefix (the report is written locally, then put there whole, as execute.py does)."""
     started = started or datetime.now(timezone.utc)
     found = findings if findings is not None else [Finding("API_OK", "OK", "The API answered 20 of 20 requests.")]
     run_id = f"{started:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
     verdict = Verdict(runbook, env, run_id, found)
     prov = provenance(run_id, runbook, env, incident, operator, started, started, parameters or {})
-    folder = make_run_dir(archive, started, runbook, env, incident)
+    staging = Path(tempfile.mkdtemp(prefix="aias-console-report-")) if str(archive).startswith("s3://") else None
+    folder = make_run_dir(staging or Path(archive), started, runbook, env, incident)
     write_report(folder, nbformat.v4.new_notebook(), verdict, prov)
+    rel = folder.relative_to(staging or Path(archive)).as_posix()
+    if staging is not None:
+        open_archive(str(archive)).put_folder(folder, rel)
+        shutil.rmtree(staging)
     record = {"run_id": run_id, "runbook": runbook, "env": env, "incident": incident,
               "status": verdict.status.value, "exit_code": verdict.status.exit_code, "summary": verdict.summary,
               "top_finding": verdict.top.code if verdict.top else None, "started_at": prov["started_at"],
               "finished_at": prov["finished_at"], "duration_s": prov["duration_s"],
-              "report_dir": folder.relative_to(archive).as_posix(), "redactions": 0, "error": None, "entry": None,
+              "report_dir": rel, "redactions": 0, "error": None, "entry": None,
               "host": prov["host"], "codes": sorted({f.code for f in found})}
-    catalog.file_run(archive, record)
+    catalog.file_run(catalog.at(archive), record)
     return record
 
 
@@ -174,9 +183,9 @@ def write_users(path: Path) -> dict[str, str]:
     return tokens
 
 
-def start(base: Path, console_settings: dict[str, Any] | None = None, archive: Path | None = None) -> Console:
+def start(base: Path, console_settings: dict[str, Any] | None = None, archive: Path | str | None = None) -> Console:
     """serve with the console on a free port; `console_settings` the profile's `console:` (users_file is filled
-    in), `archive` the profile's archive (default: the output folder)."""
+    in), `archive` the profile's archive, a folder or s3://bucket/prefix (default: the output folder)."""
     base.mkdir(parents=True, exist_ok=True)
     users_file = base / "console_users.yaml"
     tokens = write_users(users_file)
@@ -212,7 +221,7 @@ def start_console(tmp_path) -> Iterator:
     """start_console(console_settings=None, archive=None) -> Console; every one started is stopped afterwards."""
     started: list[Console] = []
 
-    def go(console_settings: dict[str, Any] | None = None, archive: Path | None = None) -> Console:
+    def go(console_settings: dict[str, Any] | None = None, archive: Path | str | None = None) -> Console:
         started.append(start(tmp_path / f"console{len(started)}", console_settings, archive))
         return started[-1]
     yield go

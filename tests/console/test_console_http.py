@@ -276,3 +276,42 @@ def test_add_user_prints_a_token_once_and_keeps_only_its_hash(tmp_path):
     assert again.returncode == 3 and "already" in again.stderr
     bad = cli("console", "add-user", "dave", "--role", "admin", "--users", str(users))
     assert bad.returncode == 3 and "viewer, operator, approver" in bad.stderr
+
+
+def test_an_older_record_without_codes_matches_a_code_by_its_top_finding(console):
+    from aias_runbooks.runner import catalog
+    run = console.file_report(findings=[Finding("DB_POOL_HIGH", "WARNING", "Pool at 85 %."),
+                                        Finding("API_SLOW", "WARNING", "Slow.")])
+    older = dict(run, run_id=run["run_id"] + "-old", started_at=(datetime.now(timezone.utc) - timedelta(minutes=5))
+                 .isoformat(timespec="seconds"), top_finding="API_SLOW")
+    older.pop("codes")
+    catalog.file_run(console.archive, older)
+    with console.client("viewer") as viewer:
+        slow = viewer.get("/console/?code=API_SLOW").text
+        assert run["run_id"] in slow and older["run_id"] in slow
+        pool = viewer.get("/console/?code=DB_POOL_HIGH").text
+        assert run["run_id"] in pool and older["run_id"] not in pool
+
+
+def test_a_viewer_is_refused_an_operators_post_with_one_line(console):
+    run = console.file_report()
+    with console.client("viewer") as viewer:
+        answer = viewer.post(f"/console/runs/{run['run_id']}/rerun", data={"csrf": console.csrf(viewer)})
+        assert answer.status_code == 403 and answer.text.count("\n") == 1 and "operator" in answer.text
+
+
+def test_the_console_reads_an_archive_in_a_bucket(start_console, s3_archive):
+    console = start_console(archive=s3_archive)
+    run = console.file_report(incident="INC-S3", findings=[Finding("API_DOWN", "CRITICAL", "Down.")])
+    with console.client("viewer") as viewer:
+        assert run["run_id"] in viewer.get("/console/").text
+        page = viewer.get(f"/console/runs/{run['run_id']}")
+        assert page.status_code == 200 and "CRITICAL: API_DOWN" in page.text
+        report = viewer.get(f"/console/files/{run['report_dir']}/report.html")
+        assert report.status_code == 200 and "sandbox" in report.headers["Content-Security-Policy"]
+        assert run["run_id"] in viewer.get("/console/incidents/INC-S3").text
+    token = console.tokens["viewer"]
+    for target in (f"/console/files/{run['report_dir']}/../../catalog/index.json",
+                   f"/console/files/{run['report_dir']}%2f..%2f..%2fcatalog/index.json",
+                   "/console/files/catalog/runs/index.json"):
+        assert raw_get(console, target, token)[0] == 404, target
