@@ -315,3 +315,41 @@ def test_the_console_reads_an_archive_in_a_bucket(start_console, s3_archive):
                    f"/console/files/{run['report_dir']}%2f..%2f..%2fcatalog/index.json",
                    "/console/files/catalog/runs/index.json"):
         assert raw_get(console, target, token)[0] == 404, target
+
+
+def test_a_real_run_is_listed_with_every_code_it_found(console):
+    """`aias-runbooks run health-check` against an API that is not there (the console-test profile's port 9): its
+    record carries its findings' codes, and the console lists and shows it."""
+    import os
+
+    from ..helpers import cli
+    env = os.environ | {"AIAS_HOME": str(console.home)}
+    result = cli("run", "health-check", "--env", "console-test", "-p", "samples=2", "-p", "interval_ms=0",
+                 "-p", "timeout_s=0.5", "--incident", "INC-REAL", "--output", str(console.output), env=env)
+    assert result.returncode in (1, 2), result.stdout + result.stderr
+    from aias_runbooks.runner import catalog
+    (record,) = catalog.read_runs(console.output)
+    verdict = json.loads((console.output / record["report_dir"] / "verdict.json").read_text())
+    assert record["codes"] == sorted({f["code"] for f in verdict["findings"]}) and record["codes"]
+    with console.client("viewer") as viewer:
+        for code in record["codes"]:
+            assert record["run_id"] in viewer.get(f"/console/?code={code}").text, code
+        page = viewer.get(f"/console/runs/{record['run_id']}")
+        assert page.status_code == 200 and record["summary"].split(" - ")[0] in page.text
+        assert viewer.get(f"/console/files/{record['report_dir']}/notebook.ipynb").status_code == 200
+
+
+@pytest.mark.parametrize("settings, says", [
+    ({"trusted_header": "X-Forwarded-User"}, "needs console.trusted_from"),
+    ({"trusted_header": "X-Forwarded-User", "trusted_from": ["not-a-cidr"]}, "is not a CIDR"),
+])
+def test_serve_refuses_a_console_it_cannot_secure_in_one_line(tmp_path, settings, says):
+    import os
+
+    from ..helpers import cli
+    from .conftest import SENDER_VAR, make_home
+    home = make_home(tmp_path, {"users_file": str(tmp_path / "users.yaml")} | settings)
+    result = cli("serve", "--port", "1", "--output", str(tmp_path / "output"),
+                 env=os.environ | {"AIAS_HOME": str(home), SENDER_VAR: "s" * 24}, timeout=60)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert says in result.stderr and result.stderr.count("\n") == 1, result.stderr
