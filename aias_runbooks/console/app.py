@@ -228,6 +228,9 @@ def _secure(response: web.StreamResponse | web.HTTPException) -> None:
 
 def _login_page(console: Console) -> Any:
     async def login_page(request: web.Request, message: str = "", status: int = 200) -> web.StreamResponse:
+        if request.get("user") is not None and not message:
+            raise web.HTTPSeeOther(f"{PREFIX}/")   # logged in already (or a proxy's or a bearer user)
+        request["user"] = None                     # the form's page: no nav, no logout form with this token
         token = request.cookies.get(auth.LOGIN_COOKIE) or secrets.token_urlsafe(32)
         request["csrf"] = token
         response = console.render(request, "login.html", status, message=message)
