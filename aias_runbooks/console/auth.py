@@ -31,6 +31,7 @@ LOGIN_COOKIE = "aias_console_login"    # the login form's own CSRF token (double
 SESSION_HOURS = 12
 MAX_FAILURES = 5
 WINDOW_S = 60
+MAX_ADDRESSES = 10_000   # addresses with failures held before the quiet ones are forgotten
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -108,6 +109,9 @@ class Auth:
         account = self.users.by_token(token.strip()) if token.strip() else None
         if account is None:
             return None
+        now = time.time()
+        for stale in [sid for sid, s in self.sessions.items() if s.expires < now]:
+            del self.sessions[stale]
         sid = secrets.token_urlsafe(32)
         session = Session(User(account.name, account.role), secrets.token_urlsafe(32),
                           time.time() + SESSION_HOURS * 3600)
@@ -135,7 +139,11 @@ class Auth:
         return max(1, int(seen[-MAX_FAILURES] + WINDOW_S - now + 0.999))
 
     def failed(self, address: str) -> None:
-        """Count one failed login or bad token from `address`."""
+        """Count one failed login or bad token from `address` (addresses with none in the window are forgotten
+        once many are held)."""
+        if len(self.failures) >= MAX_ADDRESSES:
+            for quiet in [a for a in self.failures if not self.retry_after(a) and a != address]:
+                del self.failures[quiet]
         self.failures.setdefault(address, deque(maxlen=MAX_FAILURES * 4)).append(time.monotonic())
 
     def first_lockout(self, address: str) -> bool:
