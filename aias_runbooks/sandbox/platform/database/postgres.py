@@ -107,6 +107,8 @@ def configure(binaries: Binaries, data_dir: Path, port: int, max_connections: in
         "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
         "shared_buffers": f"'{shared_buffers}'", "log_min_messages": "warning", "track_io_timing": "on",
         "log_connections": "on",
+        # logical, as Supabase runs it (Realtime and logical replication hold slots): a scenario's slot is real
+        "wal_level": "logical",
     }
     if binaries.has_pg_stat_statements:
         settings |= {"shared_preload_libraries": "'pg_stat_statements'", "pg_stat_statements.track": "all"}
