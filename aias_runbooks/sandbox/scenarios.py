@@ -12,18 +12,22 @@ from .faults.api_modes import ApiMode
 from .faults.autovacuum_disabled import AUTOVACUUM_DISABLED
 from .faults.bad_release import BadRelease
 from .faults.base import Fault
+from .faults.broken_indexes import BrokenIndexes
 from .faults.credential_misuse import CredentialMisuse
 from .faults.database_sessions import HeldSessions
 from .faults.metric_history import MetricHistory
 from .faults.migration_drift import MigrationDrift
 from .faults.paying_member_removed import PAYING_MEMBER_REMOVED
+from .faults.replication_slot import InactiveSlot
 from .faults.rls_blocks_user import RlsBlocksUser
 from .faults.rls_gap import RLS_GAP
+from .faults.sequence_near_max import SEQUENCE_NEAR_MAX
 from .faults.signup_activity import SignupActivity
 from .faults.stale_backup import StaleBackup
 from .faults.stripe_activity import StripeActivity
 from .faults.webhook_modes import WebhookMode
 from .faults.workflow_faults import WorkflowFault
+from .faults.xid_age import XidAge
 
 NORMAL = {"api": "normal", "webhook": "normal"}   # the sandbox API's modes (scenario.json) unless a fault switches one
 
@@ -62,6 +66,25 @@ SCENARIOS = {s.name: s for s in [
              "on: its dead rows are far past the trigger point.",
              faults=(AUTOVACUUM_DISABLED,),
              expected={"database-health": {"DB_VACUUM_LAG": None}}),
+    Scenario("replication-slot-inactive", "A logical replication slot (analytics_sync) whose consumer was switched "
+             "off without dropping it: it retains about 50 MB of WAL, and more with every write, until the disk is "
+             "full.",
+             faults=(InactiveSlot(),),
+             expected={"database-health": {"DB_REPLICATION_SLOT_INACTIVE": "WARNING"}}),
+    Scenario("sequence-near-max", "public.invoice_imports' integer id is fed by a bigint sequence now at "
+             "2,000,000,003: 93 % of what the column holds (2^31-1); inserts fail once it is reached.",
+             faults=(SEQUENCE_NEAR_MAX,),
+             expected={"database-health": {"DB_SEQUENCE_NEAR_MAX": "CRITICAL"}}),
+    Scenario("broken-indexes", "A failed CREATE UNIQUE INDEX CONCURRENTLY left public.workflows_name_key invalid, "
+             "and public.api_keys_tenant_idx repeats public.api_keys_tenant_id_idx.",
+             faults=(BrokenIndexes(),),
+             expected={"database-health": {"DB_INDEX_INVALID": "WARNING", "DB_INDEX_DUPLICATE": "WARNING"}}),
+    Scenario("xid-wraparound", "The archive table public.events_archive_2024 is 60,000 transactions past its last "
+             "freeze: 60 % of its autovacuum_freeze_max_age. The sandbox lowers that table's own setting to "
+             "100,000 (the least PostgreSQL takes; a server's default is 200 million) and consumes 60,000 "
+             "transaction IDs, so the age is reached in seconds; no other table's setting changes.",
+             faults=(XidAge(),),
+             expected={"database-health": {"DB_XID_WRAPAROUND": "WARNING"}}),
     Scenario("db-connection-leak", "A worker leaked 8 sessions idle in transaction.",
              faults=(HeldSessions("leak"),),
              expected={"database-connection-errors": {"DB_CONNECTION_LEAK": None}}),
