@@ -12,9 +12,10 @@ import pandas as pd
 
 from ..runbook import Runbook
 from ..sources.http import Unreachable, admin_post
-from . import audit
+from . import approvals, audit
 
 ACTION = "clear_rate_limit"
+IDENTITY = ["key"]   # what an approval approves (approvals.plan_hash): the rate-limit key to unblock
 ENDPOINT = "/api/admin/rate-limits/clear"
 INTERRUPTED = "interrupted: outcome unknown (read the rate limits again)"
 
@@ -27,9 +28,13 @@ def plan(active: pd.DataFrame, key: str) -> pd.DataFrame:
 
 
 def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str, key: str = "",
-        timeout_s: float = 10.0) -> pd.DataFrame:
-    """Dry run: the block, marked. Apply: the endpoint lifts it; `action` says cleared or failed: <answer>. An apply
-    with no key named (refused) or the key not blocked (a no-op) is audited with its reason."""
+        timeout_s: float = 10.0, approval: str = "") -> pd.DataFrame:
+    """Dry run: the block, marked (an approval request filed when the profile requires one). Apply: once
+    approvals.gate lets it (`approval`: the approved request's id), the endpoint lifts it; `action` says cleared or
+    failed: <answer>. An apply with no key named (refused) or the key not blocked (a no-op) is audited with its
+    reason."""
+    if not apply and not targets.empty:
+        approvals.gate(rb, ACTION, _identity(targets), False, operator, approval, identity=IDENTITY)
     if not apply:
         return targets if targets.empty else targets.assign(action="dry run: would clear")
     audit.require_operator(operator)
@@ -45,13 +50,21 @@ def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str, key: str
         reason = rb.env.missing_secret_message("admin_token")
         audit.declined(rb, ACTION, operator, audit.REFUSED, reason, criteria={"key": key})
         return targets.assign(action="not attempted: " + reason)
+    allowed = approvals.gate(rb, ACTION, _identity(targets), True, operator, approval, identity=IDENTITY)
+    if not allowed.allowed:
+        return targets.assign(action="not attempted: refused: " + allowed.reason)
     result = targets.assign(action=INTERRUPTED)
-    fields = {"criteria": {"key": key},
+    fields = ({"request": allowed.request} if allowed.request else {}) | {"criteria": {"key": key},
               "targets": [{"key": key, "blocked_until": str(targets.iloc[0]["blocked_until"])}]}
     with audit.attempt(rb, ACTION, operator, fields, lambda: fields | {"outcome": result.iloc[0]["action"]}) as path:
         result["action"] = _clear(rb.env.api_base_url + ENDPOINT, token.reveal(), key, timeout_s)
     result.attrs["audit"] = str(path)
     return result
+
+
+def _identity(targets: pd.DataFrame) -> list[dict]:
+    """The block as an approval holds it: its key (the identity), and until when it was blocked."""
+    return [{"key": str(targets.iloc[0]["key"]), "blocked_until": str(targets.iloc[0]["blocked_until"])}]
 
 
 def _clear(url: str, token: str, key: str, timeout_s: float) -> str:

@@ -17,12 +17,13 @@ import pandas as pd
 
 from ..runbook import Runbook
 from ..sources.http import Unreachable, admin_post
-from . import audit
+from . import approvals, audit
 
 ACTION = "retry_executions"
 ENDPOINT = "/api/admin/executions/retry"
 INTERRUPTED = "interrupted: outcome unknown (list the retryable executions again)"
 CAPPED = "skipped: attempt {attempt} of at most {cap} failed: the cause persists, a retry would fail again"
+IDENTITY = ["execution", "attempt"]   # what an approval approves (approvals.plan_hash): which executions, at which try
 COUNTED = (("retried", "re-queued"), ("skipped", "skipped"), ("failed", "failed"))   # audit: outcomes by kind
 
 
@@ -45,10 +46,14 @@ def plan(rb: Runbook, window_minutes: int, limit: int = 200) -> pd.DataFrame:
 
 
 def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str, window_minutes: int,
-        timeout_s: float = 30.0) -> pd.DataFrame:
-    """Dry run: the executions, marked. Apply: `action` says re-queued as <new id>, skipped: <why> or failed: <why>
-    (those at the attempt cap are skipped without being sent)."""
+        timeout_s: float = 30.0, approval: str = "") -> pd.DataFrame:
+    """Dry run: the executions, marked (an approval request filed when the profile requires one). Apply: once
+    approvals.gate lets it (`approval`: the approved request's id), `action` says re-queued as <new id>, skipped:
+    <why> or failed: <why> (those at the attempt cap are skipped without being sent)."""
     marked = _marked(targets)
+    if not apply and not targets.empty and not targets.attrs.get("error"):
+        approvals.gate(rb, ACTION, _identity(targets[[skip is None for skip in marked]]), False, operator, approval,
+                       identity=IDENTITY)
     if not apply:
         return targets if targets.empty else targets.assign(action=[
             skip or f"dry run: would retry (attempt {int(n) + 1})" for skip, n in zip(marked, targets["attempt"],
@@ -74,9 +79,12 @@ def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str, window_m
         reason = rb.env.missing_secret_message("admin_token")
         audit.declined(rb, ACTION, operator, audit.REFUSED, reason, criteria=criteria)
         return targets.assign(action="not attempted: " + reason)
+    allowed = approvals.gate(rb, ACTION, _identity(todo), True, operator, approval, identity=IDENTITY)
+    if not allowed.allowed:
+        return targets.assign(action=[skip or "not attempted: refused: " + allowed.reason for skip in marked])
     ids = [str(i) for i in todo["execution"]]
     result = targets.assign(action=[skip or INTERRUPTED for skip in marked])
-    fields = {"criteria": criteria,
+    fields = ({"request": allowed.request} if allowed.request else {}) | {"criteria": criteria,
               "targets": [{"execution": r.execution, "workflow": r.workflow, "status": r.status,
                            "attempt": int(r.attempt)} for r in todo.itertuples(index=False)],
               "capped": capped}
@@ -91,6 +99,12 @@ def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str, window_m
         result["action"] = [skip or answered[str(i)] for skip, i in zip(marked, targets["execution"], strict=True)]
     result.attrs["audit"] = str(path)
     return result
+
+
+def _identity(todo: pd.DataFrame) -> list[dict]:
+    """The executions to retry as an approval holds them: execution and attempt first, then workflow and status."""
+    return [{"execution": str(r.execution), "attempt": int(r.attempt), "workflow": str(r.workflow),
+             "status": str(r.status)} for r in todo.itertuples(index=False)]
 
 
 def _marked(targets: pd.DataFrame) -> list[str | None]:

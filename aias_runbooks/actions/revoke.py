@@ -21,13 +21,14 @@ import pandas as pd
 from .. import paths
 from ..runbook import Runbook
 from ..sources.http import Unreachable, admin_post
-from . import audit
+from . import approvals, audit
 
 ACTION = "revoke_credentials"
 ENDPOINT = "/api/admin/credentials/revoke"
 FAILED = "failed: "
 NOT_ATTEMPTED = "not attempted: "
 INTERRUPTED = "interrupted: outcome unknown (read the sessions and keys again)"
+IDENTITY = ["target", "id"]   # what an approval approves (approvals.plan_hash): which users and which API keys
 COLUMNS = ["target", "id", "who", "sessions", "refresh_tokens", "revoked_at"]
 
 
@@ -54,9 +55,13 @@ def _dry(row: Any) -> str:
     return "dry run: would set revoked_at"
 
 
-def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str, timeout_s: float = 15.0) -> pd.DataFrame:
-    """Dry run: the plan, each row saying what would be revoked. Apply: the endpoint revokes all of them in one
-    transaction; `action` says what each lost (revoked: ... / already revoked / failed: ...)."""
+def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str, timeout_s: float = 15.0,
+        approval: str = "") -> pd.DataFrame:
+    """Dry run: the plan, each row saying what would be revoked (an approval request filed when the profile requires
+    one). Apply: once approvals.gate lets it (`approval`: the approved request's id), the endpoint revokes all of
+    them in one transaction; `action` says what each lost (revoked: ... / already revoked / failed: ...)."""
+    if not apply and not targets.empty:
+        approvals.gate(rb, ACTION, _records(targets), False, operator, approval, identity=IDENTITY)
     if not apply:
         return targets if targets.empty else targets.assign(action=[_dry(r) for r in targets.itertuples(index=False)])
     audit.require_operator(operator)
@@ -72,10 +77,14 @@ def run(rb: Runbook, targets: pd.DataFrame, apply: bool, operator: str, timeout_
         reason = rb.env.missing_secret_message("admin_token")
         audit.declined(rb, ACTION, operator, audit.REFUSED, reason, criteria=criteria)
         return targets.assign(action=NOT_ATTEMPTED + reason)
+    allowed = approvals.gate(rb, ACTION, _records(targets), True, operator, approval, identity=IDENTITY)
+    if not allowed.allowed:
+        return targets.assign(action=NOT_ATTEMPTED + "refused: " + allowed.reason)
+    linked = {"request": allowed.request} if allowed.request else {}
     result = targets.assign(action=INTERRUPTED)      # what the audit says if the call never comes back
-    with audit.attempt(rb, ACTION, operator, {"criteria": criteria, "targets": _records(result)},
-                       lambda: {"criteria": criteria, "targets": _records(result), "outcome": _outcome(result)}
-                       ) as path:
+    with audit.attempt(rb, ACTION, operator, linked | {"criteria": criteria, "targets": _records(result)},
+                       lambda: linked | {"criteria": criteria, "targets": _records(result),
+                                         "outcome": _outcome(result)}) as path:
         result["action"] = _call(rb.env.api_base_url + ENDPOINT, token.reveal(), users, keys, result, timeout_s)
     result.attrs["audit"] = str(path)
     return result

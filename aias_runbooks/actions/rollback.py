@@ -23,11 +23,12 @@ from ..findings import Finding
 from ..runbook import Runbook
 from ..sources import deploys
 from ..sources.http import Unreachable
-from . import audit
+from . import approvals, audit
 
 ACTION = "rollback_deployment"
 BLAMING = "ERROR_SPIKE_AFTER_DEPLOY"     # the finding whose evidence names the deployment to roll back from
 COLUMNS = ["live", "blamed", "rollback_to", "rollback_to_created", "rollback_to_message", "action"]
+IDENTITY = ["live", "blamed", "rollback_to"]   # what an approval approves (approvals.plan_hash): from, why, to
 REFUSED, NO_OP = f"{audit.REFUSED}: ", f"{audit.NO_OP}: "     # `action` of a plan that must not call Vercel
 
 
@@ -70,10 +71,14 @@ def _row(action: str, live: str | None = None, blamed_id: str | None = None) -> 
     return pd.DataFrame([{"live": live, "blamed": blamed_id, "action": action}], columns=COLUMNS)
 
 
-def run(rb: Runbook, target: pd.DataFrame, apply: bool, operator: str, reason: str = "") -> pd.DataFrame:
-    """Dry run: the plan, marked. Apply: refused or no-op as the plan or the live deployment re-read now says
+def run(rb: Runbook, target: pd.DataFrame, apply: bool, operator: str, reason: str = "",
+        approval: str = "") -> pd.DataFrame:
+    """Dry run: the plan, marked (an approval request filed when the profile requires one). Apply: refused or no-op
+    as the plan, the live deployment re-read now or approvals.gate (`approval`: the approved request's id) says
     (audited), else the rollback, then which deployment is live now."""
     row = target.iloc[0]
+    if not apply and not row["action"]:
+        approvals.gate(rb, ACTION, _identity(row), False, operator, approval, identity=IDENTITY)
     if not apply:
         outcome, _, why = (row["action"] or "").partition(": ")
         said = (f"dry run: an apply would be {'a ' if outcome == audit.NO_OP else ''}{outcome}: {why}" if outcome else
@@ -92,7 +97,10 @@ def run(rb: Runbook, target: pd.DataFrame, apply: bool, operator: str, reason: s
     changed = _changed_since(vercel, row)
     if changed:
         return _declined(rb, target, operator, REFUSED + changed, criteria)
-    fields = {"criteria": criteria}
+    allowed = approvals.gate(rb, ACTION, _identity(row), True, operator, approval, identity=IDENTITY)
+    if not allowed.allowed:
+        return target.assign(action=REFUSED + allowed.reason)
+    fields = {"criteria": criteria} | ({"request": allowed.request} if allowed.request else {})
     result = target.assign(action="interrupted: outcome unknown (list the deployments again)")
     with audit.attempt(rb, ACTION, operator, fields, lambda: fields | {"outcome": result.iloc[0]["action"]}) as path:
         try:
@@ -132,6 +140,11 @@ def _declined(rb: Runbook, target: pd.DataFrame, operator: str, action: str, cri
     result = target.assign(action=action)
     result.attrs["audit"] = str(path)
     return result
+
+
+def _identity(row: pd.Series) -> list[dict[str, Any]]:
+    """The plan's one target as an approval holds it: from which deployment, the blamed one, to which."""
+    return [{key: _text(row[key]) for key in IDENTITY} | {"rollback_to_message": _text(row["rollback_to_message"])}]
 
 
 def _text(value: Any) -> str | None:

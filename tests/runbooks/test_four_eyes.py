@@ -19,7 +19,7 @@ import pytest
 
 from aias_runbooks.actions import approvals
 
-from ..helpers import ROOT, Run, app_dsn, cli, code_cells, leaked_longer_than, sandbox_dsn, wait_for
+from ..helpers import ROOT, Run, app_dsn, cli, code_cells, leaked_longer_than, sandbox_dsn, vercel, wait_for
 
 WORKER = "aias-api/export-worker"
 FOUR_EYES = "sandbox-four-eyes"
@@ -199,3 +199,27 @@ def test_approve_names_a_bad_or_unknown_id_in_one_line(tmp_path):
     assert "is not valid; valid: apr- and 12 hex digits" in one_line_error(approve(tmp_path, "../etc/passwd", "bob"))
     assert "no approval request apr-0123456789ab" in one_line_error(approve(tmp_path, "apr-0123456789ab", "bob"))
     assert "invalid choice" in one_line_error(cli("approvals", "--status", "done", "--output", str(tmp_path)))
+
+
+def test_a_rollback_under_four_eyes_runs_only_on_an_approved_request(run, scenario):
+    """The gate is the same for every wired action: high-error-rate's rollback of the blamed deployment."""
+    scenario("error-spike-after-deploy")
+    before = vercel().deployments()
+    bad, previous = before.iloc[0]["id"], before.iloc[1]["id"]
+    dry = run("high-error-rate", "--env", FOUR_EYES, "--operator", "alice")
+    [request] = approvals.requests(dry.output)
+    assert request.action == "rollback_deployment" and request.plan[0]["rollback_to"] == previous
+    assert request.plan[0]["live"] == bad and request.reason.startswith("ERROR_SPIKE_AFTER_DEPLOY: ")
+
+    refused = run("high-error-rate", "--env", FOUR_EYES, "--operator", "carol", "-p", "apply=true")
+    assert vercel().deployments().iloc[0]["live"], "no approval, no rollback"
+    assert approve(dry.output, request.id, "bob").returncode == 0
+    applied = run("high-error-rate", "--env", FOUR_EYES, "--operator", "carol", "-p", "apply=true",
+                  "-p", f"approval={request.id}")
+    after = vercel().deployments()
+    assert after.loc[after["live"], "id"].tolist() == [previous]
+    records = audit(applied.output)
+    assert [r["phase"] for r in records] == ["requested", "refused", "approved", "started", "finished"]
+    assert "needs an approved request" in records[1]["reason"] and refused.output == applied.output
+    assert [r.get("request") for r in records] == [request.id, None, request.id, request.id, request.id]
+    assert records[-1]["outcome"] == "rolled back"
