@@ -82,10 +82,13 @@ def xid_wraparound(databases: pd.DataFrame, tables: pd.DataFrame, holders: pd.Da
                                               "xid_freeze_max_age": int(r.xid_freeze_max_age),
                                               "xid_pct": _share(r, "xid"), "mxid_pct": _share(r, "mxid")}
                           for r in tables.itertuples()}}
-    held = _horizon_holders(holders, databases, rule)
+    severity = _severity(_share(row, which), rule["xid_warning_pct"], rule["xid_critical_pct"])
+    # a holder (an xmin) is judged against the transaction ID freeze age of what is old: the culprit's, else the
+    # server's
+    judged = int(row.xid_freeze_max_age if severity is not Severity.OK else databases["xid_freeze_max_age"].iloc[0])
+    held = _horizon_holders(holders, rule["xid_holder_pct"] / 100 * judged)
     if held:
         evidence["horizon_held_by"] = held
-    severity = _severity(_share(row, which), rule["xid_warning_pct"], rule["xid_critical_pct"])
     if severity is Severity.OK:
         return [Finding("DB_XID_AGE_OK", Severity.OK,
                         f"Transaction ID and multixact ages are under {rule['xid_warning_pct']} % of the freeze age "
@@ -104,12 +107,11 @@ def xid_wraparound(databases: pd.DataFrame, tables: pd.DataFrame, holders: pd.Da
                     measures)]
 
 
-def _horizon_holders(holders: pd.DataFrame, databases: pd.DataFrame, rule: dict[str, Any]) -> dict[str, Any]:
-    """The sessions, prepared transactions, slots and standbys whose xmin is at least db_upkeep.xid_holder_pct of
-    autovacuum_freeze_max_age old, oldest first: vacuum cannot freeze past them."""
+def _horizon_holders(holders: pd.DataFrame, floor: float) -> dict[str, Any]:
+    """The sessions, prepared transactions, slots and standbys whose xmin is at least `floor` transactions old
+    (db_upkeep.xid_holder_pct of the freeze age judged), oldest first: vacuum cannot freeze past them."""
     if holders.attrs.get("error") or holders.empty:
         return {}
-    floor = rule["xid_holder_pct"] / 100 * int(databases["xid_freeze_max_age"].iloc[0])
     old = holders[holders["xmin_age"] >= floor]
     return {str(r.holder): {"kind": str(r.kind), "xmin_age": int(r.xmin_age), "detail": r.detail}
             for r in old.itertuples()}

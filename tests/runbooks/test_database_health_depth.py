@@ -108,3 +108,21 @@ def test_transaction_id_age_past_the_warning_line_names_the_table(run, scenario)
     assert "its own storage parameter" in xid["title"]
     assert "VACUUM (FREEZE, VERBOSE) public.events_archive_2024" in xid["next_steps"][-1]
     assert list(xid["evidence"]["oldest_tables"])[0] == "public.events_archive_2024"
+
+
+def test_an_old_snapshot_holding_the_horizon_back_is_named_first(run, scenario):
+    """A transaction whose snapshot predates the consumed transaction IDs keeps vacuum from freezing past it: the
+    finding names that session, and ending it is the first step (a VACUUM FREEZE before it would freeze nothing)."""
+    with psycopg.connect(sandbox_dsn(), application_name="aias-test/old-snapshot") as old:
+        old.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        old.execute("SELECT 1").fetchone()   # the snapshot is taken: this session's xmin holds the horizon
+        pid = old.info.backend_pid
+        scenario("xid-wraparound")
+        result = run("database-health")
+        old.rollback()
+    xid = _finding(result, "DB_XID_WRAPAROUND")
+    holder = f"pid {pid} (supabase_admin, aias-test/old-snapshot)"
+    assert list(xid["evidence"]["horizon_held_by"])[0] == holder, xid["evidence"].get("horizon_held_by")
+    assert xid["evidence"]["horizon_held_by"][holder]["xmin_age"] >= 60_000
+    assert xid["title"].endswith(f"; the horizon is held back by session {holder}.")
+    assert xid["next_steps"][0].startswith(f"End the transaction of session {holder}")
