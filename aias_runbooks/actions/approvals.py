@@ -286,7 +286,7 @@ def gate(rb: Any, action: str, plan_records: list[dict], apply: bool, operator: 
     A refusal is audited (`refused`, with `request`), said in one line, and returned as Gate(False, ...).
     """
     from . import audit as audit_log
-    records = [dict(r) for r in plan_records]
+    records = [{**{key: r.get(key) for key in identity}, **r} for r in plan_records]   # identity columns first
     digest = plan_hash(records, identity)
     approval = (approval or "").strip()
     if not apply:

@@ -29,10 +29,11 @@ from ..settings import Secret
 from ..sources import migrations
 from ..sources.backups import target_of
 from ..sources.migrations import Catalogue, LocalMigration
-from . import audit
+from . import approvals, audit
 
 ACTION = "apply_migrations"
 BLOCKING = ("MIGRATION_DRIFT", "MIGRATION_DEPENDENCY_BROKEN", "MIGRATION_INVALID")
+IDENTITY = ["version", "sha256"]   # what an approval approves (approvals.plan_hash): each migration, by its digest
 INTERRUPTED = "interrupted: outcome unknown (read supabase_migrations.schema_migrations)"
 STATEMENT_TIMEOUT_S = 240      # one statement (an index build on a big table); the cell timeout bounds the run
 # What `supabase db push` runs first (pkg/migration/history.go), so a database it never touched gets the table too.
@@ -78,10 +79,13 @@ def refusal(no_url: str | None, pending: list[LocalMigration], checked: bool, bl
 
 
 def run(rb: Runbook, steps: pd.DataFrame, pending: list[LocalMigration], apply: bool, operator: str,
-        override: bool = False, lock_timeout_s: int = 5, checked: bool = True) -> pd.DataFrame:
-    """Dry run: the plan, marked. Apply: refused (MIGRATIONS_APPLY_REFUSED) unless the checks allow it and a writable
-    URL is configured; else each migration applied in its own transaction, audited; MIGRATIONS_APPLIED or
-    MIGRATION_FAILED. The `action` column says what happened to each."""
+        override: bool = False, lock_timeout_s: int = 5, checked: bool = True, approval: str = "") -> pd.DataFrame:
+    """Dry run: the plan, marked (an approval request filed when the profile requires one). Apply: refused
+    (MIGRATIONS_APPLY_REFUSED) unless the checks allow it, a writable URL is configured and approvals.gate lets it
+    (`approval`: the approved request's id); else each migration applied in its own transaction, audited;
+    MIGRATIONS_APPLIED or MIGRATION_FAILED. The `action` column says what happened to each."""
+    if not apply and pending:
+        approvals.gate(rb, ACTION, _identity(pending), False, operator, approval, identity=IDENTITY)
     if not apply:
         return steps.assign(action=pd.Series(dtype=str) if steps.empty else "dry run: would apply")
     audit.require_operator(operator)
@@ -101,17 +105,23 @@ def run(rb: Runbook, steps: pd.DataFrame, pending: list[LocalMigration], apply: 
         audit.declined(rb, ACTION, operator, audit.REFUSED, reason, override=override, blocking_findings=blocking,
                        migrations=[{"version": m.version, "name": m.name, "file": m.file} for m in pending])
         return steps.assign(action="refused: nothing changed")
+    allowed = approvals.gate(rb, ACTION, _identity(pending), True, operator, approval, identity=IDENTITY)
+    if not allowed.allowed:
+        rb.record(checks.apply_refused(allowed.reason))
+        return steps.assign(action="refused: nothing changed")
+    linked = {"request": allowed.request} if allowed.request else {}
     outcomes = {m.version: INTERRUPTED for m in pending}
     failure: dict[str, Any] = {}
-    started = {"target": target, "override": override, "blocking_findings": blocking,
-               "migrations": [{"version": m.version, "name": m.name, "file": m.file, "statements": len(m.statements),
-                               "sha256": hashlib.sha256(m.text.encode()).hexdigest()} for m in pending]}
+    started = linked | {"target": target, "override": override, "blocking_findings": blocking,
+                        "migrations": [{"version": m.version, "name": m.name, "file": m.file,
+                                        "statements": len(m.statements),
+                                        "sha256": hashlib.sha256(m.text.encode()).hexdigest()} for m in pending]}
 
     def finished() -> dict[str, Any]:
-        return {"target": target, "outcomes": outcomes, "failure": failure or None,
-                "applied": sum(o == "applied" for o in outcomes.values()),
-                "failed": sum(o.startswith("failed") for o in outcomes.values()),
-                "not_attempted": sum(o.startswith("not attempted") for o in outcomes.values())}
+        return linked | {"target": target, "outcomes": outcomes, "failure": failure or None,
+                         "applied": sum(o == "applied" for o in outcomes.values()),
+                         "failed": sum(o.startswith("failed") for o in outcomes.values()),
+                         "not_attempted": sum(o.startswith("not attempted") for o in outcomes.values())}
 
     with audit.attempt(rb, ACTION, operator, started, finished) as path:
         _apply(rb, secret, pending, outcomes, failure, lock_timeout_s)
@@ -119,6 +129,12 @@ def run(rb: Runbook, steps: pd.DataFrame, pending: list[LocalMigration], apply: 
     result.attrs["audit"] = str(path)
     rb.record(checks.applied(outcomes, target, failure or None))
     return result
+
+
+def _identity(pending: list[LocalMigration]) -> list[dict[str, Any]]:
+    """The pending migrations as an approval holds them: version and the SHA-256 of the file's text first."""
+    return [{"version": m.version, "sha256": hashlib.sha256(m.text.encode()).hexdigest(), "name": m.name,
+             "file": m.file, "statements": len(m.statements)} for m in pending]
 
 
 def recorded_after(rb: Runbook, apply: bool, steps: pd.DataFrame, local: list[LocalMigration],

@@ -16,7 +16,7 @@ from ..checks import billing, webhooks
 from ..findings import Finding, Severity
 from ..runbook import Runbook
 from ..sources.http import Unreachable, admin_post
-from . import audit
+from . import approvals, audit
 
 ACTION = "reconcile_subscriptions"
 ENDPOINT = "/api/billing/reconcile"
@@ -24,6 +24,8 @@ RECONCILED = "reconciled"
 UNCHANGED = "unchanged: Stripe and the database already agree"
 FAILED = "failed: "
 NOT_ATTEMPTED = "not attempted: "
+# What an approval approves (approvals.plan_hash): which user's subscription is set to which tier and status.
+IDENTITY = ["kind", "user_id", "subscription", "stripe_tier", "stripe_status"]
 INTERRUPTED = "interrupted: outcome unknown (the endpoint may have applied it; read the diff again)"
 
 
@@ -123,13 +125,17 @@ def _subscriptions(rb: Runbook, customers: list[str] | None) -> pd.DataFrame | N
     return rb.from_stripe(lambda stripe: stripe.subscriptions(customers))
 
 
-def run(rb: Runbook, diff: pd.DataFrame | None, apply: bool, operator: str, timeout_s: float = 30.0) -> pd.DataFrame:
-    """Dry run: the diff, marked with what would change. Apply: the endpoint reconciles those subscriptions;
-    returns the rows with `action` (reconciled / unchanged / failed: ...). A diff kept to one user (attrs["user"],
-    plan_for_window's `user`, plan_for_user) is applied to that user's rows only. An apply with no comparison
-    (refused) or no difference (a no-op) is audited with its reason."""
+def run(rb: Runbook, diff: pd.DataFrame | None, apply: bool, operator: str, timeout_s: float = 30.0,
+        approval: str = "") -> pd.DataFrame:
+    """Dry run: the diff, marked with what would change (an approval request filed when the profile requires one).
+    Apply: once approvals.gate lets it (`approval`: the approved request's id), the endpoint reconciles those
+    subscriptions; returns the rows with `action` (reconciled / unchanged / failed: ...). A diff kept to one user
+    (attrs["user"], plan_for_window's `user`, plan_for_user) is applied to that user's rows only. An apply with no
+    comparison (refused) or no difference (a no-op) is audited with its reason."""
     if diff is not None and diff.attrs.get("user"):
         diff = billing.one_user(diff, diff.attrs["user"])
+    if not apply and diff is not None and not diff.empty:
+        approvals.gate(rb, ACTION, _records(diff), False, operator, approval, identity=IDENTITY)
     if not apply:
         return diff if diff is None or diff.empty else diff.assign(
             action=[f"dry run: would set {r.stripe_tier or r.db_tier}/{r.stripe_status}"
@@ -148,11 +154,15 @@ def run(rb: Runbook, diff: pd.DataFrame | None, apply: bool, operator: str, time
         reason = rb.env.missing_secret_message("admin_token")
         audit.declined(rb, ACTION, operator, audit.REFUSED, reason, targets=_records(diff))
         return diff.assign(action=NOT_ATTEMPTED + reason)
+    allowed = approvals.gate(rb, ACTION, _records(diff), True, operator, approval, identity=IDENTITY)
+    if not allowed.allowed:
+        return diff.assign(action=NOT_ATTEMPTED + "refused: " + allowed.reason)
+    linked = {"request": allowed.request} if allowed.request else {}
     targets = diff["subscription"].dropna().tolist()
     criteria = {"subscriptions": targets}
     result = diff.assign(action=INTERRUPTED)       # what the audit says if the call never comes back
-    with audit.attempt(rb, ACTION, operator, {"criteria": criteria, "targets": _records(result)},
-                       lambda: {"criteria": criteria, "targets": _records(result),
+    with audit.attempt(rb, ACTION, operator, linked | {"criteria": criteria, "targets": _records(result)},
+                       lambda: linked | {"criteria": criteria, "targets": _records(result),
                                 "reconciled": int((result["action"] == RECONCILED).sum()),
                                 "failed": int(result["action"].str.startswith(FAILED).sum())}) as path:
         result["action"] = _call(rb.env.api_base_url + ENDPOINT, token.reveal(), targets, result, timeout_s)

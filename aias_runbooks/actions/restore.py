@@ -21,9 +21,11 @@ from ..checks import backups as checks
 from ..errors import first_line
 from ..runbook import Runbook
 from ..sources import backups
-from . import audit
+from . import approvals, audit
 
 ACTION = "restore_database"
+# What an approval approves (approvals.plan_hash): which database is replaced by which backup file, by its digest.
+IDENTITY = ["target", "backup", "sha256"]
 INTERRUPTED = "interrupted: outcome unknown (pg_restore's transaction commits whole or not at all: read the tables)"
 
 
@@ -53,6 +55,12 @@ def plan(rb: Runbook, meta: dict[str, Any] | None) -> pd.DataFrame:
     return frame
 
 
+def _identity(target: str, meta: dict[str, Any] | None, targets: pd.DataFrame) -> list[dict[str, Any]]:
+    """The restore as an approval holds it: one target, the database, replaced by this backup file (its SHA-256)."""
+    return [{"target": target, "backup": Path(meta["path"]).name if meta else None,
+             "sha256": meta.get("sha256") if meta else None, "tables": len(targets)}]
+
+
 def _refuse(rb: Runbook, operator: str, reason: str, target: str, meta: dict[str, Any] | None) -> None:
     """RESTORE_REFUSED, and the refused apply audited with its reason: nothing was changed."""
     rb.record(checks.refused(reason, target))
@@ -61,15 +69,18 @@ def _refuse(rb: Runbook, operator: str, reason: str, target: str, meta: dict[str
 
 
 def run(rb: Runbook, targets: pd.DataFrame, meta: dict[str, Any] | None, apply: bool, operator: str,
-        confirm_target: str) -> pd.DataFrame:
-    """Dry run: the plan, marked. Apply: refused (RESTORE_REFUSED) unless operator, confirm_target and the file's
-    SHA-256 are right; else pg_restore into the target, audited, then BACKUP_RESTORED or RESTORE_FAILED."""
+        confirm_target: str, approval: str = "") -> pd.DataFrame:
+    """Dry run: the plan, marked (an approval request filed when the profile requires one). Apply: refused
+    (RESTORE_REFUSED) unless operator, confirm_target and the file's SHA-256 are right and approvals.gate lets it
+    (`approval`: the approved request's id); else pg_restore into the target, audited, then BACKUP_RESTORED or
+    RESTORE_FAILED."""
     target = targets.attrs.get("target", "")
     if targets.attrs.get("error"):
         if apply:
             _refuse(rb, operator, targets.attrs["error"], target, meta)
         return targets
     if not apply:
+        approvals.gate(rb, ACTION, _identity(target, meta, targets), False, operator, approval, identity=IDENTITY)
         return targets.assign(action=f"dry run: would replace with the backup's rows (confirm_target={target})")
     reason = ("apply=True needs the operator's name (the `operator` parameter) for the audit record"
               if not operator.strip() else
@@ -82,17 +93,24 @@ def run(rb: Runbook, targets: pd.DataFrame, meta: dict[str, Any] | None, apply: 
     if tools is None:
         _refuse(rb, operator, "pg_restore was not found (looked in " + ", ".join(looked) + ")", target, meta)
         return targets.assign(action="refused: nothing changed")
+    allowed = approvals.gate(rb, ACTION, _identity(target, meta, targets), True, operator, approval,
+                             identity=IDENTITY)
+    if not allowed.allowed:
+        rb.record(checks.refused(allowed.reason, target))
+        return targets.assign(action="refused: nothing changed")
     name = Path(meta["path"]).name
     result = targets.assign(action=INTERRUPTED)
     outcome = backups.Outcome(name)
-    fields = {"target": target, "backup": name, "sha256": meta["sha256"], "backup_created_at": meta["created_at"],
-              "tables": [{"table": r.table, "rows_now": r.rows_here, "rows_in_backup": r.rows_in_backup}
-                         for r in targets.itertuples(index=False)]}
+    linked = {"request": allowed.request} if allowed.request else {}
+    fields = linked | {"target": target, "backup": name, "sha256": meta["sha256"],
+                       "backup_created_at": meta["created_at"],
+                       "tables": [{"table": r.table, "rows_now": r.rows_here, "rows_in_backup": r.rows_in_backup}
+                                  for r in targets.itertuples(index=False)]}
 
     done: dict[str, Any] = {"outcome": INTERRUPTED}
 
     def finished() -> dict:
-        return {"target": target, "backup": name, "outcome": done["outcome"], "seconds": outcome.seconds}
+        return linked | {"target": target, "backup": name, "outcome": done["outcome"], "seconds": outcome.seconds}
 
     started = time.monotonic()
     with audit.attempt(rb, ACTION, operator, fields, finished) as path:
