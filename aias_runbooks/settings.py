@@ -154,8 +154,8 @@ def _raw_profile(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
         raise UsageError(f"environment '{name}': extends {show(base)} is not a profile; valid: "
                          f"{', '.join(environment_names()) or 'none'} (params/environments/{name}.yaml)")
     if base in (*seen, name):
-        raise UsageError(f"environment '{name}': extends {' -> '.join((*seen, name, base))} is a cycle; a profile "
-                         "may extend another only once along the chain")
+        raise UsageError(f"environment '{(*seen, name)[0]}': extends {' -> '.join((*seen, name, base))} is a cycle; "
+                         "a profile may extend another only once along the chain")
     return _merged(_raw_profile(base, (*seen, name)), raw)
 
 

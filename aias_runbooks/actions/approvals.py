@@ -125,7 +125,7 @@ def _folder(output: Path | None) -> Path:
 def _locked(output: Path | None) -> Iterator[Path]:
     """The approvals folder, held under an exclusive flock of its .lock for the block: one writer at a time."""
     folder = _folder(output)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True, mode=paths.REPORT_MODE)   # plans name other sessions, as reports do
     fd = os.open(folder / ".lock", os.O_WRONLY | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -293,7 +293,11 @@ def gate(rb: Any, action: str, plan_records: list[dict], apply: bool, operator: 
         if not rb.env.requires_approval(action) or not records:
             return Gate(True)
         requester = (operator or "").strip() or getpass.getuser()
-        request, new = _file(rb, action, _redacted(rb, records), digest, requester, reason or _blame(rb))
+        try:
+            request, new = _file(rb, action, _redacted(rb, records), digest, requester, reason or _blame(rb))
+        except ValueError as exc:      # a bad approval_ttl_minutes: said, and an apply is refused for it too
+            print(f"approval request not filed for {action}: {exc}")
+            return Gate(True, None, str(exc))
         if new:
             audit_log.append(rb, action, uuid.uuid4().hex, "requested", requester, request=request.id,
                              plan_hash=digest, targets=len(records), expires_at=request.expires_at,

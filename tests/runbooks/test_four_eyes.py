@@ -223,3 +223,25 @@ def test_a_rollback_under_four_eyes_runs_only_on_an_approved_request(run, scenar
     assert "needs an approved request" in records[1]["reason"] and refused.output == applied.output
     assert [r.get("request") for r in records] == [request.id, None, request.id, request.id, request.id]
     assert records[-1]["outcome"] == "rolled back"
+
+
+BAD_PROFILES = {
+    "bad-approvals": ("extends: sandbox\napprovals: sometimes\n",
+                      "environment 'bad-approvals': approvals 'sometimes' is not valid; valid: required, off, or a "
+                      "list of guarded actions (terminate_leaked_sessions, "),
+    "bad-base": ("extends: staging\n", "environment 'bad-base': extends 'staging' is not a profile; valid: "),
+    "loop-a": ("extends: loop-b\n", "environment 'loop-a': extends loop-a -> loop-b -> loop-a is a cycle"),
+    "loop-b": ("extends: loop-a\n", None),
+}
+
+
+@pytest.mark.parametrize("name", [n for n, (_, message) in BAD_PROFILES.items() if message])
+def test_a_bad_approvals_or_extends_setting_is_one_line_before_anything_runs(tmp_path, name):
+    root = tmp_path / "home"
+    shutil.copytree(ROOT / "params", root / "params")
+    (root / "notebooks").symlink_to(ROOT / "notebooks")
+    for profile, (text, _) in BAD_PROFILES.items():
+        (root / "params" / "environments" / f"{profile}.yaml").write_text(text)
+    proc = cli("run", "health-check", "--env", name, "--output", str(tmp_path / "out"),
+               env={**os.environ, "AIAS_HOME": str(root)})
+    assert BAD_PROFILES[name][1] in one_line_error(proc) and not (tmp_path / "out").exists()
