@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -114,16 +115,20 @@ def test_a_dry_run_files_a_request_another_person_approves_and_one_apply_uses(ru
     assert len(approvals.requests(dry.output)) == 1 and len(audit(dry.output)) == 1
 
     assert "cannot approve their own request" in one_line_error(approve(dry.output, request.id, " Alice "))
-    approved = approve(dry.output, request.id, "bob")
-    assert approved.returncode == 0 and f"approved {request.id}" in approved.stdout, approved.stderr
-    assert "already approved by bob" in one_line_error(approve(dry.output, request.id, "dave"))
+    with ThreadPoolExecutor(2) as pool:           # two approvers at once: the compare-and-swap lets one win
+        answers = dict(zip(("bob", "dave"), pool.map(lambda who: approve(dry.output, request.id, who), ("bob", "dave")),
+                           strict=True))
+    winner = approvals.load(request.id, dry.output).approved_by
+    loser = "dave" if winner == "bob" else "bob"
+    assert answers[winner].returncode == 0 and f"approved {request.id}" in answers[winner].stdout
+    assert f"already approved by {winner}" in one_line_error(answers[loser])
 
     applied = apply(run, request.id)
     assert sessions() == 0
     records = audit(dry.output)
     assert [r["phase"] for r in records] == ["requested", "approved", "started", "finished"]
     assert {r["request"] for r in records} == {request.id}
-    assert records[1]["operator"] == "bob" and records[1]["via"] == "cli"
+    assert records[1]["operator"] == winner and records[1]["via"] == "cli"
     finished = records[3]
     assert finished["operator"] == "carol" and finished["terminated"] == 8
     assert sorted(t["pid"] for t in finished["targets"]) == sorted(t["pid"] for t in request.plan)
