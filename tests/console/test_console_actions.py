@@ -1,4 +1,4 @@
-"""The console's compare page and operator actions over real HTTP, against a real serve (tests/console/conftest.py):
+"""The console's compare page and operator actions over real HTTP, against a real serve (tests/console/server.py):
 compare two real runs, rerun with edited parameters (a real run against the sandbox, filed and read back), run a
 schedule entry now, and the approvals pages' refusals (wrong role, self-approval, bad CSRF token)."""
 
@@ -19,7 +19,7 @@ from aias_runbooks.findings import Finding
 from aias_runbooks.runner import catalog
 
 from ..helpers import admin_session, cli, leaked_longer_than, wait_for
-from .conftest import Console, csrf_of
+from .server import Console, csrf_of
 
 RUN_DEADLINE_S = 240   # a health-check run started by the console, from its POST to its record in the catalogue
 STARTED = re.compile(r"^/console/started/(\d{8}-\d{6}-[0-9a-f]{4})$")

@@ -1,4 +1,4 @@
-"""The console over real HTTP: a real `aias-runbooks serve` (conftest.py) with reports filed as runs file them.
+"""The console over real HTTP: a real `aias-runbooks serve` (server.py) with reports filed as runs file them.
 
 Every route of the app refuses a request without a user (but /healthz, /metrics, /alerts and the login page); a
 viewer reads the runs, a run, its files, an incident with its bundle, a runbook; wrong tokens are refused and, five
@@ -21,7 +21,7 @@ import pytest
 
 from aias_runbooks.findings import Finding, Measure
 
-from .conftest import csrf_of
+from .server import csrf_of
 
 HOSTILE = ['<script>alert(1)</script>', '"><img src=x onerror=alert(2)>']
 OPEN_PATHS = {"/healthz", "/metrics", "/console/login"}
@@ -347,7 +347,7 @@ def test_serve_refuses_a_console_it_cannot_secure_in_one_line(tmp_path, settings
     import os
 
     from ..helpers import cli
-    from .conftest import SENDER_VAR, make_home
+    from .server import SENDER_VAR, make_home
     home = make_home(tmp_path, {"users_file": str(tmp_path / "users.yaml")} | settings)
     result = cli("serve", "--port", "1", "--output", str(tmp_path / "output"),
                  env=os.environ | {"AIAS_HOME": str(home), SENDER_VAR: "s" * 24}, timeout=60)

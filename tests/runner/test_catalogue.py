@@ -16,7 +16,7 @@ ROOT = paths.project_root()
 CODE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
 # Upper-case literals in the library that are not finding codes: a PostgreSQL token name (sources/migrations.py)
 # and a libpq variable (sources/backups.py). AIAS_* literals are our environment variables.
-NOT_CODES = {"ASCII_59", "PGCONNECT_TIMEOUT"}
+NOT_CODES = {"ASCII_59", "PGCONNECT_TIMEOUT", "O_NOFOLLOW"}
 
 
 def _sources() -> list[tuple[str, str]]:
