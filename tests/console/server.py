@@ -39,12 +39,13 @@ from aias_runbooks.runner import catalog
 from aias_runbooks.runner.report import make_run_dir, provenance, write_report
 from aias_runbooks.runner.store import open_archive
 
-from ..helpers import CLI, ROOT, free_port_base, wait_for
+from ..helpers import CLI, ROOT, admin_session, free_port_base, wait_for
 
 PROFILE = "console-test"
 CANARY_VAR = "AIAS_CONSOLE_TEST_CANARY"          # a profile secret no page may show
 SENDER_VAR = "AIAS_CONSOLE_TEST_ALERT_TOKEN"     # the routes file's sender secret (serve needs one sender)
 USERS = {"viewer": ("val", "viewer"), "operator": ("alice", "operator"), "approver": ("bob", "approver")}
+RUN_DEADLINE_S = 240   # a run started by the console, from its POST to its record in the catalogue
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
 
 
@@ -216,3 +217,20 @@ def start(base: Path, console_settings: dict[str, Any] | None = None, archive: P
     return console
 
 
+
+
+def filed(console: Console, run_id: str) -> dict:
+    """The run's catalogue record once it is filed (waited for with a deadline)."""
+    wait_for(lambda: catalog.record(console.archive, run_id) is not None, RUN_DEADLINE_S,
+             f"run {run_id} to be filed")
+    return catalog.record(console.archive, run_id)
+
+
+LEAKING = "aias-api/export-worker"   # the application whose sessions scenario db-connection-leak leaves idle
+
+
+def leaked_sessions() -> int:
+    """Sessions of the leaking application still open (scenario db-connection-leak)."""
+    with admin_session() as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                            (LEAKING,)).fetchone()[0]

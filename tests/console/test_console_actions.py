@@ -16,12 +16,10 @@ from aias_runbooks.actions import approvals
 from aias_runbooks.actions.approvals import Request
 from aias_runbooks.console.compare import NotComparable, compare
 from aias_runbooks.findings import Finding
-from aias_runbooks.runner import catalog
 
-from ..helpers import admin_session, cli, leaked_longer_than, wait_for
-from .server import Console, csrf_of
+from ..helpers import cli, leaked_longer_than, wait_for
+from .server import LEAKING, Console, csrf_of, filed, leaked_sessions
 
-RUN_DEADLINE_S = 240   # a health-check run started by the console, from its POST to its record in the catalogue
 STARTED = re.compile(r"^/console/started/(\d{8}-\d{6}-[0-9a-f]{4})$")
 
 
@@ -47,12 +45,6 @@ def started_run(answer) -> str:
     found = STARTED.match(answer.headers["Location"])
     assert found, answer.headers["Location"]
     return found.group(1)
-
-
-def filed(console: Console, run_id: str) -> dict:
-    """The run's catalogue record once it is filed (waited for with a deadline)."""
-    wait_for(lambda: catalog.record(console.archive, run_id) is not None, RUN_DEADLINE_S, f"run {run_id} to be filed")
-    return catalog.record(console.archive, run_id)
 
 
 def verdict_of(console: Console, record: dict) -> dict:
@@ -278,15 +270,6 @@ def test_approving_needs_the_approver_role_and_the_csrf_token(console):
         assert f'action="{path}/apply"' not in shown.text   # a viewer has no apply button
         refused = client.post(f"{path}/apply", data={"csrf": console.csrf(client, path)})
     assert refused.status_code == 403 and "needs the operator role" in refused.text
-
-
-LEAKING = "aias-api/export-worker"   # the application whose sessions scenario db-connection-leak leaves idle
-
-
-def leaked_sessions() -> int:
-    with admin_session() as conn:
-        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
-                            (LEAKING,)).fetchone()[0]
 
 
 def test_an_approved_request_is_applied_from_the_console(sandbox, scenario, console):
