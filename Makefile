@@ -8,7 +8,7 @@ AIRFLOW = .venv-airflow
 AIRFLOW_VERSION = 3.3.2
 AIRFLOW_CONSTRAINTS = aias_runbooks/integrations/airflow-constraints.txt
 
-.PHONY: demo demo-alert test lab airflow bench lint docs sandbox-down clean
+.PHONY: demo demo-alert console test lab airflow bench lint docs sandbox-down clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,14 @@ demo: $(STAMP)
 # One alert -> run -> page -> resolve: serve with params/routes.yaml, the sandbox's alert source and its PagerDuty.
 demo-alert: $(STAMP)
 	@$(BIN)/python -m aias_runbooks.serve.demo
+
+# The console (browse, compare, rerun, four-eyes approvals) on the sandbox's reports, at :8087/console/. The first
+# time it adds two users, alice (operator) and bob (approver), and prints their tokens once.
+console: $(STAMP)
+	@$(BIN)/aias-runbooks sandbox up
+	@test -f params/console_users.yaml || { $(BIN)/aias-runbooks console add-user alice --role operator && \
+		$(BIN)/aias-runbooks console add-user bob --role approver; }
+	@$(BIN)/aias-runbooks serve
 
 # Test files run in parallel, each worker with a sandbox of its own (files stay whole: module fixtures).
 # tests/integrations/test_airflow.py runs Airflow from .venv-airflow.

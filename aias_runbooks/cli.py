@@ -325,6 +325,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     say_ranking(result.verdict.findings)
     say(f"\nAll reports: {Path(args.output or paths.output_dir()) / 'index.html'}")
     say("Step through a runbook yourself: `make lab` (the sandbox stays up; `aias-runbooks sandbox down` stops it).")
+    say("Browse, compare, rerun and approve in the console: `make console`, then http://127.0.0.1:8087/console/")
     return 1 if broken else 0
 
 
