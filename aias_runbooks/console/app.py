@@ -1,6 +1,6 @@
 """The console's frame: what its handlers share (Console), the middleware every /console request passes (who is
 asking, the rate limit, security headers, the secrets redacted from every byte sent), login and logout, and
-add_console, which puts its routes (these, pages.py's, and the compare and operator pages) on serve's app.
+add_frame, which puts these routes on serve's app (site.py mounts the whole console).
 """
 
 from __future__ import annotations
@@ -139,22 +139,14 @@ def _all_secrets(known: list[str]) -> list[str]:
     return sorted(set(values))
 
 
-def add_console(app: web.Application, console: Console) -> None:
-    """The console's routes on serve's app: login, logout, the read-only pages, and the compare and operator pages
-    (when those modules are there), behind the middleware that identifies every /console request."""
-    from . import pages
+def add_frame(app: web.Application, console: Console) -> None:
+    """The console's frame on serve's app: login, logout and /console, behind the middleware that identifies every
+    /console request (site.mount adds the pages on it)."""
     app[CONSOLE_KEY] = console
     app.middlewares.append(_middleware(console))
     app.add_routes([web.get(f"{PREFIX}/login", _login_page(console)), web.post(f"{PREFIX}/login", _login(console)),
                     web.post(f"{PREFIX}/logout", _logout(console)),
                     web.get(PREFIX, auth.requires("viewer")(_to_runs))])
-    app.add_routes(pages.routes(console))
-    with contextlib.suppress(ModuleNotFoundError):
-        from . import compare_page
-        app.add_routes(compare_page.routes(console))
-    with contextlib.suppress(ModuleNotFoundError):
-        from . import operate
-        app.add_routes(operate.routes(console))
 
 
 async def _to_runs(request: web.Request) -> web.StreamResponse:

@@ -19,7 +19,8 @@ from aiohttp import web
 
 from .. import notify
 from ..alerts import routes
-from ..console.app import add_console, console_for
+from ..console.app import console_for
+from ..console.site import mount as mount_console
 from ..errors import UsageError
 from ..settings import load_environment
 from .admission import Admission
@@ -52,7 +53,7 @@ class Server:
         app.router.add_post("/alerts/{sender}", self.post_alerts, expect_handler=self.expect)
         app.router.add_get("/metrics", self.get_metrics)
         app.router.add_get("/healthz", self.get_healthz)
-        add_console(app, self.console)
+        mount_console(app, self.console)
         return app
 
     async def expect(self, request: web.Request) -> web.StreamResponse | None:
