@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aias_runbooks.runner import catalog  # noqa: E402
-from tests.console.conftest import start  # noqa: E402  (serve with the console, its users and tokens)
+from tests.console.server import start  # noqa: E402  (serve with the console, its users and tokens)
 
 RUNBOOKS = ["health-check", "database-health", "high-error-rate", "database-connection-errors"]
 STATUSES = ["OK"] * 17 + ["WARNING", "CRITICAL", "UNKNOWN"]
