@@ -13,6 +13,7 @@ engineer do with it, click by click.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -152,3 +153,28 @@ def test_four_eyes_apply_in_the_browser(sandbox, scenario, console):
         assert "the plan changed since it was approved" in alice.locator("table").last.inner_text()
     assert leaked_sessions() == 7, "a refused apply terminates nothing"
     assert approvals.load(second.id, console.output).status == "approved"
+
+
+def test_on_a_phone_with_the_keyboard_only(console):
+    """A phone-sized screen shows the runs without the page scrolling sideways (wide tables scroll in their own
+    box), and the keyboard alone logs in and filters: every control is reachable with Tab and works with Enter."""
+    for i in range(3):
+        console.file_report(incident="INC-0002" if i else "INC-0003")
+    with chromium() as browser:
+        context = browser.new_context(base_url=console.url, viewport={"width": 390, "height": 844}, is_mobile=True)
+        page = context.new_page()
+        page.goto("/console/login")
+        page.wait_for_function("document.activeElement && document.activeElement.id === 'token'")   # autofocus
+        page.keyboard.type(console.tokens["viewer"])
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r"/console/$"))
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        page.get_by_label("Incident").focus()
+        page.keyboard.type("INC-0002")
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r"incident=INC-0002"))
+        assert len(run_ids_listed(page)) == 2
+        if shot := os.environ.get("AIAS_CONSOLE_SCREENSHOT"):
+            page.screenshot(path=shot, full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        context.close()
