@@ -17,6 +17,7 @@ from IPython.display import Markdown
 
 from .checks import access_logs, connections, db_health, errors, health, monitoring, signups, system_down, triage
 from .checks import backups as backup_checks
+from .checks import db_capacity as capacity_checks
 from .checks import db_upkeep as upkeep_checks
 from .checks import migrations as migration_checks
 from .checks import workflows as workflow_checks
@@ -126,7 +127,8 @@ class Triage:
 
     def upkeep(self) -> None:
         """Section 8: the newest backup's age, migrations against the database's history (when both could be read),
-        tables read by sequential scans, vacuum lag, row level security and the slow failures (db_upkeep)."""
+        tables read by sequential scans, vacuum lag, row level security, the slow failures (db_upkeep) and where
+        space goes (db_capacity)."""
         rb = self.rb
         self.seen.append(backup_checks.freshness(backups.listing(backups.folder_of(rb.env)), rb.thresholds))
         folder = migrations.folder_of(rb.env)
@@ -139,6 +141,7 @@ class Triage:
         self.seen += [*db_health.seq_scans(usage, rb.thresholds), *db_health.vacuum(vacuum, rb.thresholds),
                       *db_health.rls(rb.query("rls_lint", schemas=["public"]))]
         self.seen += upkeep_checks.upkeep(rb)[1]   # wraparound, replication slots, sequences, invalid/duplicate indexes
+        self.seen += capacity_checks.capacity(rb)[1]   # table and index bloat
 
     def ranking(self) -> pd.DataFrame | Markdown:
         """Section 9: every signal's problems recorded in rank order (TRIAGE_ALL_CLEAR when there is none); one row

@@ -25,6 +25,7 @@ from .faults.sequence_near_max import SEQUENCE_NEAR_MAX
 from .faults.signup_activity import SignupActivity
 from .faults.stale_backup import StaleBackup
 from .faults.stripe_activity import StripeActivity
+from .faults.table_bloat import TABLE_BLOAT
 from .faults.webhook_modes import WebhookMode
 from .faults.workflow_faults import WorkflowFault
 from .faults.xid_age import XidAge
@@ -85,6 +86,11 @@ SCENARIOS = {s.name: s for s in [
              "transaction IDs, so the age is reached in seconds; no other table's setting changes.",
              faults=(XidAge(),),
              expected={"database-health": {"DB_XID_WRAPAROUND": "WARNING"}}),
+    Scenario("table-bloat", "A purge deleted 80 % of public.usage_samples (1.5 M fixed-width rows, about 100 MB) "
+             "with autovacuum switched off on it, then analyzed it: its live rows need a fifth of its pages and "
+             "its primary key still holds an entry for every row it had.",
+             faults=(TABLE_BLOAT,),
+             expected={"database-health": {"DB_TABLE_BLOAT": "WARNING", "DB_INDEX_BLOAT": "WARNING"}}),
     Scenario("db-connection-leak", "A worker leaked 8 sessions idle in transaction.",
              faults=(HeldSessions("leak"),),
              expected={"database-connection-errors": {"DB_CONNECTION_LEAK": None}}),

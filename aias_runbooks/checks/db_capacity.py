@@ -1,0 +1,149 @@
+"""Check Database Health, where the space and the capacity go: table and index bloat (estimated, the method named),
+unused indexes on large tables, role settings and connection limits, database and WAL size against a disk budget,
+checkpoints. None of these stops the database today; each costs disk, memory or write speed until it does.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import pandas as pd
+
+from ..findings import Finding, Measure, Severity
+
+MB = 1024 * 1024
+QUERIES = ("table_bloat", "index_bloat")
+BLOAT_METHOD = ("ioguix's pgsql-bloat-estimation queries (as PgHero and pg-extras adapt them): the pages the live "
+                "rows need, from reltuples and each column's width (pg_stats; the column's type when fixed-width), "
+                "against the pages held")
+
+
+class Queries(Protocol):
+    """What `capacity` reads through: a Runbook (rb.query and rb.thresholds)."""
+
+    thresholds: dict[str, Any]
+
+    def query(self, name: str, **params: Any) -> pd.DataFrame: ...
+
+
+def capacity(rb: Queries) -> tuple[dict[str, pd.DataFrame], list[Finding]]:
+    """Every query of these checks through `rb` and every finding they make, for a caller that shows neither
+    (triage): (frames by query name, findings). The notebook runs the same checks one section at a time."""
+    frames = {name: rb.query(name) for name in QUERIES}
+    return frames, bloat(frames["table_bloat"], frames["index_bloat"], rb.thresholds)
+
+
+def _failed(*frames: pd.DataFrame) -> bool:
+    """A query that could not be answered: Runbook.query recorded why (DB_QUERY_FAILED, DB_UNREACHABLE)."""
+    return any(frame.attrs.get("error") for frame in frames)
+
+
+def _mb(value: Any) -> float | None:
+    return round(float(value) / MB, 1) if pd.notna(value) else None
+
+
+# -- bloat ------------------------------------------------------------------------------------------------------
+
+
+def bloat(tables: pd.DataFrame, indexes: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
+    """DB_TABLE_BLOAT / DB_INDEX_BLOAT when a table's (an index's) estimated wasted space reaches both
+    db_capacity.bloat_warning_pct of it and db_capacity.table_bloat_min_mb (index_bloat_min_mb), so a small
+    relation never fires; CRITICAL at bloat_critical_pct. DB_BLOAT_UNESTIMATED (UNKNOWN) for a relation that large
+    whose width this role cannot know (pg_stats hidden). DB_BLOAT_OK otherwise."""
+    if _failed(tables, indexes):
+        return []
+    rule = thresholds["db_capacity"]
+    found = [f for f in (_bloated("table", tables, rule), _bloated("index", indexes, rule)) if f]
+    hidden = _unestimated(tables, indexes, rule)
+    if hidden:
+        found.append(hidden)
+    if any(f.code != "DB_BLOAT_UNESTIMATED" for f in found):
+        return found
+    worst = {kind: _worst(frame) for kind, frame in (("table", tables), ("index", indexes))}
+    return [*found, Finding(
+        "DB_BLOAT_OK", Severity.OK,
+        f"No table or index wastes {rule['bloat_warning_pct']} % of its pages and {rule['table_bloat_min_mb']} MB "
+        f"({rule['index_bloat_min_mb']} MB for an index), by the estimate of {BLOAT_METHOD}.",
+        {"method": BLOAT_METHOD, "estimated": {"tables": int(tables["estimated"].astype(bool).sum()),
+                                               "indexes": int(indexes["estimated"].astype(bool).sum())},
+         "most_wasted": {k: v for k, v in worst.items() if v}},
+        measures=[Measure(f"{kind}_bloat", (worst[kind] or {}).get("wasted_pct", 0.0), "%",
+                          rule["bloat_warning_pct"], rule["bloat_critical_pct"], 0, 100)
+                  for kind in ("table", "index")])]
+
+
+def _worst(frame: pd.DataFrame) -> dict[str, Any]:
+    """The estimated relation wasting most (the query orders by wasted bytes), or {}."""
+    done = frame[frame["estimated"].astype(bool)]
+    if done.empty:
+        return {}
+    top = done.iloc[0]
+    return {"name": str(top.iloc[0]), "wasted_mb": _mb(top["wasted_bytes"]), "wasted_pct": float(top["wasted_pct"])}
+
+
+def _bloated(kind: str, frame: pd.DataFrame, rule: dict[str, Any]) -> Finding | None:
+    """The finding for the tables (indexes) of `frame` past both lines, the one wasting most named first."""
+    name_col, size_col = f"{kind}_name", f"{kind}_bytes"
+    done = frame[frame["estimated"].astype(bool)]
+    line_mb = rule[f"{kind}_bloat_min_mb"]
+    over = done[(done["wasted_pct"].astype(float) >= rule["bloat_warning_pct"])
+                & (done["wasted_bytes"].astype(float) >= line_mb * MB)]
+    if over.empty:
+        return None
+    top = over.iloc[0]
+    name, share, wasted = str(top[name_col]), float(top["wasted_pct"]), _mb(top["wasted_bytes"])
+    severity = Severity.CRITICAL if share >= rule["bloat_critical_pct"] else Severity.WARNING
+    where = f" on {top['table_name']}" if kind == "index" else ""
+    title = (f"{kind.capitalize()} {name}{where} wastes an estimated {wasted:,.1f} MB, {share:.0f} % of its "
+             f"{_mb(top[size_col]):,.1f} MB (its live {'entries' if kind == 'index' else 'rows'} need "
+             f"{_mb(top['expected_bytes']):,.1f} MB)")
+    if len(over) > 1:
+        title += f", and {len(over) - 1} more {kind}{'es' if kind == 'index' else 's'}"
+    evidence = {"culprit": name, "method": BLOAT_METHOD,
+                f"{kind}s" if kind == "table" else "indexes": {
+                    str(r[name_col]): {"size_mb": _mb(r[size_col]), "wasted_mb": _mb(r["wasted_bytes"]),
+                                       "wasted_pct": float(r["wasted_pct"]), "needed_mb": _mb(r["expected_bytes"]),
+                                       **({"table": str(r["table_name"])} if kind == "index" else
+                                          {"widths_from": str(r["widths_from"])})}
+                    for _, r in over.iterrows()}}
+    if kind == "table":
+        steps = [f"Check {t} for dead rows first (section 4, Dead tuples and vacuum): VACUUM {t} makes their space "
+                 "reusable, without giving it back to the disk." for t in over["table_name"].astype(str)]
+        steps.append("To give the space back: pg_repack (online, Supabase ships it) or VACUUM FULL in a "
+                     "maintenance window (it locks the table exclusively and needs room for a full copy).")
+    else:
+        steps = [f"REINDEX INDEX CONCURRENTLY {i}; (online; it needs room for a second copy while it builds)."
+                 for i in over["index_name"].astype(str)]
+    code = "DB_TABLE_BLOAT" if kind == "table" else "DB_INDEX_BLOAT"
+    return Finding(code, severity, title + ".", evidence, steps,
+                   [Measure(f"{kind}_bloat", share, "%", rule["bloat_warning_pct"], rule["bloat_critical_pct"], 0,
+                            100),
+                    Measure(f"{kind}_wasted", wasted, "MB", line_mb, None, 0)])
+
+
+def _unestimated(tables: pd.DataFrame, indexes: pd.DataFrame, rule: dict[str, Any]) -> Finding | None:
+    """DB_BLOAT_UNESTIMATED (UNKNOWN): tables and indexes large enough to pass the wasted-MB line whose rows' width
+    this role cannot know, with why and what would let it (or who can run the estimate instead)."""
+    blind = {}
+    for kind, frame in (("table", tables), ("index", indexes)):
+        big = frame[~frame["estimated"].astype(bool)
+                    & (frame[f"{kind}_bytes"].astype(float) >= rule[f"{kind}_bloat_min_mb"] * MB)]
+        blind |= {str(r[f"{kind}_name"]): {"kind": kind, "size_mb": _mb(r[f"{kind}_bytes"]), "why": str(r["why_not"])}
+                  for _, r in big.iterrows()}
+    if not blind:
+        return None
+    steps = []
+    if any("row level security" in b["why"] for b in blind.values()):
+        steps.append("Row level security hides a table's statistics from every role but its owner and BYPASSRLS, "
+                     "and no grant the monitoring role may hold changes that: run the estimate as the tables' owner "
+                     "(`supabase inspect db bloat`, or this runbook's table_bloat query as postgres).")
+    if any("may not SELECT" in b["why"] for b in blind.values()):
+        steps.append("GRANT SELECT ON the tables named TO the monitoring role, if reading their rows is acceptable: "
+                     "pg_stats shows the statistics of columns it may select.")
+    if any("analyzed" in b["why"] for b in blind.values()):
+        steps.append("ANALYZE the tables named (autovacuum analyzes them after enough changes).")
+    first = next(iter(blind))
+    return Finding("DB_BLOAT_UNESTIMATED", Severity.UNKNOWN,
+                   f"Bloat of {len(blind)} large table(s) or index(es) cannot be estimated by this role: {first} "
+                   f"({blind[first]['size_mb']} MB): {blind[first]['why']}.",
+                   {"relations": blind, "method": BLOAT_METHOD}, steps)
