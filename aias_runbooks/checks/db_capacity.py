@@ -12,7 +12,7 @@ import pandas as pd
 from ..findings import Finding, Measure, Severity
 
 MB = 1024 * 1024
-QUERIES = ("table_bloat", "index_bloat")
+QUERIES = ("table_bloat", "index_bloat", "unused_indexes")
 BLOAT_METHOD = ("ioguix's pgsql-bloat-estimation queries (as PgHero and pg-extras adapt them): the pages the live "
                 "rows need, from reltuples and each column's width (pg_stats; the column's type when fixed-width), "
                 "against the pages held")
@@ -30,7 +30,8 @@ def capacity(rb: Queries) -> tuple[dict[str, pd.DataFrame], list[Finding]]:
     """Every query of these checks through `rb` and every finding they make, for a caller that shows neither
     (triage): (frames by query name, findings). The notebook runs the same checks one section at a time."""
     frames = {name: rb.query(name) for name in QUERIES}
-    return frames, bloat(frames["table_bloat"], frames["index_bloat"], rb.thresholds)
+    return frames, [*bloat(frames["table_bloat"], frames["index_bloat"], rb.thresholds),
+                    *unused_indexes(frames["unused_indexes"], rb.thresholds)]
 
 
 def _failed(*frames: pd.DataFrame) -> bool:
@@ -147,3 +148,48 @@ def _unestimated(tables: pd.DataFrame, indexes: pd.DataFrame, rule: dict[str, An
                    f"Bloat of {len(blind)} large table(s) or index(es) cannot be estimated by this role: {first} "
                    f"({blind[first]['size_mb']} MB): {blind[first]['why']}.",
                    {"relations": blind, "method": BLOAT_METHOD}, steps)
+
+
+# -- unused indexes ---------------------------------------------------------------------------------------------
+
+
+def unused_indexes(unused: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
+    """DB_INDEX_UNUSED (WARNING): indexes no scan used since the statistics began (not unique, not a constraint's)
+    on tables of db_capacity.unused_index_table_min_mb or more, once the statistics are
+    db_capacity.unused_index_min_days old; younger statistics (a reset, a new server) make every index look unused,
+    so then they are context in DB_INDEX_USAGE_OK, which states their age either way."""
+    if _failed(unused) or unused.empty:
+        return []
+    rule = thresholds["db_capacity"]
+    first = unused.iloc[0]
+    age, since = float(first["stats_age_days"]), str(first["stats_since"])
+    basis = ("the server's start (the statistics were never reset)" if bool(first["since_start"])
+             else "the statistics reset")
+    rows = unused[unused["index_name"].notna()]
+    large = rows[rows["table_bytes"].astype(float) >= rule["unused_index_table_min_mb"] * MB]
+    listed = {str(r.index_name): {"table": str(r.table_name), "index_mb": _mb(r.index_bytes),
+                                  "table_mb": _mb(r.table_bytes), "writes_since": int(r.writes_since),
+                                  "definition": str(r.definition)} for r in large.itertuples()}
+    evidence = {"stats_since": since, "stats_age_days": age, "counted_from": basis,
+                "min_days": rule["unused_index_min_days"]}
+    measure = Measure("stats_age", age, "days", minimum=0)
+    if large.empty or age < rule["unused_index_min_days"]:
+        title = (f"No index on a table of {rule['unused_index_table_min_mb']} MB or more is unused"
+                 if large.empty else
+                 f"{len(large)} index(es) on large tables show no scan, but the statistics count only from {since} "
+                 f"({age:.1f} days, under {rule['unused_index_min_days']}): too young to call them unused")
+        return [Finding("DB_INDEX_USAGE_OK", Severity.OK, f"{title} (statistics since {basis}).",
+                        evidence | ({"not_yet_judged": listed} if listed else {}), measures=[measure])]
+    top = large.iloc[0]
+    name = str(top["index_name"])
+    title = (f"Index {name} on {top['table_name']} ({_mb(top['table_bytes']):,.1f} MB) has not been used by any "
+             f"scan in {age:.0f} days (since {basis}), yet every write maintains it ({_mb(top['index_bytes']):,.1f} "
+             "MB)")
+    if len(large) > 1:
+        title += f"; {len(large) - 1} more unused on large tables"
+    steps = [f"Check that no rare job (a monthly report, a replica's queries: statistics are per server) needs {i}, "
+             f"then DROP INDEX CONCURRENTLY {i}; through a migration (keep its definition to rebuild it)."
+             for i in large["index_name"].astype(str)]
+    return [Finding("DB_INDEX_UNUSED", Severity.WARNING, title + ".",
+                    evidence | {"culprit": name, "indexes": listed}, steps,
+                    [measure, Measure("unused_indexes", len(large), "", minimum=0)])]

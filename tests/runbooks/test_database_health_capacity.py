@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import psycopg
 
+from aias_runbooks.checks import db_capacity
+from aias_runbooks.settings import load_environment
+from aias_runbooks.sources import database
+from aias_runbooks.thresholds import load_thresholds
+
 from ..helpers import no_problem, sandbox_dsn
 
 CAPACITY_OK = {"DB_BLOAT_OK"}
@@ -66,3 +71,35 @@ def test_a_large_table_whose_statistics_rls_hides_is_unknown(run, scenario):
         "row level security hides its statistics from aias_monitor"
     assert "supabase inspect db bloat" in blind["next_steps"][0]
     assert result.codes["DB_INDEX_BLOAT"] == "WARNING", "the bigint key's width is still known from its type"
+
+
+def test_the_statistics_age_is_stated_and_young_statistics_judge_no_index_unused(run):
+    result = run("database-health")
+    usage = _finding(result, "DB_INDEX_USAGE_OK")
+    assert usage["severity"] == "OK" and usage["evidence"]["counted_from"] == "the statistics reset"
+    assert 0 <= usage["evidence"]["stats_age_days"] < 7 and _measure(usage, "stats_age")["unit"] == "days"
+
+
+def test_an_index_no_scan_used_is_named_once_the_statistics_are_old_enough(sandbox):
+    """The real query as the monitoring role, judged by the check directly: statistics a few minutes old (the
+    sandbox's) are context at the default 7 days and a finding naming the index when the minimum age is 0."""
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
+        conn.execute("CREATE INDEX aias_test_unused_idx ON public.api_requests (status, duration_ms)")
+    engine = database.connect(load_environment("sandbox").secret("database_url"), "aias-runbooks/test/unused")
+    try:
+        unused = database.query(engine, "unused_indexes")
+    finally:
+        engine.dispose()
+        with psycopg.connect(sandbox_dsn(), autocommit=True) as conn:
+            conn.execute("DROP INDEX public.aias_test_unused_idx")
+    rules = load_thresholds({"db_capacity": {"unused_index_table_min_mb": 1}})
+    [young] = db_capacity.unused_indexes(unused, rules)
+    assert young.code == "DB_INDEX_USAGE_OK" and "too young to call them unused" in young.title
+    assert "public.aias_test_unused_idx" in young.evidence["not_yet_judged"]
+    [old] = db_capacity.unused_indexes(unused, load_thresholds({"db_capacity": {"unused_index_table_min_mb": 1,
+                                                                                "unused_index_min_days": 0}}))
+    assert old.code == "DB_INDEX_UNUSED" and old.severity.value == "WARNING"
+    assert "public.aias_test_unused_idx" in old.evidence["indexes"]
+    assert old.evidence["indexes"]["public.aias_test_unused_idx"]["table"] == "public.api_requests"
+    assert "since the statistics reset" in old.title
+    assert any("DROP INDEX CONCURRENTLY public.aias_test_unused_idx;" in step for step in old.next_steps)
