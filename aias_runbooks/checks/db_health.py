@@ -7,43 +7,113 @@ from typing import Any
 import pandas as pd
 
 from ..findings import Finding, Measure, Severity
+from ..sources import cache
+
+PLURAL = {"table": "tables", "index": "indexes"}   # evidence keys: tables_read_from_disk, indexes_...
 
 
-def cache_hit(cache: pd.DataFrame, thresholds: dict[str, Any], tables: pd.DataFrame | None = None) -> list[Finding]:
-    """DB_CACHE_HIT_LOW when table or index reads miss the 99 % buffer cache target; `tables` (the query
-    cache_hit_tables) names the tables read from disk most, which the finding lists in that order."""
-    if cache.empty:
-        return []
+def cache_hit(recent: Any, thresholds: dict[str, Any]) -> list[Finding]:
+    """DB_CACHE_HIT_LOW when table or index reads miss the 99 % buffer cache target, judged on a recent window.
+
+    `recent` is a sources.cache.CacheWindow: two snapshots of the per-relation statio counters taken within the run.
+    The window is judged when it saw db_health.cache_min_blocks block accesses; when it saw fewer (a quiet
+    platform), the cumulative figures are, with the statistics' age stated, since a bulk load or a restore since
+    the reset weighs on them long after it ended. The relations named are those holding the misses of the kind
+    that is low (a table's heap or an index), most blocks read from disk first, with their share of the misses.
+    """
+    if recent is None or recent.error or recent.after.empty:
+        return []   # the failed query is already recorded (DB_QUERY_FAILED or DB_UNREACHABLE)
     rule = thresholds["db_health"]
-    evidence = {f"{r.kind}_hit_pct": (float(r.hit_pct) if pd.notna(r.hit_pct) else None) for r in cache.itertuples()}
-    blocks = int((cache["hits"].fillna(0) + cache["reads"].fillna(0)).sum())
-    evidence["block_reads_since_reset"] = blocks
-    measured = [Measure(f"{r.kind}_hit", float(r.hit_pct) if pd.notna(r.hit_pct) else None, "%",
-                        rule["cache_hit_pct"], None, 0, 100, low_is_bad=True) for r in cache.itertuples()]
+    rows, on_window, in_window = _cache_basis(recent, rule["cache_min_blocks"])
+    totals = _cache_totals(rows)
+    age = cache.age_text(recent.stats_age_s)
+    where = (f"over {recent.period}" if on_window else
+             f"since the statistics reset ({recent.stats_since}, {age} ago; the {recent.period} window saw "
+             f"{in_window:,} block accesses, too few to judge)")
+    evidence: dict[str, Any] = {
+        "judged_on": "window" if on_window else "since the statistics reset", "window": recent.period,
+        "window_s": recent.seconds, "block_accesses_in_window": in_window,
+        "stats_since": recent.stats_since, "stats_age": age}
+    evidence |= {f"{r.kind}_hit_pct": r.hit_pct for r in totals.itertuples()}
+    blocks = int((totals["hits"] + totals["reads"]).sum())
+    evidence["block_accesses_judged"] = blocks
+    measured = [Measure(f"{r.kind}_hit", r.hit_pct, "%", rule["cache_hit_pct"], None, 0, 100, low_is_bad=True)
+                for r in totals.itertuples()]
     if blocks < rule["cache_min_blocks"]:
         return [Finding("DB_CACHE_HIT_OK", Severity.OK,
-                        f"Too little traffic since the statistics reset to judge the cache ({blocks} block reads).",
+                        f"Too little traffic {where} to judge the cache ({blocks:,} block accesses).",
                         evidence, measures=measured)]
-    accesses = cache["hits"].fillna(0) + cache["reads"].fillna(0)     # each kind judged on its own accesses
-    low = cache[(cache["hit_pct"].fillna(100) < rule["cache_hit_pct"]) & (accesses >= rule["cache_min_blocks"])]
+    accesses = totals["hits"] + totals["reads"]     # each kind judged on its own accesses
+    low = totals[(totals["hit_pct"].fillna(100) < rule["cache_hit_pct"]) & (accesses >= rule["cache_min_blocks"])]
     if low.empty:
-        return [Finding("DB_CACHE_HIT_OK", Severity.OK, f"Cache hit ratio is at or above {rule['cache_hit_pct']} %.",
-                        evidence, measures=measured)]
-    steps = ["Look for sequential scans on large tables (next section): they evict the working set.",
-             "If the working set simply outgrew memory, move to a larger Supabase compute size."]
-    title = f"{', '.join(low['kind'])} cache hit ratio below {rule['cache_hit_pct']} %: reads go to disk"
-    if tables is not None and not tables.empty:
-        top = tables.head(rule["cache_top_tables"])
+        return [Finding("DB_CACHE_HIT_OK", Severity.OK,
+                        f"Cache hit ratio is at or above {rule['cache_hit_pct']} % {where}.", evidence,
+                        measures=measured)]
+    misses = rows[rows["kind"].isin(low["kind"]) & (rows["reads"] > 0)]
+    misses = misses.sort_values(["reads", "relation"], ascending=[False, True])
+    total_reads = int(low["reads"].sum())
+    for kind in low["kind"]:
+        top = misses[misses["kind"] == kind].head(rule["cache_top_tables"])
         # most blocks read from disk first: the order is the ranking
-        evidence["tables_read_from_disk"] = {str(r.table_name): {"blocks_read": int(r.reads), "blocks_hit": int(r.hits),
-                                                                 "hit_pct": float(r.hit_pct) if pd.notna(r.hit_pct)
-                                                                 else None} for r in top.itertuples()}
-        names = top["table_name"].astype(str).tolist()
-        title += f", most from {names[0]}"
-        steps = [f"Find what reads {', '.join(names[:3])} in full (sequential scans, next section; slow queries in "
-                 "`database-connection-errors`): an index or a narrower query keeps them out of the cache.",
-                 *steps[1:]]
+        evidence[PLURAL[kind] + "_read_from_disk"] = {
+            str(r.relation): {"table": str(r.table_name), "blocks_read": int(r.reads), "blocks_hit": int(r.hits),
+                              "hit_pct": _pct(r.hits, r.reads),
+                              "share_of_misses_pct": round(100 * int(r.reads) / max(total_reads, 1), 1)}
+            for r in top.itertuples()}
+    title = f"{', '.join(low['kind'])} cache hit ratio below {rule['cache_hit_pct']} % {where}: reads go to disk"
+    steps = ["If the working set simply outgrew memory, move to a larger Supabase compute size."]
+    if not misses.empty:
+        culprit = misses.iloc[0]
+        evidence["culprit"] = {"relation": str(culprit["relation"]), "kind": str(culprit["kind"]),
+                               "table": str(culprit["table_name"]), "blocks_read": int(culprit["reads"])}
+        share = 100 * int(culprit["reads"]) / max(total_reads, 1)
+        title += (f", most from {culprit['kind']} {culprit['relation']} ({int(culprit['reads']):,} blocks, "
+                  f"{share:.0f} % of the misses)")
+        names = misses["table_name"].astype(str).drop_duplicates().tolist()
+        steps.insert(0, f"Find what reads {', '.join(names[:3])} from disk (sequential scans, next section; slow "
+                        "queries in `database-connection-errors`): an index or a narrower query keeps them out of "
+                        "the cache.")
+    if not on_window:
+        steps.insert(1, f"Judged since the statistics reset {age} ago: if a bulk load or a restore ran since, run "
+                        "again under everyday traffic (a longer cache_window_s) before acting.")
     return [Finding("DB_CACHE_HIT_LOW", Severity.WARNING, title + ".", evidence, steps, measured)]
+
+
+def _cache_totals(rows: pd.DataFrame) -> pd.DataFrame:
+    """Block hits, reads and hit ratio (%, None without accesses) per kind, table then index, from per-relation
+    rows."""
+    frame = pd.DataFrame({"kind": ["table", "index"]})
+    sums = rows.groupby("kind")[["hits", "reads"]].sum() if not rows.empty else pd.DataFrame(columns=["hits", "reads"])
+    frame["hits"] = [int(sums["hits"].get(k, 0)) for k in frame["kind"]]
+    frame["reads"] = [int(sums["reads"].get(k, 0)) for k in frame["kind"]]
+    frame["hit_pct"] = [_pct(h, r) for h, r in zip(frame["hits"], frame["reads"], strict=True)]
+    return frame
+
+
+def _pct(hits: Any, reads: Any) -> float | None:
+    """Hits as a share of accesses (%, two decimals), None without accesses."""
+    total = int(hits) + int(reads)
+    return round(100 * int(hits) / total, 2) if total else None
+
+
+def _cache_basis(recent: Any, min_blocks: int) -> tuple[pd.DataFrame, bool, int]:
+    """(the per-relation rows judged, whether they are the window's, the window's block accesses): the window's
+    when it saw min_blocks block accesses, else the cumulative ones since the statistics reset."""
+    window = recent.delta()
+    in_window = int((window["hits"] + window["reads"]).sum())
+    on_window = in_window >= min_blocks
+    return (window if on_window else recent.cumulative()), on_window, in_window
+
+
+def cache_relations_table(recent: Any, thresholds: dict[str, Any], limit: int) -> pd.DataFrame:
+    """The relations most read from disk on the basis cache_hit judged (the window, or since the reset), for the
+    notebook: kind, relation, table, blocks read and hit, hit ratio."""
+    if recent is None or recent.error or recent.after.empty:
+        return pd.DataFrame()
+    rows, _, _ = _cache_basis(recent, thresholds["db_health"]["cache_min_blocks"])
+    rows = rows.sort_values(["reads", "hits"], ascending=False).head(limit).copy()
+    rows["hit_pct"] = [_pct(h, r) for h, r in zip(rows["hits"], rows["reads"], strict=True)]
+    return rows.drop(columns="relid").reset_index(drop=True)
 
 
 def seq_scan_params(thresholds: dict[str, Any]) -> dict[str, Any]:
