@@ -5,6 +5,7 @@ checkpoints. None of these stops the database today; each costs disk, memory or 
 
 from __future__ import annotations
 
+import re
 from typing import Any, Protocol
 
 import pandas as pd
@@ -12,7 +13,8 @@ import pandas as pd
 from ..findings import Finding, Measure, Severity
 
 MB = 1024 * 1024
-QUERIES = ("table_bloat", "index_bloat", "unused_indexes")
+OFF = re.compile(r"0+\s*(us|ms|s|min|h|d)?")
+QUERIES = ("table_bloat", "index_bloat", "unused_indexes", "role_settings", "role_connections")
 BLOAT_METHOD = ("ioguix's pgsql-bloat-estimation queries (as PgHero and pg-extras adapt them): the pages the live "
                 "rows need, from reltuples and each column's width (pg_stats; the column's type when fixed-width), "
                 "against the pages held")
@@ -31,7 +33,8 @@ def capacity(rb: Queries) -> tuple[dict[str, pd.DataFrame], list[Finding]]:
     (triage): (frames by query name, findings). The notebook runs the same checks one section at a time."""
     frames = {name: rb.query(name) for name in QUERIES}
     return frames, [*bloat(frames["table_bloat"], frames["index_bloat"], rb.thresholds),
-                    *unused_indexes(frames["unused_indexes"], rb.thresholds)]
+                    *unused_indexes(frames["unused_indexes"], rb.thresholds),
+                    *roles(frames["role_settings"], frames["role_connections"], rb.thresholds)]
 
 
 def _failed(*frames: pd.DataFrame) -> bool:
@@ -193,3 +196,76 @@ def unused_indexes(unused: pd.DataFrame, thresholds: dict[str, Any]) -> list[Fin
     return [Finding("DB_INDEX_UNUSED", Severity.WARNING, title + ".",
                     evidence | {"culprit": name, "indexes": listed}, steps,
                     [measure, Measure("unused_indexes", len(large), "", minimum=0)])]
+
+
+# -- roles: settings and connections ----------------------------------------------------------------------------
+
+
+def _off(value: Any) -> bool:
+    """A timeout setting's value that means 'no timeout': 0, in any unit ('0', '0s', '0ms', "'0'")."""
+    return bool(OFF.fullmatch(str(value).strip().strip("'\"")))
+
+
+def roles(settings: pd.DataFrame, connections: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
+    """DB_ROLE_CONNECTIONS_HIGH when a login role holds db_capacity.role_connections_warning_pct of its limit (its
+    own rolconnlimit, else the server's max_connections less the superusers' reserve), CRITICAL at
+    role_connections_critical_pct; DB_ROLE_STATEMENT_TIMEOUT_OFF (WARNING) when an API role (db_capacity.api_roles:
+    Supabase's anon and authenticated, which it gives 3 s and 8 s) has a role-level statement_timeout of 0, so a
+    runaway query through the API runs for ever. DB_ROLES_OK otherwise, with the settings and connections shown."""
+    if _failed(settings, connections):
+        return []
+    rule = thresholds["db_capacity"]
+    shown: dict[str, dict[str, str]] = {}
+    for r in settings.itertuples():   # a setting for one database only is shown with it
+        key = str(r.role_name) if r.database == "(every database)" else f"{r.role_name} ({r.database})"
+        shown.setdefault(key, {})[str(r.setting)] = str(r.value)
+    conns = connections.assign(limit=connections["role_limit"].where(connections["role_limit"] >= 0,
+                                                                     connections["server_limit"]))
+    conns = conns.assign(used_pct=(100.0 * conns["connections"] / conns["limit"].where(conns["limit"] > 0)).round(1))
+    evidence = {"role_settings": shown,
+                "connections": {str(r.role_name): {"connections": int(r.connections), "limit": int(r.limit),
+                                                   "own_limit": int(r.role_limit) >= 0, "used_pct": r.used_pct,
+                                                   "applications": dict(r.applications or {})}
+                                for r in conns.itertuples() if r.connections}}
+    most = float(conns["used_pct"].max()) if len(conns) and conns["used_pct"].notna().any() else 0.0
+    measure = Measure("role_connections", most, "%", rule["role_connections_warning_pct"],
+                      rule["role_connections_critical_pct"], 0, 100)
+    found = []
+    high = conns[conns["used_pct"].fillna(0) >= rule["role_connections_warning_pct"]]
+    if not high.empty:
+        found.append(_connections_high(high, rule, measure, evidence))
+    off = settings[settings["role_name"].isin(rule["api_roles"]) & (settings["setting"] == "statement_timeout")
+                   & settings["value"].map(_off)]
+    if not off.empty:
+        names = sorted(set(off["role_name"].astype(str)))
+        found.append(Finding(
+            "DB_ROLE_STATEMENT_TIMEOUT_OFF", Severity.WARNING,
+            f"API role {names[0]} has statement_timeout 0 set on the role: a query through the API is never "
+            "cancelled, however long it runs" + (f" ({len(names) - 1} more role(s))" if len(names) > 1 else "") + ".",
+            evidence | {"culprit": names[0], "roles": names},
+            [f"ALTER ROLE {n} SET statement_timeout = '{'3s' if n == 'anon' else '8s'}'; (Supabase's default; "
+             "new sessions take it) and find who removed it." for n in names]))
+    if found:
+        return found
+    return [Finding("DB_ROLES_OK", Severity.OK,
+                    f"No role is at {rule['role_connections_warning_pct']} % of its connection limit (most: "
+                    f"{most:.0f} %) and no API role runs without a statement_timeout.", evidence, measures=[measure])]
+
+
+def _connections_high(high: pd.DataFrame, rule: dict[str, Any], measure: Measure, evidence: dict[str, Any]) -> Finding:
+    top = high.sort_values("used_pct", ascending=False).iloc[0]
+    name, used = str(top["role_name"]), float(top["used_pct"])
+    severity = Severity.CRITICAL if used >= rule["role_connections_critical_pct"] else Severity.WARNING
+    apps = dict(top["applications"] or {})
+    busiest = max(apps, key=apps.get) if apps else None
+    own = int(top["role_limit"]) >= 0
+    title = (f"Role {name} holds {int(top['connections'])} of its {int(top['limit'])} connections ({used:.0f} %, "
+             f"{'its own CONNECTION LIMIT' if own else 'the server max_connections less the superusers reserve'})")
+    if busiest:
+        title += f", most from application {busiest} ({apps[busiest]})"
+    steps = [f"Find why {busiest or name} holds so many sessions: `database-connection-errors` names leaked and idle "
+             "ones and can end them under guard.",
+             "Route the application through the pooler (Supavisor) instead of direct connections"
+             + (f", or raise the role's limit: ALTER ROLE {name} CONNECTION LIMIT n." if own else ".")]
+    return Finding("DB_ROLE_CONNECTIONS_HIGH", severity, title + ".",
+                   evidence | {"culprit": name, "application": busiest}, steps, [measure])

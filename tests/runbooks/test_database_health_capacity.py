@@ -103,3 +103,52 @@ def test_an_index_no_scan_used_is_named_once_the_statistics_are_old_enough(sandb
     assert old.evidence["indexes"]["public.aias_test_unused_idx"]["table"] == "public.api_requests"
     assert "since the statistics reset" in old.title
     assert any("DROP INDEX CONCURRENTLY public.aias_test_unused_idx;" in step for step in old.next_steps)
+
+
+def test_role_settings_and_connections_are_shown_when_nothing_is_wrong(run):
+    result = run("database-health")
+    roles = _finding(result, "DB_ROLES_OK")
+    assert roles["evidence"]["role_settings"]["anon"] == {"statement_timeout": "3s"}
+    assert roles["evidence"]["role_settings"]["authenticated"] == {"statement_timeout": "8s"}
+    app = roles["evidence"]["connections"]["aias_app"]
+    assert app["own_limit"] is False and app["connections"] >= 1 and "aias-api" in app["applications"]
+    assert _measure(roles, "role_connections")["warning"] == 80
+
+
+def test_a_role_near_its_connection_limit_is_named_with_its_application(run, sandbox):
+    """A login role with CONNECTION LIMIT 5 holding 4 sessions (80 %): WARNING, the role and application named."""
+    password = "aias-test-limited-pw"
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE aias_test_limited LOGIN PASSWORD '{password}' CONNECTION LIMIT 5")
+    dsn = psycopg.conninfo.make_conninfo(sandbox_dsn(), user="aias_test_limited", password=password,
+                                         application_name="aias-test/report-export")
+    sessions = [psycopg.connect(dsn) for _ in range(4)]
+    try:
+        result = run("database-health")
+    finally:
+        for session in sessions:
+            session.close()
+        with psycopg.connect(sandbox_dsn(), autocommit=True) as admin:
+            admin.execute("DROP ROLE aias_test_limited")
+    assert result.codes["DB_ROLE_CONNECTIONS_HIGH"] == "WARNING", result.codes
+    high = _finding(result, "DB_ROLE_CONNECTIONS_HIGH")
+    assert high["evidence"]["culprit"] == "aias_test_limited"
+    assert high["evidence"]["application"] == "aias-test/report-export"
+    assert high["title"].startswith("Role aias_test_limited holds 4 of its 5 connections (80 %, its own CONNECTION "
+                                    "LIMIT), most from application aias-test/report-export (4)")
+    assert _measure(high, "role_connections")["value"] == 80
+
+
+def test_an_api_role_without_a_statement_timeout_is_a_warning(run, sandbox):
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as admin:
+        admin.execute("ALTER ROLE authenticated SET statement_timeout = 0")
+    try:
+        result = run("database-health")
+    finally:
+        with psycopg.connect(sandbox_dsn(), autocommit=True) as admin:
+            admin.execute("ALTER ROLE authenticated SET statement_timeout = '8s'")
+    assert result.codes["DB_ROLE_STATEMENT_TIMEOUT_OFF"] == "WARNING", result.codes
+    off = _finding(result, "DB_ROLE_STATEMENT_TIMEOUT_OFF")
+    assert off["evidence"]["culprit"] == "authenticated" and off["evidence"]["roles"] == ["authenticated"]
+    assert off["title"].startswith("API role authenticated has statement_timeout 0 set on the role")
+    assert off["next_steps"][0].startswith("ALTER ROLE authenticated SET statement_timeout = '8s';")
