@@ -72,7 +72,8 @@ def execute(request: RunRequest, cell_timeout: int = 300, progress: bool | None 
     with stop_signals() as stopped:
         with _kernel_env(AIAS_RUN_ID=run_id, AIAS_INCIDENT=request.incident, AIAS_OUTPUT_DIR=str(root),
                          AIAS_ARCHIVE=request.archive,
-                         AIAS_FINDINGS_JOURNAL=str(space.journal), AIAS_CELL_TIMEOUT_S=str(cell_timeout)), \
+                         AIAS_FINDINGS_JOURNAL=str(space.journal), AIAS_CELL_TIMEOUT_S=str(cell_timeout),
+                         AIAS_REPORT_FILES=str(space.report)), \
                 kernel.config(space) as config, \
                 _runner_log(space.log):
             km, writer = None, None
@@ -165,7 +166,7 @@ def finish(root: Path, space: workspace.Workspace, secrets_in_use: list[str], er
         verdict = read_verdict(nb, slug, env, run_id, error, space.findings())
         prov = provenance(run_id, slug, env, meta["incident"], meta["operator"], started,
                           datetime.now(timezone.utc), meta["parameters"])
-        staged = space.path / "report"
+        staged = space.report   # may hold files the notebook wrote (AIAS_REPORT_FILES): scanned and filed with it
         staged.mkdir(mode=paths.REPORT_MODE, exist_ok=True)
         write_report(staged, nb, verdict, prov)
         redactions = _scan(staged, secrets_in_use, space.redactions() + quoted)

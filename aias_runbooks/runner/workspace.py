@@ -42,6 +42,12 @@ class Workspace:
         return self.path / "notebook.ipynb"
 
     @property
+    def report(self) -> Path:
+        """The report as it is staged: files a notebook writes here while it runs (AIAS_REPORT_FILES, as
+        database-inspect's CSV and JSON) are scanned for secrets and filed with the notebook, HTML and verdict."""
+        return self.path / "report"
+
+    @property
     def journal(self) -> Path:
         """Findings as the kernel records them, one JSON line each: they survive any way the run ends."""
         return self.path / "findings.jsonl"

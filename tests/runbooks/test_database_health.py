@@ -48,6 +48,7 @@ def cold_tables(sandbox):
         for name in ("zz_cold_big", "aa_cold_other"):
             conn.execute(f"CREATE TABLE scratch.{name} AS SELECT g AS id, repeat('x', 200) AS pad "
                          "FROM generate_series(1, 200000) AS g")
+            conn.execute(f"VACUUM (ANALYZE) scratch.{name}")   # not autovacuum's, reading it during the run
         conn.execute("SET max_parallel_workers_per_gather = 0")
         for name, scans in (("zz_cold_big", 3), ("aa_cold_other", 1)):
             for _ in range(scans):
