@@ -67,6 +67,7 @@ airflow: $(STAMP) $(AIRFLOW)/.installed
 
 bench: $(STAMP) $(AIRFLOW)/.installed
 	@$(BIN)/python benchmarks/bench.py
+	@AIAS_SANDBOX_DIR=$(CURDIR)/.bench/large AIAS_SANDBOX_PORT_BASE=55330 $(BIN)/python benchmarks/db_depth.py
 
 lint: $(STAMP)
 	@$(BIN)/ruff check .
