@@ -69,6 +69,9 @@ class Environment:
     # profile `approvals:`: which guarded actions need a second person's approval before an apply (four-eyes):
     # "required" (all), "off" (none) or the actions named; default required, off for a sandbox
     approvals: str | tuple[str, ...] = "off"
+    # profile `disk_budget_gb:`: the disk the database may fill (database-health judges its databases and WAL
+    # against it); None: sizes are shown, not judged
+    disk_budget_gb: float | None = None
 
     def requires_approval(self, action: str) -> bool:
         """Whether an apply of this guarded action (its ACTION name) needs an approved request under this profile."""
@@ -131,6 +134,7 @@ def load_environment(name: str) -> Environment:
         archive=_expand(raw.get("archive"), values) or None,
         pagerduty_from=_pagerduty_from(raw.get("pagerduty_from"), name),
         approvals=_approvals(raw.get("approvals"), bool(raw.get("sandbox", False)), name),
+        disk_budget_gb=_disk_budget(raw.get("disk_budget_gb"), name),
     )
 
 
@@ -180,6 +184,17 @@ def _approvals(value: Any, sandbox: bool, name: str) -> str | tuple[str, ...]:
         return tuple(value)
     raise UsageError(f"environment '{name}': approvals {show(value)} is not valid; valid: required, off, or a list "
                      f"of guarded actions ({', '.join(GUARDED_ACTIONS)}) in params/environments/{name}.yaml")
+
+
+def _disk_budget(value: Any, name: str) -> float | None:
+    """The profile's `disk_budget_gb`: a positive number of GB (the plan's disk, e.g. 8 for Supabase's included
+    disk), or None when unset. UsageError (one line) otherwise."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1_000_000:
+        raise UsageError(f"environment '{name}': disk_budget_gb {show(value)} is not valid; valid: a positive number "
+                         f"of GB the database's disk holds (e.g. 8) in params/environments/{name}.yaml")
+    return float(value)
 
 
 def _report_base_url(url: str, name: str) -> str | None:

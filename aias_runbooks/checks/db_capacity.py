@@ -14,16 +14,19 @@ from ..findings import Finding, Measure, Severity
 
 MB = 1024 * 1024
 OFF = re.compile(r"0+\s*(us|ms|s|min|h|d)?")
-QUERIES = ("table_bloat", "index_bloat", "unused_indexes", "role_settings", "role_connections")
+QUERIES = ("table_bloat", "index_bloat", "unused_indexes", "role_settings", "role_connections", "disk_usage",
+           "checkpoints")
+GB = 1024 * MB
 BLOAT_METHOD = ("ioguix's pgsql-bloat-estimation queries (as PgHero and pg-extras adapt them): the pages the live "
                 "rows need, from reltuples and each column's width (pg_stats; the column's type when fixed-width), "
                 "against the pages held")
 
 
 class Queries(Protocol):
-    """What `capacity` reads through: a Runbook (rb.query and rb.thresholds)."""
+    """What `capacity` reads through: a Runbook (rb.query, rb.thresholds, and rb.env for the disk budget)."""
 
     thresholds: dict[str, Any]
+    env: Any
 
     def query(self, name: str, **params: Any) -> pd.DataFrame: ...
 
@@ -34,7 +37,9 @@ def capacity(rb: Queries) -> tuple[dict[str, pd.DataFrame], list[Finding]]:
     frames = {name: rb.query(name) for name in QUERIES}
     return frames, [*bloat(frames["table_bloat"], frames["index_bloat"], rb.thresholds),
                     *unused_indexes(frames["unused_indexes"], rb.thresholds),
-                    *roles(frames["role_settings"], frames["role_connections"], rb.thresholds)]
+                    *roles(frames["role_settings"], frames["role_connections"], rb.thresholds),
+                    *disk(frames["disk_usage"], getattr(rb.env, "disk_budget_gb", None), rb.thresholds),
+                    *checkpoints(frames["checkpoints"], rb.thresholds)]
 
 
 def _failed(*frames: pd.DataFrame) -> bool:
@@ -269,3 +274,81 @@ def _connections_high(high: pd.DataFrame, rule: dict[str, Any], measure: Measure
              + (f", or raise the role's limit: ALTER ROLE {name} CONNECTION LIMIT n." if own else ".")]
     return Finding("DB_ROLE_CONNECTIONS_HIGH", severity, title + ".",
                    evidence | {"culprit": name, "application": busiest}, steps, [measure])
+
+
+# -- disk and checkpoints ---------------------------------------------------------------------------------------
+
+
+def disk(usage: pd.DataFrame, budget_gb: float | None, thresholds: dict[str, Any]) -> list[Finding]:
+    """DB_DISK_BUDGET_HIGH when the databases' sizes plus the WAL's normal ceiling (max_wal_size) reach
+    db_capacity.disk_warning_pct of the profile's disk_budget_gb (CRITICAL at disk_critical_pct), naming the largest
+    database; DB_DISK_OK otherwise, and with no budget set the sizes are shown, not judged. The WAL directory's
+    actual size needs pg_monitor (pg_ls_waldir): counted at max_wal_size here, with the grant named."""
+    if _failed(usage) or usage.empty:
+        return []
+    rule = thresholds["db_capacity"]
+    databases = {str(r.database): _mb(r.database_bytes) for r in usage.itertuples()}
+    wal = int(usage["max_wal_bytes"].iloc[0])
+    used = float(usage["database_bytes"].sum()) + wal
+    evidence: dict[str, Any] = {
+        "databases_mb": databases, "wal_counted_mb": _mb(wal), "total_mb": _mb(used),
+        "wal_counted_as": "max_wal_size, the WAL's ceiling between checkpoints (slots may retain more: section 6)",
+        "budget_gb": budget_gb}
+    if not bool(usage["wal_readable"].iloc[0]):
+        evidence["wal_actual_size"] = f"GRANT pg_monitor TO {usage['reader'].iloc[0]}; lets it read pg_ls_waldir"
+    if budget_gb is None:
+        return [Finding("DB_DISK_OK", Severity.OK,
+                        f"Databases take {float(usage['database_bytes'].sum()) / GB:,.2f} GB, and WAL up to "
+                        f"{wal / GB:,.2f} GB (max_wal_size); no disk_budget_gb in the profile, so not judged.",
+                        evidence, measures=[Measure("disk_used", round(used / GB, 2), "GB", minimum=0)])]
+    share = round(100.0 * used / (budget_gb * GB), 1)
+    measure = Measure("disk_budget_used", share, "%", rule["disk_warning_pct"], rule["disk_critical_pct"], 0)
+    if share < rule["disk_warning_pct"]:
+        return [Finding("DB_DISK_OK", Severity.OK,
+                        f"Databases and WAL take {used / GB:,.2f} GB, {share:.0f} % of the {budget_gb:g} GB disk "
+                        "budget.", evidence, measures=[measure])]
+    top = usage.iloc[0]
+    severity = Severity.CRITICAL if share >= rule["disk_critical_pct"] else Severity.WARNING
+    title = (f"Databases and WAL take {used / GB:,.2f} GB, {share:.0f} % of the {budget_gb:g} GB disk budget; "
+             f"database {top['database']} holds {float(top['database_bytes']) / GB:,.2f} GB of it")
+    steps = ["See where the space goes: section 3 (table sizes) and section 9 (bloat); a log or event table without "
+             "retention is the usual cause.",
+             "Check no replication slot retains WAL (section 6).",
+             "Grow the disk before it fills (Supabase: compute and disk settings); at 95 % Supabase makes the database "
+             "read-only."]
+    return [Finding("DB_DISK_BUDGET_HIGH", severity, title + ".", evidence | {"culprit": str(top["database"])},
+                    steps, [measure])]
+
+
+def checkpoints(points: pd.DataFrame, thresholds: dict[str, Any]) -> list[Finding]:
+    """DB_CHECKPOINTS_REQUESTED (WARNING) when db_capacity.checkpoint_requested_warning_pct of the checkpoints since
+    the background writer's statistics reset were requested (WAL reached max_wal_size, or a CHECKPOINT command)
+    rather than timed, out of at least checkpoint_min_count: max_wal_size is too small for the write load.
+    DB_CHECKPOINTS_OK otherwise; nothing when the server does not report them here (PostgreSQL 17+)."""
+    if _failed(points) or points.empty or points["timed"].isna().iloc[0]:
+        return []
+    rule = thresholds["db_capacity"]
+    row = points.iloc[0]
+    timed, requested = int(row["timed"]), int(row["requested"])
+    total = timed + requested
+    share = round(100.0 * requested / total, 1) if total else 0.0
+    evidence = {"timed": timed, "requested": requested, "stats_since": str(row["stats_since"]),
+                "stats_age_hours": float(row["stats_age_hours"]), "max_wal_size": str(row["max_wal_size"]),
+                "checkpoint_timeout": str(row["checkpoint_timeout"])}
+    measure = Measure("checkpoints_requested", share, "%", rule["checkpoint_requested_warning_pct"], None, 0, 100)
+    if total < rule["checkpoint_min_count"] or share < rule["checkpoint_requested_warning_pct"]:
+        reason = (f"too few to judge ({total}, under {rule['checkpoint_min_count']})"
+                  if total < rule["checkpoint_min_count"] else f"{share:.0f} % requested")
+        return [Finding("DB_CHECKPOINTS_OK", Severity.OK,
+                        f"Checkpoints since {row['stats_since']}: {timed} timed, {requested} requested: {reason}.",
+                        evidence, measures=[measure])]
+    return [Finding("DB_CHECKPOINTS_REQUESTED", Severity.WARNING,
+                    f"{requested} of {total} checkpoints ({share:.0f} %) since {row['stats_since']} were requested, "
+                    f"not timed: WAL reaches max_wal_size ({row['max_wal_size']}) before checkpoint_timeout "
+                    f"({row['checkpoint_timeout']}).",
+                    evidence,
+                    ["Raise max_wal_size (Supabase: a larger compute size, or the config in the dashboard) so "
+                     "checkpoints come from checkpoint_timeout: fewer full-page writes and a steadier write load.",
+                     "If a bulk load or a CHECKPOINT command explains them, wait for the statistics to cover normal "
+                     "traffic (pg_stat_reset_shared('bgwriter') restarts the count)."],
+                    [measure])]

@@ -12,7 +12,7 @@ from aias_runbooks.settings import load_environment
 from aias_runbooks.sources import database
 from aias_runbooks.thresholds import load_thresholds
 
-from ..helpers import no_problem, sandbox_dsn
+from ..helpers import no_problem, sandbox_dsn, wait_for
 
 CAPACITY_OK = {"DB_BLOAT_OK"}
 
@@ -152,3 +152,51 @@ def test_an_api_role_without_a_statement_timeout_is_a_warning(run, sandbox):
     assert off["evidence"]["culprit"] == "authenticated" and off["evidence"]["roles"] == ["authenticated"]
     assert off["title"].startswith("API role authenticated has statement_timeout 0 set on the role")
     assert off["next_steps"][0].startswith("ALTER ROLE authenticated SET statement_timeout = '8s';")
+
+
+def test_sizes_are_shown_not_judged_without_a_disk_budget(run):
+    result = run("database-health")
+    size = _finding(result, "DB_DISK_OK")
+    assert size["evidence"]["budget_gb"] is None and "not judged" in size["title"]
+    assert size["evidence"]["databases_mb"]["postgres"] > 0 and size["evidence"]["wal_counted_mb"] == 1024.0
+    assert size["evidence"]["wal_actual_size"] == "GRANT pg_monitor TO aias_monitor; lets it read pg_ls_waldir"
+    assert result.codes["DB_CHECKPOINTS_OK"] == "OK"
+
+
+def test_a_disk_budget_judges_the_databases_and_wal_against_it(sandbox):
+    """The real sizes as the monitoring role, judged against budgets the profile's disk_budget_gb could hold."""
+    engine = database.connect(load_environment("sandbox").secret("database_url"), "aias-runbooks/test/disk")
+    try:
+        usage = database.query(engine, "disk_usage")
+    finally:
+        engine.dispose()
+    used_gb = (usage["database_bytes"].sum() + usage["max_wal_bytes"].iloc[0]) / 1024**3
+    rules = load_thresholds()
+    [roomy] = db_capacity.disk(usage, 8, rules)
+    assert roomy.code == "DB_DISK_OK" and "of the 8 GB disk budget" in roomy.title
+    [tight] = db_capacity.disk(usage, round(used_gb / 0.85, 3), rules)
+    assert tight.code == "DB_DISK_BUDGET_HIGH" and tight.severity.value == "WARNING"
+    assert tight.evidence["culprit"] == "postgres" and "database postgres holds" in tight.title
+    assert 84 <= tight.measures[0].value <= 86 and (tight.measures[0].warning, tight.measures[0].critical) == (80, 90)
+    [full] = db_capacity.disk(usage, round(used_gb / 0.95, 3), rules)
+    assert full.severity.value == "CRITICAL"
+
+
+def test_requested_checkpoints_are_a_warning(run, sandbox):
+    """Ten CHECKPOINT commands are ten requested checkpoints against the few timed ones of a young sandbox."""
+    with psycopg.connect(sandbox_dsn(), autocommit=True) as admin:
+        admin.execute("SELECT pg_stat_reset_shared('bgwriter')")
+        for _ in range(10):
+            admin.execute("CHECKPOINT")
+        wait_for(lambda: admin.execute("SELECT checkpoints_req FROM pg_stat_bgwriter").fetchone()[0] >= 10,
+                 timeout=10, what="ten requested checkpoints counted")
+    try:
+        result = run("database-health")
+    finally:
+        with psycopg.connect(sandbox_dsn(), autocommit=True) as admin:
+            admin.execute("SELECT pg_stat_reset_shared('bgwriter')")
+    assert result.codes["DB_CHECKPOINTS_REQUESTED"] == "WARNING", result.codes
+    points = _finding(result, "DB_CHECKPOINTS_REQUESTED")
+    assert points["evidence"]["requested"] >= 10 and points["evidence"]["max_wal_size"] == "1GB"
+    assert _measure(points, "checkpoints_requested")["value"] >= 30
+    assert "Raise max_wal_size" in points["next_steps"][0]
