@@ -52,6 +52,8 @@ FIGURES: dict[str, str] = {
     "unused_indexes": "database-health",
     "role_settings": "database-health",
     "role_connections": "database-health",
+    "disk_usage": "database-health",
+    "checkpoints": "database-health",
     "rls_lint": "database-health",
     "applied_migrations": "database-health",
 }

@@ -29,6 +29,7 @@ TARGET_MS = 50
 DEPTH = ["xid_age_databases", "xid_age_tables", "xid_horizon", "replication_slots", "sequence_room",  # C's
          "invalid_indexes", "duplicate_indexes",
          "table_bloat", "index_bloat", "unused_indexes", "role_settings", "role_connections",          # D's
+         "disk_usage", "checkpoints",
          "cache_relations", "stats_reset"]                                                             # E's
 
 
