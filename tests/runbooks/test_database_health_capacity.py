@@ -5,6 +5,9 @@ UNKNOWN with who can estimate it, never a guess."""
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import psycopg
 
 from aias_runbooks.checks import db_capacity
@@ -12,7 +15,7 @@ from aias_runbooks.settings import load_environment
 from aias_runbooks.sources import database
 from aias_runbooks.thresholds import load_thresholds
 
-from ..helpers import no_problem, sandbox_dsn, wait_for
+from ..helpers import ROOT, Run, cli, no_problem, sandbox_dsn, wait_for
 
 CAPACITY_OK = {"DB_BLOAT_OK"}
 
@@ -200,3 +203,23 @@ def test_requested_checkpoints_are_a_warning(run, sandbox):
     assert points["evidence"]["requested"] >= 10 and points["evidence"]["max_wal_size"] == "1GB"
     assert _measure(points, "checkpoints_requested")["value"] >= 30
     assert "Raise max_wal_size" in points["next_steps"][0]
+
+
+def test_a_profiles_disk_budget_judges_the_run_and_a_bad_one_is_one_line(sandbox, tmp_path):
+    """disk_budget_gb in a profile: 1.1 GB against the sandbox's databases plus 1 GB of max_wal_size is CRITICAL;
+    a budget that is not a number stops the run with one line naming what is valid."""
+    root = tmp_path / "home"
+    shutil.copytree(ROOT / "params", root / "params")
+    (root / "notebooks").symlink_to(ROOT / "notebooks")
+    (root / "params" / "environments" / "tight-disk.yaml").write_text("extends: sandbox\ndisk_budget_gb: 1.1\n")
+    (root / "params" / "environments" / "bad-disk.yaml").write_text("extends: sandbox\ndisk_budget_gb: lots\n")
+    env = {**os.environ, "AIAS_HOME": str(root)}
+    bad = cli("run", "database-health", "--env", "bad-disk", "--output", str(tmp_path / "bad"), env=env)
+    assert bad.returncode == 3 and bad.stderr.count("\n") == 1, bad.stderr
+    assert "environment 'bad-disk': disk_budget_gb 'lots' is not valid; valid: a positive number of GB" in bad.stderr
+    tight = Run(cli("run", "database-health", "--env", "tight-disk", "--output", str(tmp_path / "out"), env=env),
+                tmp_path / "out")
+    assert tight.codes["DB_DISK_BUDGET_HIGH"] == "CRITICAL", tight.codes
+    high = _finding(tight, "DB_DISK_BUDGET_HIGH")
+    assert high["evidence"]["culprit"] == "postgres" and high["evidence"]["budget_gb"] == 1.1
+    assert "of the 1.1 GB disk budget; database postgres holds" in high["title"]
