@@ -86,7 +86,10 @@ def mismatch(where: str, spec: str, stated: str, percent: bool = False) -> str |
     name, _, form = spec.partition(" ")
     actual = value_of(name)
     assert actual is not None, f"{where}: {name} is not a number in params/thresholds.yaml"
-    expected = {"%": actual * 100, "1-%": (1 - actual) * 100}.get(form or ("%" if percent else ""), actual)
+    kind = form or ("%" if percent else "")
+    if name.endswith("_pct") and kind == "%":
+        kind = ""    # a key that is a percentage already (bloat_warning_pct: 50) is stated as 50 %, not 5000 %
+    expected = {"%": actual * 100, "1-%": (1 - actual) * 100}.get(kind, actual)
     if abs(float(stated) - expected) > 1e-9:
         return f"{where} states {name} as {stated}{' %' if form or percent else ''}; thresholds.yaml has {actual}"
     return None
