@@ -296,17 +296,18 @@ def disk(usage: pd.DataFrame, budget_gb: float | None, thresholds: dict[str, Any
         "budget_gb": budget_gb}
     if not bool(usage["wal_readable"].iloc[0]):
         evidence["wal_actual_size"] = f"GRANT pg_monitor TO {usage['reader'].iloc[0]}; lets it read pg_ls_waldir"
-    if budget_gb is None:
+    size = Measure("disk_used", round(used / GB, 2), "GB", minimum=0)
+    share = None if budget_gb is None else round(100.0 * used / (budget_gb * GB), 1)
+    measure = Measure("disk_budget_used", share, "%", rule["disk_warning_pct"], rule["disk_critical_pct"], 0)
+    if share is None:
         return [Finding("DB_DISK_OK", Severity.OK,
                         f"Databases take {float(usage['database_bytes'].sum()) / GB:,.2f} GB, and WAL up to "
                         f"{wal / GB:,.2f} GB (max_wal_size); no disk_budget_gb in the profile, so not judged.",
-                        evidence, measures=[Measure("disk_used", round(used / GB, 2), "GB", minimum=0)])]
-    share = round(100.0 * used / (budget_gb * GB), 1)
-    measure = Measure("disk_budget_used", share, "%", rule["disk_warning_pct"], rule["disk_critical_pct"], 0)
+                        evidence, measures=[measure, size])]
     if share < rule["disk_warning_pct"]:
         return [Finding("DB_DISK_OK", Severity.OK,
                         f"Databases and WAL take {used / GB:,.2f} GB, {share:.0f} % of the {budget_gb:g} GB disk "
-                        "budget.", evidence, measures=[measure])]
+                        "budget.", evidence, measures=[measure, size])]
     top = usage.iloc[0]
     severity = Severity.CRITICAL if share >= rule["disk_critical_pct"] else Severity.WARNING
     title = (f"Databases and WAL take {used / GB:,.2f} GB, {share:.0f} % of the {budget_gb:g} GB disk budget; "

@@ -17,8 +17,9 @@ def cache_hit(recent: Any, thresholds: dict[str, Any]) -> list[Finding]:
 
     `recent` is a sources.cache.CacheWindow: two snapshots of the per-relation statio counters taken within the run.
     The window is judged when it saw db_health.cache_min_blocks block accesses; when it saw fewer (a quiet
-    platform), the cumulative figures are, with the statistics' age stated, since a bulk load or a restore since
-    the reset weighs on them long after it ended. The relations named are those holding the misses of the kind
+    platform), the cumulative figures since the statistics reset are shown with their age and culprit, and not
+    judged (OK): a bulk load, a restore or an evicting job since the reset weighs on them long after it ended.
+    The relations named are those holding the misses of the kind
     that is low (a table's heap or an index), most blocks read from disk first, with their share of the misses.
     """
     if recent is None or recent.error or recent.after.empty:
@@ -74,8 +75,11 @@ def cache_hit(recent: Any, thresholds: dict[str, Any]) -> list[Finding]:
                         "queries in `database-connection-errors`): an index or a narrower query keeps them out of "
                         "the cache.")
     if not on_window:
-        steps.insert(1, f"Judged since the statistics reset {age} ago: if a bulk load or a restore ran since, run "
-                        "again under everyday traffic (a longer cache_window_s) before acting.")
+        # A quiet window cannot be judged, and the figures since the reset carry whatever ran since (a bulk load, a
+        # restore, a scenario that evicted the cache): they are shown, with their culprit, and not judged.
+        return [Finding("DB_CACHE_HIT_OK", Severity.OK, f"Not judged: {title}. Run again under everyday traffic "
+                        "(or with a longer cache_window_s) to judge the cache on a recent window.", evidence,
+                        measures=measured)]
     return [Finding("DB_CACHE_HIT_LOW", Severity.WARNING, title + ".", evidence, steps, measured)]
 
 

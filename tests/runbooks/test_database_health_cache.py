@@ -116,12 +116,12 @@ def test_a_bulk_load_is_blamed_on_the_index_holding_its_misses_not_a_3_block_tab
     now = datetime.now(timezone.utc)
     recent = CacheWindow(5, now, now, load, quiet, "2026-12-07 20:00:00 UTC", 600.0)
     (cache,) = db_health.cache_hit(recent, load_thresholds())
-    assert cache.code == "DB_CACHE_HIT_LOW"
+    assert cache.code == "DB_CACHE_HIT_OK", "a quiet window is not judged on what the load left since the reset"
     assert cache.evidence["judged_on"] == "since the statistics reset" and cache.evidence["stats_age"] == "10 min"
     assert cache.evidence["culprit"]["relation"] == "public.api_requests_pkey"
-    assert "schema_migrations" not in cache.title and "10 min ago" in cache.title
+    assert cache.title.startswith("Not judged") and "schema_migrations" not in cache.title
+    assert "10 min ago" in cache.title and "public.api_requests_pkey" in cache.title
     assert "tables_read_from_disk" not in cache.evidence, "the heap is at target: no table is blamed"
-    assert any("bulk load" in step for step in cache.next_steps)
     # the same load seen in a window with the platform reading from memory again: OK, on the window
     busy = quiet.copy()
     busy.loc[1, "hits"] += 20_000
