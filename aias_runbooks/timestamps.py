@@ -31,3 +31,11 @@ def recorded_time(text: Any) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def window_period(seconds: float, started: datetime | None, ended: datetime | None) -> str:
+    """A measuring window as a finding states it: its measured length and UTC clock times, or the planned length
+    when it was not measured (the snapshots failed)."""
+    if started is None or ended is None:
+        return f"the last {seconds:g} s"
+    return f"{(ended - started).total_seconds():.1f} s ({started:%H:%M:%S}–{ended:%H:%M:%S} UTC)"

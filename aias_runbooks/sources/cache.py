@@ -17,6 +17,8 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
+from ..timestamps import window_period
+
 Query = Callable[..., pd.DataFrame]
 KEYS = ["kind", "relid", "relation", "table_name"]
 
@@ -37,10 +39,7 @@ class CacheWindow:
     @property
     def period(self) -> str:
         """The window as it was measured: its length and its UTC clock times."""
-        if self.started is None or self.ended is None:
-            return f"the last {self.seconds:g} s"
-        return (f"{(self.ended - self.started).total_seconds():.1f} s "
-                f"({self.started:%H:%M:%S}–{self.ended:%H:%M:%S} UTC)")
+        return window_period(self.seconds, self.started, self.ended)
 
     def delta(self) -> pd.DataFrame:
         """Per relation (kind, relid, relation, table_name): hits and reads within the window, only those

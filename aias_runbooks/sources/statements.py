@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
+from ..timestamps import window_period
+
 Query = Callable[..., pd.DataFrame]
 
 
@@ -40,10 +42,8 @@ class Window:
 
     @property
     def period(self) -> str:
-        if self.started is None or self.ended is None:
-            return f"the last {self.seconds:g} s"
-        return (f"{(self.ended - self.started).total_seconds():.1f} s "
-                f"({self.started:%H:%M:%S}–{self.ended:%H:%M:%S} UTC)")
+        """The window as it was measured: its length and its UTC clock times."""
+        return window_period(self.seconds, self.started, self.ended)
 
 
 def window(query: Query, status: pd.DataFrame, seconds: float, min_calls: int, limit: int = 10,
