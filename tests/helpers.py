@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import signal
 import socket
 import socketserver
 import subprocess
@@ -443,3 +444,15 @@ def healthy(result: Run) -> None:
     assert {"DB_POOL_OK", "ERROR_RATE_OK", "WEBHOOK_SUCCESS_RATE_OK", "EMAIL_DELIVERY_OK",
             "EMAIL_DOMAIN_VERIFIED", "API_HEALTHY", "EXTERNAL_STATUS_OK"} <= result.codes.keys()
     assert {"notebook.ipynb", "report.html", "verdict.json"} == {p.name for p in result.folder.iterdir()}
+
+
+def stop_serve(proc: subprocess.Popen | None, timeout: float = 120) -> None:
+    """Stop a serve process as an operator does (SIGTERM: it drains), killed only if it outlives `timeout`."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

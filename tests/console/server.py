@@ -21,7 +21,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -39,7 +38,7 @@ from aias_runbooks.runner import catalog
 from aias_runbooks.runner.report import make_run_dir, provenance, write_report
 from aias_runbooks.runner.store import open_archive
 
-from ..helpers import CLI, ROOT, admin_session, free_port_base, wait_for
+from ..helpers import CLI, ROOT, admin_session, free_port_base, stop_serve, wait_for
 
 PROFILE = "console-test"
 CANARY_VAR = "AIAS_CONSOLE_TEST_CANARY"          # a profile secret no page may show
@@ -101,13 +100,7 @@ class Console:
         return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(120)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_serve(self.proc)
 
 
 def csrf_of(page: str) -> str:

@@ -30,7 +30,7 @@ from aias_runbooks.alerts.model import Alert
 from aias_runbooks.sandbox import alerts
 from aias_runbooks.settings import load_environment
 
-from ..helpers import CLI, ROOT, cli, free_port_base, runs, wait_for
+from ..helpers import CLI, ROOT, cli, free_port_base, runs, stop_serve, wait_for
 
 RUN_S = 180   # a real run of a real runbook on a shared 2-core machine, with its page
 
@@ -81,13 +81,7 @@ class Serve:
         return next((a for a in self.audit() if a["run_id"] == run_id and a["decision"] == decision), None)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(120)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_serve(self.proc)
 
 
 @pytest.fixture
